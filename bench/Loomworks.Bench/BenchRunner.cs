@@ -1,0 +1,94 @@
+using System.Diagnostics;
+using System.Globalization;
+
+namespace Loomworks.Bench;
+
+/// <summary>A measured scenario: our timings beside a baseline's, taken in the same run.</summary>
+public sealed record ScenarioResult(string Name, IReadOnlyList<double> OursMs, IReadOnlyList<double> BaselineMs, string Baseline, string? Note = null);
+
+/// <summary>A benchmark scenario; it runs ours and the baseline alternately so that drift hits both alike.</summary>
+public interface IScenario
+{
+    string Name { get; }
+    string Description { get; }
+    Task<IReadOnlyList<ScenarioResult>> RunAsync(int runs, CancellationToken cancellationToken);
+}
+
+public static class BenchRunner
+{
+    private static readonly IScenario[] Scenarios = [new ClusterColdStartScenario()];
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var runs = 5;
+        var names = new List<string>();
+        for (var i = 0; i < args.Length; i++)
+        {
+            if (args[i] == "--runs" && i + 1 < args.Length && int.TryParse(args[++i], CultureInfo.InvariantCulture, out var n) && n > 0)
+            {
+                runs = n;
+            }
+            else if (args[i] is "--help" or "-h")
+            {
+                PrintHelp();
+                return 0;
+            }
+            else
+            {
+                names.Add(args[i]);
+            }
+        }
+        var unknown = names.Where(n => Scenarios.All(s => s.Name != n)).ToList();
+        if (unknown.Count > 0)
+        {
+            await Console.Error.WriteLineAsync($"unknown scenario(s): {string.Join(", ", unknown)}");
+            PrintHelp();
+            return 2;
+        }
+        var selected = names.Count == 0 ? Scenarios : Scenarios.Where(s => names.Contains(s.Name)).ToArray();
+        var results = new List<ScenarioResult>();
+        foreach (var scenario in selected)
+        {
+            await Console.Error.WriteLineAsync($"running {scenario.Name} ({runs} runs)…");
+            results.AddRange(await scenario.RunAsync(runs, CancellationToken.None));
+        }
+        Console.WriteLine("| scenario | ours median (ms) | baseline | baseline median (ms) | ratio | runs |");
+        Console.WriteLine("|---|---:|---|---:|---:|---:|");
+        foreach (var r in results)
+        {
+            var ours = Median(r.OursMs);
+            var baseline = Median(r.BaselineMs);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"| {r.Name} | {ours:F1} | {r.Baseline} | {baseline:F1} | {ours / baseline:F2} | {r.OursMs.Count} |"));
+            if (r.Note is not null)
+            {
+                Console.WriteLine($"<!-- {r.Note} -->");
+            }
+        }
+        return 0;
+    }
+
+    public static double Median(IReadOnlyList<double> values)
+    {
+        var sorted = values.Order().ToArray();
+        return sorted.Length == 0 ? double.NaN
+            : sorted.Length % 2 == 1 ? sorted[sorted.Length / 2]
+            : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
+    }
+
+    public static async Task<double> TimeAsync(Func<Task> action)
+    {
+        var watch = Stopwatch.StartNew();
+        await action();
+        return watch.Elapsed.TotalMilliseconds;
+    }
+
+    private static void PrintHelp()
+    {
+        Console.WriteLine("usage: Loomworks.Bench [scenario…] [--runs N]");
+        foreach (var s in Scenarios)
+        {
+            Console.WriteLine($"  {s.Name,-24} {s.Description}");
+        }
+    }
+}

@@ -1,0 +1,45 @@
+using System.CommandLine;
+using Loomworks.Configuration;
+
+namespace Loomworks.Server.Cli;
+
+/// <summary>The <c>loomworks</c> command line: the server by default, and one subcommand per task.</summary>
+public static class LoomworksCli
+{
+    public const int ConfigErrorExitCode = 2;
+    public const int StartupErrorExitCode = 1;
+
+    public static RootCommand Create()
+    {
+        var root = new RootCommand(
+            "Loomworks: a multi-tenant ERP host that speaks Odoo's external API. With no command it runs the server.");
+        var config = new ConfigOptions(root);
+
+        var server = ServerCommand.Create(config);
+        root.Subcommands.Add(server);
+        root.Action = server.Action;
+        root.Subcommands.Add(VersionCommand.Create());
+        root.Subcommands.Add(DoctorCommand.Create(config));
+        root.Subcommands.Add(ConfigCommand.Create(config));
+        return root;
+    }
+
+    /// <summary>Loads the configuration, printing warnings; null (after printing why) when it cannot be used.</summary>
+    public static LoomworksSettings? LoadSettings(ConfigOptions config, ParseResult parseResult)
+    {
+        try
+        {
+            var settings = config.Load(parseResult);
+            foreach (var warning in settings.Warnings)
+            {
+                Console.Error.WriteLine($"warning: {warning}");
+            }
+            return settings;
+        }
+        catch (ConfigException e)
+        {
+            Console.Error.WriteLine($"loomworks: configuration error:{Environment.NewLine}{e.Message}");
+            return null;
+        }
+    }
+}

@@ -1,0 +1,25 @@
+using Loomworks.Configuration;
+using Loomworks.Postgres;
+using Loomworks.Server.Health;
+
+namespace Loomworks.Server.Hosting;
+
+/// <summary>The web server's table of contents: one Add per feature, one Map per endpoint group.</summary>
+public static class LoomworksWebApp
+{
+    public static WebApplication Build(LoomworksSettings settings, PostgresServer postgres, Action<WebApplicationBuilder>? configure = null)
+    {
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = "loomworks" });
+        builder.Logging.AddLoomworksLogging(settings);
+        builder.AddLoomworksKestrel(settings);
+        builder.Services.AddSingleton(settings);
+        builder.Services.AddLoomworksPostgres(settings, postgres);
+        builder.Services.AddLoomworksForwardedHeaders(settings);
+        configure?.Invoke(builder);
+
+        var app = builder.Build();
+        app.UseLoomworksForwardedHeaders(settings);
+        app.MapHealth();
+        return app;
+    }
+}

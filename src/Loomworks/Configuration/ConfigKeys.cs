@@ -1,0 +1,177 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+
+namespace Loomworks.Configuration;
+
+/// <summary>How a configuration value is checked and read.</summary>
+public enum ConfigValueKind
+{
+    Text,
+    WholeNumber,
+    Switch,
+    Regex,
+    LogLevel,
+    AddressList,
+}
+
+/// <summary>One key of <c>loomworks.conf</c>: its default, its environment names and how it is validated.</summary>
+public sealed record ConfigKey(
+    string Name,
+    string? Default,
+    ConfigValueKind Kind,
+    string Description,
+    string? ContainerVariable = null,
+    bool Secret = false,
+    int Minimum = int.MinValue,
+    int Maximum = int.MaxValue)
+{
+    /// <summary><c>LOOMWORKS_&lt;KEY&gt;</c>; the seed's own keys already start with loomworks_, so the prefix is not doubled.</summary>
+    public string EnvironmentVariable =>
+        "LOOMWORKS_" + (Name.StartsWith("loomworks_", StringComparison.Ordinal) ? Name["loomworks_".Length..] : Name)
+            .ToUpperInvariant();
+
+    /// <summary>Returns why <paramref name="value"/> is not acceptable for this key, or null when it is.</summary>
+    public string? Validate(string value)
+    {
+        switch (Kind)
+        {
+            case ConfigValueKind.WholeNumber:
+                if (!int.TryParse(value, NumberStyles.Integer, CultureInfo.InvariantCulture, out var number))
+                {
+                    return $"'{value}' is not a whole number";
+                }
+                if (number < Minimum || number > Maximum)
+                {
+                    return $"{number} is outside {Minimum}..{Maximum}";
+                }
+                return null;
+            case ConfigValueKind.Switch:
+                return ConfigValues.TryParseBoolean(value, out _) ? null : $"'{value}' is not a boolean (True or False)";
+            case ConfigValueKind.Regex:
+                try
+                {
+                    _ = new Regex(value, RegexOptions.None, TimeSpan.FromSeconds(1));
+                    return null;
+                }
+                catch (ArgumentException e)
+                {
+                    return $"'{value}' is not a valid regular expression: {e.Message}";
+                }
+            case ConfigValueKind.LogLevel:
+                return ConfigValues.TryParseLogLevel(value, out _)
+                    ? null
+                    : $"'{value}' is not a log level ({string.Join(", ", ConfigValues.LogLevelNames)})";
+            case ConfigValueKind.AddressList:
+                var bad = value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                    .FirstOrDefault(a => !System.Net.IPAddress.TryParse(a, out _) && !System.Net.IPNetwork.TryParse(a, out _));
+                return bad is null ? null : $"'{bad}' is not an IP address or network (such as 10.0.0.0/8)";
+            default:
+                return null;
+        }
+    }
+}
+
+/// <summary>
+/// Every key Loomworks reads. Odoo's keys keep Odoo's names and defaults so an Odoo configuration file works
+/// here; the seed's loomworks_* keys are ours. Later features add their keys to this table and nowhere else.
+/// </summary>
+public static class ConfigKeys
+{
+    public static readonly ConfigKey DbHost = new("db_host", null, ConfigValueKind.Text,
+        "PostgreSQL host or socket directory. Empty: run the embedded cluster under data_dir/postgres.", "DB_HOST");
+    public static readonly ConfigKey DbPort = new("db_port", null, ConfigValueKind.WholeNumber,
+        "PostgreSQL port (5432 for an external server; the embedded cluster listens on 54320 unless set).", "DB_PORT",
+        Minimum: 1, Maximum: 65535);
+    public static readonly ConfigKey DbUser = new("db_user", null, ConfigValueKind.Text,
+        "PostgreSQL role Loomworks connects as (embedded: postgres).", "DB_USER");
+    public static readonly ConfigKey DbPassword = new("db_password", null, ConfigValueKind.Text,
+        "Password of db_user.", "DB_PASSWORD", Secret: true);
+    public static readonly ConfigKey DbName = new("db_name", null, ConfigValueKind.Text,
+        "Comma-separated list of databases that may be served when no dbfilter is set.", "DB_NAME");
+    public static readonly ConfigKey DbFilter = new("dbfilter", null, ConfigValueKind.Regex,
+        "Regular expression a database name must match whole (%h = host, %d = first label of the host).", "DB_FILTER");
+    public static readonly ConfigKey DbMaxConn = new("db_maxconn", "64", ConfigValueKind.WholeNumber,
+        "Connections this instance may hold open across all databases.", Minimum: 2, Maximum: 10000);
+    public static readonly ConfigKey DbSslMode = new("db_sslmode", "prefer", ConfigValueKind.Text,
+        "SSL mode for connections to an external PostgreSQL (disable, prefer, require, verify-full).");
+    public static readonly ConfigKey ListDb = new("list_db", "True", ConfigValueKind.Switch,
+        "Allow listing and managing databases (the database manager).");
+    public static readonly ConfigKey AdminPasswd = new("admin_passwd", null, ConfigValueKind.Text,
+        "Master password. No default: database management and the admin API stay off until it is set.", "ADMIN_PASSWD",
+        Secret: true);
+    public static readonly ConfigKey DataDir = new("data_dir", null, ConfigValueKind.Text,
+        "Where Loomworks keeps the embedded cluster, the filestore and backups " +
+        "(default /var/lib/loomworks as root, else ~/.local/share/Loomworks).");
+    public static readonly ConfigKey HttpInterface = new("http_interface", "", ConfigValueKind.Text,
+        "Address to listen on; empty means every interface.");
+    public static readonly ConfigKey HttpPort = new("http_port", "8069", ConfigValueKind.WholeNumber,
+        "HTTP port.", Minimum: 0, Maximum: 65535);
+    public static readonly ConfigKey GeventPort = new("gevent_port", "8072", ConfigValueKind.WholeNumber,
+        "Kept for Odoo compatibility; long-polling is served on http_port.", Minimum: 1, Maximum: 65535);
+    public static readonly ConfigKey ProxyMode = new("proxy_mode", "False", ConfigValueKind.Switch,
+        "Trust X-Forwarded-For/-Host/-Proto, but only from loomworks_trusted_proxies.", "PROXY_MODE");
+    public static readonly ConfigKey Workers = new("workers", "0", ConfigValueKind.WholeNumber,
+        "Kept for Odoo compatibility; requests are served by a thread pool.", "WORKERS", Minimum: 0, Maximum: 1024);
+    public static readonly ConfigKey MaxCronThreads = new("max_cron_threads", "2", ConfigValueKind.WholeNumber,
+        "Background jobs that may run at once.", "MAX_CRON_THREADS", Minimum: 0, Maximum: 64);
+    public static readonly ConfigKey LimitMemorySoft = new("limit_memory_soft", "2147483648", ConfigValueKind.Text,
+        "Kept for Odoo compatibility (bytes).", "LIMIT_MEMORY_SOFT");
+    public static readonly ConfigKey LimitMemoryHard = new("limit_memory_hard", "2684354560", ConfigValueKind.Text,
+        "Kept for Odoo compatibility (bytes).", "LIMIT_MEMORY_HARD");
+    public static readonly ConfigKey LimitTimeCpu = new("limit_time_cpu", "60", ConfigValueKind.WholeNumber,
+        "Kept for Odoo compatibility (seconds).", "LIMIT_TIME_CPU", Minimum: 0);
+    public static readonly ConfigKey LimitTimeReal = new("limit_time_real", "120", ConfigValueKind.WholeNumber,
+        "Longest a request may run, in seconds.", "LIMIT_TIME_REAL", Minimum: 0);
+    public static readonly ConfigKey LimitRequest = new("limit_request", "65536", ConfigValueKind.WholeNumber,
+        "Kept for Odoo compatibility.", Minimum: 0);
+    public static readonly ConfigKey LogLevel = new("log_level", "info", ConfigValueKind.LogLevel,
+        "Odoo's log levels: debug_sql, debug_rpc_answer, debug_rpc, debug, info, warn, error, critical.", "LOG_LEVEL");
+    public static readonly ConfigKey LogFormat = new("loomworks_log_format", "text", ConfigValueKind.Text,
+        "text (one line per entry) or json (one JSON object per line).");
+    public static readonly ConfigKey MgmtDb = new("loomworks_mgmt_db", "loomworks_mgmt", ConfigValueKind.Text,
+        "The management database.");
+    public static readonly ConfigKey TrustedProxies = new("loomworks_trusted_proxies", "127.0.0.1,::1", ConfigValueKind.AddressList,
+        "Comma-separated addresses whose X-Forwarded-* headers are trusted when proxy_mode is on.");
+    public static readonly ConfigKey ShutdownTimeout = new("loomworks_shutdown_timeout", "30", ConfigValueKind.WholeNumber,
+        "Seconds SIGTERM waits for in-flight requests before stopping.", Minimum: 0, Maximum: 3600);
+    public static readonly ConfigKey TenantRouting = new("loomworks_tenant_routing", "subdomain", ConfigValueKind.Text,
+        "How tenants are found besides the header and db: subdomain or dbfilter.");
+    public static readonly ConfigKey BaseDomain = new("loomworks_base_domain", null, ConfigValueKind.Text,
+        "Tenants are served at <subdomain>.<loomworks_base_domain>.");
+    public static readonly ConfigKey TenantHeader = new("loomworks_tenant_header", "X-Loomworks-Tenant", ConfigValueKind.Text,
+        "Header that names the tenant for internal services; empty switches it off.");
+    public static readonly ConfigKey StrictIsolation = new("loomworks_strict_isolation", "True", ConfigValueKind.Switch,
+        "Refuse a credential used against another tenant's database.");
+    public static readonly ConfigKey AuditCrossTenant = new("loomworks_audit_cross_tenant", "True", ConfigValueKind.Switch,
+        "Record refused cross-tenant attempts in the management database.");
+    public static readonly ConfigKey BackupRepo = new("loomworks_backup_repo", null, ConfigValueKind.Text,
+        "pgBackRest repository (default data_dir/backup).");
+    public static readonly ConfigKey SnapshotRetentionDays = new("loomworks_snapshot_retention_days", "30", ConfigValueKind.WholeNumber,
+        "Days snapshots and backups are kept.", Minimum: 1, Maximum: 3650);
+    public static readonly ConfigKey AutoSnapshotInterval = new("loomworks_auto_snapshot_interval", "3600", ConfigValueKind.WholeNumber,
+        "Seconds between automatic snapshots; 0 switches them off.", Minimum: 0);
+    public static readonly ConfigKey KeepPreRestoreHours = new("loomworks_keep_pre_restore_hours", "24", ConfigValueKind.WholeNumber,
+        "Hours the database replaced by a restore is kept for 'restore --undo'.", Minimum: 0);
+    public static readonly ConfigKey OplogRetentionDays = new("loomworks_oplog_retention_days", "30", ConfigValueKind.WholeNumber,
+        "Days the operation log keeps row changes for undo.", Minimum: 1, Maximum: 3650);
+    public static readonly ConfigKey PgBinDir = new("loomworks_pg_bindir", null, ConfigValueKind.Text,
+        "Folder of PostgreSQL's server programs for the embedded cluster (default: pg_config --bindir, then /usr/lib/postgresql/*/bin).");
+    public static readonly ConfigKey ArchiveTimeout = new("loomworks_archive_timeout", "60", ConfigValueKind.WholeNumber,
+        "Seconds after which PostgreSQL switches to a new WAL segment so it gets archived.", Minimum: 1, Maximum: 3600);
+
+    /// <summary>All keys, in the order the README documents them.</summary>
+    public static readonly IReadOnlyList<ConfigKey> All =
+    [
+        DbHost, DbPort, DbUser, DbPassword, DbName, DbFilter, DbMaxConn, DbSslMode, ListDb, AdminPasswd, DataDir,
+        HttpInterface, HttpPort, GeventPort, ProxyMode, Workers, MaxCronThreads, LimitMemorySoft, LimitMemoryHard,
+        LimitTimeCpu, LimitTimeReal, LimitRequest, LogLevel, LogFormat, MgmtDb, TrustedProxies, ShutdownTimeout,
+        TenantRouting, BaseDomain, TenantHeader, StrictIsolation, AuditCrossTenant, BackupRepo,
+        SnapshotRetentionDays, AutoSnapshotInterval, KeepPreRestoreHours, OplogRetentionDays, PgBinDir, ArchiveTimeout,
+    ];
+
+    private static readonly Dictionary<string, ConfigKey> ByName = All.ToDictionary(k => k.Name, StringComparer.Ordinal);
+
+    /// <summary>Finds a key by its file name or its flag spelling (<c>--http-port</c> names <c>http_port</c>).</summary>
+    public static ConfigKey? Find(string name) =>
+        ByName.GetValueOrDefault(name.Replace('-', '_').ToLowerInvariant());
+}

@@ -1,0 +1,106 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace Loomworks.Postgres;
+
+/// <summary>What a finished command printed and returned.</summary>
+public sealed record CommandResult(int ExitCode, string Output, string Error)
+{
+    public bool Succeeded => ExitCode == 0;
+
+    /// <summary>The error output, or the standard output when the error output is empty, trimmed for messages.</summary>
+    public string Diagnostic => (Error.Trim().Length > 0 ? Error : Output).Trim();
+}
+
+/// <summary>Runs external programs (initdb, pg_ctl, pgbackrest, pg_dump), optionally as another OS user.</summary>
+public static class CommandRunner
+{
+    /// <summary>PostgreSQL refuses to run as root, so as root its programs run as this user.</summary>
+    public const string PostgresOsUser = "postgres";
+
+    public static bool IsRoot => Environment.UserName == "root";
+
+    /// <summary>The user PostgreSQL's own programs run as: postgres when we are root, else ourselves.</summary>
+    public static string? ServerUser => IsRoot ? PostgresOsUser : null;
+
+    public static ProcessStartInfo StartInfo(string program, IEnumerable<string> arguments, string? asUser = null)
+    {
+        var info = new ProcessStartInfo
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = false,
+            UseShellExecute = false,
+        };
+        if (asUser is not null)
+        {
+            info.FileName = "runuser";
+            info.ArgumentList.Add("-u");
+            info.ArgumentList.Add(asUser);
+            info.ArgumentList.Add("--");
+            info.ArgumentList.Add(program);
+        }
+        else
+        {
+            info.FileName = program;
+        }
+        foreach (var argument in arguments)
+        {
+            info.ArgumentList.Add(argument);
+        }
+        // A working directory the target user can enter: runuser keeps ours, which may be /root.
+        info.WorkingDirectory = "/";
+        return info;
+    }
+
+    public static async Task<CommandResult> RunAsync(string program, IEnumerable<string> arguments, string? asUser = null,
+        TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    {
+        using var process = new Process { StartInfo = StartInfo(program, arguments, asUser) };
+        var output = new StringBuilder();
+        var error = new StringBuilder();
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) { lock (output) { output.AppendLine(e.Data); } } };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { lock (error) { error.AppendLine(e.Data); } } };
+        try
+        {
+            process.Start();
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            throw new InvalidOperationException($"cannot run {program}: {e.Message}", e);
+        }
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        using var timeoutSource = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeoutSource.CancelAfter(timeout ?? TimeSpan.FromMinutes(5));
+        try
+        {
+            await process.WaitForExitAsync(timeoutSource.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            if (cancellationToken.IsCancellationRequested)
+            {
+                throw;
+            }
+            throw new TimeoutException($"{program} did not finish within {timeout ?? TimeSpan.FromMinutes(5)}");
+        }
+        // WaitForExitAsync returns once the streams are drained as well.
+        return new CommandResult(process.ExitCode, output.ToString(), error.ToString());
+    }
+
+    /// <summary>Hands a file or directory to the user PostgreSQL runs as (only needed, and only possible, as root).</summary>
+    public static void GiveToServerUser(string path)
+    {
+        if (!IsRoot)
+        {
+            return;
+        }
+        var (uid, gid) = OsUsers.Lookup(PostgresOsUser)
+            ?? throw new InvalidOperationException(
+                $"running as root needs the '{PostgresOsUser}' OS user to run PostgreSQL; install the postgresql-common package " +
+                $"or create it with 'adduser --system --group {PostgresOsUser}'");
+        OsUsers.Chown(path, uid, gid);
+    }
+}

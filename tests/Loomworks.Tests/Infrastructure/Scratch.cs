@@ -1,0 +1,47 @@
+using Loomworks.Postgres;
+
+namespace Loomworks.Tests.Infrastructure;
+
+/// <summary>
+/// A folder under the system temp directory, removed on dispose. Not under /root: PostgreSQL runs as the postgres
+/// user when the tests run as root, and must reach the clusters' folders.
+/// </summary>
+public sealed class Scratch : IDisposable
+{
+    public Scratch(string purpose = "test")
+    {
+        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"loomworks-{purpose}-{Guid.NewGuid():N}"[..40]);
+        Directory.CreateDirectory(Path);
+        System.IO.File.SetUnixFileMode(Path, (UnixFileMode)0b111_101_101);
+    }
+
+    public string Path { get; }
+
+    public string File(string name) => System.IO.Path.Combine(Path, name);
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(Path, recursive: true);
+        }
+        catch (IOException)
+        {
+            // A process we started may still hold a file; the temp folder is cleaned by the OS.
+        }
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>Stops an embedded cluster and deletes its folder; used by fixtures that own a cluster.</summary>
+    public static async Task StopAndDeleteAsync(EmbeddedCluster cluster, Scratch scratch)
+    {
+        await cluster.StopAsync();
+        scratch.Dispose();
+    }
+}
