@@ -3,7 +3,6 @@ using Loomworks.Configuration;
 using Loomworks.Postgres;
 using Loomworks.Tenancy;
 using Microsoft.AspNetCore.HttpOverrides;
-using Npgsql;
 
 namespace Loomworks.Server.Hosting;
 
@@ -51,8 +50,9 @@ public static class HostingExtensions
     public static void AddLoomworksPostgres(this IServiceCollection services, LoomworksSettings settings, PostgresServer postgres)
     {
         services.AddSingleton(postgres);
-        services.AddSingleton(_ => new ManagementDatabase(
-            NpgsqlDataSource.Create(postgres.Endpoint.ConnectionString(settings.ManagementDatabase))));
+        services.AddSingleton(_ => new TenantDataSources(postgres.Endpoint));
+        services.AddSingleton(sp => new ManagementDatabase(sp.GetRequiredService<TenantDataSources>().For(settings.ManagementDatabase)));
+        services.AddSingleton<TenantStore>();
     }
 
     public static void AddLoomworksForwardedHeaders(this IServiceCollection services, LoomworksSettings settings)
