@@ -5,19 +5,10 @@ namespace Loomworks.Server.Cli;
 
 /// <summary>
 /// One command-line option per configuration key (<c>--http-port</c> and <c>--http_port</c> alike), plus Odoo's
-/// short forms, all recursive so they work before or after the command name.
+/// other spellings, all recursive so they work before or after the command name.
 /// </summary>
 public sealed class ConfigOptions
 {
-    private static readonly Dictionary<string, string[]> OdooAliases = new(StringComparer.Ordinal)
-    {
-        ["db_name"] = ["-d", "--database"],
-        ["dbfilter"] = ["--db-filter"],
-        ["http_port"] = ["-p"],
-        ["db_user"] = ["-r"],
-        ["db_password"] = ["-w"],
-    };
-
     private readonly List<(ConfigKey Key, Option<string?> Option)> _options = [];
 
     public ConfigOptions(RootCommand root)
@@ -32,7 +23,7 @@ public sealed class ConfigOptions
             {
                 aliases.Add("--" + key.Name);
             }
-            aliases.AddRange(OdooAliases.GetValueOrDefault(key.Name, []));
+            aliases.AddRange(ConfigKeys.FlagAliases.GetValueOrDefault(key.Name, []).Select(a => (a.Length == 1 ? "-" : "--") + a));
             var option = new Option<string?>(name, [.. aliases])
             {
                 Description = key.Description,
@@ -59,7 +50,7 @@ public sealed class ConfigOptions
     public LoomworksSettings Load(ParseResult parseResult) =>
         ConfigLoader.Load(parseResult.GetValue(ConfigFile), ConfigLoader.CurrentEnvironment(), Flags(parseResult));
 
-    /// <summary>The configuration keys given on the command line, by key name.</summary>
+    /// <summary>The configuration keys given on the command line, by the spelling used (without dashes), for messages that quote it.</summary>
     public Dictionary<string, string> Flags(ParseResult parseResult)
     {
         var flags = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -70,7 +61,8 @@ public sealed class ConfigOptions
             {
                 continue;
             }
-            flags[key.Name] = result.Tokens.Count == 0 ? "True" : result.Tokens[0].Value;
+            var spelling = (result.IdentifierToken?.Value ?? key.Name).TrimStart('-');
+            flags[spelling] = result.Tokens.Count == 0 ? "True" : result.Tokens[0].Value;
         }
         return flags;
     }

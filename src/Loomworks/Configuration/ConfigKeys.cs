@@ -169,9 +169,23 @@ public static class ConfigKeys
         SnapshotRetentionDays, AutoSnapshotInterval, KeepPreRestoreHours, OplogRetentionDays, PgBinDir, ArchiveTimeout,
     ];
 
+    /// <summary>Odoo's other spellings of some flags (<c>-d</c>, <c>--database</c>, <c>--db-filter</c>, …), without dashes.</summary>
+    public static readonly IReadOnlyDictionary<string, string[]> FlagAliases = new Dictionary<string, string[]>(StringComparer.Ordinal)
+    {
+        ["db_name"] = ["d", "database"],
+        ["dbfilter"] = ["db-filter"],
+        ["http_port"] = ["p"],
+        ["db_user"] = ["r"],
+        ["db_password"] = ["w"],
+    };
+
     private static readonly Dictionary<string, ConfigKey> ByName = All.ToDictionary(k => k.Name, StringComparer.Ordinal);
 
-    /// <summary>Finds a key by its file name or its flag spelling (<c>--http-port</c> names <c>http_port</c>).</summary>
+    private static readonly Dictionary<string, ConfigKey> ByAlias = FlagAliases
+        .SelectMany(a => a.Value.Select(alias => (alias, key: ByName[a.Key])))
+        .ToDictionary(a => a.alias, a => a.key, StringComparer.Ordinal);
+
+    /// <summary>Finds a key by its file name or a flag spelling without dashes (<c>http-port</c>, <c>p</c> and <c>http_port</c> alike).</summary>
     public static ConfigKey? Find(string name) =>
-        ByName.GetValueOrDefault(name.Replace('-', '_').ToLowerInvariant());
+        ByAlias.GetValueOrDefault(name) ?? ByName.GetValueOrDefault(name.Replace('-', '_').ToLowerInvariant());
 }

@@ -41,13 +41,14 @@ public static class ConfigLoader
 
         foreach (var (flag, value) in flags)
         {
+            var spelled = (flag.Length == 1 ? "-" : "--") + flag;
             var key = ConfigKeys.Find(flag);
             if (key is null)
             {
-                errors.Add($"unknown option --{flag}");
+                errors.Add($"unknown option {spelled}");
                 continue;
             }
-            Set(values, errors, key, value, ConfigSource.CommandLine, $"option --{flag}");
+            Set(values, errors, key, value, ConfigSource.CommandLine, $"option {spelled}");
         }
 
         if (errors.Count > 0)

@@ -1,0 +1,58 @@
+using Loomworks.Configuration;
+using Loomworks.Postgres;
+using Loomworks.Server.Hosting;
+using Loomworks.Tests.Infrastructure;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+
+namespace Loomworks.Tests.Server;
+
+/// <summary>X-Forwarded-* is believed only in proxy_mode and only from the configured proxies.</summary>
+[Collection(PostgresGroup.Name)]
+public sealed class ProxyModeTests(PostgresFixture postgres)
+{
+    private async Task<string> SeenHostAsync(bool proxyMode, string trustedProxies)
+    {
+        var port = Scratch.FreePort();
+        var settings = LoomworksSettings.Defaults(new Dictionary<string, string>
+        {
+            ["db_host"] = postgres.Endpoint.Host,
+            ["db_port"] = $"{postgres.Endpoint.Port}",
+            ["db_user"] = "postgres",
+            ["http_interface"] = "127.0.0.1",
+            ["http_port"] = $"{port}",
+            ["proxy_mode"] = proxyMode ? "True" : "False",
+            ["loomworks_trusted_proxies"] = trustedProxies,
+        });
+        await using var server = await PostgresServer.OpenAsync(settings, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        await using var app = LoomworksWebApp.Build(settings, server, builder => { });
+        app.MapGet("/test/host", (HttpContext http) => $"{http.Request.Host.Host} {http.Request.Scheme}");
+        await app.StartAsync();
+        using var http = new HttpClient();
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"http://127.0.0.1:{port}/test/host");
+        request.Headers.Add("X-Forwarded-Host", "acme.example.test");
+        request.Headers.Add("X-Forwarded-Proto", "https");
+        request.Headers.Add("X-Forwarded-For", "203.0.113.9");
+        var body = await (await http.SendAsync(request)).Content.ReadAsStringAsync();
+        await app.StopAsync();
+        return body;
+    }
+
+    [Fact]
+    public async Task Forwarded_headers_from_a_trusted_proxy_are_applied_in_proxy_mode()
+    {
+        Assert.Equal("acme.example.test https", await SeenHostAsync(proxyMode: true, "127.0.0.1"));
+    }
+
+    [Fact]
+    public async Task Forwarded_headers_from_an_untrusted_address_are_ignored()
+    {
+        Assert.Equal("127.0.0.1 http", await SeenHostAsync(proxyMode: true, "10.0.0.1"));
+    }
+
+    [Fact]
+    public async Task Forwarded_headers_are_ignored_without_proxy_mode()
+    {
+        Assert.Equal("127.0.0.1 http", await SeenHostAsync(proxyMode: false, "127.0.0.1"));
+    }
+}
