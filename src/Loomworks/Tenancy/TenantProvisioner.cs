@@ -68,7 +68,7 @@ public sealed class TenantProvisioner(
         {
             if (await DatabaseAdmin.DatabaseExistsAsync(server, database, ct) && await FindTenantIdAsync(request.Subdomain, ct) is null)
             {
-                throw new TenantValidationException($"a database named '{database}' already exists on the server; choose another subdomain");
+                throw new TenantValidationException($"a database named '{database}' already exists on the server; choose another subdomain", conflict: true);
             }
         }
 
@@ -98,7 +98,7 @@ public sealed class TenantProvisioner(
             }
             catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
             {
-                throw new TenantValidationException($"subdomain '{request.Subdomain}' is already taken");
+                throw new TenantValidationException($"subdomain '{request.Subdomain}' is already taken", conflict: true);
             }
             await using (var jobInsert = new NpgsqlCommand("""
                 INSERT INTO loomworks_tenant_job (tenant_id, subdomain, database_name, role_name, kind, step)

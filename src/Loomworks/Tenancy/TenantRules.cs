@@ -3,7 +3,11 @@ using System.Text.RegularExpressions;
 namespace Loomworks.Tenancy;
 
 /// <summary>A tenant request or change that breaks a rule; the message names the field and the problem.</summary>
-public sealed class TenantValidationException(string message) : Exception(message);
+public sealed class TenantValidationException(string message, bool conflict = false) : Exception(message)
+{
+    /// <summary>The request clashes with an existing tenant or database (HTTP 409) rather than being malformed.</summary>
+    public bool Conflict { get; } = conflict;
+}
 
 /// <summary>The tenant was not found, or is in a state that does not allow the operation.</summary>
 public sealed class TenantStateException(string message, bool notFound = false) : Exception(message)
