@@ -69,6 +69,8 @@ public sealed class RoutingTests(PostgresFixture postgres)
         Assert.Contains("nobody-here", body.GetProperty("message").GetString(), StringComparison.Ordinal);
 
         await host.Get<TenantLifecycle>().SuspendAsync("rt-beta", "test", Ct);
+        await TenancyHost.EventuallyAsync(async () => (await GetAsync(host, "/web/tenant/info", tenantHeader: "rt-beta")).Status != HttpStatusCode.OK,
+            TimeSpan.FromSeconds(1));
         (status, body, _) = await GetAsync(host, "/web/tenant/info", tenantHeader: "rt-beta");
         Assert.Equal(HttpStatusCode.Forbidden, status);
         Assert.Equal("tenant_suspended", body.GetProperty("error").GetString());
@@ -87,6 +89,7 @@ public sealed class RoutingTests(PostgresFixture postgres)
 
         // Health stays tenant-less.
         Assert.Equal(HttpStatusCode.OK, (await host.Client.GetAsync("/web/health", Ct)).StatusCode);
+        await postgres.ExecuteAsync("route_three_mgmt", "UPDATE loomworks_tenant SET state = 'active' WHERE subdomain = 'rt-gamma'");
         foreach (var name in new[] { "rt-alpha", "rt-beta", "rt-gamma" })
         {
             await host.Get<TenantLifecycle>().DeleteAsync(name, force: true, "test", Ct);

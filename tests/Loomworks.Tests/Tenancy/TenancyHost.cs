@@ -51,12 +51,27 @@ public sealed class TenancyHost : IAsyncDisposable
         await app.Services.GetRequiredService<ManagementDatabase>().MigrateAsync(default);
         await app.StartAsync();
         await app.Services.GetRequiredService<TenantChangeListener>().WaitUntilListeningAsync(TimeSpan.FromSeconds(10));
-        var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{settings.HttpPort}") };
+        var client = new HttpClient(new HttpClientHandler { UseCookies = false }) { BaseAddress = new Uri($"http://127.0.0.1:{settings.HttpPort}") };
         return new TenancyHost(app, client, settings);
     }
 
     public static AuthenticationHeaderValue Basic(string user, string password) =>
         new("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{user}:{password}")));
+
+    /// <summary>Polls until <paramref name="condition"/> holds; returns how long it took, or throws after <paramref name="timeout"/>.</summary>
+    public static async Task<TimeSpan> EventuallyAsync(Func<Task<bool>> condition, TimeSpan timeout)
+    {
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        while (!await condition())
+        {
+            if (watch.Elapsed > timeout)
+            {
+                throw new TimeoutException($"condition not met within {timeout}");
+            }
+            await Task.Delay(20);
+        }
+        return watch.Elapsed;
+    }
 
     public async ValueTask DisposeAsync()
     {
