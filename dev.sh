@@ -47,7 +47,7 @@ case "${1:-}" in
     ensure_packages "${RUN_PACKAGES[@]}"
     ensure_postgres_user
     dotnet build -c Release -nologo -v quiet src/Loomworks.Server >&2
-    exec src/Loomworks.Server/bin/Release/net10.0/loomworks server "$@"
+    exec src/Loomworks.Server/bin/Release/net10.0/loomworks server --loomworks-demo-tenant=True "$@"
     ;;
   test)
     shift

@@ -49,6 +49,7 @@ public static class ServerCommand
 
             await using var app = LoomworksWebApp.Build(settings, postgres);
             await app.Services.GetRequiredService<Loomworks.Tenancy.ManagementDatabase>().MigrateAsync(cancellationToken);
+            await app.Services.GetRequiredService<Loomworks.Server.Tenancy.TenancyStartup>().RunAsync(cancellationToken);
             try
             {
                 await app.StartAsync(cancellationToken);

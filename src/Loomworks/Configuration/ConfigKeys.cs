@@ -158,6 +158,8 @@ public static class ConfigKeys
         "Folder of PostgreSQL's server programs for the embedded cluster (default: pg_config --bindir, then /usr/lib/postgresql/*/bin).");
     public static readonly ConfigKey ArchiveTimeout = new("loomworks_archive_timeout", "60", ConfigValueKind.WholeNumber,
         "Seconds after which PostgreSQL switches to a new WAL segment so it gets archived.", Minimum: 1, Maximum: 3600);
+    public static readonly ConfigKey DemoTenant = new("loomworks_demo_tenant", "False", ConfigValueKind.Switch,
+        "On the first start, create the tenant 'demo' (administrator admin / admin) and print its URL.");
 
     /// <summary>All keys, in the order the README documents them.</summary>
     public static readonly IReadOnlyList<ConfigKey> All =
@@ -167,6 +169,7 @@ public static class ConfigKeys
         LimitTimeCpu, LimitTimeReal, LimitRequest, LogLevel, LogFormat, MgmtDb, TrustedProxies, ShutdownTimeout,
         TenantRouting, BaseDomain, TenantHeader, StrictIsolation, AuditCrossTenant, BackupRepo,
         SnapshotRetentionDays, AutoSnapshotInterval, KeepPreRestoreHours, OplogRetentionDays, PgBinDir, ArchiveTimeout,
+        DemoTenant,
     ];
 
     /// <summary>Odoo's other spellings of some flags (<c>-d</c>, <c>--database</c>, <c>--db-filter</c>, …), without dashes.</summary>

@@ -33,5 +33,6 @@ public static class ManagementSchema
                 created_at timestamptz NOT NULL DEFAULT now(),
                 updated_at timestamptz NOT NULL DEFAULT now())
             """),
+        .. TenancySchema.Migrations,
     ];
 }

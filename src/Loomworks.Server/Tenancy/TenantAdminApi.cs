@@ -1,0 +1,236 @@
+using System.Globalization;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Loomworks.Tenancy;
+using Microsoft.AspNetCore.Http.HttpResults;
+
+namespace Loomworks.Server.Tenancy;
+
+/// <summary>
+/// The admin REST API under /api/v1: tenants listed, created, changed, suspended, activated, archived and deleted,
+/// authenticated with HTTP Basic user <c>admin</c> and the master password. Errors are ProblemDetails whose detail
+/// names the problem.
+/// </summary>
+public static class TenantAdminApi
+{
+    public const int MaxBodyBytes = 64 * 1024;
+
+    private static readonly JsonSerializerOptions BodyOptions = new()
+    {
+        UnmappedMemberHandling = JsonUnmappedMemberHandling.Disallow,
+        MaxDepth = 8,
+    };
+
+    public sealed record TenantDto(
+        [property: JsonPropertyName("id")] long Id,
+        [property: JsonPropertyName("name")] string Name,
+        [property: JsonPropertyName("subdomain")] string Subdomain,
+        [property: JsonPropertyName("database_name")] string DatabaseName,
+        [property: JsonPropertyName("state")] string State,
+        [property: JsonPropertyName("tier")] string Tier,
+        [property: JsonPropertyName("max_users")] int MaxUsers,
+        [property: JsonPropertyName("max_storage_gb")] int MaxStorageGb,
+        [property: JsonPropertyName("max_ai_operations_daily")] int MaxAiOperationsDaily,
+        [property: JsonPropertyName("subscription_expires")] DateTimeOffset? SubscriptionExpires,
+        [property: JsonPropertyName("database_server")] string DatabaseServer,
+        [property: JsonPropertyName("created_at")] DateTimeOffset CreatedAt,
+        [property: JsonPropertyName("updated_at")] DateTimeOffset UpdatedAt)
+    {
+        public static TenantDto From(Tenant t) => new(t.Id, t.Name, t.Subdomain, t.DatabaseName, t.State, t.Tier, t.MaxUsers,
+            t.MaxStorageGb, t.MaxAiOperationsDaily, t.SubscriptionExpires, t.DatabaseServer, t.CreatedAt, t.UpdatedAt);
+    }
+
+    public sealed record CreateBody(
+        [property: JsonPropertyName("name")] string? Name,
+        [property: JsonPropertyName("subdomain")] string? Subdomain,
+        [property: JsonPropertyName("admin_login")] string? AdminLogin,
+        [property: JsonPropertyName("admin_password")] string? AdminPassword,
+        [property: JsonPropertyName("tier")] string? Tier,
+        [property: JsonPropertyName("max_users")] int? MaxUsers,
+        [property: JsonPropertyName("max_storage_gb")] int? MaxStorageGb,
+        [property: JsonPropertyName("max_ai_operations_daily")] int? MaxAiOperationsDaily,
+        [property: JsonPropertyName("subscription_expires")] DateTimeOffset? SubscriptionExpires);
+
+    public sealed record PatchBody(
+        [property: JsonPropertyName("name")] string? Name,
+        [property: JsonPropertyName("tier")] string? Tier,
+        [property: JsonPropertyName("max_users")] int? MaxUsers,
+        [property: JsonPropertyName("max_storage_gb")] int? MaxStorageGb,
+        [property: JsonPropertyName("max_ai_operations_daily")] int? MaxAiOperationsDaily,
+        [property: JsonPropertyName("subscription_expires")] DateTimeOffset? SubscriptionExpires,
+        [property: JsonPropertyName("clear_subscription_expires")] bool? ClearSubscriptionExpires);
+
+    public static void MapTenantAdminApi(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/api/v1/openapi.json", () => TypedResults.Text(TenantAdminOpenApi.Document, "application/json"));
+        var api = app.MapGroup("/api/v1").AddEndpointFilter(RequireMasterPasswordAsync);
+        api.MapGet("/tenants", async (TenantStore store, CancellationToken ct) =>
+            TypedResults.Ok((await store.ListAsync(ct)).Select(TenantDto.From).ToList()));
+        api.MapPost("/tenants", CreateAsync);
+        api.MapGet("/tenants/{subdomain}", async Task<Results<Ok<TenantDto>, ProblemHttpResult>> (string subdomain, TenantStore store, CancellationToken ct) =>
+            await store.FindBySubdomainAsync(subdomain, ct) is { } tenant
+                ? TypedResults.Ok(TenantDto.From(tenant))
+                : Problem(404, "tenant not found", $"no tenant has the subdomain '{TenantRules.Printable(subdomain)}'"));
+        api.MapPatch("/tenants/{subdomain}", PatchAsync);
+        api.MapDelete("/tenants/{subdomain}", async Task<Results<NoContent, ProblemHttpResult>> (string subdomain, bool? force,
+            TenantLifecycle lifecycle, CancellationToken ct) =>
+        {
+            try
+            {
+                await lifecycle.DeleteAsync(subdomain, force ?? false, "api", ct);
+                return TypedResults.NoContent();
+            }
+            catch (TenantStateException e)
+            {
+                return StateProblem(e);
+            }
+        });
+        api.MapPost("/tenants/{subdomain}/suspend", (string subdomain, TenantLifecycle l, CancellationToken ct) =>
+            ChangeStateAsync(() => l.SuspendAsync(subdomain, "api", ct)));
+        api.MapPost("/tenants/{subdomain}/activate", (string subdomain, TenantLifecycle l, CancellationToken ct) =>
+            ChangeStateAsync(() => l.ActivateAsync(subdomain, "api", ct)));
+        api.MapPost("/tenants/{subdomain}/archive", (string subdomain, TenantLifecycle l, CancellationToken ct) =>
+            ChangeStateAsync(() => l.ArchiveAsync(subdomain, "api", ct)));
+    }
+
+    private static async Task<Results<Created<TenantDto>, ProblemHttpResult>> CreateAsync(HttpRequest request,
+        TenantProvisioner provisioner, CancellationToken ct)
+    {
+        var (body, problem) = await ReadBodyAsync<CreateBody>(request, ct);
+        if (problem is not null)
+        {
+            return problem;
+        }
+        try
+        {
+            var tenant = await provisioner.CreateAsync(new TenantRequest(body!.Name!, body.Subdomain!, body.AdminLogin!,
+                body.AdminPassword!, body.Tier ?? "standard", body.MaxUsers ?? 10, body.MaxStorageGb ?? 10,
+                body.MaxAiOperationsDaily ?? 1000, body.SubscriptionExpires), ct, "api");
+            return TypedResults.Created($"/api/v1/tenants/{tenant.Subdomain}", TenantDto.From(tenant));
+        }
+        catch (TenantValidationException e)
+        {
+            return Problem(e.Conflict ? 409 : 400, e.Conflict ? "conflict" : "invalid tenant", e.Message);
+        }
+    }
+
+    private static async Task<Results<Ok<TenantDto>, ProblemHttpResult>> PatchAsync(string subdomain, HttpRequest request,
+        TenantLifecycle lifecycle, CancellationToken ct)
+    {
+        var (body, problem) = await ReadBodyAsync<PatchBody>(request, ct);
+        if (problem is not null)
+        {
+            return problem;
+        }
+        try
+        {
+            var tenant = await lifecycle.SetLimitsAsync(subdomain, new TenantLimitsChange(body!.MaxUsers, body.MaxStorageGb,
+                body.MaxAiOperationsDaily, body.Tier, body.SubscriptionExpires, body.ClearSubscriptionExpires ?? false, body.Name), "api", ct);
+            return TypedResults.Ok(TenantDto.From(tenant));
+        }
+        catch (TenantValidationException e)
+        {
+            return Problem(400, "invalid change", e.Message);
+        }
+        catch (TenantStateException e)
+        {
+            return StateProblem(e);
+        }
+    }
+
+    private static async Task<Results<Ok<TenantDto>, ProblemHttpResult>> ChangeStateAsync(Func<Task<Tenant>> change)
+    {
+        try
+        {
+            return TypedResults.Ok(TenantDto.From(await change()));
+        }
+        catch (TenantStateException e)
+        {
+            return StateProblem(e);
+        }
+    }
+
+    private static async Task<(T? Body, ProblemHttpResult? Problem)> ReadBodyAsync<T>(HttpRequest request, CancellationToken ct)
+        where T : class
+    {
+        if (request.ContentLength > MaxBodyBytes)
+        {
+            return (null, Problem(413, "body too large", $"the body is {request.ContentLength} bytes; at most {MaxBodyBytes} are accepted"));
+        }
+        if (!(request.ContentType ?? "").StartsWith("application/json", StringComparison.OrdinalIgnoreCase))
+        {
+            return (null, Problem(415, "unsupported media type", "send the body as application/json"));
+        }
+        using var buffer = new MemoryStream();
+        var chunk = new byte[8192];
+        int read;
+        while ((read = await request.Body.ReadAsync(chunk, ct)) > 0)
+        {
+            buffer.Write(chunk, 0, read);
+            if (buffer.Length > MaxBodyBytes)
+            {
+                return (null, Problem(413, "body too large", $"at most {MaxBodyBytes} bytes are accepted"));
+            }
+        }
+        try
+        {
+            var body = JsonSerializer.Deserialize<T>(buffer.ToArray(), BodyOptions);
+            return body is null ? (null, Problem(400, "invalid body", "the body must be a JSON object")) : (body, null);
+        }
+        catch (JsonException e)
+        {
+            return (null, Problem(400, "invalid body", $"the body is not acceptable JSON: {e.Message}"));
+        }
+    }
+
+    private static async ValueTask<object?> RequireMasterPasswordAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    {
+        var http = context.HttpContext;
+        var master = http.RequestServices.GetRequiredService<MasterPassword>();
+        var client = http.Connection.RemoteIpAddress?.ToString() ?? "unknown";
+        var (user, password) = ParseBasic(http.Request.Headers.Authorization.ToString());
+        var result = await master.VerifyAsync(user == "admin" ? password : null, client, http.RequestAborted);
+        switch (result)
+        {
+            case MasterPasswordResult.Accepted:
+                return await next(context);
+            case MasterPasswordResult.Disabled:
+                return Problem(403, "admin API disabled", "the admin API is disabled until admin_passwd is set");
+            case MasterPasswordResult.RateLimited:
+                var wait = master.LockedFor(client) ?? MasterPassword.LockOut;
+                http.Response.Headers.RetryAfter = ((int)Math.Ceiling(wait.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+                return Problem(429, "too many failures", "too many wrong master passwords from this address; wait before trying again");
+            default:
+                http.Response.Headers.WWWAuthenticate = "Basic realm=\"loomworks admin\"";
+                return Problem(401, "authentication required",
+                    user is null ? "send HTTP Basic credentials: user admin and the master password" : "wrong user or master password");
+        }
+    }
+
+    private static (string? User, string? Password) ParseBasic(string header)
+    {
+        if (!AuthenticationHeaderValue.TryParse(header, out var value) || !"Basic".Equals(value.Scheme, StringComparison.OrdinalIgnoreCase)
+            || value.Parameter is not { Length: > 0 and < 4096 } parameter)
+        {
+            return (null, null);
+        }
+        try
+        {
+            var text = Encoding.UTF8.GetString(Convert.FromBase64String(parameter));
+            var colon = text.IndexOf(':', StringComparison.Ordinal);
+            return colon < 0 ? (text, null) : (text[..colon], text[(colon + 1)..]);
+        }
+        catch (FormatException)
+        {
+            return (null, null);
+        }
+    }
+
+    private static ProblemHttpResult StateProblem(TenantStateException e) =>
+        Problem(e.NotFound ? 404 : 409, e.NotFound ? "tenant not found" : "wrong state", e.Message);
+
+    private static ProblemHttpResult Problem(int status, string title, string detail) =>
+        TypedResults.Problem(detail: detail, statusCode: status, title: title);
+}

@@ -1,0 +1,43 @@
+using Loomworks.Configuration;
+
+namespace Loomworks.Tenancy;
+
+/// <summary>What tenancy reads from the configuration, resolved once.</summary>
+public sealed record TenancyOptions(
+    string ManagementDatabase,
+    string TemplateDatabase,
+    string DataDir,
+    string? TenantHeader,
+    string? BaseDomain,
+    string? DbFilter,
+    IReadOnlyList<string> DbNames,
+    bool StrictIsolation,
+    bool AuditCrossTenant)
+{
+    /// <summary>Seed value: a cached tenant lookup is trusted this long unless a NOTIFY evicts it first.</summary>
+    public TimeSpan CacheTtl { get; init; } = TimeSpan.FromSeconds(300);
+
+    /// <summary>Unknown names are remembered briefly so a flood of bad hosts does not reach the database.</summary>
+    public TimeSpan NegativeCacheTtl { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Test hook: the process kills itself (SIGKILL) right after persisting this provisioning step.</summary>
+    public string? CrashAfterStep { get; init; } = Environment.GetEnvironmentVariable("LOOMWORKS_TEST_CRASH_AFTER_STEP");
+
+    public static TenancyOptions From(LoomworksSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        var management = settings.ManagementDatabase;
+        return new TenancyOptions(
+            management,
+            management == "loomworks_mgmt" ? "loomworks_template" : management + "_tpl",
+            settings.DataDir,
+            settings.Get(ConfigKeys.TenantHeader) is { Length: > 0 } header ? header : null,
+            settings.Get(ConfigKeys.BaseDomain) is { Length: > 0 } domain ? domain.Trim('.').ToLowerInvariant() : null,
+            settings.Get(ConfigKeys.DbFilter) is { Length: > 0 } filter ? filter : null,
+            (settings.Get(ConfigKeys.DbName) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+            settings.GetBool(ConfigKeys.StrictIsolation),
+            settings.GetBool(ConfigKeys.AuditCrossTenant));
+    }
+
+    public string FilestoreOf(string databaseName) => Path.Combine(DataDir, "filestore", databaseName);
+}

@@ -1,0 +1,171 @@
+using Loomworks.Postgres;
+using Npgsql;
+
+namespace Loomworks.Tenancy;
+
+/// <summary>
+/// Suspend, activate, archive, delete and limit changes of existing tenants. Each change, its audit row and its
+/// NOTIFY are one transaction; a state change from a state that does not allow it is refused and names both.
+/// </summary>
+public sealed class TenantLifecycle(
+    ManagementDatabase management,
+    TenantDataSources dataSources,
+    TenancyOptions options)
+{
+    public Task<Tenant> SuspendAsync(string subdomain, string actor, CancellationToken ct, string reason = "") =>
+        MoveAsync(subdomain, TenantStates.Suspended, [TenantStates.Active, TenantStates.Suspended], "suspended", reason, actor, ct);
+
+    public Task<Tenant> ActivateAsync(string subdomain, string actor, CancellationToken ct) =>
+        MoveAsync(subdomain, TenantStates.Active, [TenantStates.Suspended, TenantStates.Archived, TenantStates.Active], "activated", "", actor, ct);
+
+    public Task<Tenant> ArchiveAsync(string subdomain, string actor, CancellationToken ct) =>
+        MoveAsync(subdomain, TenantStates.Archived, [TenantStates.Active, TenantStates.Suspended, TenantStates.Archived], "archived", "", actor, ct);
+
+    /// <summary>Drops the tenant's database, role and filestore and removes its row; only an archived tenant unless forced.</summary>
+    public async Task DeleteAsync(string subdomain, bool force, string actor, CancellationToken ct)
+    {
+        var tenant = await RequireAsync(subdomain, ct);
+        if (tenant.State == TenantStates.Provisioning)
+        {
+            throw new TenantStateException($"tenant '{subdomain}' is being provisioned; it can be deleted once that ends");
+        }
+        if (tenant.State != TenantStates.Archived && !force)
+        {
+            throw new TenantStateException($"tenant '{subdomain}' is {tenant.State}; archive it first or delete with force");
+        }
+        string? role;
+        await using (var command = management.DataSource.CreateCommand("SELECT role_name FROM loomworks_tenant WHERE id = $1"))
+        {
+            command.Parameters.AddWithValue(tenant.Id);
+            role = await command.ExecuteScalarAsync(ct) as string;
+        }
+        // The row goes first (announced at once), so no instance routes to a database that is about to vanish.
+        await using (var connection = await management.DataSource.OpenConnectionAsync(ct))
+        await using (var transaction = await connection.BeginTransactionAsync(ct))
+        {
+            await using var delete = new NpgsqlCommand("DELETE FROM loomworks_tenant WHERE id = $1", connection, transaction);
+            delete.Parameters.AddWithValue(tenant.Id);
+            await delete.ExecuteNonQueryAsync(ct);
+            await TenantEventLog.RecordAsync(connection, tenant.Id, tenant.Subdomain, tenant.DatabaseName, "deleted",
+                force ? $"forced from {tenant.State}" : "", actor, ct);
+            await transaction.CommitAsync(ct);
+        }
+        await dataSources.EvictAsync(tenant.DatabaseName);
+        await using (var server = await dataSources.For("postgres").OpenConnectionAsync(ct))
+        {
+            await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {DatabaseAdmin.QuoteIdentifier(tenant.DatabaseName)} WITH (FORCE)", server);
+            await drop.ExecuteNonQueryAsync(ct);
+            if (role is not null)
+            {
+                await using var dropRole = new NpgsqlCommand($"DROP ROLE IF EXISTS {DatabaseAdmin.QuoteIdentifier(role)}", server);
+                await dropRole.ExecuteNonQueryAsync(ct);
+            }
+        }
+        var filestore = options.FilestoreOf(tenant.DatabaseName);
+        if (Directory.Exists(filestore))
+        {
+            Directory.Delete(filestore, recursive: true);
+        }
+    }
+
+    /// <summary>Changes limits, tier, name or subscription end; values left null stay as they are.</summary>
+    public async Task<Tenant> SetLimitsAsync(string subdomain, TenantLimitsChange change, string actor, CancellationToken ct)
+    {
+        TenantRules.Validate(change);
+        var tenant = await RequireAsync(subdomain, ct);
+        await using var connection = await management.DataSource.OpenConnectionAsync(ct);
+        await using var transaction = await connection.BeginTransactionAsync(ct);
+        await using (var update = new NpgsqlCommand("""
+            UPDATE loomworks_tenant SET
+                max_users = coalesce($2, max_users),
+                max_storage_gb = coalesce($3, max_storage_gb),
+                max_ai_operations_daily = coalesce($4, max_ai_operations_daily),
+                tier = coalesce($5, tier),
+                subscription_expires = CASE WHEN $7 THEN NULL ELSE coalesce($6, subscription_expires) END,
+                name = coalesce($8, name),
+                updated_at = now()
+            WHERE id = $1
+            """, connection, transaction))
+        {
+            update.Parameters.AddWithValue(tenant.Id);
+            update.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Integer, (object?)change.MaxUsers ?? DBNull.Value);
+            update.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Integer, (object?)change.MaxStorageGb ?? DBNull.Value);
+            update.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Integer, (object?)change.MaxAiOperationsDaily ?? DBNull.Value);
+            update.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)change.Tier ?? DBNull.Value);
+            update.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.TimestampTz, (object?)change.SubscriptionExpires ?? DBNull.Value);
+            update.Parameters.AddWithValue(change.ClearSubscriptionExpires);
+            update.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)change.Name ?? DBNull.Value);
+            await update.ExecuteNonQueryAsync(ct);
+        }
+        await TenantEventLog.RecordAsync(connection, tenant.Id, tenant.Subdomain, tenant.DatabaseName, "limits_changed",
+            Describe(change), actor, ct);
+        await transaction.CommitAsync(ct);
+        return (await new TenantStore(management).FindBySubdomainAsync(subdomain, ct))!;
+    }
+
+    /// <summary>Suspends every active tenant whose subscription has ended; returns their subdomains.</summary>
+    public async Task<IReadOnlyList<string>> SuspendExpiredAsync(CancellationToken ct)
+    {
+        var suspended = new List<string>();
+        await using var connection = await management.DataSource.OpenConnectionAsync(ct);
+        await using var transaction = await connection.BeginTransactionAsync(ct);
+        var rows = new List<(long Id, string Subdomain, string Database)>();
+        await using (var update = new NpgsqlCommand("""
+            UPDATE loomworks_tenant SET state = 'suspended', updated_at = now()
+            WHERE state = 'active' AND subscription_expires IS NOT NULL AND subscription_expires < now()
+            RETURNING id, subdomain, database_name
+            """, connection, transaction))
+        await using (var reader = await update.ExecuteReaderAsync(ct))
+        {
+            while (await reader.ReadAsync(ct))
+            {
+                rows.Add((reader.GetInt64(0), reader.GetString(1), reader.GetString(2)));
+            }
+        }
+        foreach (var (id, subdomain, database) in rows)
+        {
+            await TenantEventLog.RecordAsync(connection, id, subdomain, database, "suspended", "subscription expired", "expiry", ct);
+            suspended.Add(subdomain);
+        }
+        await transaction.CommitAsync(ct);
+        return suspended;
+    }
+
+    private async Task<Tenant> MoveAsync(string subdomain, string target, string[] from, string @event, string reason,
+        string actor, CancellationToken ct)
+    {
+        var tenant = await RequireAsync(subdomain, ct);
+        await using var connection = await management.DataSource.OpenConnectionAsync(ct);
+        await using var transaction = await connection.BeginTransactionAsync(ct);
+        await using (var update = new NpgsqlCommand(
+            "UPDATE loomworks_tenant SET state = $2, updated_at = now() WHERE id = $1 AND state = ANY($3)", connection, transaction))
+        {
+            update.Parameters.AddWithValue(tenant.Id);
+            update.Parameters.AddWithValue(target);
+            update.Parameters.AddWithValue(from);
+            if (await update.ExecuteNonQueryAsync(ct) != 1)
+            {
+                var current = await new TenantStore(management).FindBySubdomainAsync(subdomain, ct);
+                throw new TenantStateException(
+                    $"tenant '{subdomain}' is {current?.State ?? "gone"}; it can become {target} only from {string.Join(" or ", from.Where(f => f != target))}");
+            }
+        }
+        await TenantEventLog.RecordAsync(connection, tenant.Id, tenant.Subdomain, tenant.DatabaseName, @event, reason, actor, ct);
+        await transaction.CommitAsync(ct);
+        return tenant with { State = target };
+    }
+
+    private async Task<Tenant> RequireAsync(string subdomain, CancellationToken ct) =>
+        await new TenantStore(management).FindBySubdomainAsync(subdomain, ct)
+        ?? throw new TenantStateException($"no tenant has the subdomain '{TenantRules.Printable(subdomain)}'", notFound: true);
+
+    private static string Describe(TenantLimitsChange c) => string.Join(", ", new[]
+    {
+        c.MaxUsers is { } u ? $"max_users={u}" : null,
+        c.MaxStorageGb is { } s ? $"max_storage_gb={s}" : null,
+        c.MaxAiOperationsDaily is { } a ? $"max_ai_operations_daily={a}" : null,
+        c.Tier is { } t ? $"tier={t}" : null,
+        c.Name is { } n ? $"name={n}" : null,
+        c.ClearSubscriptionExpires ? "subscription_expires=none" : c.SubscriptionExpires is { } e ? $"subscription_expires={e:O}" : null,
+    }.Where(x => x is not null));
+}

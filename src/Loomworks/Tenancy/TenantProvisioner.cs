@@ -1,0 +1,397 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using System.Text;
+using Loomworks.Postgres;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
+
+namespace Loomworks.Tenancy;
+
+/// <summary>The persisted steps of provisioning, in order.</summary>
+public static class ProvisioningSteps
+{
+    public const string Registered = "registered";
+    public const string TemplateReady = "template_ready";
+    public const string DatabaseCreated = "database_created";
+    public const string Migrated = "migrated";
+    public const string RoleCreated = "role_created";
+    public const string AdminCreated = "admin_created";
+    public const string Active = "active";
+
+    public static readonly IReadOnlyList<string> All =
+        [Registered, TemplateReady, DatabaseCreated, Migrated, RoleCreated, AdminCreated, Active];
+}
+
+/// <summary>
+/// Creates tenants: a row in provisioning state, <c>CREATE DATABASE … TEMPLATE</c> of a template kept at the latest
+/// tenant schema, newer migrations, a login role that alone may CONNECT, the first administrator, then active.
+/// Each step is persisted in <c>loomworks_tenant_job</c>; a job whose process died (its advisory lock is free) is
+/// finished by <see cref="RecoverAsync"/> when the administrator exists, and rolled back otherwise (the password
+/// is never stored, so an earlier step cannot be resumed).
+/// </summary>
+public sealed class TenantProvisioner(
+    ManagementDatabase management,
+    TenantDataSources dataSources,
+    ITenantDatabaseSetup setup,
+    TenancyOptions options,
+    ILogger<TenantProvisioner>? logger = null) : IDisposable
+{
+    /// <summary>Advisory lock class of provisioning jobs: held by the process running the job.</summary>
+    private const int JobLockClass = 0x4C57_4A42; // "LWJB"
+    /// <summary>Shared while a database is copied from the template, exclusive while the template is migrated.</summary>
+    private const long TemplateLockKey = 0x4C6F6F6D_54706C74; // "LoomTplt"
+    private const string ServerDatabase = "postgres";
+
+    private readonly ILogger _logger = logger ?? (ILogger)NullLogger.Instance;
+    private readonly SemaphoreSlim _templateGate = new(1, 1);
+    private volatile bool _templateReady;
+
+    public string TemplateDatabase => options.TemplateDatabase;
+
+    public void Dispose() => _templateGate.Dispose();
+
+    /// <summary>The login role of a tenant database: readable, unique (a hash of the database) and within 63 bytes.</summary>
+    public static string RoleNameFor(string databaseName)
+    {
+        var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(databaseName)))[..8];
+        var stem = databaseName.Length > 40 ? databaseName[..40] : databaseName;
+        return $"lwt_{stem}_{hash}";
+    }
+
+    public async Task<Tenant> CreateAsync(TenantRequest request, CancellationToken ct, string actor = "api")
+    {
+        TenantRules.Validate(request);
+        var database = request.Subdomain;
+        var role = RoleNameFor(database);
+        await using (var server = await dataSources.For(ServerDatabase).OpenConnectionAsync(ct))
+        {
+            if (await DatabaseAdmin.DatabaseExistsAsync(server, database, ct) && await FindTenantIdAsync(request.Subdomain, ct) is null)
+            {
+                throw new TenantValidationException($"a database named '{database}' already exists on the server; choose another subdomain", conflict: true);
+            }
+        }
+
+        // This connection holds the job's advisory lock until the job ends: a crash releases it, which is how
+        // recovery tells a dead job from one still running in another process.
+        await using var jobConnection = await management.DataSource.OpenConnectionAsync(ct);
+        long tenantId, jobId;
+        await using (var transaction = await jobConnection.BeginTransactionAsync(ct))
+        {
+            try
+            {
+                await using var insert = new NpgsqlCommand("""
+                    INSERT INTO loomworks_tenant (name, subdomain, database_name, state, tier, max_users, max_storage_gb,
+                        max_ai_operations_daily, subscription_expires, role_name)
+                    VALUES ($1, $2, $3, 'provisioning', $4, $5, $6, $7, $8, $9) RETURNING id
+                    """, jobConnection, transaction);
+                insert.Parameters.AddWithValue(request.Name);
+                insert.Parameters.AddWithValue(request.Subdomain);
+                insert.Parameters.AddWithValue(database);
+                insert.Parameters.AddWithValue(request.Tier);
+                insert.Parameters.AddWithValue(request.MaxUsers);
+                insert.Parameters.AddWithValue(request.MaxStorageGb);
+                insert.Parameters.AddWithValue(request.MaxAiOperationsDaily);
+                insert.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.TimestampTz, (object?)request.SubscriptionExpires ?? DBNull.Value);
+                insert.Parameters.AddWithValue(role);
+                tenantId = (long)(await insert.ExecuteScalarAsync(ct))!;
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
+            {
+                throw new TenantValidationException($"subdomain '{request.Subdomain}' is already taken", conflict: true);
+            }
+            await using (var jobInsert = new NpgsqlCommand("""
+                INSERT INTO loomworks_tenant_job (tenant_id, subdomain, database_name, role_name, kind, step)
+                VALUES ($1, $2, $3, $4, 'provision', $5) RETURNING id
+                """, jobConnection, transaction))
+            {
+                jobInsert.Parameters.AddWithValue(tenantId);
+                jobInsert.Parameters.AddWithValue(request.Subdomain);
+                jobInsert.Parameters.AddWithValue(database);
+                jobInsert.Parameters.AddWithValue(role);
+                jobInsert.Parameters.AddWithValue(ProvisioningSteps.Registered);
+                jobId = (long)(await jobInsert.ExecuteScalarAsync(ct))!;
+            }
+            await LockJobAsync(jobConnection, jobId, wait: true, ct);
+            await TenantEventLog.RecordAsync(jobConnection, tenantId, request.Subdomain, database, "provisioning", $"tier {request.Tier}", actor, ct);
+            await transaction.CommitAsync(ct);
+        }
+        var job = new Job(jobId, tenantId, request.Subdomain, database, role, ProvisioningSteps.Registered);
+        CrashPoint(ProvisioningSteps.Registered);
+        try
+        {
+            await EnsureTemplateAsync(ct);
+            await StepAsync(jobConnection, job, ProvisioningSteps.TemplateReady, ct);
+
+            await CreateDatabaseFromTemplateAsync(database, ct);
+            await StepAsync(jobConnection, job, ProvisioningSteps.DatabaseCreated, ct);
+
+            await using (var tenantConnection = await dataSources.For(database).OpenConnectionAsync(ct))
+            {
+                await SchemaMigrator.ApplyAsync(tenantConnection, setup.Migrations, ct);
+            }
+            await StepAsync(jobConnection, job, ProvisioningSteps.Migrated, ct);
+
+            await CreateRoleAsync(database, role, ct);
+            await StepAsync(jobConnection, job, ProvisioningSteps.RoleCreated, ct);
+
+            await using (var tenantConnection = await dataSources.For(database).OpenConnectionAsync(ct))
+            {
+                await setup.CreateAdminUserAsync(tenantConnection, request.AdminLogin, request.AdminPassword, ct);
+            }
+            await StepAsync(jobConnection, job, ProvisioningSteps.AdminCreated, ct);
+
+            await FinishAsync(jobConnection, job, actor, ct);
+        }
+        catch (Exception e) when (e is not OperationCanceledException || ct.IsCancellationRequested)
+        {
+            _logger.LogWarning(e, "provisioning of tenant {Subdomain} failed at step {Step}; rolling back", job.Subdomain, job.Step);
+            await RollBackAsync(jobConnection, job, "failed", e.Message, actor, CancellationToken.None);
+            throw;
+        }
+        finally
+        {
+            await UnlockJobAsync(jobConnection, jobId);
+        }
+        return (await new TenantStore(management).FindBySubdomainAsync(request.Subdomain, ct))!;
+    }
+
+    /// <summary>
+    /// Finishes or rolls back the jobs of processes that died mid-way; jobs still running elsewhere are left alone.
+    /// Returns how many jobs were settled.
+    /// </summary>
+    public async Task<int> RecoverAsync(CancellationToken ct)
+    {
+        var jobs = new List<Job>();
+        await using (var command = management.DataSource.CreateCommand("""
+            SELECT id, tenant_id, subdomain, database_name, role_name, step FROM loomworks_tenant_job
+            WHERE state = 'running' ORDER BY id
+            """))
+        await using (var reader = await command.ExecuteReaderAsync(ct))
+        {
+            while (await reader.ReadAsync(ct))
+            {
+                jobs.Add(new Job(reader.GetInt64(0), reader.IsDBNull(1) ? null : reader.GetInt64(1), reader.GetString(2),
+                    reader.GetString(3), reader.GetString(4), reader.GetString(5)));
+            }
+        }
+        var settled = 0;
+        foreach (var job in jobs)
+        {
+            await using var connection = await management.DataSource.OpenConnectionAsync(ct);
+            if (!await LockJobAsync(connection, job.Id, wait: false, ct))
+            {
+                continue;
+            }
+            try
+            {
+                if (await JobStateAsync(connection, job.Id, ct) != "running")
+                {
+                    continue;
+                }
+                if (job.Step is ProvisioningSteps.AdminCreated or ProvisioningSteps.Active)
+                {
+                    _logger.LogInformation("finishing the provisioning of tenant {Subdomain} interrupted after {Step}", job.Subdomain, job.Step);
+                    await FinishAsync(connection, job, "recovery", ct);
+                }
+                else
+                {
+                    _logger.LogWarning("rolling back the provisioning of tenant {Subdomain} interrupted after {Step}", job.Subdomain, job.Step);
+                    await RollBackAsync(connection, job, "rolled_back", $"interrupted after step {job.Step}", "recovery", ct);
+                }
+                settled++;
+            }
+            finally
+            {
+                await UnlockJobAsync(connection, job.Id);
+            }
+        }
+        return settled;
+    }
+
+    /// <summary>Creates the template database if missing and brings it to the latest tenant schema.</summary>
+    public async Task EnsureTemplateAsync(CancellationToken ct)
+    {
+        if (_templateReady)
+        {
+            return;
+        }
+        await _templateGate.WaitAsync(ct);
+        try
+        {
+            if (_templateReady)
+            {
+                return;
+            }
+            await using var server = await dataSources.For(ServerDatabase).OpenConnectionAsync(ct);
+            await ExecuteAsync(server, "SELECT pg_advisory_lock($1)", ct, TemplateLockKey);
+            try
+            {
+                var template = DatabaseAdmin.QuoteIdentifier(TemplateDatabase);
+                if (!await DatabaseAdmin.DatabaseExistsAsync(server, TemplateDatabase, ct))
+                {
+                    await ExecuteAsync(server, $"CREATE DATABASE {template} TEMPLATE template0 ENCODING 'UTF8'", ct);
+                    await ExecuteAsync(server, $"REVOKE CONNECT, TEMPORARY ON DATABASE {template} FROM PUBLIC", ct);
+                }
+                await using (var connection = await dataSources.For(TemplateDatabase).OpenConnectionAsync(ct))
+                {
+                    await SchemaMigrator.ApplyAsync(connection, setup.Migrations, ct);
+                }
+                // CREATE DATABASE … TEMPLATE refuses while anyone is connected to the template.
+                await dataSources.EvictAsync(TemplateDatabase);
+            }
+            finally
+            {
+                await ExecuteAsync(server, "SELECT pg_advisory_unlock($1)", CancellationToken.None, TemplateLockKey);
+            }
+            _templateReady = true;
+        }
+        finally
+        {
+            _templateGate.Release();
+        }
+    }
+
+    private async Task CreateDatabaseFromTemplateAsync(string database, CancellationToken ct)
+    {
+        await using var server = await dataSources.For(ServerDatabase).OpenConnectionAsync(ct);
+        if (await DatabaseAdmin.DatabaseExistsAsync(server, database, ct))
+        {
+            return;
+        }
+        await ExecuteAsync(server, "SELECT pg_advisory_lock_shared($1)", ct, TemplateLockKey);
+        try
+        {
+            await ExecuteAsync(server,
+                $"CREATE DATABASE {DatabaseAdmin.QuoteIdentifier(database)} TEMPLATE {DatabaseAdmin.QuoteIdentifier(TemplateDatabase)}", ct);
+        }
+        finally
+        {
+            await ExecuteAsync(server, "SELECT pg_advisory_unlock_shared($1)", CancellationToken.None, TemplateLockKey);
+        }
+    }
+
+    private async Task CreateRoleAsync(string database, string role, CancellationToken ct)
+    {
+        var quotedRole = DatabaseAdmin.QuoteIdentifier(role);
+        var quotedDatabase = DatabaseAdmin.QuoteIdentifier(database);
+        await using (var server = await dataSources.For(ServerDatabase).OpenConnectionAsync(ct))
+        {
+            await using var exists = new NpgsqlCommand("SELECT 1 FROM pg_roles WHERE rolname = $1", server);
+            exists.Parameters.AddWithValue(role);
+            if (await exists.ExecuteScalarAsync(ct) is null)
+            {
+                await ExecuteAsync(server, $"CREATE ROLE {quotedRole} LOGIN NOINHERIT", ct);
+            }
+            await ExecuteAsync(server, $"REVOKE CONNECT, TEMPORARY ON DATABASE {quotedDatabase} FROM PUBLIC", ct);
+            await ExecuteAsync(server, $"GRANT CONNECT, TEMPORARY ON DATABASE {quotedDatabase} TO {quotedRole}", ct);
+        }
+        await using var tenant = await dataSources.For(database).OpenConnectionAsync(ct);
+        await ExecuteAsync(tenant, $"""
+            GRANT USAGE, CREATE ON SCHEMA public TO {quotedRole};
+            GRANT ALL ON ALL TABLES IN SCHEMA public TO {quotedRole};
+            GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {quotedRole}
+            """, ct);
+    }
+
+    private async Task StepAsync(NpgsqlConnection jobConnection, Job job, string step, CancellationToken ct)
+    {
+        await ExecuteAsync(jobConnection, "UPDATE loomworks_tenant_job SET step = $2, updated_at = now() WHERE id = $1", ct, job.Id, step);
+        job.Step = step;
+        CrashPoint(step);
+    }
+
+    private static async Task FinishAsync(NpgsqlConnection connection, Job job, string actor, CancellationToken ct)
+    {
+        await using var transaction = await connection.BeginTransactionAsync(ct);
+        await ExecuteAsync(connection, "UPDATE loomworks_tenant SET state = 'active', updated_at = now() WHERE id = $1 AND state = 'provisioning'",
+            ct, job.TenantId ?? 0L);
+        await ExecuteAsync(connection, "UPDATE loomworks_tenant_job SET step = $2, state = 'done', updated_at = now() WHERE id = $1",
+            ct, job.Id, ProvisioningSteps.Active);
+        await TenantEventLog.RecordAsync(connection, job.TenantId, job.Subdomain, job.Database, "active", "provisioned", actor, ct);
+        await transaction.CommitAsync(ct);
+        job.Step = ProvisioningSteps.Active;
+    }
+
+    private async Task RollBackAsync(NpgsqlConnection connection, Job job, string finalState, string reason, string actor, CancellationToken ct)
+    {
+        await dataSources.EvictAsync(job.Database);
+        await using (var server = await dataSources.For(ServerDatabase).OpenConnectionAsync(ct))
+        {
+            await ExecuteAsync(server, $"DROP DATABASE IF EXISTS {DatabaseAdmin.QuoteIdentifier(job.Database)} WITH (FORCE)", ct);
+            await ExecuteAsync(server, $"DROP ROLE IF EXISTS {DatabaseAdmin.QuoteIdentifier(job.Role)}", ct);
+        }
+        await using var transaction = await connection.BeginTransactionAsync(ct);
+        await ExecuteAsync(connection, "DELETE FROM loomworks_tenant WHERE id = $1 AND state = 'provisioning'", ct, job.TenantId ?? 0L);
+        await ExecuteAsync(connection, "UPDATE loomworks_tenant_job SET state = $2, error = $3, updated_at = now() WHERE id = $1",
+            ct, job.Id, finalState, reason);
+        await TenantEventLog.RecordAsync(connection, job.TenantId, job.Subdomain, job.Database, "provisioning_rolled_back", reason, actor, ct);
+        await transaction.CommitAsync(ct);
+    }
+
+    private void CrashPoint(string step)
+    {
+        if (string.Equals(options.CrashAfterStep, step, StringComparison.Ordinal))
+        {
+            _logger.LogCritical("test hook: killing the process after provisioning step {Step}", step);
+            using var self = Process.GetCurrentProcess();
+            self.Kill();
+        }
+    }
+
+    private async Task<long?> FindTenantIdAsync(string subdomain, CancellationToken ct)
+    {
+        await using var command = management.DataSource.CreateCommand("SELECT id FROM loomworks_tenant WHERE subdomain = $1");
+        command.Parameters.AddWithValue(subdomain);
+        return await command.ExecuteScalarAsync(ct) as long?;
+    }
+
+    private static async Task<string?> JobStateAsync(NpgsqlConnection connection, long jobId, CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand("SELECT state FROM loomworks_tenant_job WHERE id = $1", connection);
+        command.Parameters.AddWithValue(jobId);
+        return await command.ExecuteScalarAsync(ct) as string;
+    }
+
+    private static async Task<bool> LockJobAsync(NpgsqlConnection connection, long jobId, bool wait, CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand(
+            wait ? "SELECT pg_advisory_lock($1, $2)::text" : "SELECT pg_try_advisory_lock($1, $2)::text", connection);
+        command.Parameters.AddWithValue(JobLockClass);
+        command.Parameters.AddWithValue(unchecked((int)jobId));
+        var result = await command.ExecuteScalarAsync(ct) as string;
+        return wait || result == "true";
+    }
+
+    private static async Task UnlockJobAsync(NpgsqlConnection connection, long jobId)
+    {
+        try
+        {
+            await ExecuteAsync(connection, "SELECT pg_advisory_unlock($1, $2)", CancellationToken.None, JobLockClass, unchecked((int)jobId));
+        }
+        catch (NpgsqlException)
+        {
+            // The connection is gone, and its session locks with it.
+        }
+    }
+
+    private static async Task ExecuteAsync(NpgsqlConnection connection, string sql, CancellationToken ct, params object[] parameters)
+    {
+        await using var command = new NpgsqlCommand(sql, connection);
+        foreach (var parameter in parameters)
+        {
+            command.Parameters.AddWithValue(parameter);
+        }
+        await command.ExecuteNonQueryAsync(ct);
+    }
+
+    private sealed class Job(long id, long? tenantId, string subdomain, string database, string role, string step)
+    {
+        public long Id { get; } = id;
+        public long? TenantId { get; } = tenantId;
+        public string Subdomain { get; } = subdomain;
+        public string Database { get; } = database;
+        public string Role { get; } = role;
+        public string Step { get; set; } = step;
+    }
+}

@@ -1,0 +1,125 @@
+using Loomworks.Postgres;
+using Loomworks.Tenancy;
+using Loomworks.Tests.Infrastructure;
+using Npgsql;
+
+namespace Loomworks.Tests.Tenancy;
+
+[Collection(PostgresGroup.Name)]
+public sealed class ProvisioningTests(PostgresFixture postgres)
+{
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private static TenantRequest Request(string subdomain, int maxUsers = 10, int maxStorageGb = 10, int maxAi = 1000) =>
+        new("Tenant " + subdomain, subdomain, "admin", "pw-" + subdomain, MaxUsers: maxUsers, MaxStorageGb: maxStorageGb,
+            MaxAiOperationsDaily: maxAi);
+
+    [Fact]
+    public async Task A_tenant_is_provisioned_active_with_its_admin_and_a_role_that_alone_may_connect()
+    {
+        await using var host = await TenancyHost.StartAsync(postgres, "prov_iso_mgmt");
+        var provisioner = host.Get<TenantProvisioner>();
+        var a = await provisioner.CreateAsync(Request("prov-iso-a"), Ct);
+        var b = await provisioner.CreateAsync(Request("prov-iso-b"), Ct);
+
+        Assert.Equal(TenantStates.Active, a.State);
+        await using (var connection = await host.Get<TenantDataSources>().For(a.DatabaseName).OpenConnectionAsync(Ct))
+        {
+            Assert.True(await MinimalTenantSchema.CheckPasswordAsync(connection, "admin", "pw-prov-iso-a", Ct));
+        }
+        var roleA = TenantProvisioner.RoleNameFor(a.DatabaseName);
+        await using (var own = new NpgsqlConnection(new PostgresEndpoint(postgres.Endpoint.Host, postgres.Endpoint.Port, roleA, null)
+            .ConnectionString(a.DatabaseName) + ";Pooling=false"))
+        {
+            await own.OpenAsync(Ct);
+        }
+        await using var other = new NpgsqlConnection(new PostgresEndpoint(postgres.Endpoint.Host, postgres.Endpoint.Port, roleA, null)
+            .ConnectionString(b.DatabaseName) + ";Pooling=false");
+        var refused = await Assert.ThrowsAsync<PostgresException>(() => other.OpenAsync(Ct));
+        Assert.Equal(PostgresErrorCodes.InsufficientPrivilege, refused.SqlState);
+
+        await host.Get<TenantLifecycle>().DeleteAsync(a.Subdomain, force: true, "test", Ct);
+        await host.Get<TenantLifecycle>().DeleteAsync(b.Subdomain, force: true, "test", Ct);
+        Assert.Null(await postgres.ScalarAsync<int?>("postgres", $"SELECT 1 FROM pg_database WHERE datname = '{a.DatabaseName}'"));
+        Assert.Null(await postgres.ScalarAsync<int?>("postgres", $"SELECT 1 FROM pg_roles WHERE rolname = '{roleA}'"));
+        Assert.Contains(await host.Get<TenantEventLog>().ListAsync(a.Subdomain, Ct), e => e.Event == "deleted");
+    }
+
+    [Theory]
+    [InlineData("ab", "must match")]
+    [InlineData("Upper", "must match")]
+    [InlineData("www", "reserved")]
+    [InlineData("template1", "reserved")]
+    [InlineData("postgres", "reserved")]
+    [InlineData("x'; DROP TABLE loomworks_tenant; --", "must match")]
+    [InlineData("a\"b", "must match")]
+    [InlineData("trailing-", "hyphen")]
+    public async Task Bad_subdomains_are_refused_naming_the_problem_and_nothing_is_created(string subdomain, string problem)
+    {
+        await using var host = await TenancyHost.StartAsync(postgres, "prov_bad_mgmt");
+        var e = await Assert.ThrowsAsync<TenantValidationException>(() => host.Get<TenantProvisioner>().CreateAsync(Request(subdomain), Ct));
+        Assert.Contains(problem, e.Message, StringComparison.Ordinal);
+        Assert.Empty(await host.Get<TenantStore>().ListAsync(Ct));
+    }
+
+    [Fact]
+    public async Task Oversized_duplicate_and_negative_inputs_are_refused()
+    {
+        await using var host = await TenancyHost.StartAsync(postgres, "prov_bad2_mgmt");
+        var provisioner = host.Get<TenantProvisioner>();
+        Assert.Contains("at most 63", (await Assert.ThrowsAsync<TenantValidationException>(() =>
+            provisioner.CreateAsync(Request("a" + new string('b', 100)), Ct))).Message, StringComparison.Ordinal);
+        Assert.Contains("max_users must not be negative", (await Assert.ThrowsAsync<TenantValidationException>(() =>
+            provisioner.CreateAsync(Request("prov-neg", maxUsers: -1), Ct))).Message, StringComparison.Ordinal);
+        Assert.Contains("name is 5000", (await Assert.ThrowsAsync<TenantValidationException>(() =>
+            provisioner.CreateAsync(Request("prov-long") with { Name = new string('n', 5000) }, Ct))).Message, StringComparison.Ordinal);
+        await provisioner.CreateAsync(Request("prov-dup"), Ct);
+        var dup = await Assert.ThrowsAsync<TenantValidationException>(() => provisioner.CreateAsync(Request("prov-dup"), Ct));
+        Assert.True(dup.Conflict);
+        Assert.Single(await host.Get<TenantStore>().ListAsync(Ct));
+        await host.Get<TenantLifecycle>().DeleteAsync("prov-dup", force: true, "test", Ct);
+    }
+
+    [Fact]
+    public async Task Limits_users_storage_and_ai_operations_are_enforced_with_a_clear_error()
+    {
+        await using var host = await TenancyHost.StartAsync(postgres, "prov_limits_mgmt");
+        var tenant = await host.Get<TenantProvisioner>().CreateAsync(Request("prov-limits", maxUsers: 1, maxStorageGb: 0, maxAi: 2), Ct);
+        var limits = host.Get<TenantLimits>();
+
+        var users = await Assert.ThrowsAsync<TenantLimitException>(() => limits.EnsureCanAddUserAsync(tenant, Ct));
+        Assert.Contains("max_users is 1", users.Message, StringComparison.Ordinal);
+        var storage = await Assert.ThrowsAsync<TenantLimitException>(() => limits.EnsureStorageAvailableAsync(tenant, Ct));
+        Assert.Contains("max_storage_gb is 0", storage.Message, StringComparison.Ordinal);
+
+        var raised = await host.Get<TenantLifecycle>().SetLimitsAsync(tenant.Subdomain, new TenantLimitsChange(MaxUsers: 2, MaxStorageGb: 1), "test", Ct);
+        await limits.EnsureCanAddUserAsync(raised, Ct);
+        await limits.EnsureStorageAvailableAsync(raised, Ct);
+        await Assert.ThrowsAsync<TenantValidationException>(() =>
+            host.Get<TenantLifecycle>().SetLimitsAsync(tenant.Subdomain, new TenantLimitsChange(MaxUsers: -5), "test", Ct));
+
+        Assert.True(await limits.TryConsumeAiOperationAsync(tenant, Ct));
+        Assert.True(await limits.TryConsumeAiOperationAsync(tenant, Ct));
+        Assert.False(await limits.TryConsumeAiOperationAsync(tenant, Ct));
+        Assert.Equal(2, await limits.AiOperationsTodayAsync(tenant, Ct));
+        await host.Get<TenantLifecycle>().DeleteAsync(tenant.Subdomain, force: true, "test", Ct);
+    }
+
+    [Fact]
+    public async Task Lifecycle_refuses_wrong_transitions_and_an_expired_subscription_suspends()
+    {
+        await using var host = await TenancyHost.StartAsync(postgres, "prov_life_mgmt");
+        var lifecycle = host.Get<TenantLifecycle>();
+        var tenant = await host.Get<TenantProvisioner>().CreateAsync(Request("prov-life") with
+            { SubscriptionExpires = DateTimeOffset.UtcNow.AddSeconds(-1) }, Ct);
+        var notArchived = await Assert.ThrowsAsync<TenantStateException>(() => lifecycle.DeleteAsync(tenant.Subdomain, false, "test", Ct));
+        Assert.Contains("archive it first", notArchived.Message, StringComparison.Ordinal);
+
+        Assert.Contains(tenant.Subdomain, await lifecycle.SuspendExpiredAsync(Ct));
+        Assert.Equal(TenantStates.Suspended, (await host.Get<TenantStore>().FindBySubdomainAsync(tenant.Subdomain, Ct))!.State);
+        await lifecycle.ArchiveAsync(tenant.Subdomain, "test", Ct);
+        await Assert.ThrowsAsync<TenantStateException>(() => lifecycle.SuspendAsync(tenant.Subdomain, "test", Ct));
+        await lifecycle.DeleteAsync(tenant.Subdomain, false, "test", Ct);
+        Assert.Null(await host.Get<TenantStore>().FindBySubdomainAsync(tenant.Subdomain, Ct));
+    }
+}
