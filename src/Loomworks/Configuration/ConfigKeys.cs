@@ -158,6 +158,9 @@ public static class ConfigKeys
         "Folder of PostgreSQL's server programs for the embedded cluster (default: pg_config --bindir, then /usr/lib/postgresql/*/bin).");
     public static readonly ConfigKey ArchiveTimeout = new("loomworks_archive_timeout", "60", ConfigValueKind.WholeNumber,
         "Seconds after which PostgreSQL switches to a new WAL segment so it gets archived.", Minimum: 1, Maximum: 3600);
+    public static readonly ConfigKey RestoreMaxSizeMb = new("loomworks_restore_max_size_mb", "102400", ConfigValueKind.WholeNumber,
+        "Largest backup the database manager accepts, uploaded and unpacked (MB); bigger ones are refused as zip bombs.",
+        Minimum: 1);
 
     /// <summary>All keys, in the order the README documents them.</summary>
     public static readonly IReadOnlyList<ConfigKey> All =
@@ -167,6 +170,7 @@ public static class ConfigKeys
         LimitTimeCpu, LimitTimeReal, LimitRequest, LogLevel, LogFormat, MgmtDb, TrustedProxies, ShutdownTimeout,
         TenantRouting, BaseDomain, TenantHeader, StrictIsolation, AuditCrossTenant, BackupRepo,
         SnapshotRetentionDays, AutoSnapshotInterval, KeepPreRestoreHours, OplogRetentionDays, PgBinDir, ArchiveTimeout,
+        RestoreMaxSizeMb,
     ];
 
     /// <summary>Odoo's other spellings of some flags (<c>-d</c>, <c>--database</c>, <c>--db-filter</c>, …), without dashes.</summary>
