@@ -21,6 +21,7 @@ public static class LoomworksCli
         root.Subcommands.Add(VersionCommand.Create());
         root.Subcommands.Add(DoctorCommand.Create(config));
         root.Subcommands.Add(ConfigCommand.Create(config));
+        root.Subcommands.Add(DbCommand.Create(config));
         return root;
     }
 

@@ -1,5 +1,6 @@
 using Loomworks.Configuration;
 using Loomworks.Postgres;
+using Loomworks.Server.Backups;
 using Loomworks.Server.Health;
 
 namespace Loomworks.Server.Hosting;
@@ -15,11 +16,13 @@ public static class LoomworksWebApp
         builder.Services.AddSingleton(settings);
         builder.Services.AddLoomworksPostgres(settings, postgres);
         builder.Services.AddLoomworksForwardedHeaders(settings);
+        builder.Services.AddDatabaseManager(settings);
         configure?.Invoke(builder);
 
         var app = builder.Build();
         app.UseLoomworksForwardedHeaders(settings);
         app.MapHealth();
+        app.MapDatabaseManager();
         return app;
     }
 }
