@@ -236,6 +236,7 @@ public sealed partial class DatabaseManager(
         using var psql = tools.Start("psql",
             ["-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-o", "/dev/null", "-d", name, "-f", "-"],
             redirectInput: true);
+        var sent = false;
         try
         {
             await using var source = new CappedReadStream(await dumpEntry.OpenAsync(cancellationToken), dumpEntry.FullName,
@@ -243,10 +244,12 @@ public sealed partial class DatabaseManager(
                 n => (total += n) <= options.MaxRestoreBytes);
             await source.CopyToAsync(psql.Process.StandardInput.BaseStream, 1 << 20, cancellationToken);
             psql.Process.StandardInput.Close();
+            sent = true;
         }
         catch (IOException) when (psql.Process.HasExited)
         {
             // psql stopped reading (a failed statement with ON_ERROR_STOP): its own message is the reason.
+            sent = true;
         }
         catch (InvalidDataException e)
         {
@@ -254,8 +257,9 @@ public sealed partial class DatabaseManager(
         }
         finally
         {
-            if (zip.Entries.Count > 0 && !psql.Process.HasExited && psql.Process.StandardInput.BaseStream.CanWrite)
+            if (!sent)
             {
+                // Half a dump must never be committed: psql runs it in one transaction, and dies uncommitted here.
                 psql.Kill();
             }
         }
