@@ -123,6 +123,11 @@ public static class DatabaseManagerEndpoints
         context.Response.ContentType = format == BackupFormat.Zip ? "application/zip" : "application/octet-stream";
         context.Response.Headers.ContentDisposition = $"attachment; filename=\"{name}_{stamp}.{formatText}\"";
         context.Features.Get<IHttpResponseBodyFeature>()?.DisableBuffering();
+        if (context.Features.Get<IHttpBodyControlFeature>() is { } bodyControl)
+        {
+            // DeflateStream flushes its last block synchronously when a zip entry is closed, even from DisposeAsync.
+            bodyControl.AllowSynchronousIO = true;
+        }
         try
         {
             await manager.DumpAsync(name, context.Response.Body, format, Truthy(form.Optional("filestore") ?? "true"), context.RequestAborted);
@@ -325,9 +330,20 @@ public static class DatabaseManagerEndpoints
 }
 
 /// <summary>Finishes or rolls back database-manager jobs a previous process left running, before requests are served.</summary>
-internal sealed class DatabaseManagerRecovery(DatabaseManager manager) : IHostedService
+internal sealed class DatabaseManagerRecovery(DatabaseManager manager, ILogger<DatabaseManagerRecovery> logger) : IHostedService
 {
-    public Task StartAsync(CancellationToken cancellationToken) => manager.RecoverAsync(cancellationToken);
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await manager.RecoverAsync(cancellationToken);
+        }
+        catch (Npgsql.NpgsqlException e)
+        {
+            // Half-made databases stay in a state that is never served; the next start or `loomworks db` retries.
+            logger.LogError("Could not recover interrupted database-manager jobs: {Message}", e.Message);
+        }
+    }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }
