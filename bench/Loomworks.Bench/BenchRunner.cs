@@ -16,7 +16,10 @@ public interface IScenario
 
 public static class BenchRunner
 {
-    private static readonly IScenario[] Scenarios = [new ClusterColdStartScenario()];
+    private static readonly IScenario[] Scenarios = [new ClusterColdStartScenario(), new DatabaseManagerScenario()];
+
+    /// <summary>--size N: megabytes of the tenant the database-manager scenario works on.</summary>
+    public static int SizeMb { get; private set; } = 100;
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -27,6 +30,10 @@ public static class BenchRunner
             if (args[i] == "--runs" && i + 1 < args.Length && int.TryParse(args[++i], CultureInfo.InvariantCulture, out var n) && n > 0)
             {
                 runs = n;
+            }
+            else if (args[i] == "--size" && i + 1 < args.Length && int.TryParse(args[++i], CultureInfo.InvariantCulture, out var mb) && mb > 0)
+            {
+                SizeMb = mb;
             }
             else if (args[i] is "--help" or "-h")
             {
@@ -85,7 +92,7 @@ public static class BenchRunner
 
     private static void PrintHelp()
     {
-        Console.WriteLine("usage: Loomworks.Bench [scenario…] [--runs N]");
+        Console.WriteLine("usage: Loomworks.Bench [scenario…] [--runs N] [--size MB]");
         foreach (var s in Scenarios)
         {
             Console.WriteLine($"  {s.Name,-24} {s.Description}");

@@ -22,6 +22,7 @@ public static class LoomworksCli
         root.Subcommands.Add(DoctorCommand.Create(config));
         root.Subcommands.Add(ConfigCommand.Create(config));
         root.Subcommands.Add(TenantCommand.Create(config));
+        root.Subcommands.Add(DbCommand.Create(config));
         return root;
     }
 

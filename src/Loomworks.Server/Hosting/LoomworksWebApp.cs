@@ -1,5 +1,6 @@
 using Loomworks.Configuration;
 using Loomworks.Postgres;
+using Loomworks.Server.Backups;
 using Loomworks.Server.Health;
 using Loomworks.Server.Tenancy;
 
@@ -17,6 +18,7 @@ public static class LoomworksWebApp
         builder.Services.AddLoomworksPostgres(settings, postgres);
         builder.Services.AddLoomworksForwardedHeaders(settings);
         builder.Services.AddLoomworksTenancy(settings);
+        builder.Services.AddDatabaseManager(settings);
         configure?.Invoke(builder);
 
         var app = builder.Build();
@@ -24,6 +26,7 @@ public static class LoomworksWebApp
         app.UseLoomworksTenancy();
         app.MapHealth();
         app.MapLoomworksTenancy();
+        app.MapDatabaseManager();
         return app;
     }
 }

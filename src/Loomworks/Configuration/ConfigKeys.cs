@@ -160,6 +160,9 @@ public static class ConfigKeys
         "Seconds after which PostgreSQL switches to a new WAL segment so it gets archived.", Minimum: 1, Maximum: 3600);
     public static readonly ConfigKey DemoTenant = new("loomworks_demo_tenant", "False", ConfigValueKind.Switch,
         "On the first start, create the tenant 'demo' (administrator admin / admin) and print its URL.");
+    public static readonly ConfigKey RestoreMaxSizeMb = new("loomworks_restore_max_size_mb", "102400", ConfigValueKind.WholeNumber,
+        "Largest backup the database manager accepts, uploaded and unpacked (MB); bigger ones are refused as zip bombs.",
+        Minimum: 1);
 
     /// <summary>All keys, in the order the README documents them.</summary>
     public static readonly IReadOnlyList<ConfigKey> All =
@@ -170,6 +173,7 @@ public static class ConfigKeys
         TenantRouting, BaseDomain, TenantHeader, StrictIsolation, AuditCrossTenant, BackupRepo,
         SnapshotRetentionDays, AutoSnapshotInterval, KeepPreRestoreHours, OplogRetentionDays, PgBinDir, ArchiveTimeout,
         DemoTenant,
+        RestoreMaxSizeMb,
     ];
 
     /// <summary>Odoo's other spellings of some flags (<c>-d</c>, <c>--database</c>, <c>--db-filter</c>, …), without dashes.</summary>

@@ -1,0 +1,42 @@
+using Loomworks.Configuration;
+
+namespace Loomworks.Backups;
+
+/// <summary>Limits and places of the database manager, read from loomworks.conf.</summary>
+public sealed class DatabaseManagerOptions
+{
+    /// <summary>Test hook: "kind:step" at which the process kills itself hard (SIGKILL), to prove crash recovery.</summary>
+    public const string CrashVariable = "LOOMWORKS_TEST_CRASH_AT";
+
+    public required string DataDir { get; init; }
+    public string ManagementDatabase { get; init; } = "loomworks_mgmt";
+
+    /// <summary>Where uploads are spooled before a restore: on data_dir's disk, not a small /tmp.</summary>
+    public string TempDir => Path.Combine(DataDir, "tmp");
+
+    /// <summary>The most bytes a backup may expand to (upload size and unpacked size alike).</summary>
+    public long MaxRestoreBytes { get; init; } = 100L * 1024 * 1024 * 1024;
+
+    /// <summary>The highest compression ratio an entry of more than 1 MB may have; SQL text compresses about 10×.</summary>
+    public int MaxCompressionRatio { get; init; } = 200;
+
+    /// <summary>
+    /// The newest tenant schema this binary understands; a backup of a newer one is refused. Set by the host from the
+    /// tenant migrations it ships.
+    /// </summary>
+    public int SupportedSchemaVersion { get; init; } = DefaultSupportedSchemaVersion;
+
+    public const int DefaultSupportedSchemaVersion = 999;
+
+    public string? CrashAt { get; init; } = Environment.GetEnvironmentVariable(CrashVariable);
+
+    /// <summary>In-process test hook called after each persisted step with "kind:step".</summary>
+    internal Action<string>? StepHook { get; init; }
+
+    public static DatabaseManagerOptions From(LoomworksSettings settings) => new()
+    {
+        DataDir = settings.DataDir,
+        ManagementDatabase = settings.ManagementDatabase,
+        MaxRestoreBytes = settings.GetInt(ConfigKeys.RestoreMaxSizeMb) * 1024L * 1024,
+    };
+}
