@@ -44,19 +44,23 @@ public sealed class OperationScope
     public long Id { get; }
     public OperationInfo Info { get; }
 
-    /// <summary>Starts an operation; the connection must be inside a transaction (the setting is transaction-local).</summary>
-    public static async Task<OperationScope> BeginAsync(NpgsqlConnection connection, OperationInfo info,
+    /// <summary>Starts an operation inside <paramref name="transaction"/> (the setting that tags the changes is transaction-local).</summary>
+    public static async Task<OperationScope> BeginAsync(NpgsqlTransaction transaction, OperationInfo info,
         CancellationToken cancellationToken, long? undoOf = null)
     {
-        ArgumentNullException.ThrowIfNull(connection);
+        ArgumentNullException.ThrowIfNull(transaction);
         ArgumentNullException.ThrowIfNull(info);
+        if (transaction.IsCompleted || transaction.Connection is not { } connection)
+        {
+            throw new InvalidOperationException("the transaction is already committed or rolled back");
+        }
         // One round trip: the log row and the setting together.
         await using var command = new NpgsqlCommand("""
             WITH o AS (
                 INSERT INTO loomworks_ai_operation_log
                     (operation_type, model_name, session_id, agent_id, user_id, tool_name, snapshot_id, undo_of)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id)
-            SELECT id, set_config('loomworks.operation_id', id::text, true), now() = statement_timestamp() FROM o
+            SELECT id, set_config('loomworks.operation_id', id::text, true) FROM o
             """, connection);
         command.Parameters.AddWithValue(info.OperationType);
         command.Parameters.AddWithValue((object?)info.ModelName ?? DBNull.Value);
@@ -68,11 +72,6 @@ public sealed class OperationScope
         command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Bigint, (object?)undoOf ?? DBNull.Value);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
-        if (reader.GetBoolean(2))
-        {
-            // now() equal to the statement's time means no transaction block: SET LOCAL would vanish at once.
-            throw new InvalidOperationException("an operation must run inside a transaction");
-        }
         return new OperationScope(connection, info, reader.GetInt64(0));
     }
 

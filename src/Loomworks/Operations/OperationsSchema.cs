@@ -139,15 +139,25 @@ public static class OperationsSchema
                 c record;
                 cols text;
                 n integer := 0;
+                waiting bigint[] := '{}';
+                still bigint[];
+                w bigint;
             BEGIN
                 FOR c IN SELECT * FROM loomworks_change WHERE operation_id = op ORDER BY id DESC LOOP
-                    IF c.kind = 'I' THEN
+                    IF c.kind = 'D' THEN
+                        -- A cascaded delete captures the parent before its children, so newest-first would bring a
+                        -- child back before its parent: a row whose parent is missing waits and is retried below.
+                        BEGIN
+                            EXECUTE format('INSERT INTO %I OVERRIDING SYSTEM VALUE SELECT * FROM jsonb_populate_record(NULL::%I, $1)',
+                                c.table_name, c.table_name) USING c.old_row;
+                        EXCEPTION WHEN foreign_key_violation THEN
+                            waiting := waiting || c.id;
+                            CONTINUE;
+                        END;
+                    ELSIF c.kind = 'I' THEN
                         EXECUTE format('DELETE FROM %I t WHERE %s', c.table_name,
                             loomworks_key_condition(c.row_key, format('jsonb_populate_record(NULL::%I, $1)', c.table_name)))
                             USING c.new_row;
-                    ELSIF c.kind = 'D' THEN
-                        EXECUTE format('INSERT INTO %I OVERRIDING SYSTEM VALUE SELECT * FROM jsonb_populate_record(NULL::%I, $1)',
-                            c.table_name, c.table_name) USING c.old_row;
                     ELSE
                         -- Only the columns the change altered: identity ids cannot be assigned, and a forced undo
                         -- should not clobber columns a later operation set.
@@ -163,6 +173,26 @@ public static class OperationsSchema
                             USING c.old_row, c.new_row;
                     END IF;
                     n := n + 1;
+                END LOOP;
+                WHILE cardinality(waiting) > 0 LOOP
+                    still := '{}';
+                    FOREACH w IN ARRAY waiting LOOP
+                        SELECT * INTO c FROM loomworks_change WHERE id = w;
+                        BEGIN
+                            EXECUTE format('INSERT INTO %I OVERRIDING SYSTEM VALUE SELECT * FROM jsonb_populate_record(NULL::%I, $1)',
+                                c.table_name, c.table_name) USING c.old_row;
+                            n := n + 1;
+                        EXCEPTION WHEN foreign_key_violation THEN
+                            still := still || w;
+                        END;
+                    END LOOP;
+                    IF cardinality(still) = cardinality(waiting) THEN
+                        -- No progress: the parent is gone for good (deleted by a later operation); say which row.
+                        SELECT * INTO c FROM loomworks_change WHERE id = still[1];
+                        EXECUTE format('INSERT INTO %I OVERRIDING SYSTEM VALUE SELECT * FROM jsonb_populate_record(NULL::%I, $1)',
+                            c.table_name, c.table_name) USING c.old_row;
+                    END IF;
+                    waiting := still;
                 END LOOP;
                 RETURN n;
             END

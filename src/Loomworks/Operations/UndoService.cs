@@ -18,8 +18,8 @@ public sealed class UndoService(NpgsqlDataSource dataSource)
     public async Task<UndoResult> UndoAsync(long operationId, bool force, OperationInfo? undoneBy, CancellationToken cancellationToken)
     {
         CheckId(operationId);
-        return await InTransactionAsync(async connection =>
-            await UndoOneAsync(connection, operationId, force, undoneBy, cancellationToken), cancellationToken);
+        return await InTransactionAsync(async transaction =>
+            await UndoOneAsync(transaction, operationId, force, undoneBy, cancellationToken), cancellationToken);
     }
 
     /// <summary>Undoes every operation of a session that is still in effect, newest first, in one transaction.</summary>
@@ -30,8 +30,9 @@ public sealed class UndoService(NpgsqlDataSource dataSource)
         {
             throw new OperationException(OperationErrorKind.BadInput, "a session id must be 1 to 200 characters");
         }
-        return await InTransactionAsync(async connection =>
+        return await InTransactionAsync(async transaction =>
         {
+            var connection = transaction.Connection!;
             var ids = new List<long>();
             await using (var command = new NpgsqlCommand("""
                 SELECT id FROM loomworks_ai_operation_log
@@ -53,7 +54,7 @@ public sealed class UndoService(NpgsqlDataSource dataSource)
             var results = new List<UndoResult>();
             foreach (var id in ids)
             {
-                results.Add(await UndoOneAsync(connection, id, force, undoneBy, cancellationToken));
+                results.Add(await UndoOneAsync(transaction, id, force, undoneBy, cancellationToken));
             }
             return (IReadOnlyList<UndoResult>)results;
         }, cancellationToken);
@@ -66,8 +67,9 @@ public sealed class UndoService(NpgsqlDataSource dataSource)
     public async Task<IReadOnlyList<UndoResult>> RewindAsync(DateTimeOffset to, bool force, string tenant, CancellationToken cancellationToken)
     {
         var restore = $"loomworks restore {tenant} --time {to.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture)}";
-        return await InTransactionAsync(async connection =>
+        return await InTransactionAsync(async transaction =>
         {
+            var connection = transaction.Connection!;
             long newest;
             await using (var coverage = new NpgsqlCommand("""
                 SELECT covered_since,
@@ -99,9 +101,12 @@ public sealed class UndoService(NpgsqlDataSource dataSource)
             while (true)
             {
                 await using var next = new NpgsqlCommand("""
-                    SELECT id FROM loomworks_ai_operation_log
-                    WHERE id <= $1 AND created_at > $2 AND state IN ('done', 'pending') AND NOT undone
-                    ORDER BY id DESC LIMIT 1
+                    SELECT o.id FROM loomworks_ai_operation_log o
+                    WHERE o.id <= $1 AND o.created_at > $2 AND o.state IN ('done', 'pending') AND NOT o.undone
+                      -- An undo whose target is also after the time cancels out with it: leave both as they are.
+                      AND NOT EXISTS (SELECT 1 FROM loomworks_ai_operation_log t
+                                      WHERE t.id = o.undo_of AND t.created_at > $2 AND t.undone_by = o.id)
+                    ORDER BY o.id DESC LIMIT 1
                     """, connection);
                 next.Parameters.AddWithValue(newest);
                 next.Parameters.AddWithValue(to);
@@ -109,7 +114,7 @@ public sealed class UndoService(NpgsqlDataSource dataSource)
                 {
                     return (IReadOnlyList<UndoResult>)results;
                 }
-                results.Add(await UndoOneAsync(connection, id, force, new OperationInfo("rewind", ToolName: "rewind"), cancellationToken));
+                results.Add(await UndoOneAsync(transaction, id, force, new OperationInfo("rewind", ToolName: "rewind"), cancellationToken));
             }
         }, cancellationToken);
     }
@@ -122,13 +127,13 @@ public sealed class UndoService(NpgsqlDataSource dataSource)
         }
     }
 
-    private async Task<T> InTransactionAsync<T>(Func<NpgsqlConnection, Task<T>> work, CancellationToken cancellationToken)
+    private async Task<T> InTransactionAsync<T>(Func<NpgsqlTransaction, Task<T>> work, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         try
         {
-            var result = await work(connection);
+            var result = await work(transaction);
             CrashPoint("undo:before-commit");
             await transaction.CommitAsync(cancellationToken);
             return result;
@@ -140,9 +145,10 @@ public sealed class UndoService(NpgsqlDataSource dataSource)
         }
     }
 
-    private static async Task<UndoResult> UndoOneAsync(NpgsqlConnection connection, long id, bool force, OperationInfo? undoneBy,
+    private static async Task<UndoResult> UndoOneAsync(NpgsqlTransaction transaction, long id, bool force, OperationInfo? undoneBy,
         CancellationToken cancellationToken)
     {
+        var connection = transaction.Connection!;
         string state;
         string? model;
         long? undoOf;
@@ -187,7 +193,7 @@ public sealed class UndoService(NpgsqlDataSource dataSource)
             await RefuseOnConflictAsync(connection, id, cancellationToken);
         }
         var info = (undoneBy ?? new OperationInfo("undo")) with { OperationType = "undo", ModelName = model };
-        var scope = await OperationScope.BeginAsync(connection, info, cancellationToken, undoOf: id);
+        var scope = await OperationScope.BeginAsync(transaction, info, cancellationToken, undoOf: id);
         int rows;
         await using (var apply = new NpgsqlCommand("SELECT loomworks_apply_inverse($1)", connection))
         {
@@ -205,8 +211,9 @@ public sealed class UndoService(NpgsqlDataSource dataSource)
         CrashPoint("undo:applied");
         await scope.CompleteAsync(cancellationToken);
         await using (var mark = new NpgsqlCommand("""
-            UPDATE loomworks_ai_operation_log SET undone = true, undone_at = now(), undone_by = $2 WHERE id = $1;
-            UPDATE loomworks_ai_operation_log SET undone = false, undone_at = NULL, undone_by = NULL WHERE id = $3
+            UPDATE loomworks_ai_operation_log
+            SET undone = (id = $1), undone_at = CASE WHEN id = $1 THEN now() END, undone_by = CASE WHEN id = $1 THEN $2::bigint END
+            WHERE id = $1 OR id = $3
             """, connection))
         {
             // Undoing an undo is a redo: the original is in effect again and may be undone again.
