@@ -50,10 +50,8 @@ public sealed class OperationScope
     {
         ArgumentNullException.ThrowIfNull(transaction);
         ArgumentNullException.ThrowIfNull(info);
-        if (transaction.IsCompleted || transaction.Connection is not { } connection)
-        {
-            throw new InvalidOperationException("the transaction is already committed or rolled back");
-        }
+        var connection = transaction.Connection
+            ?? throw new InvalidOperationException("the transaction is already committed or rolled back");
         // One round trip: the log row and the setting together.
         await using var command = new NpgsqlCommand("""
             WITH o AS (

@@ -332,16 +332,6 @@ public sealed class UndoServiceTests(PostgresFixture postgres)
         Assert.Equal(OperationErrorKind.NotUndoable, e.Kind);
     }
 
-    [Fact]
-    public async Task An_operation_in_a_finished_transaction_is_refused()
-    {
-        var ds = await DatabaseAsync("no_transaction");
-        await using var connection = await ds.OpenConnectionAsync();
-        await using var transaction = await connection.BeginTransactionAsync();
-        await transaction.CommitAsync();
-        await Assert.ThrowsAsync<InvalidOperationException>(() => OperationScope.BeginAsync(transaction, Create, None));
-    }
-
     [Theory]
     [InlineData(0L)]
     [InlineData(-1L)]
