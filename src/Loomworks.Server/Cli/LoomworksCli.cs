@@ -21,6 +21,9 @@ public static class LoomworksCli
         root.Subcommands.Add(VersionCommand.Create());
         root.Subcommands.Add(DoctorCommand.Create(config));
         root.Subcommands.Add(ConfigCommand.Create(config));
+        root.Subcommands.Add(UndoCommand.Create(config));
+        root.Subcommands.Add(OpsCommand.Create(config));
+        root.Subcommands.Add(RewindCommand.Create(config));
         return root;
     }
 
