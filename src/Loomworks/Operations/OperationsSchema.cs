@@ -39,7 +39,8 @@ public static class OperationsSchema
             CREATE INDEX loomworks_ai_operation_log_session ON loomworks_ai_operation_log (session_id, id) WHERE session_id IS NOT NULL;
             CREATE INDEX loomworks_ai_operation_log_agent ON loomworks_ai_operation_log (agent_id, id) WHERE agent_id IS NOT NULL;
             CREATE INDEX loomworks_ai_operation_log_model ON loomworks_ai_operation_log (model_name, id);
-            CREATE INDEX loomworks_ai_operation_log_created ON loomworks_ai_operation_log (created_at);
+            -- BRIN: rows arrive in time order, and a B-tree on every insert is cost the hot path does not need.
+            CREATE INDEX loomworks_ai_operation_log_created ON loomworks_ai_operation_log USING brin (created_at);
 
             -- No foreign key to the log: the row triggers are the hot path, and retention prunes these rows alone.
             CREATE TABLE loomworks_change (
@@ -53,7 +54,7 @@ public static class OperationsSchema
                 changed_at timestamptz NOT NULL DEFAULT now());
             CREATE INDEX loomworks_change_operation ON loomworks_change (operation_id, id);
             CREATE INDEX loomworks_change_row ON loomworks_change (table_name, row_key, id);
-            CREATE INDEX loomworks_change_time ON loomworks_change (changed_at);
+            CREATE INDEX loomworks_change_time ON loomworks_change USING brin (changed_at);
 
             -- One row: since when the change table holds every captured change (capture start, then the retention cutoff).
             CREATE TABLE loomworks_oplog_coverage (
