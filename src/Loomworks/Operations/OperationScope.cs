@@ -60,13 +60,7 @@ public sealed class OperationScope
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id)
             SELECT id, set_config('loomworks.operation_id', id::text, true) FROM o
             """, connection);
-        command.Parameters.AddWithValue(info.OperationType);
-        command.Parameters.AddWithValue((object?)info.ModelName ?? DBNull.Value);
-        command.Parameters.AddWithValue((object?)info.SessionId ?? DBNull.Value);
-        command.Parameters.AddWithValue((object?)info.AgentId ?? DBNull.Value);
-        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Bigint, (object?)info.UserId ?? DBNull.Value);
-        command.Parameters.AddWithValue((object?)info.ToolName ?? DBNull.Value);
-        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Bigint, (object?)info.SnapshotId ?? DBNull.Value);
+        AddInfo(command, info);
         command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Bigint, (object?)undoOf ?? DBNull.Value);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
@@ -112,16 +106,22 @@ public sealed class OperationScope
                 (operation_type, model_name, session_id, agent_id, user_id, tool_name, snapshot_id, state, error_message, execution_time_ms)
             VALUES ($1, $2, $3, $4, $5, $6, $7, 'failed', $8, $9) RETURNING id
             """, _connection);
-        command.Parameters.AddWithValue(Info.OperationType);
-        command.Parameters.AddWithValue((object?)Info.ModelName ?? DBNull.Value);
-        command.Parameters.AddWithValue((object?)Info.SessionId ?? DBNull.Value);
-        command.Parameters.AddWithValue((object?)Info.AgentId ?? DBNull.Value);
-        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Bigint, (object?)Info.UserId ?? DBNull.Value);
-        command.Parameters.AddWithValue((object?)Info.ToolName ?? DBNull.Value);
-        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Bigint, (object?)Info.SnapshotId ?? DBNull.Value);
+        AddInfo(command, Info);
         command.Parameters.AddWithValue(errorMessage);
         command.Parameters.AddWithValue(ElapsedMs());
         return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    /// <summary>Binds the seven annotation columns, in the order both inserts list them.</summary>
+    private static void AddInfo(NpgsqlCommand command, OperationInfo info)
+    {
+        command.Parameters.AddWithValue(info.OperationType);
+        command.Parameters.AddWithValue((object?)info.ModelName ?? DBNull.Value);
+        command.Parameters.AddWithValue((object?)info.SessionId ?? DBNull.Value);
+        command.Parameters.AddWithValue((object?)info.AgentId ?? DBNull.Value);
+        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Bigint, (object?)info.UserId ?? DBNull.Value);
+        command.Parameters.AddWithValue((object?)info.ToolName ?? DBNull.Value);
+        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Bigint, (object?)info.SnapshotId ?? DBNull.Value);
     }
 
     private int ElapsedMs() => (int)Math.Min(int.MaxValue, Stopwatch.GetElapsedTime(_started).TotalMilliseconds);
