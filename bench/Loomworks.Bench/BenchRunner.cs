@@ -16,7 +16,12 @@ public interface IScenario
 
 public static class BenchRunner
 {
-    private static readonly IScenario[] Scenarios = [new ClusterColdStartScenario(), new DatabaseManagerScenario()];
+    private static readonly IScenario[] Scenarios =
+    [
+        new ClusterColdStartScenario(),
+        new DatabaseManagerScenario(),
+        new OperationsScenario(),
+    ];
 
     /// <summary>--size N: megabytes of the tenant the database-manager scenario works on.</summary>
     public static int SizeMb { get; private set; } = 100;

@@ -23,6 +23,9 @@ public static class LoomworksCli
         root.Subcommands.Add(ConfigCommand.Create(config));
         root.Subcommands.Add(TenantCommand.Create(config));
         root.Subcommands.Add(DbCommand.Create(config));
+        root.Subcommands.Add(UndoCommand.Create(config));
+        root.Subcommands.Add(OpsCommand.Create(config));
+        root.Subcommands.Add(RewindCommand.Create(config));
         return root;
     }
 

@@ -3,6 +3,7 @@ using Loomworks.Postgres;
 using Loomworks.Server.Backups;
 using Loomworks.Server.Health;
 using Loomworks.Server.Tenancy;
+using Loomworks.Server.Operations;
 
 namespace Loomworks.Server.Hosting;
 
@@ -19,6 +20,7 @@ public static class LoomworksWebApp
         builder.Services.AddLoomworksForwardedHeaders(settings);
         builder.Services.AddLoomworksTenancy(settings);
         builder.Services.AddDatabaseManager(settings);
+        builder.Services.AddOperations();
         configure?.Invoke(builder);
 
         var app = builder.Build();
@@ -27,6 +29,7 @@ public static class LoomworksWebApp
         app.MapHealth();
         app.MapLoomworksTenancy();
         app.MapDatabaseManager();
+        app.MapOperations();
         return app;
     }
 }

@@ -1,0 +1,102 @@
+using System.Text.RegularExpressions;
+using Npgsql;
+
+namespace Loomworks.Operations;
+
+/// <summary>
+/// Attaches the change-capture row triggers to tables of a tenant database. Changes made outside an operation are
+/// captured too, with a null operation id: undo and rewind then see them and can name them instead of silently
+/// overwriting them.
+/// </summary>
+public static partial class ChangeCapture
+{
+    /// <summary>The trigger's name on every captured table; it sorts after PostgreSQL's RI_ConstraintTrigger_* so a
+    /// cascaded delete's child rows are captured before their parent, and undo (newest first) restores the parent first.</summary>
+    public const string TriggerName = "loomworks_capture";
+
+    [GeneratedRegex("^[a-z_][a-z0-9_]{0,62}$")]
+    private static partial Regex TableName();
+
+    /// <summary>Installs (or replaces) the capture trigger on each table; safe to run again.</summary>
+    public static async Task InstallAsync(NpgsqlConnection connection, IEnumerable<string> tableNames,
+        CancellationToken cancellationToken)
+    {
+        foreach (var table in tableNames.Distinct(StringComparer.Ordinal))
+        {
+            var quoted = Quote(table);
+            var keyColumns = await KeyColumnsAsync(connection, table, cancellationToken);
+            var arguments = string.Join(", ", keyColumns.Select(c => "'" + c.Replace("'", "''", StringComparison.Ordinal) + "'"));
+            await using var command = new NpgsqlCommand($"""
+                CREATE OR REPLACE TRIGGER {TriggerName} AFTER INSERT OR UPDATE OR DELETE ON {quoted}
+                FOR EACH ROW EXECUTE FUNCTION loomworks_capture_change({arguments})
+                """, connection);
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+    }
+
+    /// <summary>Removes the capture trigger from each table (those without it are left alone).</summary>
+    public static async Task RemoveAsync(NpgsqlConnection connection, IEnumerable<string> tableNames,
+        CancellationToken cancellationToken)
+    {
+        foreach (var table in tableNames.Distinct(StringComparer.Ordinal))
+        {
+            await using var command = new NpgsqlCommand($"DROP TRIGGER IF EXISTS {TriggerName} ON {Quote(table)}", connection);
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }
+    }
+
+    /// <summary>The tables of the public schema that carry the capture trigger.</summary>
+    public static async Task<IReadOnlyList<string>> CapturedTablesAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("""
+            SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+            JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE t.tgname = $1 AND n.nspname = 'public' ORDER BY c.relname
+            """, connection);
+        command.Parameters.AddWithValue(TriggerName);
+        var tables = new List<string>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            tables.Add(reader.GetString(0));
+        }
+        return tables;
+    }
+
+    /// <summary>Validates and quotes a table name; the log's own tables are refused so capture cannot feed itself.</summary>
+    internal static string Quote(string table)
+    {
+        if (!TableName().IsMatch(table))
+        {
+            throw new ArgumentException($"'{table}' is not an acceptable table name (lower-case letters, digits and _)", nameof(table));
+        }
+        if (table.StartsWith("loomworks_", StringComparison.Ordinal))
+        {
+            throw new ArgumentException($"'{table}' belongs to Loomworks itself and is not captured", nameof(table));
+        }
+        return "\"" + table + "\"";
+    }
+
+    /// <summary>The primary key's columns, else the first unique index's, else every column (rows identified whole).</summary>
+    private static async Task<IReadOnlyList<string>> KeyColumnsAsync(NpgsqlConnection connection, string table,
+        CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("""
+            SELECT coalesce(
+                (SELECT array_agg(a.attname ORDER BY k.ord)
+                 FROM (SELECT i.indkey, i.indrelid FROM pg_index i WHERE i.indrelid = c.oid AND (i.indisprimary OR i.indisunique)
+                           AND i.indexprs IS NULL AND i.indpred IS NULL
+                       ORDER BY i.indisprimary DESC, i.indexrelid LIMIT 1) x
+                 CROSS JOIN LATERAL unnest(x.indkey) WITH ORDINALITY k(attnum, ord)
+                 JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum),
+                (SELECT array_agg(a.attname ORDER BY a.attnum) FROM pg_attribute a
+                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped))
+            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = 'public' AND c.relname = $1 AND c.relkind IN ('r', 'p')
+            """, connection);
+        command.Parameters.AddWithValue(table);
+        return await command.ExecuteScalarAsync(cancellationToken) is string[] columns
+            ? columns
+            : throw new ArgumentException($"table '{table}' does not exist in this database", nameof(table));
+    }
+}
