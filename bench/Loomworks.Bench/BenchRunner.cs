@@ -16,7 +16,14 @@ public interface IScenario
 
 public static class BenchRunner
 {
-    private static readonly IScenario[] Scenarios = [new ClusterColdStartScenario()];
+    private static readonly TenantScaleScenario TenantScale = new();
+    private static readonly IScenario[] Scenarios =
+    [
+        new ClusterColdStartScenario(),
+        new TenantProvisionScenario(),
+        new TenantRoutingScenario(),
+        TenantScale,
+    ];
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -27,6 +34,15 @@ public static class BenchRunner
             if (args[i] == "--runs" && i + 1 < args.Length && int.TryParse(args[++i], CultureInfo.InvariantCulture, out var n) && n > 0)
             {
                 runs = n;
+            }
+            else if (args[i] == "--tenants")
+            {
+                if (i + 1 >= args.Length || !int.TryParse(args[++i], CultureInfo.InvariantCulture, out var t) || !TenantScaleScenario.IsAcceptable(t))
+                {
+                    await Console.Error.WriteLineAsync("--tenants takes a whole number from 1 to 10000");
+                    return 2;
+                }
+                TenantScale.Tenants = t;
             }
             else if (args[i] is "--help" or "-h")
             {
@@ -85,7 +101,7 @@ public static class BenchRunner
 
     private static void PrintHelp()
     {
-        Console.WriteLine("usage: Loomworks.Bench [scenario…] [--runs N]");
+        Console.WriteLine("usage: Loomworks.Bench [scenario…] [--runs N] [--tenants N (tenant-scale, 1-10000)]");
         foreach (var s in Scenarios)
         {
             Console.WriteLine($"  {s.Name,-24} {s.Description}");
