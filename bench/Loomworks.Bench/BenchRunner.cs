@@ -16,9 +16,13 @@ public interface IScenario
 
 public static class BenchRunner
 {
+    private static readonly TenantScaleScenario TenantScale = new();
     private static readonly IScenario[] Scenarios =
     [
         new ClusterColdStartScenario(),
+        new TenantProvisionScenario(),
+        new TenantRoutingScenario(),
+        TenantScale,
         new DatabaseManagerScenario(),
         new OperationsScenario(),
     ];
@@ -39,6 +43,15 @@ public static class BenchRunner
             else if (args[i] == "--size" && i + 1 < args.Length && int.TryParse(args[++i], CultureInfo.InvariantCulture, out var mb) && mb > 0)
             {
                 SizeMb = mb;
+            }
+            else if (args[i] == "--tenants")
+            {
+                if (i + 1 >= args.Length || !int.TryParse(args[++i], CultureInfo.InvariantCulture, out var t) || !TenantScaleScenario.IsAcceptable(t))
+                {
+                    await Console.Error.WriteLineAsync("--tenants takes a whole number from 1 to 10000");
+                    return 2;
+                }
+                TenantScale.Tenants = t;
             }
             else if (args[i] is "--help" or "-h")
             {
@@ -98,6 +111,7 @@ public static class BenchRunner
     private static void PrintHelp()
     {
         Console.WriteLine("usage: Loomworks.Bench [scenario…] [--runs N] [--size MB]");
+        Console.WriteLine("usage: Loomworks.Bench [scenario…] [--runs N] [--tenants N (tenant-scale, 1-10000)]");
         foreach (var s in Scenarios)
         {
             Console.WriteLine($"  {s.Name,-24} {s.Description}");
