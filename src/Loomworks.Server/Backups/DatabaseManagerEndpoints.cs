@@ -25,7 +25,7 @@ public static class DatabaseManagerEndpoints
         services.AddSingleton(sp => new PgTools(sp.GetRequiredService<TenantDataSources>().Endpoint,
             PostgresBinaries.Locate(settings.Get(ConfigKeys.PgBinDir)).Directory));
         services.AddSingleton<DatabaseManager>();
-        services.AddSingleton<IMasterPasswordCheck>(sp => new MasterPasswordGate(settings, sp.GetRequiredService<ManagementDatabase>()));
+        services.AddSingleton<IMasterPasswordCheck>(sp => new MasterPasswordGate(settings, sp.GetRequiredService<MasterPassword>()));
         services.AddHostedService<DatabaseManagerRecovery>();
         return services;
     }

@@ -9,7 +9,7 @@ public static class ConfigCommand
     {
         var output = new Option<string?>("--output", "-o")
         {
-            Description = "File to write (default: the -c file, else /etc/loomworks/loomworks.conf as root, else ~/.loomworksrc)",
+            Description = "File to write (default: the -c file, else $LOOMWORKS_RC, else /etc/loomworks/loomworks.conf as root, else ~/.loomworksrc)",
         };
         var all = new Option<bool>("--all") { Description = "Write every key, defaults included" };
         var generate = new Command("generate",
@@ -20,6 +20,7 @@ public static class ConfigCommand
         generate.SetAction(parseResult =>
         {
             var target = parseResult.GetValue(output) ?? parseResult.GetValue(config.ConfigFile)
+                ?? NonEmpty(Environment.GetEnvironmentVariable(ConfigLoader.ConfigFileVariable))
                 ?? (Environment.UserName == "root"
                     ? ConfigLoader.SystemConfigFile
                     : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".loomworksrc"));
@@ -49,4 +50,6 @@ public static class ConfigCommand
         });
         return new Command("config", "Configuration files.") { generate };
     }
+
+    private static string? NonEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
 }

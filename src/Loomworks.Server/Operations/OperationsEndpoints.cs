@@ -6,6 +6,8 @@ using Loomworks.Tenancy;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Npgsql;
 
+using Loomworks.Server.Tenancy;
+
 namespace Loomworks.Server.Operations;
 
 /// <summary>The admin REST API of the operation log: list a tenant's operations and undo one.</summary>
@@ -21,10 +23,7 @@ public static class OperationsEndpoints
 
     public static void MapOperations(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/api/v1/tenants/{tenant}/operations");
-        group.AddEndpointFilter(async (context, next) =>
-            AdminCredentials.Check(context.HttpContext, context.HttpContext.RequestServices.GetRequiredService<LoomworksSettings>())
-                ?? await next(context));
+        var group = app.MapGroup("/api/v1/tenants/{tenant}/operations").RequireMasterPassword();
         group.MapGet("", ListAsync);
         group.MapPost("/{id}/undo", UndoAsync);
     }

@@ -65,7 +65,7 @@ public static class TenantAdminApi
     public static void MapTenantAdminApi(this IEndpointRouteBuilder app)
     {
         app.MapGet("/api/v1/openapi.json", () => TypedResults.Text(TenantAdminOpenApi.Document, "application/json"));
-        var api = app.MapGroup("/api/v1").AddEndpointFilter(RequireMasterPasswordAsync);
+        var api = app.MapGroup("/api/v1").RequireMasterPassword();
         api.MapGet("/tenants", async (TenantStore store, CancellationToken ct) =>
             TypedResults.Ok((await store.ListAsync(ct)).Select(TenantDto.From).ToList()));
         api.MapPost("/tenants", CreateAsync);
@@ -184,6 +184,9 @@ public static class TenantAdminApi
             return (null, Problem(400, "invalid body", $"the body is not acceptable JSON: {e.Message}"));
         }
     }
+
+    /// <summary>Guards an admin route group: HTTP Basic user admin and the master password, rate limited per address.</summary>
+    public static RouteGroupBuilder RequireMasterPassword(this RouteGroupBuilder group) => group.AddEndpointFilter(RequireMasterPasswordAsync);
 
     private static async ValueTask<object?> RequireMasterPasswordAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {

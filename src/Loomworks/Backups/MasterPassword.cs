@@ -1,15 +1,12 @@
-using System.Collections.Concurrent;
-using System.Security.Cryptography;
-using System.Text;
 using Loomworks.Configuration;
 using Loomworks.Tenancy;
 
 namespace Loomworks.Backups;
 
-/// <summary>The gate in front of every database-manager call; one implementation, swappable for Tenancy's own.</summary>
+/// <summary>The gate in front of every database-manager call.</summary>
 public interface IMasterPasswordCheck
 {
-    /// <summary>Throws <see cref="DatabaseManagerException"/> unless management is enabled (and, when given, the password is right).</summary>
+    /// <summary>Throws <see cref="DatabaseManagerException"/> unless management is enabled and the password is right.</summary>
     Task CheckAsync(string? password, string clientAddress, CancellationToken cancellationToken);
 
     /// <summary>Throws unless management is enabled at all (list_db True and a master password set); no password asked.</summary>
@@ -20,42 +17,36 @@ public interface IMasterPasswordCheck
 }
 
 /// <summary>
-/// The master password: the hash stored in loomworks_settings (key admin_passwd) when one was set through the manager,
-/// else the admin_passwd of loomworks.conf (plain or a passlib hash). Failures are counted per client address.
+/// The database manager's view of the one master password (<see cref="MasterPassword"/>, shared with the admin API):
+/// list_db = False switches the manager off, and the answers become the manager's own errors.
 /// </summary>
-public sealed class MasterPasswordGate(LoomworksSettings settings, ManagementDatabase management, TimeProvider? clock = null)
-    : IMasterPasswordCheck
+public sealed class MasterPasswordGate(LoomworksSettings settings, MasterPassword master) : IMasterPasswordCheck
 {
-    public const string SettingKey = "admin_passwd";
-
-    private readonly TimeProvider _clock = clock ?? TimeProvider.System;
-    private readonly ConcurrentDictionary<string, Attempts> _failures = new(StringComparer.Ordinal);
-
-    /// <summary>Failed attempts a client address may make within <see cref="Window"/> before it is turned away.</summary>
-    public int MaxFailures { get; init; } = 5;
-    public TimeSpan Window { get; init; } = TimeSpan.FromMinutes(1);
-
-    public async Task CheckEnabledAsync(CancellationToken cancellationToken) => await StoredAsync(cancellationToken);
+    public async Task CheckEnabledAsync(CancellationToken cancellationToken)
+    {
+        EnsureListDb();
+        if (await master.StoredAsync(cancellationToken) is null)
+        {
+            throw Disabled();
+        }
+    }
 
     public async Task CheckAsync(string? password, string clientAddress, CancellationToken cancellationToken)
     {
-        var stored = await StoredAsync(cancellationToken);
-        var now = _clock.GetUtcNow();
-        if (_failures.TryGetValue(clientAddress, out var attempts) && attempts.Count >= MaxFailures
-            && now - attempts.Since < Window)
+        EnsureListDb();
+        switch (await master.VerifyAsync(string.IsNullOrEmpty(password) ? null : password, clientAddress, cancellationToken))
         {
-            throw new DatabaseManagerException(DatabaseManagerError.TooManyAttempts,
-                "too many wrong master passwords from this address; try again later")
-            { RetryAfter = Window - (now - attempts.Since) };
+            case MasterPasswordResult.Accepted:
+                return;
+            case MasterPasswordResult.Disabled:
+                throw Disabled();
+            case MasterPasswordResult.RateLimited:
+                throw new DatabaseManagerException(DatabaseManagerError.TooManyAttempts,
+                    "too many wrong master passwords from this address; try again later")
+                { RetryAfter = master.LockedFor(clientAddress) ?? MasterPassword.LockOut };
+            default:
+                throw new DatabaseManagerException(DatabaseManagerError.AccessDenied, "Access Denied: wrong master password");
         }
-        if (!string.IsNullOrEmpty(password) && MasterPasswordHash.Verify(password, stored))
-        {
-            _failures.TryRemove(clientAddress, out _);
-            return;
-        }
-        _failures.AddOrUpdate(clientAddress, _ => new Attempts(1, now),
-            (_, a) => now - a.Since >= Window ? new Attempts(1, now) : a with { Count = a.Count + 1 });
-        throw new DatabaseManagerException(DatabaseManagerError.AccessDenied, "Access Denied: wrong master password");
     }
 
     public async Task ChangeAsync(string? oldPassword, string newPassword, string clientAddress, CancellationToken cancellationToken)
@@ -65,79 +56,18 @@ public sealed class MasterPasswordGate(LoomworksSettings settings, ManagementDat
         {
             throw new DatabaseManagerException(DatabaseManagerError.InvalidName, "the new master password must not be empty");
         }
-        await using var command = management.DataSource.CreateCommand("""
-            INSERT INTO loomworks_settings (key, value) VALUES ($1, $2)
-            ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = now()
-            """);
-        command.Parameters.AddWithValue(SettingKey);
-        command.Parameters.AddWithValue(MasterPasswordHash.Hash(newPassword));
-        await command.ExecuteNonQueryAsync(cancellationToken);
+        await master.ChangeAsync(newPassword, cancellationToken);
     }
 
-    private async Task<string> StoredAsync(CancellationToken cancellationToken)
+    private void EnsureListDb()
     {
         if (!settings.GetBool(ConfigKeys.ListDb))
         {
             throw new DatabaseManagerException(DatabaseManagerError.Disabled,
                 "the database manager has been disabled by the administrator (list_db = False)");
         }
-        await using var command = management.DataSource.CreateCommand("SELECT value FROM loomworks_settings WHERE key = $1");
-        command.Parameters.AddWithValue(SettingKey);
-        var stored = await command.ExecuteScalarAsync(cancellationToken) as string ?? settings.AdminPassword;
-        return string.IsNullOrEmpty(stored)
-            ? throw new DatabaseManagerException(DatabaseManagerError.Disabled,
-                "the database manager is disabled until a master password is set (admin_passwd in loomworks.conf)")
-            : stored;
     }
 
-    private sealed record Attempts(int Count, DateTimeOffset Since);
-}
-
-/// <summary>Master-password hashes in passlib's pbkdf2_sha512 format, as Odoo writes them: <c>$pbkdf2-sha512$600000$salt$hash</c>.</summary>
-public static class MasterPasswordHash
-{
-    public const int Rounds = 600_000;
-    private const string Prefix = "$pbkdf2-sha512$";
-
-    public static string Hash(string password, int rounds = Rounds)
-    {
-        var salt = RandomNumberGenerator.GetBytes(16);
-        var hash = Rfc2898DeriveBytes.Pbkdf2(Encoding.UTF8.GetBytes(password), salt, rounds, HashAlgorithmName.SHA512, 64);
-        return $"{Prefix}{rounds}${AdaptedBase64(salt)}${AdaptedBase64(hash)}";
-    }
-
-    /// <summary>True when <paramref name="password"/> matches <paramref name="stored"/>: a pbkdf2-sha512 hash, or a plain value as Odoo's config allows.</summary>
-    public static bool Verify(string password, string stored)
-    {
-        var given = Encoding.UTF8.GetBytes(password);
-        if (!stored.StartsWith(Prefix, StringComparison.Ordinal))
-        {
-            return CryptographicOperations.FixedTimeEquals(given, Encoding.UTF8.GetBytes(stored));
-        }
-        var parts = stored[Prefix.Length..].Split('$');
-        if (parts.Length != 3 || !int.TryParse(parts[0], System.Globalization.CultureInfo.InvariantCulture, out var rounds)
-            || rounds < 1 || FromAdaptedBase64(parts[1]) is not { } salt || FromAdaptedBase64(parts[2]) is not { Length: > 0 } expected)
-        {
-            return false;
-        }
-        var actual = Rfc2898DeriveBytes.Pbkdf2(given, salt, rounds, HashAlgorithmName.SHA512, expected.Length);
-        return CryptographicOperations.FixedTimeEquals(actual, expected);
-    }
-
-    // passlib's "adapted base64": '.' for '+', no padding.
-    private static string AdaptedBase64(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '.');
-
-    private static byte[]? FromAdaptedBase64(string text)
-    {
-        var b64 = text.Replace('.', '+');
-        b64 += new string('=', (4 - b64.Length % 4) % 4);
-        try
-        {
-            return Convert.FromBase64String(b64);
-        }
-        catch (FormatException)
-        {
-            return null;
-        }
-    }
+    private static DatabaseManagerException Disabled() => new(DatabaseManagerError.Disabled,
+        "the database manager is disabled until a master password is set (admin_passwd in loomworks.conf)");
 }

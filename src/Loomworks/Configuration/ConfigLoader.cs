@@ -66,15 +66,15 @@ public static class ConfigLoader
                 ? Path.GetFullPath(configFlag)
                 : throw new ConfigException($"configuration file {configFlag} (from -c/--config) does not exist");
         }
+        if (!lookForDefault)
+        {
+            return null;
+        }
         if (environment.TryGetValue(ConfigFileVariable, out var fromEnvironment) && fromEnvironment.Length > 0)
         {
             return File.Exists(fromEnvironment)
                 ? Path.GetFullPath(fromEnvironment)
                 : throw new ConfigException($"configuration file {fromEnvironment} (from {ConfigFileVariable}) does not exist");
-        }
-        if (!lookForDefault)
-        {
-            return null;
         }
         if (File.Exists(SystemConfigFile))
         {

@@ -53,11 +53,8 @@ public sealed class ManagerHarness : IAsyncDisposable
             NullLogger<DatabaseManager>.Instance);
 
     public MasterPasswordGate Gate(string? adminPasswd, bool listDb = true) => new(
-        LoomworksSettings.Defaults(new Dictionary<string, string>
-        {
-            ["list_db"] = listDb ? "True" : "False",
-            ["admin_passwd"] = adminPasswd ?? "",
-        }), Management);
+        LoomworksSettings.Defaults(new Dictionary<string, string> { ["list_db"] = listDb ? "True" : "False" }),
+        new Loomworks.Tenancy.MasterPassword(Management, adminPasswd));
 
     /// <summary>A name for this test's database, remembered so it is dropped at the end.</summary>
     public string Name(string suffix)
