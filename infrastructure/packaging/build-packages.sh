@@ -156,7 +156,8 @@ build_rpm() {
     "$here/loomworks.spec" >&2
   local built
   built=$(find "$top/RPMS" -name '*.rpm' | head -n 1)
-  local file="$output/$(basename "$built")"
+  local file
+  file="$output/$(basename "$built")"
   mv "$built" "$file"
   echo "$file"
 }
