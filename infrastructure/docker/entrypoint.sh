@@ -31,7 +31,8 @@ generate_config() {
   # loomworks reads DB_HOST, DB_PASSWORD, ADMIN_PASSWD, … itself; the file records them for `loomworks doctor`
   # and for anyone who opens a shell in the container. Mode 0600: it holds passwords.
   if [ ! -f "$LOOMWORKS_RC" ] || [ "${REGENERATE_CONFIG:-false}" = "true" ]; then
-    loomworks config generate -o "$LOOMWORKS_RC"
+    # LOOMWORKS_RC names the file being written; loomworks would otherwise insist on reading it first.
+    env -u LOOMWORKS_RC loomworks config generate -o "$LOOMWORKS_RC"
   fi
 }
 

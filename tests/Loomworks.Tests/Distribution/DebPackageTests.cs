@@ -205,7 +205,7 @@ public sealed partial class DebPackageTests(PackageFixture packages)
     {
         using var scratch = new Scratch("deb-control");
         await Tool.RunOkAsync("dpkg-deb", "-e", packages.DebPath, scratch.File("DEBIAN"));
-        return await File.ReadAllTextAsync(Path.Combine(scratch.File("DEBIAN"), name));
+        return File.ReadAllText(Path.Combine(scratch.File("DEBIAN"), name));
     }
 
     private static async Task<string> StatOwnerAsync(string path) => (await Tool.RunOkAsync("stat", "-c", "%U", path)).Trim();
