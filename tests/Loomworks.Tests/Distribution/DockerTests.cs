@@ -66,13 +66,14 @@ public sealed class DockerTests
     {
         var dockerfile = File.ReadAllText(Docker("Dockerfile"));
         Assert.Equal(2, CountOf(dockerfile, "\nFROM "));
-        Assert.Contains("--self-contained true", dockerfile, StringComparison.Ordinal);
-        Assert.Contains("-p:PublishTrimmed=false", dockerfile, StringComparison.Ordinal);
-        Assert.Contains("postgresql-client", dockerfile, StringComparison.Ordinal);
-        Assert.Contains("pgbackrest", dockerfile, StringComparison.Ordinal);
-        Assert.Contains("USER loomworks:loomworks", dockerfile, StringComparison.Ordinal);
-        Assert.Contains("CMD curl -fsS http://localhost:8069/web/health || exit 1", dockerfile, StringComparison.Ordinal);
-        Assert.Contains("ENTRYPOINT [\"/usr/local/bin/entrypoint.sh\"]", dockerfile, StringComparison.Ordinal);
+        Tool.AssertContainsAll(dockerfile,
+            "--self-contained true",
+            "-p:PublishTrimmed=false",
+            "postgresql-client",
+            "pgbackrest",
+            "USER loomworks:loomworks",
+            "CMD curl -fsS http://localhost:8069/web/health || exit 1",
+            "ENTRYPOINT [\"/usr/local/bin/entrypoint.sh\"]");
     }
 
     [Fact]
@@ -118,10 +119,11 @@ public sealed class DockerTests
     public async Task Nginx_routes_every_tenant_host_with_proxy_headers_and_upgrades_long_polling()
     {
         var nginx = File.ReadAllText(Tool.Repo("infrastructure", "nginx", "nginx.conf"));
-        Assert.Contains("server_name .loomworks.localhost", nginx, StringComparison.Ordinal);
-        Assert.Contains("client_max_body_size 512m;", nginx, StringComparison.Ordinal);
-        Assert.Contains("location ~ ^/(websocket|longpolling)", nginx, StringComparison.Ordinal);
-        Assert.Contains("proxy_set_header Upgrade $http_upgrade;", nginx, StringComparison.Ordinal);
+        Tool.AssertContainsAll(nginx,
+            "server_name .loomworks.localhost",
+            "client_max_body_size 512m;",
+            "location ~ ^/(websocket|longpolling)",
+            "proxy_set_header Upgrade $http_upgrade;");
         // A location that sets any header inherits none: each location must carry all forwarded headers.
         var locations = System.Text.RegularExpressions.Regex.Split(nginx, @"\n\s+location ").Skip(1).ToList();
         Assert.Equal(2, locations.Count);
@@ -140,9 +142,10 @@ public sealed class DockerTests
     public async Task Postgresql_conf_archives_wal_through_pgbackrest()
     {
         var conf = File.ReadAllText(Docker("postgresql.conf"));
-        Assert.Contains("wal_level = replica", conf, StringComparison.Ordinal);
-        Assert.Contains("archive_mode = on", conf, StringComparison.Ordinal);
-        Assert.Contains("archive_command = 'pgbackrest --stanza=loomworks archive-push %p'", conf, StringComparison.Ordinal);
+        Tool.AssertContainsAll(conf,
+            "wal_level = replica",
+            "archive_mode = on",
+            "archive_command = 'pgbackrest --stanza=loomworks archive-push %p'");
         var pgbackrest = File.ReadAllText(Docker("pgbackrest.conf"));
         Assert.Contains("[loomworks]", pgbackrest, StringComparison.Ordinal);
         Assert.Contains("repo1-path=/var/lib/pgbackrest", pgbackrest, StringComparison.Ordinal);

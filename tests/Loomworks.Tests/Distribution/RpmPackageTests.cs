@@ -36,15 +36,17 @@ public sealed class RpmPackageTests(PackageFixture packages)
         // Debian's rpm maps %{_sharedstatedir} to /usr/com: the paths are spelled out and must stay that way.
         Assert.DoesNotContain(files, f => f.StartsWith("/usr/com", StringComparison.Ordinal) || f.StartsWith("/opt", StringComparison.Ordinal));
         var modes = await Tool.RunOkAsync("rpm", "-qp", "--queryformat", "[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILENAMES}\n]", packages.RpmPath);
-        Assert.Contains("drwxr-x--- loomworks:loomworks /var/lib/loomworks", modes, StringComparison.Ordinal);
-        Assert.Contains("-rw-r----- root:loomworks /etc/loomworks/loomworks.conf", modes, StringComparison.Ordinal);
-        Assert.Contains("-rwxr-xr-x root:root /usr/lib/loomworks/loomworks", modes, StringComparison.Ordinal);
+        Tool.AssertContainsAll(modes,
+            "drwxr-x--- loomworks:loomworks /var/lib/loomworks",
+            "-rw-r----- root:loomworks /etc/loomworks/loomworks.conf",
+            "-rwxr-xr-x root:root /usr/lib/loomworks/loomworks");
 
         var scripts = await Tool.RunOkAsync("rpm", "-qp", "--scripts", packages.RpmPath);
-        Assert.Contains("preinstall scriptlet", scripts, StringComparison.Ordinal);
-        Assert.Contains("useradd -r -g loomworks -d /var/lib/loomworks -s /sbin/nologin", scripts, StringComparison.Ordinal);
-        Assert.Contains("systemctl --no-reload disable --now loomworks.service", scripts, StringComparison.Ordinal);
-        Assert.Contains("systemctl try-restart loomworks.service", scripts, StringComparison.Ordinal);
+        Tool.AssertContainsAll(scripts,
+            "preinstall scriptlet",
+            "useradd -r -g loomworks -d /var/lib/loomworks -s /sbin/nologin",
+            "systemctl --no-reload disable --now loomworks.service",
+            "systemctl try-restart loomworks.service");
     }
 
     [Fact]

@@ -94,6 +94,15 @@ public static class Tool
         return output;
     }
 
+    /// <summary>Asserts that a file's text holds every one of the given pieces, naming the first one missing.</summary>
+    public static void AssertContainsAll(string text, params string[] parts)
+    {
+        foreach (var part in parts)
+        {
+            Assert.Contains(part, text, StringComparison.Ordinal);
+        }
+    }
+
     private static string FindRepoRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)

@@ -31,13 +31,14 @@ public sealed class WorkflowTests
     public async Task Ci_filters_paths_checks_format_builds_tests_packages_and_the_image()
     {
         var ci = File.ReadAllText(Workflow("ci.yml"));
-        Assert.Contains("dorny/paths-filter", ci, StringComparison.Ordinal);
-        Assert.Contains("dotnet format Loomworks.slnx --verify-no-changes", ci, StringComparison.Ordinal);
-        Assert.Contains("dotnet build Loomworks.slnx", ci, StringComparison.Ordinal);
-        Assert.Contains("./dev.sh test", ci, StringComparison.Ordinal);
-        Assert.Contains("postgresql-15", ci, StringComparison.Ordinal);
-        Assert.Contains("infrastructure/packaging/build-packages.sh", ci, StringComparison.Ordinal);
-        Assert.Contains("file: infrastructure/docker/Dockerfile", ci, StringComparison.Ordinal);
+        Tool.AssertContainsAll(ci,
+            "dorny/paths-filter",
+            "dotnet format Loomworks.slnx --verify-no-changes",
+            "dotnet build Loomworks.slnx",
+            "./dev.sh test",
+            "postgresql-15",
+            "infrastructure/packaging/build-packages.sh",
+            "file: infrastructure/docker/Dockerfile");
         Assert.DoesNotContain("ubuntu-24.04", ci, StringComparison.Ordinal);
     }
 
@@ -45,21 +46,23 @@ public sealed class WorkflowTests
     public async Task Release_builds_both_architectures_pushes_a_multi_arch_image_and_publishes_checksums_and_notes()
     {
         var release = File.ReadAllText(Workflow("release.yml"));
-        Assert.Contains("- 'v*'", release, StringComparison.Ordinal);
-        Assert.Contains("arch: [amd64, arm64]", release, StringComparison.Ordinal);
-        Assert.Contains("platforms: linux/amd64,linux/arm64", release, StringComparison.Ordinal);
-        Assert.Contains("SHA256SUMS", release, StringComparison.Ordinal);
-        Assert.Contains("infrastructure/release/changelog-entry", release, StringComparison.Ordinal);
-        Assert.Contains("body_path: release-notes.md", release, StringComparison.Ordinal);
+        Tool.AssertContainsAll(release,
+            "- 'v*'",
+            "arch: [amd64, arm64]",
+            "platforms: linux/amd64,linux/arm64",
+            "SHA256SUMS",
+            "infrastructure/release/changelog-entry",
+            "body_path: release-notes.md");
     }
 
     [Fact]
     public async Task Upstream_sync_runs_daily_through_upstream_check()
     {
         var sync = File.ReadAllText(Workflow("upstream-sync.yml"));
-        Assert.Contains("cron: '0 2 * * *'", sync, StringComparison.Ordinal);
-        Assert.Contains("infrastructure/release/upstream-check --repo . --ref upstream/18.0", sync, StringComparison.Ordinal);
-        Assert.Contains("--sync-branch", sync, StringComparison.Ordinal);
-        Assert.Contains("20) echo \"status=security\"", sync, StringComparison.Ordinal);
+        Tool.AssertContainsAll(sync,
+            "cron: '0 2 * * *'",
+            "infrastructure/release/upstream-check --repo . --ref upstream/18.0",
+            "--sync-branch",
+            "20) echo \"status=security\"");
     }
 }
