@@ -146,7 +146,7 @@ build_rpm() {
   install -m 0644 "$root/CHANGELOG.md" "$tree/usr/share/doc/loomworks-erp/CHANGELOG.md"
   local top="$work/rpmbuild-$arch"
   mkdir -p "$top"/{BUILD,RPMS,SPECS,SRPMS,BUILDROOT}
-  local payload=w9.xzdio
+  local payload=w6.xzdio
   [ "$fast" -eq 0 ] || payload=w1.gzdio
   rpmbuild -bb --quiet --target "$rpm_arch" \
     --define "_topdir $top" \
