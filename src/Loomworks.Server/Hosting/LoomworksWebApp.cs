@@ -1,6 +1,7 @@
 using Loomworks.Configuration;
 using Loomworks.Postgres;
 using Loomworks.Server.Health;
+using Loomworks.Server.Rpc;
 
 namespace Loomworks.Server.Hosting;
 
@@ -15,11 +16,13 @@ public static class LoomworksWebApp
         builder.Services.AddSingleton(settings);
         builder.Services.AddLoomworksPostgres(settings, postgres);
         builder.Services.AddLoomworksForwardedHeaders(settings);
+        builder.Services.AddRpc(settings);
         configure?.Invoke(builder);
 
         var app = builder.Build();
         app.UseLoomworksForwardedHeaders(settings);
         app.MapHealth();
+        app.MapRpc();
         return app;
     }
 }

@@ -182,7 +182,7 @@ public static class Domain
         switch (field.Type)
         {
             case FieldType.Many2one:
-                return $"({Expression(field, alias)} IN ({subQuery}))";
+                return $"({Expression(field, alias)} IS NOT NULL AND {Expression(field, alias)} IN ({subQuery}))";
             case FieldType.One2many:
             {
                 var comodel = ModelRegistry.Get(field.Relation!);
