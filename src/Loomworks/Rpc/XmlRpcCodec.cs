@@ -123,6 +123,39 @@ public static class XmlRpcCodec
 
     private static string Truncate(string text) => text.Length > 64 ? text[..64] + "…" : text;
 
+    /// <summary>A methodCall document, for clients of the API (tests, benches, tools).</summary>
+    public static byte[] WriteRequest(string method, IEnumerable<object?> parameters)
+    {
+        var builder = new StringBuilder("<?xml version='1.0'?>\n<methodCall>\n<methodName>");
+        Escape(builder, method);
+        builder.Append("</methodName>\n<params>\n");
+        foreach (var parameter in parameters)
+        {
+            builder.Append("<param>\n");
+            WriteValue(builder, parameter, 0);
+            builder.Append("</param>\n");
+        }
+        builder.Append("</params>\n</methodCall>\n");
+        return Encoding.UTF8.GetBytes(builder.ToString());
+    }
+
+    /// <summary>Reads a methodResponse: the result, or the fault as (code, message) with IsFault set.</summary>
+    public static (bool IsFault, object? Value) ReadResponse(byte[] body)
+    {
+        var settings = new XmlReaderSettings { DtdProcessing = DtdProcessing.Prohibit, XmlResolver = null };
+        using var stream = new MemoryStream(body, writable: false);
+        using var reader = XmlReader.Create(stream, settings);
+        var root = XDocument.Load(reader, LoadOptions.PreserveWhitespace).Root
+            ?? throw RpcProtocolException.BadRequest("empty response");
+        if (root.Element("fault")?.Element("value") is { } fault)
+        {
+            return (true, ReadValue(fault, 0));
+        }
+        var value = root.Element("params")?.Element("param")?.Element("value")
+            ?? throw RpcProtocolException.BadRequest("Malformed XML-RPC response: no <param>");
+        return (false, ReadValue(value, 0));
+    }
+
     public static byte[] WriteResponse(object? result)
     {
         var builder = new StringBuilder("<?xml version='1.0'?>\n<methodResponse>\n<params>\n<param>\n");
