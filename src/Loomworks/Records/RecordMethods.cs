@@ -137,14 +137,15 @@ public static class RecordMethods
 
     private static long Offset(Dictionary<string, object?> a) => a["offset"] switch
     {
-        null or false => 0,
+        // Python truthiness: Odoo ignores any false-like offset, including the '' some clients send.
+        null or false or "" => 0,
         long l => l,
         var v => throw OdooException.Type($"offset must be an integer, not {Domain.Show(v)}"),
     };
 
     private static long? Limit(Dictionary<string, object?> a) => a["limit"] switch
     {
-        null or false => null,
+        null or false or "" => null,
         long l => l,
         double d when d == Math.Floor(d) && Math.Abs(d) < 9.2e18 => (long)d,
         var v => throw OdooException.Type($"limit must be an integer, not {Domain.Show(v)}"),

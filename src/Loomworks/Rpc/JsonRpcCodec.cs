@@ -15,7 +15,8 @@ public static class JsonRpcCodec
         JsonValueKind.True => true,
         JsonValueKind.False => false,
         JsonValueKind.String => element.GetString(),
-        JsonValueKind.Number => element.TryGetInt64(out var l) ? l : element.GetDouble(),
+        // Boxed separately: a conditional would widen every integer to double.
+        JsonValueKind.Number => element.TryGetInt64(out var l) ? (object)l : element.GetDouble(),
         JsonValueKind.Array => element.EnumerateArray().Select(ToWire).ToList(),
         JsonValueKind.Object => ToDictionary(element),
         _ => null,

@@ -5,13 +5,12 @@ namespace Loomworks.Tests.Rpc;
 
 /// <summary>Odoo 18's External API examples and the npm clients, unchanged, against the real server.</summary>
 [Collection(PostgresGroup.Name)]
-public sealed class ExternalApiCompatibilityTests(PostgresFixture postgres) : IAsyncLifetime
+public sealed class ExternalApiCompatibilityTests(ExternalApiCompatibilityTests.Fixture fixture) : IClassFixture<ExternalApiCompatibilityTests.Fixture>
 {
-    private RpcServer _server = null!;
+    public sealed class Fixture(PostgresFixture postgres) : RpcServerFixture(postgres, "rpc_compat");
 
-    public async ValueTask InitializeAsync() => _server = await RpcServer.StartAsync(postgres, "rpc_compat");
-
-    public async ValueTask DisposeAsync() => await _server.DisposeAsync();
+    private readonly RpcServer _server = fixture.Server;
+    private readonly PostgresFixture postgres = fixture.Postgres;
 
     private static string SourceFolder([System.Runtime.CompilerServices.CallerFilePath] string path = "") => Path.GetDirectoryName(path)!;
 

@@ -4,23 +4,21 @@ namespace Loomworks.Tests.Rpc;
 
 /// <summary>Hostile and malformed requests: each gets the right fault, the server stays up and no data changes.</summary>
 [Collection(PostgresGroup.Name)]
-public sealed class RpcBadInputTests(PostgresFixture postgres) : IAsyncLifetime
+public sealed class RpcBadInputTests(RpcBadInputTests.Fixture fixture) : IClassFixture<RpcBadInputTests.Fixture>, IDisposable
 {
-    private RpcServer _server = null!;
-    private RpcClient _client = null!;
-
-    public async ValueTask InitializeAsync()
+    public sealed class Fixture(PostgresFixture postgres) : RpcServerFixture(postgres, "rpc_bad_input")
     {
-        _server = await RpcServer.StartAsync(postgres, "rpc_bad_input");
-        _client = new RpcClient(_server.Url);
-        await postgres.ExecuteAsync(_server.Db, "INSERT INTO res_partner (name, complete_name, active) VALUES ('Keep Me', 'Keep Me', true)");
+        protected override async Task SeedAsync()
+        {
+            await Postgres.ExecuteAsync(Server.Db, "INSERT INTO res_partner (name, complete_name, active) VALUES ('Keep Me', 'Keep Me', true)");
+        }
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        _client.Dispose();
-        await _server.DisposeAsync();
-    }
+    private readonly RpcServer _server = fixture.Server;
+    private readonly PostgresFixture postgres = fixture.Postgres;
+    private readonly RpcClient _client = new(fixture.Server.Url);
+
+    public void Dispose() => _client.Dispose();
 
     private async Task AssertUnharmedAsync()
     {

@@ -60,7 +60,14 @@ public sealed class RpcClient(string url) : IDisposable
         }
         using var response = await _http.SendAsync(request);
         var text = await response.Content.ReadAsStringAsync();
-        return ((int)response.StatusCode, text.Length == 0 ? default : JsonDocument.Parse(text).RootElement.Clone());
+        try
+        {
+            return ((int)response.StatusCode, text.Length == 0 ? default : JsonDocument.Parse(text).RootElement.Clone());
+        }
+        catch (JsonException)
+        {
+            return ((int)response.StatusCode, default);
+        }
     }
 
     public Task<(int Status, JsonElement Body)> JsonRpcAsync(string service, string method, params object?[] args) =>

@@ -61,7 +61,7 @@ public sealed class RpcServer : IAsyncDisposable
     private static async Task CreateTenantAsync(PostgresFixture fixture, string management, string db)
     {
         await fixture.CreateDatabaseAsync(db);
-        await using (var connection = new Npgsql.NpgsqlConnection(fixture.Endpoint.ConnectionString(db)))
+        await using (var connection = new Npgsql.NpgsqlConnection(fixture.Endpoint.ConnectionString(db) + ";Pooling=false"))
         {
             await connection.OpenAsync();
             var setup = new TenantSchema();
@@ -77,5 +77,26 @@ public sealed class RpcServer : IAsyncDisposable
         await App.StopAsync();
         await App.DisposeAsync();
         await Postgres.DisposeAsync();
+    }
+}
+
+/// <summary>One server per test class: xunit makes a class instance per test, so the server lives in a class fixture.</summary>
+public abstract class RpcServerFixture(PostgresFixture postgres, string name, params string[] extraTenants) : IAsyncLifetime
+{
+    public RpcServer Server { get; private set; } = null!;
+    public PostgresFixture Postgres => postgres;
+
+    public async ValueTask InitializeAsync()
+    {
+        Server = await RpcServer.StartAsync(postgres, name, extraTenants);
+        await SeedAsync();
+    }
+
+    protected virtual Task SeedAsync() => Task.CompletedTask;
+
+    public async ValueTask DisposeAsync()
+    {
+        await Server.DisposeAsync();
+        GC.SuppressFinalize(this);
     }
 }
