@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 
 # Packages each command needs; features add theirs here.
 RUN_PACKAGES=(pgbackrest)
-TEST_PACKAGES=(pgbackrest)
+TEST_PACKAGES=(pgbackrest python3 nodejs)
 
 apt_updated=0
 ensure_packages() {
@@ -54,6 +54,9 @@ case "${1:-}" in
     ensure_dotnet
     ensure_packages "${TEST_PACKAGES[@]}"
     ensure_postgres_user
+    # The RPC compatibility tests drive the npm clients odoo-await and odoo-xmlrpc (Debian's nodejs lacks npm).
+    command -v npm >/dev/null || ensure_packages npm
+    npm ci --prefix tests/Loomworks.Tests/Rpc/clients --no-audit --no-fund --silent >&2
     results=$(mktemp -d)
     status=0
     dotnet test --solution Loomworks.slnx -c Release --report-trx --results-directory "$results" "$@" || status=$?
