@@ -145,7 +145,7 @@ public static class Domain
                 throw OdooException.Value($"Operator {op} is only for relational fields, not {model.Name}.{name} in leaf {Show(leaf.Original)}");
             }
             var comodel = ModelRegistry.Get(field.Relation!);
-            var sub = SubQuery(comodel, value, sql);
+            var sub = SubQuery(comodel, value, sql, field.IsX2Many);
             var membership = Membership(model, field, alias, sub, sql);
             return op == "any" ? membership : $"(NOT {membership})";
         }
@@ -170,10 +170,11 @@ public static class Domain
         : field.HasColumn ? SqlBuilder.Column(alias, field.Name)
         : throw OdooException.Value($"Field {field.Name} cannot be searched");
 
-    private static string SubQuery(ModelDef comodel, object? domain, SqlBuilder sql)
+    private static string SubQuery(ModelDef comodel, object? domain, SqlBuilder sql, bool activeOnly = false)
     {
         var a = sql.NewAlias();
-        return $"SELECT {a}.id FROM \"{comodel.Table}\" {a} WHERE {Compile(comodel, domain, a, sql)}";
+        var active = activeOnly && sql.ActiveTest && comodel.HasActive && !Mentions(domain, "active") ? $" AND {a}.active" : "";
+        return $"SELECT {a}.id FROM \"{comodel.Table}\" {a} WHERE {Compile(comodel, domain, a, sql)}{active}";
     }
 
     /// <summary>"The record's <paramref name="field"/> points to one of the rows of <paramref name="subQuery"/>".</summary>
@@ -221,7 +222,7 @@ public static class Domain
         var comodel = ModelRegistry.Get(field.Relation!);
         if (value is null or false && op is "=" or "!=")
         {
-            var everything = SubQuery(comodel, null, sql);
+            var everything = SubQuery(comodel, null, sql, activeOnly: true);
             var exists = Membership(model, field, alias, everything, sql);
             return op == "=" ? $"(NOT {exists})" : exists;
         }
@@ -232,7 +233,7 @@ public static class Domain
         {
             positive = "in";
         }
-        var sub = SubQuery(comodel, new List<object?> { new List<object?> { target, positive, value is IList<object?> || target != "id" ? value : new List<object?> { value } } }, sql);
+        var sub = SubQuery(comodel, new List<object?> { new List<object?> { target, positive, value is IList<object?> || target != "id" ? value : new List<object?> { value } } }, sql, activeOnly: true);
         var membership = Membership(model, field, alias, sub, sql);
         _ = leaf;
         return negative ? $"(NOT {membership})" : membership;

@@ -49,6 +49,7 @@ public sealed class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransac
 
     private string Where(ModelDef model, object? domain, string alias, SqlBuilder sql)
     {
+        sql.ActiveTest = ActiveTest;
         var where = Domain.Compile(model, domain, alias, sql);
         if (model.HasActive && ActiveTest && !Domain.Mentions(domain, "active"))
         {

@@ -10,6 +10,9 @@ public sealed class SqlBuilder
 
     public List<NpgsqlParameter> Parameters { get; } = [];
 
+    /// <summary>The context's active_test: archived records are left out of x2many sub-searches too, as in Odoo.</summary>
+    public bool ActiveTest { get; set; } = true;
+
     /// <summary>Adds <paramref name="value"/> as a parameter and returns its placeholder.</summary>
     public string Add(object value)
     {
