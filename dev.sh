@@ -13,6 +13,7 @@ TEST_PACKAGES=(pgbackrest)
 TEST_PACKAGES+=(lintian rpm docker-compose shellcheck git tzdata ca-certificates)
 command -v systemd-analyze >/dev/null || TEST_PACKAGES+=(systemd)
 command -v npm >/dev/null || TEST_PACKAGES+=(nodejs npm)
+TEST_PACKAGES=(pgbackrest python3 nodejs)
 
 apt_updated=0
 ensure_packages() {
@@ -59,6 +60,9 @@ case "${1:-}" in
     ensure_packages "${TEST_PACKAGES[@]}"
     ensure_postgres_user
     infrastructure/tools/install.sh
+    # The RPC compatibility tests drive the npm clients odoo-await and odoo-xmlrpc (Debian's nodejs lacks npm).
+    command -v npm >/dev/null || ensure_packages npm
+    npm ci --prefix tests/Loomworks.Tests/Rpc/clients --no-audit --no-fund --silent >&2
     results=$(mktemp -d)
     status=0
     dotnet test --solution Loomworks.slnx -c Release --report-trx --results-directory "$results" "$@" || status=$?

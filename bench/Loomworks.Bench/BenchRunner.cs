@@ -29,6 +29,7 @@ public static class BenchRunner
 
     /// <summary>--size N: megabytes of the tenant the database-manager scenario works on.</summary>
     public static int SizeMb { get; private set; } = 100;
+    private static readonly IScenario[] Scenarios = [new ClusterColdStartScenario(), new RpcSearchReadScenario()];
 
     public static async Task<int> RunAsync(string[] args)
     {

@@ -4,6 +4,7 @@ using Loomworks.Server.Backups;
 using Loomworks.Server.Health;
 using Loomworks.Server.Tenancy;
 using Loomworks.Server.Operations;
+using Loomworks.Server.Rpc;
 
 namespace Loomworks.Server.Hosting;
 
@@ -21,6 +22,7 @@ public static class LoomworksWebApp
         builder.Services.AddLoomworksTenancy(settings);
         builder.Services.AddDatabaseManager(settings);
         builder.Services.AddOperations();
+        builder.Services.AddRpc(settings);
         configure?.Invoke(builder);
 
         var app = builder.Build();
@@ -30,6 +32,7 @@ public static class LoomworksWebApp
         app.MapLoomworksTenancy();
         app.MapDatabaseManager();
         app.MapOperations();
+        app.MapRpc();
         return app;
     }
 }

@@ -1,0 +1,199 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using Loomworks.Configuration;
+using Loomworks.Postgres;
+using Loomworks.Records;
+using Loomworks.Rpc;
+using Loomworks.Server.Hosting;
+using Loomworks.Tenancy;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
+
+namespace Loomworks.Bench;
+
+/// <summary>search_read of 80 partners through JSON-RPC and XML-RPC at concurrency 16, beside the same query through raw Npgsql.</summary>
+public sealed class RpcSearchReadScenario : IScenario
+{
+    private const int Concurrency = 16;
+    private const int RequestsPerRound = 800;
+    private const string RawSql = """
+        SELECT id, name, email, phone FROM res_partner WHERE active AND email IS NOT NULL
+        ORDER BY complete_name, id LIMIT 80
+        """;
+
+    public string Name => "rpc-search-read";
+    public string Description => "search_read 80 partners via JSON-RPC and XML-RPC (concurrency 16) vs raw Npgsql";
+
+    public async Task<IReadOnlyList<ScenarioResult>> RunAsync(int runs, CancellationToken cancellationToken)
+    {
+        using var scratch = new ScratchDirectory();
+        var cluster = new EmbeddedCluster(new EmbeddedClusterOptions { DataDir = scratch.Path, Port = 55610, MaxConnections = 200 });
+        await cluster.StartAsync(cancellationToken);
+        try
+        {
+            return await MeasureAsync(cluster.Endpoint, runs, cancellationToken);
+        }
+        finally
+        {
+            await cluster.StopAsync(cancellationToken);
+        }
+    }
+
+    private static async Task<IReadOnlyList<ScenarioResult>> MeasureAsync(PostgresEndpoint endpoint, int runs, CancellationToken ct)
+    {
+        const string db = "bench_rpc";
+        await using (var admin = new NpgsqlConnection(endpoint.ConnectionString("postgres")))
+        {
+            await admin.OpenAsync(ct);
+            await DatabaseAdmin.EnsureDatabaseAsync(endpoint, "bench_mgmt", ct);
+            await DatabaseAdmin.EnsureDatabaseAsync(endpoint, db, ct);
+        }
+        await using (var tenant = new NpgsqlConnection(endpoint.ConnectionString(db)))
+        {
+            await tenant.OpenAsync(ct);
+            var setup = new TenantSchema();
+            await SchemaMigrator.ApplyAsync(tenant, setup.Migrations, ct);
+            await setup.CreateAdminUserAsync(tenant, "admin", "admin", ct);
+            await using var seed = new NpgsqlCommand("""
+                INSERT INTO res_partner (name, complete_name, email, phone, active, is_company)
+                SELECT 'Partner ' || g, 'Partner ' || g, 'p' || g || '@example.test', '+32 2 ' || g, true, false FROM generate_series(1, 500) g
+                """, tenant);
+            await seed.ExecuteNonQueryAsync(ct);
+        }
+        var port = 55611;
+        var settings = LoomworksSettings.Defaults(new Dictionary<string, string>
+        {
+            ["db_host"] = endpoint.Host,
+            ["db_port"] = endpoint.Port.ToString(CultureInfo.InvariantCulture),
+            ["db_user"] = endpoint.Username,
+            ["http_interface"] = "127.0.0.1",
+            ["http_port"] = port.ToString(CultureInfo.InvariantCulture),
+            ["loomworks_mgmt_db"] = "bench_mgmt",
+            ["log_level"] = "warn",
+        });
+        await using var postgres = await PostgresServer.OpenAsync(settings, NullLogger.Instance, ct);
+        await using var app = LoomworksWebApp.Build(settings, postgres);
+        await app.Services.GetRequiredService<ManagementDatabase>().MigrateAsync(ct);
+        await using (var mgmt = new NpgsqlConnection(endpoint.ConnectionString("bench_mgmt")))
+        {
+            await mgmt.OpenAsync(ct);
+            await using var insert = new NpgsqlCommand(
+                "INSERT INTO loomworks_tenant (name, subdomain, database_name, state) VALUES ('bench', 'bench-rpc', $1, 'active') ON CONFLICT DO NOTHING", mgmt);
+            insert.Parameters.AddWithValue(db);
+            await insert.ExecuteNonQueryAsync(ct);
+        }
+        await app.StartAsync(ct);
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        await using var raw = NpgsqlDataSource.Create(endpoint.ConnectionString(db));
+
+        var jsonBody = """
+            {"jsonrpc":"2.0","method":"call","id":1,"params":{"service":"object","method":"execute_kw","args":
+            ["bench_rpc",2,"admin","res.partner","search_read",[[["email","!=",false]]],{"fields":["name","email","phone"],"limit":80}]}}
+            """;
+        var xmlBody = XmlRpcCodec.WriteRequest("execute_kw", ["bench_rpc", 2L, "admin", "res.partner", "search_read",
+            new List<object?> { new List<object?> { new List<object?> { "email", "!=", false } } },
+            new Dictionary<string, object?> { ["fields"] = new List<object?> { "name", "email", "phone" }, ["limit"] = 80L }]);
+
+        async Task Json()
+        {
+            using var content = new StringContent(jsonBody, Encoding.UTF8, "application/json");
+            using var response = await http.PostAsync("/jsonrpc", content, ct);
+            var text = await response.Content.ReadAsStringAsync(ct);
+            if (!text.Contains("\"result\"", StringComparison.Ordinal))
+            {
+                throw new InvalidOperationException(text);
+            }
+        }
+        async Task Xml()
+        {
+            using var content = new ByteArrayContent(xmlBody);
+            using var response = await http.PostAsync("/xmlrpc/2/object", content, ct);
+            var (isFault, value) = XmlRpcCodec.ReadResponse(await response.Content.ReadAsByteArrayAsync(ct));
+            if (isFault || value is not List<object?> { Count: 80 })
+            {
+                throw new InvalidOperationException("unexpected XML-RPC answer");
+            }
+        }
+        async Task Raw()
+        {
+            await using var command = raw.CreateCommand(RawSql);
+            await using var reader = await command.ExecuteReaderAsync(ct);
+            var rows = 0;
+            while (await reader.ReadAsync(ct))
+            {
+                _ = (reader.GetInt32(0), reader.GetString(1), reader.GetString(2), reader.GetString(3));
+                rows++;
+            }
+            if (rows != 80)
+            {
+                throw new InvalidOperationException("raw query did not return 80 rows");
+            }
+        }
+
+        // Warm-up: JIT, pools, the password check cache.
+        await RoundAsync(Json, 64);
+        await RoundAsync(Xml, 64);
+        await RoundAsync(Raw, 64);
+        var json = new Samples();
+        var xml = new Samples();
+        var baseline = new Samples();
+        for (var i = 0; i < runs; i++)
+        {
+            baseline.Add(await RoundAsync(Raw, RequestsPerRound));
+            json.Add(await RoundAsync(Json, RequestsPerRound));
+            xml.Add(await RoundAsync(Xml, RequestsPerRound));
+        }
+        await app.StopAsync(ct);
+        return
+        [
+            new ScenarioResult("rpc-search-read jsonrpc p50", json.Latencies, baseline.Latencies, "raw Npgsql p50",
+                $"jsonrpc {json.Summary} | raw {baseline.Summary} | jsonrpc/raw rate {json.Rate / baseline.Rate:F2}"),
+            new ScenarioResult("rpc-search-read xmlrpc p50", xml.Latencies, baseline.Latencies, "raw Npgsql p50",
+                $"xmlrpc {xml.Summary} | raw {baseline.Summary} | xmlrpc/raw rate {xml.Rate / baseline.Rate:F2}"),
+        ];
+    }
+
+    /// <summary>Runs <paramref name="count"/> calls with <see cref="Concurrency"/> workers; returns each call's latency and the wall time.</summary>
+    private static async Task<(List<double> Latencies, double WallMs)> RoundAsync(Func<Task> call, int count)
+    {
+        var latencies = new ConcurrentBag<double>();
+        var next = 0;
+        var wall = Stopwatch.StartNew();
+        await Task.WhenAll(Enumerable.Range(0, Concurrency).Select(async _ =>
+        {
+            while (Interlocked.Increment(ref next) <= count)
+            {
+                var watch = Stopwatch.StartNew();
+                await call();
+                latencies.Add(watch.Elapsed.TotalMilliseconds);
+            }
+        }));
+        return ([.. latencies], wall.Elapsed.TotalMilliseconds);
+    }
+
+    private sealed class Samples
+    {
+        private double _wallMs;
+        public List<double> Latencies { get; } = [];
+        public double Rate => Latencies.Count / (_wallMs / 1000);
+
+        public void Add((List<double> Latencies, double WallMs) round)
+        {
+            Latencies.AddRange(round.Latencies);
+            _wallMs += round.WallMs;
+        }
+
+        public string Summary
+        {
+            get
+            {
+                var sorted = Latencies.Order().ToArray();
+                var p99 = sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)(sorted.Length * 0.99))];
+                return string.Create(CultureInfo.InvariantCulture, $"{Rate:F0} req/s p50 {BenchRunner.Median(sorted):F2} ms p99 {p99:F2} ms");
+            }
+        }
+    }
+}

@@ -1,0 +1,45 @@
+using Loomworks.Records;
+using Microsoft.AspNetCore.Http;
+using Npgsql;
+
+namespace Loomworks.Rpc;
+
+/// <summary>A tenant database an RPC call works in: its name and its connection pool.</summary>
+public sealed record RpcDatabase(string Name, NpgsqlDataSource DataSource);
+
+/// <summary>Finds the tenant database of a call (from the db argument, or the request when db is null).</summary>
+public interface IRpcDatabases
+{
+    /// <summary>The database, or an <see cref="OdooException"/> of kind AccessDenied when it is unknown or not active.</summary>
+    Task<RpcDatabase> OpenAsync(HttpContext http, string? db, CancellationToken ct);
+
+    /// <summary>The databases the db service's list shows.</summary>
+    Task<IReadOnlyList<string>> ListAsync(CancellationToken ct);
+}
+
+/// <summary>The db service calls that create or destroy tenants; provided by the tenant provisioner.</summary>
+public interface IRpcDatabaseManager
+{
+    /// <summary>Runs a management call (create_database, drop, …) after the master password check; null when unsupported.</summary>
+    Task<object?> CallAsync(string method, IList<object?> args, CancellationToken ct);
+}
+
+/// <summary>Until a tenant provisioner is registered: management calls answer that they are not available here.</summary>
+public sealed class UnavailableDatabaseManager : IRpcDatabaseManager
+{
+    public Task<object?> CallAsync(string method, IList<object?> args, CancellationToken ct) =>
+        throw OdooException.User($"The database manager call '{method}' is not available on this server: no tenant provisioner is configured.");
+}
+
+/// <summary>Limits of the RPC endpoints.</summary>
+public sealed class RpcOptions
+{
+    /// <summary>Largest request body accepted, in bytes (Odoo's default is 128 MiB); larger bodies get 413.</summary>
+    public long MaxBodyBytes { get; set; } = 128L * 1024 * 1024;
+
+    /// <summary>Whether the db service lists databases (Odoo's list_db).</summary>
+    public bool ListDatabases { get; set; } = true;
+
+    /// <summary>Whether error answers carry the exception's stack (development only).</summary>
+    public bool Debug { get; set; }
+}

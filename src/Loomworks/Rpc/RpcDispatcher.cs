@@ -1,0 +1,200 @@
+using System.Data;
+using Loomworks.Records;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+
+namespace Loomworks.Rpc;
+
+/// <summary>
+/// The common, object and db services of Odoo's external API, shared by XML-RPC, JSON-RPC and JSON-2. Every object
+/// call runs in one REPEATABLE READ transaction, retried up to 5 times on serialization failures and deadlocks as Odoo does.
+/// </summary>
+public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager manager, RpcAuthenticator authenticator,
+    RpcOptions options, ILogger<RpcDispatcher> logger)
+{
+    public const int MaxTries = 5;
+
+    public static readonly Dictionary<string, object?> Version = new(StringComparer.Ordinal)
+    {
+        ["server_version"] = "18.0",
+        ["server_version_info"] = new List<object?> { 18L, 0L, 0L, "final", 0L, "" },
+        ["server_serie"] = "18.0",
+        ["protocol_version"] = 1L,
+    };
+
+    public Task<object?> DispatchAsync(HttpContext http, string service, string method, IList<object?> args, CancellationToken ct) =>
+        service switch
+        {
+            "common" => CommonAsync(http, method, args, ct),
+            "object" => ObjectAsync(http, method, args, ct),
+            "db" => DbAsync(method, args, ct),
+            _ => throw new OdooException(OdooErrorKind.ServerError, $"No such service: {Domain.Show(service)}", "builtins.KeyError"),
+        };
+
+    private async Task<object?> CommonAsync(HttpContext http, string method, IList<object?> args, CancellationToken ct)
+    {
+        switch (method)
+        {
+            case "version":
+                return Version;
+            case "about":
+                const string info = "See http://openerp.com";
+                return args.Count > 0 && Values.Truthy(args[0]) ? new List<object?> { info, "18.0" } : info;
+            case "login":
+                Arity(method, args, 3, 3);
+                return await AuthenticateAsync(http, args, ct);
+            case "authenticate":
+                Arity(method, args, 3, 4);
+                return await AuthenticateAsync(http, args, ct);
+            default:
+                throw MethodNotAvailable("common", method);
+        }
+    }
+
+    private async Task<object?> AuthenticateAsync(HttpContext http, IList<object?> args, CancellationToken ct)
+    {
+        var database = await databases.OpenAsync(http, Text(args[0], "db"), ct);
+        var uid = await authenticator.AuthenticateAsync(database, Text(args[1], "login"), Text(args[2], "password"), ct);
+        return uid is { } id ? id : false;
+    }
+
+    private async Task<object?> ObjectAsync(HttpContext http, string method, IList<object?> args, CancellationToken ct)
+    {
+        switch (method)
+        {
+            case "execute":
+                Arity(method, args, 5, int.MaxValue);
+                return await ExecuteAsync(http, Text(args[0], "db"), args[1], args[2], Text(args[3], "model"), Text(args[4], "method"),
+                    args.Skip(5).ToList(), null, ct);
+            case "execute_kw":
+                Arity(method, args, 6, 7);
+                var positional = args[5] as IList<object?> ?? throw OdooException.Type($"execute_kw() args must be a list, not {Domain.Show(args[5])}");
+                var kwargs = args.Count > 6 && args[6] is not (null or false)
+                    ? args[6] as IDictionary<string, object?> ?? throw OdooException.Type($"execute_kw() kwargs must be a dictionary, not {Domain.Show(args[6])}")
+                    : null;
+                return await ExecuteAsync(http, Text(args[0], "db"), args[1], args[2], Text(args[3], "model"), Text(args[4], "method"),
+                    positional, kwargs, ct);
+            default:
+                throw MethodNotAvailable("object", method);
+        }
+    }
+
+    private async Task<object?> ExecuteAsync(HttpContext http, string db, object? uidValue, object? password, string model, string method,
+        IList<object?> args, IDictionary<string, object?>? kwargs, CancellationToken ct)
+    {
+        var database = await databases.OpenAsync(http, db, ct);
+        if (uidValue is not long uid)
+        {
+            throw OdooException.Denied();
+        }
+        await using (var connection = await database.DataSource.OpenConnectionAsync(ct))
+        {
+            await authenticator.CheckAsync(connection, database.Name, uid, password as string, ct);
+        }
+        return await CallAsync(database, uid, model, method, args, kwargs, ct);
+    }
+
+    /// <summary>Runs one ORM method for an authenticated user: checks, transaction, retries.</summary>
+    public async Task<object?> CallAsync(RpcDatabase database, long uid, string model, string method, IList<object?> args,
+        IDictionary<string, object?>? kwargs, CancellationToken ct)
+    {
+        if (method.StartsWith('_'))
+        {
+            throw OdooException.Access($"Private methods (such as '{model}.{method}') cannot be called remotely.");
+        }
+        var definition = ModelRegistry.Get(model);
+        if (!RecordMethods.Exists(model, method))
+        {
+            throw new OdooException(OdooErrorKind.ServerError, $"The method '{method}' does not exist on the model '{model}'", "builtins.AttributeError");
+        }
+        var context = kwargs?.TryGetValue("context", out var c) == true && c is IDictionary<string, object?> ctx
+            ? new Dictionary<string, object?>(ctx, StringComparer.Ordinal)
+            : new Dictionary<string, object?>(StringComparer.Ordinal);
+        for (var attempt = 1; ; attempt++)
+        {
+            await using var connection = await database.DataSource.OpenConnectionAsync(ct);
+            await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, ct);
+            try
+            {
+                var access = await AccessRights.LoadAsync(connection, transaction, uid, ct);
+                var env = new RecordEnvironment(connection, transaction, access, context);
+                var result = await RecordMethods.CallAsync(env, definition, method, args, kwargs, ct);
+                await transaction.CommitAsync(ct);
+                return result;
+            }
+            catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.DeadlockDetected
+                && attempt < MaxTries)
+            {
+                await transaction.RollbackAsync(CancellationToken.None);
+                var wait = TimeSpan.FromMilliseconds(Random.Shared.Next(0, (int)Math.Pow(2, attempt) * 100));
+                logger.LogInformation("{State} in {Model}.{Method}, retry {Attempt}/{Max} in {Wait}", e.SqlState, model, method, attempt, MaxTries, wait);
+                await Task.Delay(wait, ct);
+            }
+            catch (PostgresException e)
+            {
+                throw FromPostgres(e, definition);
+            }
+        }
+    }
+
+    private async Task<object?> DbAsync(string method, IList<object?> args, CancellationToken ct)
+    {
+        switch (method)
+        {
+            case "server_version":
+                return "18.0";
+            case "list":
+                if (!options.ListDatabases)
+                {
+                    throw OdooException.Denied();
+                }
+                return (await databases.ListAsync(ct)).Cast<object?>().ToList();
+            case "db_exist":
+                Arity(method, args, 1, 1);
+                return args[0] is string name && (await databases.ListAsync(ct)).Contains(name);
+            case "list_lang":
+                return new List<object?> { new List<object?> { "en_US", "English (US)" } };
+            case "list_countries":
+                return new List<object?>();
+            default:
+                if (!options.ListDatabases)
+                {
+                    throw OdooException.Denied();
+                }
+                return await manager.CallAsync(method, args, ct);
+        }
+    }
+
+    /// <summary>Constraint violations as Odoo reports them (ValidationError); anything else stays a server error.</summary>
+    public static OdooException FromPostgres(PostgresException e, ModelDef model) => e.SqlState switch
+    {
+        PostgresErrorCodes.NotNullViolation or PostgresErrorCodes.ForeignKeyViolation or PostgresErrorCodes.RestrictViolation =>
+            OdooException.Validation("The operation cannot be completed:\n- Create/update: a mandatory field is not set.\n" +
+                "- Delete: another model requires the record being deleted. If possible, archive it instead.\n\n" +
+                $"Model: {model.Label} ({model.Name})" + (e.ColumnName is { } c ? $"\nField: {c}" : e.ConstraintName is { } k ? $"\nConstraint: {k}" : "")),
+        PostgresErrorCodes.UniqueViolation =>
+            OdooException.Validation($"The operation cannot be completed: a record with the same value already exists.\n\nModel: {model.Label} ({model.Name})\nConstraint: {e.ConstraintName}"),
+        PostgresErrorCodes.CheckViolation =>
+            OdooException.Validation($"The operation cannot be completed: {e.MessageText}\n\nModel: {model.Label} ({model.Name})"),
+        _ when e.SqlState.StartsWith("22", StringComparison.Ordinal) =>
+            OdooException.Value($"Invalid value for {model.Name}: {e.MessageText}"),
+        _ => new OdooException(OdooErrorKind.ServerError, $"Database error {e.SqlState}", "psycopg2.Error"),
+    };
+
+    private static void Arity(string method, IList<object?> args, int min, int max)
+    {
+        if (args.Count < min || args.Count > max)
+        {
+            throw OdooException.Type(min == max
+                ? $"{method}() takes exactly {min} arguments ({args.Count} given)"
+                : $"{method}() takes {min} to {(max == int.MaxValue ? "any number of" : max)} arguments ({args.Count} given)");
+        }
+    }
+
+    private static string Text(object? value, string name) =>
+        value as string ?? throw OdooException.Type($"{name} must be a string, not {Domain.Show(value)}");
+
+    private static OdooException MethodNotAvailable(string service, string method) =>
+        new(OdooErrorKind.ServerError, $"Method not available {Domain.Show(method)} on service {Domain.Show(service)}", "builtins.KeyError");
+}

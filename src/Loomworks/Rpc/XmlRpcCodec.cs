@@ -1,0 +1,276 @@
+using System.Globalization;
+using System.Text;
+using System.Xml;
+using System.Xml.Linq;
+using Loomworks.Records;
+
+namespace Loomworks.Rpc;
+
+/// <summary>
+/// XML-RPC as Odoo speaks it. The reader refuses DTDs and entities before expanding anything (no XXE, no billion
+/// laughs) and limits nesting; the writer sends None as False and strips the control characters XML cannot carry.
+/// </summary>
+public static class XmlRpcCodec
+{
+    private const int MaxDepth = 64;
+
+    public static (string Method, List<object?> Params) ReadRequest(byte[] body)
+    {
+        var settings = new XmlReaderSettings
+        {
+            DtdProcessing = DtdProcessing.Prohibit,
+            XmlResolver = null,
+            MaxCharactersFromEntities = 0,
+            IgnoreComments = true,
+            IgnoreProcessingInstructions = true,
+        };
+        XDocument document;
+        try
+        {
+            using var stream = new MemoryStream(body, writable: false);
+            using var reader = XmlReader.Create(stream, settings);
+            document = XDocument.Load(reader, LoadOptions.PreserveWhitespace);
+        }
+        catch (XmlException e) when (e.Message.Contains("DTD", StringComparison.OrdinalIgnoreCase))
+        {
+            throw RpcProtocolException.BadRequest("XML-RPC requests may not contain a DTD or entity declarations");
+        }
+        catch (XmlException e)
+        {
+            throw RpcProtocolException.BadRequest($"Malformed XML-RPC request: {e.Message}");
+        }
+        var call = document.Root;
+        if (call is null || call.Name.LocalName != "methodCall")
+        {
+            throw RpcProtocolException.BadRequest("Malformed XML-RPC request: the root element must be <methodCall>");
+        }
+        var method = call.Element("methodName")?.Value.Trim();
+        if (string.IsNullOrEmpty(method))
+        {
+            throw RpcProtocolException.BadRequest("Malformed XML-RPC request: <methodName> is missing");
+        }
+        var parameters = new List<object?>();
+        foreach (var param in call.Element("params")?.Elements("param") ?? [])
+        {
+            parameters.Add(ReadValue(param.Element("value") ?? throw RpcProtocolException.BadRequest("Malformed XML-RPC request: <param> without <value>"), 0));
+        }
+        return (method, parameters);
+    }
+
+    private static object? ReadValue(XElement value, int depth)
+    {
+        if (depth > MaxDepth)
+        {
+            throw RpcProtocolException.BadRequest($"Malformed XML-RPC request: values nested deeper than {MaxDepth} levels");
+        }
+        var typed = value.Elements().FirstOrDefault();
+        if (typed is null)
+        {
+            return value.Value; // a bare <value>text</value> is a string
+        }
+        var text = typed.Value;
+        try
+        {
+            switch (typed.Name.LocalName)
+            {
+                case "int" or "i4" or "i8" or "i2" or "i1":
+                    return long.Parse(text.Trim(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture);
+                case "boolean":
+                    return text.Trim() switch
+                    {
+                        "1" => true,
+                        "0" => false,
+                        _ => throw RpcProtocolException.BadRequest($"Malformed XML-RPC request: '{text}' is not a boolean"),
+                    };
+                case "string":
+                    return text;
+                case "double" or "float":
+                    return double.Parse(text.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture);
+                case "dateTime.iso8601":
+                    return DateTime.ParseExact(text.Trim(), ["yyyyMMdd'T'HH:mm:ss", "yyyy-MM-dd'T'HH:mm:ss", "yyyyMMdd'T'HHmmss"],
+                        CultureInfo.InvariantCulture, DateTimeStyles.None);
+                case "base64":
+                    return Convert.FromBase64String(text.Trim());
+                case "nil":
+                    return null;
+                case "array":
+                    return (typed.Element("data")?.Elements("value") ?? []).Select(v => ReadValue(v, depth + 1)).ToList();
+                case "struct":
+                {
+                    var result = new Dictionary<string, object?>(StringComparer.Ordinal);
+                    foreach (var member in typed.Elements("member"))
+                    {
+                        var name = member.Element("name")?.Value
+                            ?? throw RpcProtocolException.BadRequest("Malformed XML-RPC request: <member> without <name>");
+                        result[name] = ReadValue(member.Element("value")
+                            ?? throw RpcProtocolException.BadRequest("Malformed XML-RPC request: <member> without <value>"), depth + 1);
+                    }
+                    return result;
+                }
+                default:
+                    throw RpcProtocolException.BadRequest($"Malformed XML-RPC request: unknown value type <{typed.Name.LocalName}>");
+            }
+        }
+        catch (FormatException)
+        {
+            throw RpcProtocolException.BadRequest($"Malformed XML-RPC request: '{Truncate(text)}' is not a valid <{typed.Name.LocalName}>");
+        }
+        catch (OverflowException)
+        {
+            throw RpcProtocolException.BadRequest($"Malformed XML-RPC request: '{Truncate(text)}' is out of range for <{typed.Name.LocalName}>");
+        }
+    }
+
+    private static string Truncate(string text) => text.Length > 64 ? text[..64] + "…" : text;
+
+    /// <summary>A methodCall document, for clients of the API (tests, benches, tools).</summary>
+    public static byte[] WriteRequest(string method, IEnumerable<object?> parameters)
+    {
+        var builder = new StringBuilder("<?xml version='1.0'?>\n<methodCall>\n<methodName>");
+        Escape(builder, method);
+        builder.Append("</methodName>\n<params>\n");
+        foreach (var parameter in parameters)
+        {
+            builder.Append("<param>\n");
+            WriteValue(builder, parameter, 0);
+            builder.Append("</param>\n");
+        }
+        builder.Append("</params>\n</methodCall>\n");
+        return Encoding.UTF8.GetBytes(builder.ToString());
+    }
+
+    /// <summary>Reads a methodResponse: the result, or the fault as (code, message) with IsFault set.</summary>
+    public static (bool IsFault, object? Value) ReadResponse(byte[] body)
+    {
+        var settings = new XmlReaderSettings { DtdProcessing = DtdProcessing.Prohibit, XmlResolver = null };
+        using var stream = new MemoryStream(body, writable: false);
+        using var reader = XmlReader.Create(stream, settings);
+        var root = XDocument.Load(reader, LoadOptions.PreserveWhitespace).Root
+            ?? throw RpcProtocolException.BadRequest("empty response");
+        if (root.Element("fault")?.Element("value") is { } fault)
+        {
+            return (true, ReadValue(fault, 0));
+        }
+        var value = root.Element("params")?.Element("param")?.Element("value")
+            ?? throw RpcProtocolException.BadRequest("Malformed XML-RPC response: no <param>");
+        return (false, ReadValue(value, 0));
+    }
+
+    public static byte[] WriteResponse(object? result)
+    {
+        var builder = new StringBuilder("<?xml version='1.0'?>\n<methodResponse>\n<params>\n<param>\n");
+        WriteValue(builder, result, 0);
+        builder.Append("</param>\n</params>\n</methodResponse>\n");
+        return Encoding.UTF8.GetBytes(builder.ToString());
+    }
+
+    public static byte[] WriteFault(object code, string message)
+    {
+        var builder = new StringBuilder("<?xml version='1.0'?>\n<methodResponse>\n<fault>\n");
+        WriteValue(builder, new Dictionary<string, object?> { ["faultCode"] = code, ["faultString"] = message }, 0);
+        builder.Append("</fault>\n</methodResponse>\n");
+        return Encoding.UTF8.GetBytes(builder.ToString());
+    }
+
+    private static void WriteValue(StringBuilder b, object? value, int depth)
+    {
+        if (depth > 200)
+        {
+            throw new InvalidOperationException("result nested too deeply");
+        }
+        b.Append("<value>");
+        switch (value)
+        {
+            case null:
+                b.Append("<boolean>0</boolean>");
+                break;
+            case bool flag:
+                b.Append(flag ? "<boolean>1</boolean>" : "<boolean>0</boolean>");
+                break;
+            case int or long or short:
+            {
+                var number = Convert.ToInt64(value, CultureInfo.InvariantCulture);
+                b.Append(number is >= int.MinValue and <= int.MaxValue ? "<int>" : "<i8>")
+                    .Append(number.ToString(CultureInfo.InvariantCulture))
+                    .Append(number is >= int.MinValue and <= int.MaxValue ? "</int>" : "</i8>");
+                break;
+            }
+            case double or float or decimal:
+                b.Append("<double>").Append(Convert.ToDouble(value, CultureInfo.InvariantCulture).ToString("R", CultureInfo.InvariantCulture)).Append("</double>");
+                break;
+            case string text:
+                b.Append("<string>");
+                Escape(b, text);
+                b.Append("</string>");
+                break;
+            case DateTime dt:
+                b.Append("<dateTime.iso8601>").Append(dt.ToString("yyyyMMdd'T'HH:mm:ss", CultureInfo.InvariantCulture)).Append("</dateTime.iso8601>");
+                break;
+            case byte[] bytes:
+                b.Append("<base64>").Append(Convert.ToBase64String(bytes)).Append("</base64>");
+                break;
+            case IDictionary<string, object?> dict:
+                b.Append("<struct>");
+                foreach (var (key, item) in dict)
+                {
+                    b.Append("<member><name>");
+                    Escape(b, key);
+                    b.Append("</name>");
+                    WriteValue(b, item, depth + 1);
+                    b.Append("</member>");
+                }
+                b.Append("</struct>");
+                break;
+            case System.Collections.IEnumerable list:
+                b.Append("<array><data>");
+                foreach (var item in list)
+                {
+                    WriteValue(b, item, depth + 1);
+                }
+                b.Append("</data></array>");
+                break;
+            default:
+                b.Append("<string>");
+                Escape(b, Convert.ToString(value, CultureInfo.InvariantCulture) ?? "");
+                b.Append("</string>");
+                break;
+        }
+        b.Append("</value>\n");
+    }
+
+    /// <summary>Escapes markup and drops control characters 0–31 other than tab, LF and CR, as Odoo does.</summary>
+    private static void Escape(StringBuilder b, string text)
+    {
+        foreach (var c in text)
+        {
+            switch (c)
+            {
+                case '&': b.Append("&amp;"); break;
+                case '<': b.Append("&lt;"); break;
+                case '>': b.Append("&gt;"); break;
+                case '\t' or '\n' or '\r': b.Append(c); break;
+                case < ' ': break;
+                case '\uFFFE' or '\uFFFF': break;
+                default: b.Append(c); break;
+            }
+        }
+    }
+}
+
+/// <summary>A request the protocol layer cannot read; answered as fault 1 (XML-RPC) or a JSON error, never a crash.</summary>
+public sealed class RpcProtocolException : Exception
+{
+    public RpcProtocolException()
+    {
+    }
+
+    public RpcProtocolException(string message) : base(message)
+    {
+    }
+
+    public RpcProtocolException(string message, Exception innerException) : base(message, innerException)
+    {
+    }
+
+    public static RpcProtocolException BadRequest(string message) => new(message);
+}
