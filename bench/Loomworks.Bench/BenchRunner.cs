@@ -25,11 +25,11 @@ public static class BenchRunner
         TenantScale,
         new DatabaseManagerScenario(),
         new OperationsScenario(),
+        new RpcSearchReadScenario(),
     ];
 
     /// <summary>--size N: megabytes of the tenant the database-manager scenario works on.</summary>
     public static int SizeMb { get; private set; } = 100;
-    private static readonly IScenario[] Scenarios = [new ClusterColdStartScenario(), new RpcSearchReadScenario()];
 
     public static async Task<int> RunAsync(string[] args)
     {

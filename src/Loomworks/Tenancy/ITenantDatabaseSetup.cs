@@ -15,4 +15,3 @@ public interface ITenantDatabaseSetup
 
     Task<int> CountUsersAsync(NpgsqlConnection tenantDatabase, CancellationToken ct);
 }
-namespace Loomworks.Tenancy; public interface ITenantDatabaseSetup { IReadOnlyList<Loomworks.Postgres.Migration> Migrations { get; } Task CreateAdminUserAsync(Npgsql.NpgsqlConnection tenantDatabase, string login, string password, CancellationToken ct); Task<int> CountUsersAsync(Npgsql.NpgsqlConnection tenantDatabase, CancellationToken ct); }
