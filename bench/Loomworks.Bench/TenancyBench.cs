@@ -1,3 +1,4 @@
+using Loomworks.Records;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
@@ -34,7 +35,7 @@ public sealed class TenancyBench : IAsyncDisposable
         DataSources = dataSources;
         Management = management;
         Options = options;
-        Provisioner = new TenantProvisioner(management, dataSources, new MinimalTenantSchema(), options);
+        Provisioner = new TenantProvisioner(management, dataSources, new TenantSchema(), options);
     }
 
     public TenantDataSources DataSources { get; }

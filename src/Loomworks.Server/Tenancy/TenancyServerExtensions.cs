@@ -1,3 +1,4 @@
+using Loomworks.Records;
 using Loomworks.Configuration;
 using Loomworks.Postgres;
 using Loomworks.Tenancy;
@@ -20,7 +21,7 @@ public static class TenancyServerExtensions
     {
         services.AddSingleton(TenancyOptions.From(settings));
         // The ERP core replaces this with its own schema; until then tenants get the minimal one.
-        services.TryAddSingleton<ITenantDatabaseSetup, MinimalTenantSchema>();
+        services.TryAddSingleton<ITenantDatabaseSetup, TenantSchema>();
         services.AddSingleton<TenantEventLog>();
         services.AddSingleton<TenantProvisioner>();
         services.AddSingleton<TenantLifecycle>();

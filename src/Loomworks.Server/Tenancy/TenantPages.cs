@@ -1,3 +1,4 @@
+using Loomworks.Records;
 using System.Text.Json.Serialization;
 using Loomworks.Postgres;
 using Loomworks.Tenancy;
@@ -82,7 +83,7 @@ public static class TenantPages
             return TypedResults.Json(new Problem("bad_request", "login and password are required"), statusCode: 400);
         }
         await using var connection = await dataSources.For(routed.Tenant.DatabaseName).OpenConnectionAsync(ct);
-        if (!await MinimalTenantSchema.CheckPasswordAsync(connection, loginName, password, ct))
+        if (!await TenantSchema.CheckPasswordAsync(connection, loginName, password, ct))
         {
             return TypedResults.Json(new Problem("access_denied", "wrong login or password"), statusCode: 401);
         }

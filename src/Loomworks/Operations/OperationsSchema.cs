@@ -4,7 +4,7 @@ using Npgsql;
 namespace Loomworks.Operations;
 
 /// <summary>
-/// Tenant-database migrations of the operation log (versions 1000–1099): the log, the change table the row triggers
+/// Tenant-database migrations of the operation log (versions 2000–2099; the ERP core owns 1000–1999): the log, the change table the row triggers
 /// write, the trigger function, and the server-side functions that apply an operation's inverse and find conflicts.
 /// </summary>
 public static class OperationsSchema
@@ -14,7 +14,7 @@ public static class OperationsSchema
 
     public static IReadOnlyList<Migration> All { get; } =
     [
-        new(1000, "operation log and change capture", """
+        new(2000, "operation log and change capture", """
             CREATE TABLE loomworks_ai_operation_log (
                 id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
                 session_id text,

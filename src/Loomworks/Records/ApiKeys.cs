@@ -1,3 +1,4 @@
+using Loomworks.Security;
 using System.Security.Cryptography;
 using Npgsql;
 

@@ -1,3 +1,4 @@
+using Loomworks.Security;
 using System.Globalization;
 using Npgsql;
 using NpgsqlTypes;

@@ -1,3 +1,4 @@
+using Loomworks.Security;
 using Loomworks.Postgres;
 using Loomworks.Tenancy;
 using Npgsql;
@@ -166,6 +167,14 @@ public sealed class TenantSchema : ITenantDatabaseSetup
             await command.ExecuteNonQueryAsync(ct);
         }
         await transaction.CommitAsync(ct);
+    }
+
+    /// <summary>True when an active user has this login and password (not an API key: keys are for the API).</summary>
+    public static async Task<bool> CheckPasswordAsync(NpgsqlConnection tenantDatabase, string login, string password, CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand("SELECT password FROM res_users WHERE login = $1 AND active", tenantDatabase);
+        command.Parameters.AddWithValue(login);
+        return await command.ExecuteScalarAsync(ct) is string hash && Passwords.Verify(password, hash);
     }
 
     public async Task<int> CountUsersAsync(NpgsqlConnection tenantDatabase, CancellationToken ct)

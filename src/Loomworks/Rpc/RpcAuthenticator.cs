@@ -1,3 +1,4 @@
+using Loomworks.Security;
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;

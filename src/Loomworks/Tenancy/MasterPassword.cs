@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
+using Loomworks.Security;
 using Npgsql;
 
 namespace Loomworks.Tenancy;
@@ -134,42 +135,9 @@ public sealed class MasterPassword(ManagementDatabase management, string? config
         return ok;
     }
 
-    /// <summary>passlib's pbkdf2_sha512 format: <c>$pbkdf2-sha512$rounds$salt$hash</c> in passlib's adapted base64.</summary>
-    public static string Hash(string password, int rounds = DefaultRounds)
-    {
-        var salt = RandomNumberGenerator.GetBytes(16);
-        var hash = Rfc2898DeriveBytes.Pbkdf2(Encoding.UTF8.GetBytes(password), salt, rounds, HashAlgorithmName.SHA512, 64);
-        return string.Create(CultureInfo.InvariantCulture, $"{Prefix}{rounds}${AdaptedBase64(salt)}${AdaptedBase64(hash)}");
-    }
+    /// <summary>passlib's pbkdf2_sha512 format, as Odoo stores its master password.</summary>
+    public static string Hash(string password, int rounds = DefaultRounds) => Passwords.Hash(password, rounds);
 
     /// <summary>Checks a password against a passlib pbkdf2_sha512 hash in constant time; a malformed hash never matches.</summary>
-    public static bool VerifyHash(string password, string hash)
-    {
-        var parts = hash.Split('$');
-        if (parts.Length != 5 || parts[0] != "" || parts[1] != "pbkdf2-sha512"
-            || !int.TryParse(parts[2], NumberStyles.None, CultureInfo.InvariantCulture, out var rounds)
-            || rounds is < 1 or > 10_000_000
-            || FromAdaptedBase64(parts[3]) is not { } salt || FromAdaptedBase64(parts[4]) is not { Length: > 0 } expected)
-        {
-            return false;
-        }
-        var actual = Rfc2898DeriveBytes.Pbkdf2(Encoding.UTF8.GetBytes(password), salt, rounds, HashAlgorithmName.SHA512, expected.Length);
-        return CryptographicOperations.FixedTimeEquals(actual, expected);
-    }
-
-    private static string AdaptedBase64(byte[] bytes) => Convert.ToBase64String(bytes).TrimEnd('=').Replace('+', '.');
-
-    private static byte[]? FromAdaptedBase64(string text)
-    {
-        var standard = text.Replace('.', '+');
-        standard += (standard.Length % 4) switch { 2 => "==", 3 => "=", _ => "" };
-        try
-        {
-            return Convert.FromBase64String(standard);
-        }
-        catch (FormatException)
-        {
-            return null;
-        }
-    }
+    public static bool VerifyHash(string password, string hash) => Passwords.Verify(password, hash);
 }

@@ -1,3 +1,4 @@
+using Loomworks.Security;
 using Loomworks.Records;
 using Loomworks.Tests.Infrastructure;
 

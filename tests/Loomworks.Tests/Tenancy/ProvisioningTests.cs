@@ -1,3 +1,4 @@
+using Loomworks.Records;
 using Loomworks.Postgres;
 using Loomworks.Tenancy;
 using Loomworks.Tests.Infrastructure;
@@ -25,7 +26,7 @@ public sealed class ProvisioningTests(PostgresFixture postgres)
         Assert.Equal(TenantStates.Active, a.State);
         await using (var connection = await host.Get<TenantDataSources>().For(a.DatabaseName).OpenConnectionAsync(Ct))
         {
-            Assert.True(await MinimalTenantSchema.CheckPasswordAsync(connection, "admin", "pw-prov-iso-a", Ct));
+            Assert.True(await TenantSchema.CheckPasswordAsync(connection, "admin", "pw-prov-iso-a", Ct));
         }
         var roleA = TenantProvisioner.RoleNameFor(a.DatabaseName);
         await using (var own = new NpgsqlConnection(new PostgresEndpoint(postgres.Endpoint.Host, postgres.Endpoint.Port, roleA, null)

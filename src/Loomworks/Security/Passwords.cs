@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 
-namespace Loomworks.Records;
+namespace Loomworks.Security;
 
 /// <summary>
 /// PBKDF2-SHA512 hashes in passlib's format (<c>$pbkdf2-sha512$rounds$salt$checksum</c>), the format Odoo stores, so a
