@@ -158,6 +158,10 @@ public static class ConfigKeys
         "Folder of PostgreSQL's server programs for the embedded cluster (default: pg_config --bindir, then /usr/lib/postgresql/*/bin).");
     public static readonly ConfigKey ArchiveTimeout = new("loomworks_archive_timeout", "60", ConfigValueKind.WholeNumber,
         "Seconds after which PostgreSQL switches to a new WAL segment so it gets archived.", Minimum: 1, Maximum: 3600);
+    public static readonly ConfigKey BackupFullIntervalDays = new("loomworks_backup_full_interval_days", "7", ConfigValueKind.WholeNumber,
+        "Days between scheduled full pgBackRest backups; 0 switches scheduled backups off.", Minimum: 0, Maximum: 365);
+    public static readonly ConfigKey BackupDiffIntervalHours = new("loomworks_backup_diff_interval_hours", "24", ConfigValueKind.WholeNumber,
+        "Hours between scheduled differential backups; 0 switches them off.", Minimum: 0, Maximum: 8760);
 
     /// <summary>All keys, in the order the README documents them.</summary>
     public static readonly IReadOnlyList<ConfigKey> All =
@@ -167,6 +171,7 @@ public static class ConfigKeys
         LimitTimeCpu, LimitTimeReal, LimitRequest, LogLevel, LogFormat, MgmtDb, TrustedProxies, ShutdownTimeout,
         TenantRouting, BaseDomain, TenantHeader, StrictIsolation, AuditCrossTenant, BackupRepo,
         SnapshotRetentionDays, AutoSnapshotInterval, KeepPreRestoreHours, OplogRetentionDays, PgBinDir, ArchiveTimeout,
+        BackupFullIntervalDays, BackupDiffIntervalHours,
     ];
 
     private static readonly Dictionary<string, ConfigKey> ByName = All.ToDictionary(k => k.Name, StringComparer.Ordinal);
