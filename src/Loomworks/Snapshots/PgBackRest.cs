@@ -179,6 +179,11 @@ public sealed class PgBackRest(PgBackRestOptions options, ILogger logger) : IDis
         {
             "--pg1-path=" + pgData,
             "--spool-path=" + Path.Combine(scratchDir, "spool"),
+            // pgBackRest copies --spool-path into the restore_command it writes, where archive-get refuses it: give
+            // the copy its own, with the scratch lock and log paths.
+            "--recovery-option=restore_command=" + PostgresServer.PgBackRestExecutable + " --config=" + options.ConfigPath +
+                " --stanza=" + PgBackRestOptions.Stanza + " --pg1-path=" + pgData + " --lock-path=" + Path.Combine(scratchDir, "lock") +
+                " --log-path=" + Path.Combine(scratchDir, "log") + " archive-get %f \"%p\"",
             "--lock-path=" + Path.Combine(scratchDir, "lock"),
             "--log-path=" + Path.Combine(scratchDir, "log"),
             "--archive-mode=off",

@@ -105,7 +105,7 @@ public sealed class SnapshotService(ManagementDatabase management, TenantStore t
             """, connection);
         insert.Parameters.AddWithValue(tenant.Id);
         insert.Parameters.AddWithValue(name);
-        insert.Parameters.AddWithValue(lsn);
+        insert.Parameters.Add(new NpgsqlParameter { Value = lsn, NpgsqlDbType = NpgsqlDbType.PgLsn });
         insert.Parameters.AddWithValue(walFile);
         insert.Parameters.AddWithValue(restorePoint);
         insert.Parameters.AddWithValue(type);
@@ -224,8 +224,8 @@ public sealed class SnapshotService(ManagementDatabase management, TenantStore t
             insert.Parameters.AddWithValue(set.Type);
             insert.Parameters.AddWithValue(set.Started);
             insert.Parameters.AddWithValue(set.Stopped);
-            insert.Parameters.AddWithValue(set.StartLsn);
-            insert.Parameters.AddWithValue(set.StopLsn);
+            insert.Parameters.Add(new NpgsqlParameter { Value = set.StartLsn, NpgsqlDbType = NpgsqlDbType.PgLsn });
+            insert.Parameters.Add(new NpgsqlParameter { Value = set.StopLsn, NpgsqlDbType = NpgsqlDbType.PgLsn });
             insert.Parameters.AddWithValue(set.SizeBytes);
             await insert.ExecuteNonQueryAsync(cancellationToken);
         }

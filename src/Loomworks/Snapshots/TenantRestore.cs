@@ -454,7 +454,9 @@ public sealed partial class TenantRestore(
             {
                 if (watch.Elapsed > TimeSpan.FromSeconds(2) && !File.Exists(Path.Combine(pgData, "postmaster.pid")))
                 {
-                    var tail = File.Exists(log) ? string.Join('\n', File.ReadLines(log).TakeLast(5)) : "";
+                    var lines = File.Exists(log) ? File.ReadLines(log).ToList() : [];
+                    var problems = lines.Where(l => (l.Contains("FATAL", StringComparison.Ordinal) && !l.Contains("starting up", StringComparison.Ordinal)) || l.Contains("PANIC", StringComparison.Ordinal) || l.Contains("ERROR", StringComparison.Ordinal)).Take(5);
+                    var tail = string.Join('\n', problems.Concat(lines.TakeLast(3)));
                     throw new SnapshotException(SnapshotErrorKind.Invalid, tail.Contains("before configured recovery target", StringComparison.Ordinal)
                         ? "the WAL archive ends before the target: it was never reached"
                         : $"the scratch copy stopped during replay: {tail}");
@@ -688,7 +690,7 @@ public sealed partial class TenantRestore(
             "SELECT pg_database_size($1), pg_wal_lsn_diff(pg_current_wal_lsn(), $2)::bigint"))
         {
             command.Parameters.AddWithValue(database);
-            command.Parameters.AddWithValue(set.StartLsn);
+            command.Parameters.Add(new NpgsqlParameter { Value = set.StartLsn, NpgsqlDbType = NpgsqlDbType.PgLsn });
             await using var reader = await command.ExecuteReaderAsync(cancellationToken);
             await reader.ReadAsync(cancellationToken);
             (size, walSinceBackup) = (reader.GetInt64(0), Math.Max(0, reader.GetInt64(1)));
