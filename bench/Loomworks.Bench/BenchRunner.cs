@@ -16,7 +16,7 @@ public interface IScenario
 
 public static class BenchRunner
 {
-    private static readonly IScenario[] Scenarios = [new ClusterColdStartScenario()];
+    private static readonly IScenario[] Scenarios = [new ClusterColdStartScenario(), new SnapshotCreateScenario(), new TenantRestoreScenario()];
 
     public static async Task<int> RunAsync(string[] args)
     {

@@ -21,6 +21,9 @@ public static class LoomworksCli
         root.Subcommands.Add(VersionCommand.Create());
         root.Subcommands.Add(DoctorCommand.Create(config));
         root.Subcommands.Add(ConfigCommand.Create(config));
+        root.Subcommands.Add(BackupCommand.Create(config));
+        root.Subcommands.Add(SnapshotCommand.Create(config));
+        root.Subcommands.Add(RestoreCommand.Create(config));
         return root;
     }
 

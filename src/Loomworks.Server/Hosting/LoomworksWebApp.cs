@@ -1,6 +1,8 @@
 using Loomworks.Configuration;
 using Loomworks.Postgres;
 using Loomworks.Server.Health;
+using Loomworks.Server.Snapshots;
+using Loomworks.Snapshots;
 
 namespace Loomworks.Server.Hosting;
 
@@ -15,11 +17,13 @@ public static class LoomworksWebApp
         builder.Services.AddSingleton(settings);
         builder.Services.AddLoomworksPostgres(settings, postgres);
         builder.Services.AddLoomworksForwardedHeaders(settings);
+        builder.Services.AddSnapshots(settings);
         configure?.Invoke(builder);
 
         var app = builder.Build();
         app.UseLoomworksForwardedHeaders(settings);
         app.MapHealth();
+        app.MapSnapshots();
         return app;
     }
 }

@@ -428,7 +428,7 @@ public sealed partial class TenantRestore(
     }
 
     /// <summary>
-    /// Polls until replay is paused at the target. pg_ctl's exit code says nothing about reaching it, and a target
+    /// Polls until replay is paused at the target, then promotes the copy. pg_ctl's exit code says nothing about reaching it, and a target
     /// past the end of the archive makes the copy shut down, which the log then explains.
     /// </summary>
     private static async Task WaitForTargetAsync(string scratch, string pgData, string run, int port, CancellationToken cancellationToken)
@@ -442,15 +442,26 @@ public sealed partial class TenantRestore(
             cancellationToken.ThrowIfCancellationRequested();
             try
             {
-                await using var command = dataSource.CreateCommand("SELECT pg_is_in_recovery(), pg_get_wal_replay_pause_state()");
+                await using var command = dataSource.CreateCommand("SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() ELSE '' END");
                 await using var reader = await command.ExecuteReaderAsync(cancellationToken);
                 await reader.ReadAsync(cancellationToken);
-                if (!reader.GetBoolean(0) || reader.GetString(1) == "paused")
+                if (!reader.GetBoolean(0))
                 {
                     return;
                 }
+                if (reader.GetString(1) == "paused")
+                {
+                    await reader.DisposeAsync();
+                    // Paused replay can hold the lock of a transaction that was open at the target (a DROP TABLE
+                    // replayed but not committed), which would block pg_dump for ever. Promoting the copy ends
+                    // recovery right there and aborts such transactions; archiving is off, so nothing is pushed.
+                    await using var promote = dataSource.CreateCommand("SELECT pg_promote(true, 300)");
+                    await promote.ExecuteNonQueryAsync(cancellationToken);
+                    continue;
+                }
             }
-            catch (Exception e) when (e is NpgsqlException or SocketException)
+            catch (Exception e) when (e is NpgsqlException or SocketException
+                && (e is not PostgresException pe || pe.SqlState == PostgresErrorCodes.CannotConnectNow))
             {
                 if (watch.Elapsed > TimeSpan.FromSeconds(2) && !File.Exists(Path.Combine(pgData, "postmaster.pid")))
                 {
