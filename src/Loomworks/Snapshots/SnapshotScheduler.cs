@@ -18,7 +18,7 @@ public sealed class SnapshotScheduler(SnapshotsFeature feature, TenantStore tena
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(Tick);
-        while (await timer.WaitForNextTickAsync(stoppingToken))
+        while (await NextTickAsync(timer, stoppingToken))
         {
             try
             {
@@ -28,6 +28,18 @@ public sealed class SnapshotScheduler(SnapshotsFeature feature, TenantStore tena
             {
                 logger.LogError(e, "Scheduled snapshot work failed");
             }
+        }
+    }
+
+    private static async Task<bool> NextTickAsync(PeriodicTimer timer, CancellationToken stoppingToken)
+    {
+        try
+        {
+            return await timer.WaitForNextTickAsync(stoppingToken);
+        }
+        catch (OperationCanceledException)
+        {
+            return false; // shutting down
         }
     }
 

@@ -4,7 +4,7 @@ using Loomworks.Tenancy;
 namespace Loomworks.Tests.Snapshots;
 
 /// <summary>Point-in-time restore of one tenant with real pgBackRest, pg_dump and pg_restore on a cluster of its own.</summary>
-public sealed class TenantRestoreTests(PitrFixture pitr) : IClassFixture<PitrFixture>
+public sealed partial class TenantRestoreTests(PitrFixture pitr) : IClassFixture<PitrFixture>
 {
     private static readonly CancellationToken None = CancellationToken.None;
 
