@@ -26,6 +26,8 @@ public static class BenchRunner
         new DatabaseManagerScenario(),
         new OperationsScenario(),
         new RpcSearchReadScenario(),
+        new SnapshotCreateScenario(),
+        new TenantRestoreScenario(),
     ];
 
     /// <summary>--size N: megabytes of the tenant the database-manager scenario works on.</summary>

@@ -26,6 +26,9 @@ public static class LoomworksCli
         root.Subcommands.Add(UndoCommand.Create(config));
         root.Subcommands.Add(OpsCommand.Create(config));
         root.Subcommands.Add(RewindCommand.Create(config));
+        root.Subcommands.Add(BackupCommand.Create(config));
+        root.Subcommands.Add(SnapshotCommand.Create(config));
+        root.Subcommands.Add(RestoreCommand.Create(config));
         return root;
     }
 

@@ -50,6 +50,8 @@ public static class ServerCommand
             await using var app = LoomworksWebApp.Build(settings, postgres);
             await app.Services.GetRequiredService<Loomworks.Tenancy.ManagementDatabase>().MigrateAsync(cancellationToken);
             await app.Services.GetRequiredService<Loomworks.Server.Tenancy.TenancyStartup>().RunAsync(cancellationToken);
+            await app.Services.GetRequiredService<Loomworks.Snapshots.SnapshotsFeature>()
+                .StartAsync(postgres.Embedded is not null, logger, cancellationToken);
             try
             {
                 await app.StartAsync(cancellationToken);

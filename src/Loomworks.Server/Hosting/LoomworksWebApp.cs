@@ -5,6 +5,8 @@ using Loomworks.Server.Health;
 using Loomworks.Server.Tenancy;
 using Loomworks.Server.Operations;
 using Loomworks.Server.Rpc;
+using Loomworks.Server.Snapshots;
+using Loomworks.Snapshots;
 
 namespace Loomworks.Server.Hosting;
 
@@ -23,6 +25,7 @@ public static class LoomworksWebApp
         builder.Services.AddDatabaseManager(settings);
         builder.Services.AddOperations();
         builder.Services.AddRpc(settings);
+        builder.Services.AddSnapshots(settings);
         configure?.Invoke(builder);
 
         var app = builder.Build();
@@ -33,6 +36,7 @@ public static class LoomworksWebApp
         app.MapDatabaseManager();
         app.MapOperations();
         app.MapRpc();
+        app.MapSnapshots();
         return app;
     }
 }

@@ -163,6 +163,10 @@ public static class ConfigKeys
     public static readonly ConfigKey RestoreMaxSizeMb = new("loomworks_restore_max_size_mb", "102400", ConfigValueKind.WholeNumber,
         "Largest backup the database manager accepts, uploaded and unpacked (MB); bigger ones are refused as zip bombs.",
         Minimum: 1);
+    public static readonly ConfigKey BackupFullIntervalDays = new("loomworks_backup_full_interval_days", "7", ConfigValueKind.WholeNumber,
+        "Days between scheduled full pgBackRest backups; 0 switches scheduled backups off.", Minimum: 0, Maximum: 365);
+    public static readonly ConfigKey BackupDiffIntervalHours = new("loomworks_backup_diff_interval_hours", "24", ConfigValueKind.WholeNumber,
+        "Hours between scheduled differential backups; 0 switches them off.", Minimum: 0, Maximum: 8760);
 
     /// <summary>All keys, in the order the README documents them.</summary>
     public static readonly IReadOnlyList<ConfigKey> All =
@@ -174,6 +178,7 @@ public static class ConfigKeys
         SnapshotRetentionDays, AutoSnapshotInterval, KeepPreRestoreHours, OplogRetentionDays, PgBinDir, ArchiveTimeout,
         DemoTenant,
         RestoreMaxSizeMb,
+        BackupFullIntervalDays, BackupDiffIntervalHours,
     ];
 
     /// <summary>Odoo's other spellings of some flags (<c>-d</c>, <c>--database</c>, <c>--db-filter</c>, …), without dashes.</summary>

@@ -38,11 +38,29 @@ public sealed class PostgresServer : IAsyncDisposable
             Port = settings.DbPort ?? EmbeddedDefaultPort,
             BinDir = settings.Get(ConfigKeys.PgBinDir),
             ArchiveTimeoutSeconds = settings.GetInt(ConfigKeys.ArchiveTimeout),
+            ArchiveCommand = ArchiveCommandFor(settings.DataDir),
             MaxConnections = Math.Max(100, settings.MaxConnections * 2),
         }, logger);
         await cluster.StartAsync(cancellationToken);
         return new PostgresServer(cluster.Endpoint, cluster);
     }
+
+    /// <summary>The pgBackRest stanza of the embedded cluster (Snapshots configures it).</summary>
+    public const string PgBackRestStanza = "loomworks";
+
+    /// <summary>Where Snapshots writes pgBackRest's configuration for the embedded cluster under data_dir.</summary>
+    public static string PgBackRestConfigPath(string dataDir) => Path.Combine(dataDir, "pgbackrest", "pgbackrest.conf");
+
+    /// <summary>
+    /// archive_command through pgBackRest when it is installed. It is set before Snapshots writes the configuration:
+    /// until then archive-push fails and PostgreSQL keeps the WAL and retries, so nothing is lost.
+    /// </summary>
+    public static string ArchiveCommandFor(string dataDir) =>
+        File.Exists(PgBackRestExecutable)
+            ? $"{PgBackRestExecutable} --config='{PgBackRestConfigPath(dataDir)}' --stanza={PgBackRestStanza} archive-push %p"
+            : "/bin/true";
+
+    public const string PgBackRestExecutable = "/usr/bin/pgbackrest";
 
     public async ValueTask DisposeAsync()
     {

@@ -1,0 +1,76 @@
+using System.Globalization;
+using Loomworks.Configuration;
+using Loomworks.Postgres;
+using Loomworks.Snapshots;
+using Loomworks.Tenancy;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Loomworks.Bench;
+
+/// <summary>An embedded cluster with pgBackRest set up as the server does it, for the snapshot and restore scenarios.</summary>
+public sealed class PitrCluster : IAsyncDisposable
+{
+    private readonly ScratchDirectory _scratch = new();
+
+    private PitrCluster()
+    {
+    }
+
+    public LoomworksSettings Settings { get; private set; } = null!;
+    public PostgresServer Server { get; private set; } = null!;
+    public TenantDataSources DataSources { get; private set; } = null!;
+    public ManagementDatabase Management { get; private set; } = null!;
+    public SnapshotsFeature Feature { get; private set; } = null!;
+    public string Path => _scratch.Path;
+
+    public static async Task<PitrCluster> StartAsync(int port)
+    {
+        var cluster = new PitrCluster();
+        cluster.Settings = LoomworksSettings.Defaults(new Dictionary<string, string>
+        {
+            ["data_dir"] = cluster._scratch.Path,
+            ["db_port"] = port.ToString(CultureInfo.InvariantCulture),
+        });
+        cluster.Server = await PostgresServer.OpenAsync(cluster.Settings, NullLogger.Instance);
+        await DatabaseAdmin.EnsureDatabaseAsync(cluster.Server.Endpoint, cluster.Settings.ManagementDatabase, CancellationToken.None);
+        cluster.DataSources = new TenantDataSources(cluster.Server.Endpoint);
+        cluster.Management = new ManagementDatabase(cluster.DataSources.For(cluster.Settings.ManagementDatabase));
+        await cluster.Management.MigrateAsync(CancellationToken.None);
+        cluster.Feature = SnapshotsFeature.Create(cluster.Settings, cluster.Server, cluster.DataSources, cluster.Management,
+            new TenantStore(cluster.Management), NullLoggerFactory.Instance);
+        await cluster.Feature.StartAsync(embedded: true, NullLogger.Instance, CancellationToken.None);
+        return cluster;
+    }
+
+    /// <summary>A tenant database with one table of about <paramref name="megabytes"/> MB, registered as active.</summary>
+    public async Task CreateTenantAsync(string name, int megabytes)
+    {
+        await ExecuteAsync("postgres", $"CREATE DATABASE {DatabaseAdmin.QuoteIdentifier(name)}");
+        await using (var command = Management.DataSource.CreateCommand(
+            "INSERT INTO loomworks_tenant (name, subdomain, database_name, state) VALUES ($1, $1, $1, 'active')"))
+        {
+            command.Parameters.AddWithValue(name);
+            await command.ExecuteNonQueryAsync();
+        }
+        // About 1 KB a row with its index.
+        await ExecuteAsync(name, $"""
+            CREATE TABLE record (id bigserial PRIMARY KEY, body text NOT NULL);
+            INSERT INTO record (body) SELECT repeat(md5(g::text), 28) FROM generate_series(1, {megabytes * 1000}) g;
+            """);
+    }
+
+    public async Task ExecuteAsync(string database, string sql)
+    {
+        await using var command = DataSources.For(database).CreateCommand(sql);
+        command.CommandTimeout = 3600;
+        await command.ExecuteNonQueryAsync();
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Feature.BackRest.Dispose();
+        await DataSources.DisposeAsync();
+        await Server.DisposeAsync();
+        _scratch.Dispose();
+    }
+}

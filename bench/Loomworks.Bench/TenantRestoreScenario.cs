@@ -1,0 +1,233 @@
+using System.Diagnostics;
+using System.Globalization;
+using Loomworks.Postgres;
+using Loomworks.Snapshots;
+using Npgsql;
+
+namespace Loomworks.Bench;
+
+/// <summary>
+/// Restore of one tenant beside five others, end to end, against (B) a full-cluster pgbackrest restore of the same
+/// backup to the same target and (C) pg_dump -Fd -j2 + pg_restore -j2 of the tenant; and a neighbour's light load
+/// during the restore against the same load without one. LOOMWORKS_BENCH_RESTORE_MB sets the tenant's size
+/// (default 100; the figure is for 1024).
+/// </summary>
+public sealed class TenantRestoreScenario : IScenario
+{
+    public string Name => "tenant-restore";
+    public string Description => "restore one tenant vs full-cluster pgbackrest restore + dump/load; neighbour p99 during it";
+
+    public async Task<IReadOnlyList<ScenarioResult>> RunAsync(int runs, CancellationToken cancellationToken)
+    {
+        var megabytes = int.TryParse(Environment.GetEnvironmentVariable("LOOMWORKS_BENCH_RESTORE_MB"), CultureInfo.InvariantCulture, out var mb)
+            ? mb : 100;
+        await using var cluster = await PitrCluster.StartAsync(55630);
+        for (var i = 1; i <= 5; i++)
+        {
+            await cluster.CreateTenantAsync($"bench-n{i}", Math.Max(1, megabytes / 7));
+        }
+        await cluster.CreateTenantAsync("bench-big", megabytes);
+        await cluster.Feature.Snapshots.BackupAsync("full", cancellationToken);
+        await cluster.ExecuteAsync("bench-big", "UPDATE record SET body = body || 'x' WHERE id % 10 = 0");
+        var snapshot = await cluster.Feature.Snapshots.CreateAsync("bench-big", null, SnapshotTypes.Manual, cancellationToken);
+        snapshot = await cluster.Feature.Snapshots.WaitReadyAsync(snapshot, TimeSpan.FromSeconds(60), cancellationToken);
+
+        var ours = new List<double>();
+        var fullCluster = new List<double>();
+        var dumpLoad = new List<double>();
+        var sum = new List<double>();
+        var neighbourDuring = new List<double>();
+        var neighbourQuiet = new List<double>();
+        var unavailable = new List<double>();
+        for (var run = 0; run < runs; run++)
+        {
+            using (var load = new NeighbourLoad(cluster.DataSources.For("bench-n1")))
+            using (var probe = new AvailabilityProbe(cluster.Server.Endpoint.ConnectionString("bench-big")))
+            {
+                var watch = Stopwatch.StartNew();
+                var job = await cluster.Feature.Restore.StartAsync(new RestoreRequest("bench-big", SnapshotId: snapshot.Id), cancellationToken);
+                job = await cluster.Feature.Restore.RunAsync(job.Id, null, cancellationToken);
+                ours.Add(watch.Elapsed.TotalMilliseconds);
+                if (job.State != "done")
+                {
+                    throw new InvalidOperationException($"restore failed: {job.Error}");
+                }
+                neighbourDuring.AddRange(await load.StopAsync());
+                unavailable.Add(await probe.StopAsync());
+                await cluster.ExecuteAsync("postgres", $"DROP DATABASE IF EXISTS {DatabaseAdmin.QuoteIdentifier(job.AsideDatabase!)} WITH (FORCE)");
+            }
+            using (var load = new NeighbourLoad(cluster.DataSources.For("bench-n1")))
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(ours[^1], 30_000)), cancellationToken);
+                neighbourQuiet.AddRange(await load.StopAsync());
+            }
+            var b = await FullClusterRestoreAsync(cluster, snapshot, cancellationToken);
+            var c = await DumpAndLoadAsync(cluster, cancellationToken);
+            fullCluster.Add(b);
+            dumpLoad.Add(c);
+            sum.Add(b + c);
+        }
+        var p99During = SnapshotCreateScenario.Percentile(neighbourDuring, 0.99);
+        var p99Quiet = SnapshotCreateScenario.Percentile(neighbourQuiet, 0.99);
+        return
+        [
+            new ScenarioResult($"tenant-restore {megabytes} MB", ours, sum, "B + C",
+                string.Create(CultureInfo.InvariantCulture,
+                    $"B full-cluster restore {BenchRunner.Median(fullCluster):F0} ms, C dump+load {BenchRunner.Median(dumpLoad):F0} ms; " +
+                    $"goal ≤ 1.1 × (B + C); tenant unavailable max {unavailable.Max():F0} ms (goal ≤ 100 ms)")),
+            new ScenarioResult("neighbour p99 during restore", [p99During], [p99Quiet], "same load, no restore",
+                string.Create(CultureInfo.InvariantCulture,
+                    $"{neighbourDuring.Count} vs {neighbourQuiet.Count} statements; goal ratio ≤ 3")),
+        ];
+    }
+
+    /// <summary>(B) the same backup and target restored whole into a scratch folder, started and replayed to the pause.</summary>
+    private static async Task<double> FullClusterRestoreAsync(PitrCluster cluster, Snapshot snapshot, CancellationToken cancellationToken)
+    {
+        var scratch = System.IO.Path.Combine(cluster.Path, "bench-full");
+        var pgData = System.IO.Path.Combine(scratch, "pgdata");
+        var run = System.IO.Path.Combine(scratch, "run");
+        foreach (var dir in new[] { scratch, pgData, run, System.IO.Path.Combine(scratch, "spool"), System.IO.Path.Combine(scratch, "lock"), System.IO.Path.Combine(scratch, "log") })
+        {
+            Directory.CreateDirectory(dir);
+            File.SetUnixFileMode(dir, (UnixFileMode)0b111_000_000);
+            CommandRunner.GiveToServerUser(dir);
+        }
+        var binaries = cluster.Server.Embedded!.Binaries;
+        var set = (await cluster.Feature.Snapshots.SyncBackupSetsAsync(cancellationToken))[^1];
+        var watch = Stopwatch.StartNew();
+        var restored = await cluster.Feature.BackRest.RestoreAsync(pgData, scratch, set.Label, "name", snapshot.RestorePoint, null, cancellationToken);
+        Check(restored);
+        Check(await CommandRunner.RunAsync(binaries["pg_ctl"],
+            ["start", "-D", pgData, "-l", System.IO.Path.Combine(scratch, "log", "pg.log"), "-W", "-s", "-o",
+             $"-p 55639 -k {run} -c listen_addresses='' -c archive_mode=off"], CommandRunner.ServerUser, cancellationToken: cancellationToken));
+        await using (var dataSource = NpgsqlDataSource.Create(new PostgresEndpoint(run, 55639, "postgres", null).ConnectionString("postgres") + ";Pooling=false"))
+        {
+            while (true)
+            {
+                try
+                {
+                    await using var command = dataSource.CreateCommand("SELECT pg_get_wal_replay_pause_state()");
+                    if ((string)(await command.ExecuteScalarAsync(cancellationToken))! == "paused")
+                    {
+                        break;
+                    }
+                }
+                catch (NpgsqlException)
+                {
+                    // still starting
+                }
+                await Task.Delay(100, cancellationToken);
+            }
+        }
+        var elapsed = watch.Elapsed.TotalMilliseconds;
+        await CommandRunner.RunAsync(binaries["pg_ctl"], ["stop", "-D", pgData, "-m", "immediate", "-w"], CommandRunner.ServerUser,
+            cancellationToken: cancellationToken);
+        Directory.Delete(scratch, recursive: true);
+        return elapsed;
+    }
+
+    /// <summary>(C) a plain dump of the live tenant and a load into a new database.</summary>
+    private static async Task<double> DumpAndLoadAsync(PitrCluster cluster, CancellationToken cancellationToken)
+    {
+        var endpoint = cluster.Server.Endpoint;
+        var binaries = cluster.Server.Embedded!.Binaries;
+        var dump = System.IO.Path.Combine(cluster.Path, "bench-dump");
+        Directory.CreateDirectory(dump);
+        CommandRunner.GiveToServerUser(dump);
+        var watch = Stopwatch.StartNew();
+        Check(await CommandRunner.RunAsync(binaries["pg_dump"],
+            ["-h", endpoint.Host, "-p", endpoint.Port.ToString(CultureInfo.InvariantCulture), "-U", "postgres", "-Fd", "-j", "2",
+             "-f", System.IO.Path.Combine(dump, "db"), "bench-big"], CommandRunner.ServerUser, cancellationToken: cancellationToken));
+        await cluster.ExecuteAsync("postgres", "CREATE DATABASE \"bench-copy\"");
+        Check(await CommandRunner.RunAsync(binaries["pg_restore"],
+            ["-h", endpoint.Host, "-p", endpoint.Port.ToString(CultureInfo.InvariantCulture), "-U", "postgres", "-d", "bench-copy",
+             "-j", "2", System.IO.Path.Combine(dump, "db")], CommandRunner.ServerUser, cancellationToken: cancellationToken));
+        var elapsed = watch.Elapsed.TotalMilliseconds;
+        await cluster.ExecuteAsync("postgres", "DROP DATABASE \"bench-copy\" WITH (FORCE)");
+        Directory.Delete(dump, recursive: true);
+        return elapsed;
+    }
+
+    private static void Check(CommandResult result)
+    {
+        if (!result.Succeeded)
+        {
+            throw new InvalidOperationException(result.Diagnostic);
+        }
+    }
+
+    /// <summary>A light load on a neighbour: an insert and a read every 20 ms, each statement's latency recorded.</summary>
+    private sealed class NeighbourLoad : IDisposable
+    {
+        private readonly CancellationTokenSource _stop = new();
+        private readonly List<double> _latencies = [];
+        private readonly Task _task;
+
+        public NeighbourLoad(NpgsqlDataSource dataSource) => _task = Task.Run(async () =>
+        {
+            while (!_stop.IsCancellationRequested)
+            {
+                var watch = Stopwatch.StartNew();
+                await using (var command = dataSource.CreateCommand(
+                    "INSERT INTO record (body) VALUES ('neighbour'); SELECT count(*) FROM record WHERE id > 100"))
+                {
+                    await command.ExecuteNonQueryAsync();
+                }
+                _latencies.Add(watch.Elapsed.TotalMilliseconds);
+                await Task.Delay(20);
+            }
+        });
+
+        public async Task<IReadOnlyList<double>> StopAsync()
+        {
+            await _stop.CancelAsync();
+            await _task;
+            return _latencies;
+        }
+
+        public void Dispose() => _stop.Dispose();
+    }
+
+    /// <summary>Queries the restored tenant every 5 ms and reports the longest stretch it could not be reached.</summary>
+    private sealed class AvailabilityProbe : IDisposable
+    {
+        private readonly CancellationTokenSource _stop = new();
+        private readonly Task<double> _task;
+
+        public AvailabilityProbe(string connectionString) => _task = Task.Run(async () =>
+        {
+            var longest = 0.0;
+            Stopwatch? down = null;
+            while (!_stop.IsCancellationRequested)
+            {
+                try
+                {
+                    await using var connection = new NpgsqlConnection(connectionString + ";Pooling=false;Timeout=2");
+                    await connection.OpenAsync();
+                    await using var command = new NpgsqlCommand("SELECT 1", connection);
+                    await command.ExecuteScalarAsync();
+                    if (down is not null)
+                    {
+                        longest = Math.Max(longest, down.Elapsed.TotalMilliseconds);
+                        down = null;
+                    }
+                }
+                catch (NpgsqlException)
+                {
+                    down ??= Stopwatch.StartNew();
+                }
+                await Task.Delay(5);
+            }
+            return longest;
+        });
+
+        public async Task<double> StopAsync()
+        {
+            await _stop.CancelAsync();
+            return await _task;
+        }
+
+        public void Dispose() => _stop.Dispose();
+    }
+}

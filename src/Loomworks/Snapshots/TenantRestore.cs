@@ -1,0 +1,792 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Sockets;
+using System.Text.RegularExpressions;
+using Loomworks.Postgres;
+using Loomworks.Tenancy;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace Loomworks.Snapshots;
+
+/// <summary>What a restore asks for: one of a snapshot, a time or an LSN, and optionally a new tenant to restore into.</summary>
+public sealed record RestoreRequest(string Subdomain, long? SnapshotId = null, string? Time = null, string? Lsn = null,
+    string? AsSubdomain = null);
+
+/// <summary>Thrown by the test hook to stop a restore dead after a step, as a kill -9 would.</summary>
+public sealed class SimulatedCrashException(int step) : Exception($"simulated crash after step {step}");
+
+/// <summary>
+/// Restores one tenant to a snapshot, a time or an LSN without stopping the others: a selective pgBackRest restore
+/// into a scratch directory (own port, spool and lock, archiving off, low priority), replay paused at the target,
+/// pg_dump of the tenant, pg_restore into a new database, then a swap that keeps the old database aside for undo.
+/// Every step is persisted; <see cref="RecoverAsync"/> resumes or rolls back what a dead process left.
+/// </summary>
+public sealed partial class TenantRestore(
+    SnapshotService snapshots,
+    RestoreJobStore jobs,
+    TenantStore tenants,
+    NpgsqlDataSource admin,
+    PostgresEndpoint liveEndpoint,
+    Lazy<PostgresBinaries> binaries,
+    string dataDir,
+    int keepPreRestoreHours,
+    ILogger logger,
+    Func<string, Task>? evictDatabase = null)
+{
+    /// <summary>Set by the tests: called after each persisted step; throwing from it simulates a crash there.</summary>
+    internal Action<int>? AfterStep { get; set; }
+
+    /// <summary>Free bytes where scratch copies go; replaceable by the tests to simulate a full disk.</summary>
+    internal Func<string, long> FreeBytes { get; set; } = path => new DriveInfo(path).AvailableFreeSpace;
+
+    /// <summary>Environment variable that makes the process kill itself (SIGKILL) right after the given step.</summary>
+    public const string CrashAfterStepVariable = "LOOMWORKS_RESTORE_CRASH_AFTER_STEP";
+
+    public string ScratchRoot => Path.Combine(dataDir, "restore");
+
+    public RestoreJobStore Jobs => jobs;
+
+    [GeneratedRegex("^[a-z][a-z0-9-]{0,62}$")]
+    private static partial Regex SubdomainPattern();
+
+    /// <summary>Checks the request, picks the backup set and records the job; every refusal changes nothing.</summary>
+    public async Task<RestoreJob> StartAsync(RestoreRequest request, CancellationToken cancellationToken)
+    {
+        var tenant = await snapshots.RequireTenantAsync(request.Subdomain, cancellationToken);
+        if (tenant.State == TenantStates.Restoring)
+        {
+            throw new SnapshotException(SnapshotErrorKind.Conflict, $"tenant '{tenant.Subdomain}' is being restored");
+        }
+        var given = (request.SnapshotId is null ? 0 : 1) + (request.Time is null ? 0 : 1) + (request.Lsn is null ? 0 : 1);
+        if (given != 1)
+        {
+            throw new SnapshotException(SnapshotErrorKind.Invalid, "give exactly one of a snapshot, a time or an LSN to restore to");
+        }
+        var targetDatabase = tenant.DatabaseName;
+        if (request.AsSubdomain is { } asSubdomain)
+        {
+            if (!SubdomainPattern().IsMatch(asSubdomain))
+            {
+                throw new SnapshotException(SnapshotErrorKind.Invalid,
+                    "the new tenant's subdomain must be 1 to 63 lower-case letters, digits or hyphens, starting with a letter");
+            }
+            if (await tenants.FindBySubdomainAsync(asSubdomain, cancellationToken) is not null)
+            {
+                throw new SnapshotException(SnapshotErrorKind.Conflict, $"a tenant '{asSubdomain}' already exists");
+            }
+            targetDatabase = asSubdomain;
+            if (await DatabaseExistsAsync(targetDatabase, cancellationToken))
+            {
+                throw new SnapshotException(SnapshotErrorKind.Conflict, $"a database '{targetDatabase}' already exists");
+            }
+        }
+        if (!snapshots.BackRest.IsConfigured)
+        {
+            throw new SnapshotException(SnapshotErrorKind.Unavailable, PgBackRest.IsInstalled
+                ? "pgBackRest is not set up for this server; start the server once to set it up"
+                : "pgBackRest is not installed; point-in-time restore needs it: apt-get install pgbackrest");
+        }
+
+        string targetType, target;
+        NpgsqlLogSequenceNumber? targetLsn = null;
+        DateTimeOffset? targetTime = null;
+        if (request.SnapshotId is { } snapshotId)
+        {
+            var snapshot = await snapshots.RequireSnapshotAsync(tenant, snapshotId, cancellationToken);
+            if (snapshot.State == "pending")
+            {
+                snapshot = await snapshots.WaitReadyAsync(snapshot, TimeSpan.FromSeconds(10), cancellationToken);
+            }
+            if (snapshot.State != "ready")
+            {
+                throw new SnapshotException(SnapshotErrorKind.Invalid,
+                    $"snapshot {snapshot.Id} is {snapshot.State}; only a ready snapshot can be restored");
+            }
+            (targetType, target, targetLsn) = ("name", snapshot.RestorePoint, NpgsqlLogSequenceNumber.Parse(snapshot.WalPosition));
+        }
+        else if (request.Lsn is { } lsnText)
+        {
+            if (!NpgsqlLogSequenceNumber.TryParse(lsnText, out var lsn))
+            {
+                throw new SnapshotException(SnapshotErrorKind.Invalid, $"'{Shorten(lsnText)}' is not an LSN (such as 0/16B3748)");
+            }
+            if (lsn > await CurrentLsnAsync(cancellationToken))
+            {
+                throw new SnapshotException(SnapshotErrorKind.Invalid, $"LSN {lsn} is in the future: the server has not written it yet");
+            }
+            (targetType, target, targetLsn) = ("lsn", lsn.ToString(), lsn);
+        }
+        else
+        {
+            if (!DateTimeOffset.TryParse(request.Time, CultureInfo.InvariantCulture,
+                    DateTimeStyles.AssumeUniversal | DateTimeStyles.AllowWhiteSpaces, out var time))
+            {
+                throw new SnapshotException(SnapshotErrorKind.Invalid,
+                    $"'{Shorten(request.Time!)}' is not a time (use ISO 8601, such as 2025-01-31T14:05:00Z)");
+            }
+            if (time > DateTimeOffset.UtcNow)
+            {
+                throw new SnapshotException(SnapshotErrorKind.Invalid, $"{time:O} is in the future");
+            }
+            targetTime = time;
+            (targetType, target) = ("time", time.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss.ffffff", CultureInfo.InvariantCulture) + "+00");
+        }
+
+        IReadOnlyList<BackupSet> sets;
+        try
+        {
+            sets = await snapshots.SyncBackupSetsAsync(cancellationToken);
+        }
+        catch (PgBackRestException e)
+        {
+            throw new SnapshotException(SnapshotErrorKind.Unavailable, e.Message);
+        }
+        if (sets.Count == 0)
+        {
+            throw new SnapshotException(SnapshotErrorKind.Unavailable, "there is no backup yet: run 'loomworks backup run --type full'");
+        }
+        // The newest backup that ends before the target: replay must start before it, and a later one cannot go back.
+        var set = targetLsn is { } l
+            ? sets.LastOrDefault(s => s.StopLsn <= l)
+            : sets.LastOrDefault(s => s.Stopped < targetTime!.Value);
+        if (set is null)
+        {
+            throw new SnapshotException(SnapshotErrorKind.Invalid,
+                $"the target is before the oldest backup ({sets[0].Label}, finished {sets[0].Stopped:O} at LSN {sets[0].StopLsn}); " +
+                "nothing older is kept");
+        }
+        await CheckFreeSpaceAsync(tenant.DatabaseName, set, cancellationToken);
+        if (targetType != "name")
+        {
+            // A time target stops at the first commit after it, and every target needs its WAL archived: commit and
+            // switch now so the archive reaches past the target.
+            await ArchiveUpToNowAsync(cancellationToken);
+        }
+        try
+        {
+            return await jobs.CreateAsync(tenant.Id, tenant.DatabaseName, targetDatabase, request.AsSubdomain, targetType,
+                target, request.SnapshotId, set.Label, cancellationToken);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
+        {
+            throw new SnapshotException(SnapshotErrorKind.Conflict,
+                $"a restore of tenant '{tenant.Subdomain}' is already running; wait for it to finish");
+        }
+    }
+
+    /// <summary>Runs (or resumes) a job to its end; a failure before the swap rolls back and leaves the tenant as it was.</summary>
+    public async Task<RestoreJob> RunAsync(long jobId, IProgress<RestoreJob>? progress, CancellationToken cancellationToken)
+    {
+        var lockConnection = await jobs.TryLockAsync(jobId, cancellationToken)
+            ?? throw new SnapshotException(SnapshotErrorKind.Conflict, $"job {jobId} is being worked on by another process");
+        try
+        {
+            var job = (await jobs.GetAsync(jobId, cancellationToken))!;
+            try
+            {
+                job = await RunStepsAsync(job, progress, cancellationToken);
+            }
+            catch (Exception e) when (e is not SimulatedCrashException)
+            {
+                logger.LogError(e, "Restore job {Job} failed", jobId);
+                job = (await jobs.GetAsync(jobId, CancellationToken.None))!;
+                await RollBackAsync(job, Describe(e), CancellationToken.None);
+                job = (await jobs.GetAsync(jobId, CancellationToken.None))!;
+            }
+            progress?.Report(job);
+            return job;
+        }
+        finally
+        {
+            await RestoreJobStore.UnlockAsync(lockConnection, jobId);
+        }
+    }
+
+    /// <summary>
+    /// At start: every job left running or undoing by a dead process is resumed (the copy was loaded: finish the
+    /// swap) or rolled back (before that); scratch PostgreSQL processes and folders are always removed.
+    /// </summary>
+    public async Task<int> RecoverAsync(CancellationToken cancellationToken)
+    {
+        var recovered = 0;
+        foreach (var job in await jobs.UnfinishedAsync(cancellationToken))
+        {
+            var lockConnection = await jobs.TryLockAsync(job.Id, cancellationToken);
+            if (lockConnection is null)
+            {
+                continue; // a live process is working on it
+            }
+            try
+            {
+                recovered++;
+                logger.LogWarning("Recovering restore job {Job}, interrupted after {Step}", job.Id, job.StepName);
+                await CleanScratchAsync(job.ScratchDir, cancellationToken);
+                if (job.State == "undoing")
+                {
+                    await UndoStepsAsync(job, cancellationToken);
+                }
+                else if (job.Step >= RestoreSteps.Loaded)
+                {
+                    await SwapAsync(job, cancellationToken);
+                    await jobs.SetStepAsync(job.Id, RestoreSteps.Swapped, cancellationToken);
+                    await FinishAsync(job, cancellationToken);
+                }
+                else
+                {
+                    await RollBackAsync(job, $"interrupted after step '{job.StepName}'; rolled back, the tenant is unchanged",
+                        cancellationToken);
+                }
+            }
+            finally
+            {
+                await RestoreJobStore.UnlockAsync(lockConnection, job.Id);
+            }
+        }
+        // Folders no unfinished job owns: left by a crash before the job recorded them.
+        if (Directory.Exists(ScratchRoot))
+        {
+            var owned = (await jobs.UnfinishedAsync(cancellationToken)).Select(j => j.ScratchDir).ToHashSet();
+            foreach (var dir in Directory.GetDirectories(ScratchRoot).Where(d => !owned.Contains(d)))
+            {
+                await CleanScratchAsync(dir, cancellationToken);
+            }
+        }
+        return recovered;
+    }
+
+    /// <summary>Swaps the database a finished restore replaced back in; the restored copy is dropped.</summary>
+    public async Task<RestoreJob> UndoAsync(long jobId, CancellationToken cancellationToken)
+    {
+        var job = await jobs.GetAsync(jobId, cancellationToken)
+            ?? throw new SnapshotException(SnapshotErrorKind.NotFound, $"there is no restore job {jobId}");
+        if (job.AsSubdomain is not null)
+        {
+            throw new SnapshotException(SnapshotErrorKind.Invalid,
+                $"job {jobId} restored into a new tenant '{job.AsSubdomain}'; there is nothing to swap back (delete that tenant instead)");
+        }
+        if (job.State is not ("done" or "undoing"))
+        {
+            throw new SnapshotException(job.State == "running" ? SnapshotErrorKind.Conflict : SnapshotErrorKind.Invalid,
+                $"job {jobId} is {job.State}; only a finished restore can be undone");
+        }
+        if (job.AsideDroppedAt is not null || !await DatabaseExistsAsync(job.AsideDatabase!, cancellationToken))
+        {
+            throw new SnapshotException(SnapshotErrorKind.Invalid,
+                $"the database job {jobId} replaced was kept for {keepPreRestoreHours} h and is gone; restore a snapshot instead");
+        }
+        var lockConnection = await jobs.TryLockAsync(jobId, cancellationToken)
+            ?? throw new SnapshotException(SnapshotErrorKind.Conflict, $"job {jobId} is being worked on by another process");
+        try
+        {
+            try
+            {
+                await jobs.SetStateAsync(jobId, "undoing", cancellationToken);
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
+            {
+                throw new SnapshotException(SnapshotErrorKind.Conflict, "another restore of this tenant is running; wait for it to finish");
+            }
+            await UndoStepsAsync(job, cancellationToken);
+            return (await jobs.GetAsync(jobId, cancellationToken))!;
+        }
+        finally
+        {
+            await RestoreJobStore.UnlockAsync(lockConnection, jobId);
+        }
+    }
+
+    /// <summary>Drops databases kept aside longer than loomworks_keep_pre_restore_hours.</summary>
+    public async Task<int> PruneAsideAsync(CancellationToken cancellationToken)
+    {
+        var dropped = 0;
+        foreach (var job in await jobs.WithAsideAsync(cancellationToken))
+        {
+            if (job.FinishedAt is { } finished && finished.AddHours(keepPreRestoreHours) < DateTimeOffset.UtcNow)
+            {
+                await ExecuteAsync($"DROP DATABASE IF EXISTS {DatabaseAdmin.QuoteIdentifier(job.AsideDatabase!)} WITH (FORCE)", cancellationToken);
+                await jobs.MarkAsideDroppedAsync(job.Id, cancellationToken);
+                dropped++;
+            }
+        }
+        return dropped;
+    }
+
+    private async Task<RestoreJob> RunStepsAsync(RestoreJob job, IProgress<RestoreJob>? progress, CancellationToken cancellationToken)
+    {
+        var scratch = job.ScratchDir ?? Path.Combine(ScratchRoot, "job-" + job.Id.ToString(CultureInfo.InvariantCulture));
+        var pgData = Path.Combine(scratch, "pgdata");
+        var run = Path.Combine(scratch, "run");
+        var dump = Path.Combine(scratch, "dump", "db");
+        var port = FreePort();
+        async Task<RestoreJob> Step(int step)
+        {
+            await jobs.SetStepAsync(job.Id, step, CancellationToken.None);
+            var current = (await jobs.GetAsync(job.Id, CancellationToken.None))!;
+            progress?.Report(current);
+            AfterStep?.Invoke(step);
+            if (Environment.GetEnvironmentVariable(CrashAfterStepVariable) == step.ToString(CultureInfo.InvariantCulture))
+            {
+                _ = Kill(Environment.ProcessId, 9);
+                await Task.Delay(Timeout.Infinite, CancellationToken.None);
+            }
+            return current;
+        }
+
+        if (job.Step < RestoreSteps.FilesRestored)
+        {
+            await CleanScratchAsync(scratch, cancellationToken);
+            await jobs.SetScratchAsync(job.Id, scratch, cancellationToken);
+            PrepareScratch(scratch);
+            var include = job.IncludeOnly ? job.SourceDatabase : null;
+            var result = await snapshots.BackRest.RestoreAsync(pgData, scratch, job.BackupSet!, job.TargetType, job.Target,
+                include, cancellationToken);
+            if (!result.Succeeded && include is not null && result.Diagnostic.Contains("database to include", StringComparison.Ordinal))
+            {
+                // The database is newer than the backup's manifest: restore the whole cluster instead.
+                logger.LogWarning("Database {Db} is not in backup {Set}; restoring without --db-include", include, job.BackupSet);
+                await jobs.SetIncludeOnlyAsync(job.Id, false, cancellationToken);
+                Directory.Delete(pgData, recursive: true);
+                PrepareScratch(scratch);
+                result = await snapshots.BackRest.RestoreAsync(pgData, scratch, job.BackupSet!, job.TargetType, job.Target,
+                    null, cancellationToken);
+            }
+            if (!result.Succeeded)
+            {
+                throw new SnapshotException(SnapshotErrorKind.Unavailable, $"pgbackrest restore failed: {result.Diagnostic}");
+            }
+            job = await Step(RestoreSteps.FilesRestored);
+        }
+        if (job.Step < RestoreSteps.TargetReached)
+        {
+            await StartScratchAsync(scratch, pgData, run, port, cancellationToken);
+            await WaitForTargetAsync(scratch, pgData, run, port, cancellationToken);
+            job = await Step(RestoreSteps.TargetReached);
+        }
+        if (job.Step < RestoreSteps.Dumped)
+        {
+            var (program, arguments) = PgBackRest.LowPriority(binaries.Value["pg_dump"],
+                ["-h", run, "-p", port.ToString(CultureInfo.InvariantCulture), "-U", EmbeddedCluster.Superuser,
+                 "-Fd", "-j", "2", "-f", dump, job.SourceDatabase]);
+            var result = await CommandRunner.RunAsync(program, arguments, CommandRunner.ServerUser, TimeSpan.FromHours(6), cancellationToken);
+            if (!result.Succeeded)
+            {
+                throw new SnapshotException(SnapshotErrorKind.Unavailable, $"pg_dump of the restored copy failed: {result.Diagnostic}");
+            }
+            await StopScratchAsync(pgData);
+            job = await Step(RestoreSteps.Dumped);
+        }
+        if (job.Step < RestoreSteps.Loaded)
+        {
+            await LoadAsync(job, dump, cancellationToken);
+            job = await Step(RestoreSteps.Loaded);
+        }
+        if (job.Step < RestoreSteps.Swapped)
+        {
+            // Past this point the restored copy is complete: finishing is always the way forward.
+            await SwapAsync(job, CancellationToken.None);
+            job = await Step(RestoreSteps.Swapped);
+        }
+        await FinishAsync(job, CancellationToken.None);
+        return (await jobs.GetAsync(job.Id, CancellationToken.None))!;
+    }
+
+    private async Task FinishAsync(RestoreJob job, CancellationToken cancellationToken)
+    {
+        await CleanScratchAsync(job.ScratchDir, cancellationToken);
+        await jobs.SetStepAsync(job.Id, RestoreSteps.Done, cancellationToken);
+        AfterStep?.Invoke(RestoreSteps.Done);
+    }
+
+    private void PrepareScratch(string scratch)
+    {
+        Directory.CreateDirectory(ScratchRoot);
+        CommandRunner.GiveToServerUser(ScratchRoot);
+        foreach (var dir in new[] { "", "pgdata", "run", "spool", "lock", "log", "dump" })
+        {
+            var path = Path.Combine(scratch, dir);
+            Directory.CreateDirectory(path);
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            CommandRunner.GiveToServerUser(path);
+        }
+    }
+
+    private async Task StartScratchAsync(string scratch, string pgData, string run, int port, CancellationToken cancellationToken)
+    {
+        // Command-line settings beat the restored configuration files: no TCP, its own socket, never archiving.
+        var serverOptions = string.Join(' ',
+            $"-p {port}", $"-k {run}", "-c listen_addresses=''", "-c archive_mode=off", "-c archive_command=/bin/false",
+            "-c logging_collector=off", "-c autovacuum=off");
+        var (program, arguments) = PgBackRest.LowPriority(binaries.Value["pg_ctl"],
+            ["start", "-D", pgData, "-l", Path.Combine(scratch, "log", "postgresql.log"), "-W", "-s", "-o", serverOptions]);
+        var result = await CommandRunner.RunAsync(program, arguments, CommandRunner.ServerUser, TimeSpan.FromMinutes(2), cancellationToken);
+        if (!result.Succeeded)
+        {
+            throw new SnapshotException(SnapshotErrorKind.Unavailable, $"the scratch copy did not start: {result.Diagnostic}");
+        }
+    }
+
+    /// <summary>
+    /// Polls until replay is paused at the target, then promotes the copy. pg_ctl's exit code says nothing about reaching it, and a target
+    /// past the end of the archive makes the copy shut down, which the log then explains.
+    /// </summary>
+    private static async Task WaitForTargetAsync(string scratch, string pgData, string run, int port, CancellationToken cancellationToken)
+    {
+        var endpoint = new PostgresEndpoint(run, port, EmbeddedCluster.Superuser, null);
+        var log = Path.Combine(scratch, "log", "postgresql.log");
+        var watch = Stopwatch.StartNew();
+        await using var dataSource = NpgsqlDataSource.Create(endpoint.ConnectionString("postgres") + ";Pooling=false;Timeout=3");
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            try
+            {
+                await using var command = dataSource.CreateCommand("SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() ELSE '' END");
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                await reader.ReadAsync(cancellationToken);
+                if (!reader.GetBoolean(0))
+                {
+                    return;
+                }
+                if (reader.GetString(1) == "paused")
+                {
+                    await reader.DisposeAsync();
+                    // Paused replay can hold the lock of a transaction that was open at the target (a DROP TABLE
+                    // replayed but not committed), which would block pg_dump for ever. Promoting the copy ends
+                    // recovery right there and aborts such transactions; archiving is off, so nothing is pushed.
+                    await using var promote = dataSource.CreateCommand("SELECT pg_promote(true, 300)");
+                    await promote.ExecuteNonQueryAsync(cancellationToken);
+                    continue;
+                }
+            }
+            catch (Exception e) when (e is NpgsqlException or SocketException
+                && (e is not PostgresException pe || pe.SqlState == PostgresErrorCodes.CannotConnectNow))
+            {
+                if (watch.Elapsed > TimeSpan.FromSeconds(2) && !File.Exists(Path.Combine(pgData, "postmaster.pid")))
+                {
+                    var lines = File.Exists(log) ? File.ReadLines(log).ToList() : [];
+                    var problems = lines.Where(l => (l.Contains("FATAL", StringComparison.Ordinal) && !l.Contains("starting up", StringComparison.Ordinal)) || l.Contains("PANIC", StringComparison.Ordinal) || l.Contains("ERROR", StringComparison.Ordinal)).Take(5);
+                    var tail = string.Join('\n', problems.Concat(lines.TakeLast(3)));
+                    throw new SnapshotException(SnapshotErrorKind.Invalid, tail.Contains("before configured recovery target", StringComparison.Ordinal)
+                        ? "the WAL archive ends before the target: it was never reached"
+                        : $"the scratch copy stopped during replay: {tail}");
+                }
+            }
+            if (watch.Elapsed > TimeSpan.FromHours(6))
+            {
+                throw new TimeoutException("replay did not reach the target within 6 hours");
+            }
+            await Task.Delay(100, cancellationToken);
+        }
+    }
+
+    private async Task LoadAsync(RestoreJob job, string dump, CancellationToken cancellationToken)
+    {
+        var target = DatabaseAdmin.QuoteIdentifier(job.NewDatabase);
+        await ExecuteAsync($"DROP DATABASE IF EXISTS {target} WITH (FORCE)", cancellationToken);
+        string owner, encoding, collate, ctype;
+        await using (var source = admin.CreateCommand("""
+            SELECT pg_get_userbyid(datdba), pg_encoding_to_char(encoding), datcollate, datctype FROM pg_database WHERE datname = $1
+            """))
+        {
+            source.Parameters.AddWithValue(job.SourceDatabase);
+            await using var reader = await source.ExecuteReaderAsync(cancellationToken);
+            if (!await reader.ReadAsync(cancellationToken))
+            {
+                throw new SnapshotException(SnapshotErrorKind.NotFound, $"database {job.SourceDatabase} is gone");
+            }
+            (owner, encoding, collate, ctype) = (reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3));
+        }
+        await ExecuteAsync($"CREATE DATABASE {target} OWNER {DatabaseAdmin.QuoteIdentifier(owner)} TEMPLATE template0 " +
+            $"ENCODING {Literal(encoding)} LC_COLLATE {Literal(collate)} LC_CTYPE {Literal(ctype)}", cancellationToken);
+        var (program, arguments) = PgBackRest.LowPriority(binaries.Value["pg_restore"],
+            ["-h", liveEndpoint.Host, "-p", liveEndpoint.Port.ToString(CultureInfo.InvariantCulture), "-U", liveEndpoint.Username,
+             "-d", job.NewDatabase, "-j", "2", dump]);
+        var result = await CommandRunner.RunAsync(program, arguments, CommandRunner.ServerUser, TimeSpan.FromHours(6), cancellationToken);
+        if (!result.Succeeded)
+        {
+            throw new SnapshotException(SnapshotErrorKind.Unavailable, $"pg_restore into {job.NewDatabase} failed: {result.Diagnostic}");
+        }
+        await CopyGrantsAndSettingsAsync(job.SourceDatabase, job.NewDatabase, cancellationToken);
+    }
+
+    private async Task CopyGrantsAndSettingsAsync(string from, string to, CancellationToken cancellationToken)
+    {
+        var target = DatabaseAdmin.QuoteIdentifier(to);
+        var grants = new List<(string Privilege, string? Grantee)>();
+        bool hasAcl;
+        await using (var acl = admin.CreateCommand("SELECT datacl IS NOT NULL FROM pg_database WHERE datname = $1"))
+        {
+            acl.Parameters.AddWithValue(from);
+            hasAcl = await acl.ExecuteScalarAsync(cancellationToken) is true;
+        }
+        if (hasAcl)
+        {
+            await using var command = admin.CreateCommand("""
+                SELECT a.privilege_type, CASE WHEN a.grantee = 0 THEN NULL ELSE pg_get_userbyid(a.grantee) END
+                FROM pg_database d, aclexplode(d.datacl) a WHERE d.datname = $1
+                """);
+            command.Parameters.AddWithValue(from);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                grants.Add((reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1)));
+            }
+            await ExecuteAsync($"REVOKE ALL ON DATABASE {target} FROM PUBLIC", cancellationToken);
+            foreach (var (privilege, grantee) in grants.Where(g => g.Privilege is "CONNECT" or "CREATE" or "TEMPORARY"))
+            {
+                await ExecuteAsync($"GRANT {privilege} ON DATABASE {target} TO " +
+                    (grantee is null ? "PUBLIC" : DatabaseAdmin.QuoteIdentifier(grantee)), cancellationToken);
+            }
+        }
+        var settings = new List<(string? Role, string Setting)>();
+        await using (var command = admin.CreateCommand("""
+            SELECT CASE WHEN s.setrole = 0 THEN NULL ELSE pg_get_userbyid(s.setrole) END, unnest(s.setconfig)
+            FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = $1
+            """))
+        {
+            command.Parameters.AddWithValue(from);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                settings.Add((reader.IsDBNull(0) ? null : reader.GetString(0), reader.GetString(1)));
+            }
+        }
+        foreach (var (role, setting) in settings)
+        {
+            var equals = setting.IndexOf('=', StringComparison.Ordinal);
+            var key = setting[..equals];
+            if (!SettingName().IsMatch(key))
+            {
+                continue;
+            }
+            var inRole = role is null ? "" : $" IN ROLE {DatabaseAdmin.QuoteIdentifier(role)}";
+            await ExecuteAsync($"ALTER DATABASE {target}{inRole} SET {key} = {Literal(setting[(equals + 1)..])}", cancellationToken);
+        }
+    }
+
+    [GeneratedRegex("^[a-z_][a-z0-9_.]{0,62}$")]
+    private static partial Regex SettingName();
+
+    /// <summary>
+    /// Puts the restored copy in place. Idempotent, so a crash anywhere inside is finished by running it again: which
+    /// of the three databases exist says how far it got. The tenant answers 503 (state restoring) only meanwhile.
+    /// </summary>
+    private async Task SwapAsync(RestoreJob job, CancellationToken cancellationToken)
+    {
+        var target = job.TargetDatabase;
+        if (job.AsSubdomain is not null)
+        {
+            if (await DatabaseExistsAsync(job.NewDatabase, cancellationToken) && !await DatabaseExistsAsync(target, cancellationToken))
+            {
+                await ExecuteAsync($"ALTER DATABASE {DatabaseAdmin.QuoteIdentifier(job.NewDatabase)} RENAME TO {DatabaseAdmin.QuoteIdentifier(target)}", cancellationToken);
+            }
+            await snapshots.InsertTenantAsync(job.AsSubdomain, target, cancellationToken);
+            return;
+        }
+        await tenants.SetStateAsync(job.TenantId, TenantStates.Restoring, cancellationToken);
+        var quotedTarget = DatabaseAdmin.QuoteIdentifier(target);
+        if (await DatabaseExistsAsync(job.NewDatabase, cancellationToken))
+        {
+            if (await DatabaseExistsAsync(target, cancellationToken))
+            {
+                await ExecuteAsync($"ALTER DATABASE {quotedTarget} ALLOW_CONNECTIONS false", cancellationToken);
+                await RenameAsync(target, job.AsideDatabase!, cancellationToken);
+            }
+            await RenameAsync(job.NewDatabase, target, cancellationToken);
+        }
+        await ExecuteAsync($"ALTER DATABASE {quotedTarget} ALLOW_CONNECTIONS true", cancellationToken);
+        await tenants.SetStateAsync(job.TenantId, TenantStates.Active, cancellationToken);
+    }
+
+    private async Task UndoStepsAsync(RestoreJob job, CancellationToken cancellationToken)
+    {
+        var target = job.TargetDatabase;
+        var undone = "lwundone_" + job.Id.ToString(CultureInfo.InvariantCulture);
+        await tenants.SetStateAsync(job.TenantId, TenantStates.Restoring, cancellationToken);
+        if (await DatabaseExistsAsync(job.AsideDatabase!, cancellationToken))
+        {
+            if (await DatabaseExistsAsync(target, cancellationToken))
+            {
+                await ExecuteAsync($"ALTER DATABASE {DatabaseAdmin.QuoteIdentifier(target)} ALLOW_CONNECTIONS false", cancellationToken);
+                await RenameAsync(target, undone, cancellationToken);
+            }
+            await RenameAsync(job.AsideDatabase!, target, cancellationToken);
+        }
+        await ExecuteAsync($"ALTER DATABASE {DatabaseAdmin.QuoteIdentifier(target)} ALLOW_CONNECTIONS true", cancellationToken);
+        await tenants.SetStateAsync(job.TenantId, TenantStates.Active, cancellationToken);
+        await ExecuteAsync($"DROP DATABASE IF EXISTS {DatabaseAdmin.QuoteIdentifier(undone)} WITH (FORCE)", cancellationToken);
+        await jobs.MarkUndoneAsync(job.Id, cancellationToken);
+    }
+
+    /// <summary>Renames a database after closing its sessions; retried, since a session may slip in between.</summary>
+    private async Task RenameAsync(string from, string to, CancellationToken cancellationToken)
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            if (evictDatabase is not null)
+            {
+                await evictDatabase(from);
+            }
+            await using (var terminate = admin.CreateCommand(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()"))
+            {
+                terminate.Parameters.AddWithValue(from);
+                await terminate.ExecuteScalarAsync(cancellationToken);
+            }
+            try
+            {
+                await ExecuteAsync($"ALTER DATABASE {DatabaseAdmin.QuoteIdentifier(from)} RENAME TO {DatabaseAdmin.QuoteIdentifier(to)}", cancellationToken);
+                return;
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ObjectInUse && attempt < 50)
+            {
+                await Task.Delay(20, cancellationToken);
+            }
+        }
+    }
+
+    private async Task RollBackAsync(RestoreJob job, string error, CancellationToken cancellationToken)
+    {
+        await CleanScratchAsync(job.ScratchDir, cancellationToken);
+        if (job.AsSubdomain is null && !await DatabaseExistsAsync(job.TargetDatabase, cancellationToken)
+            && await DatabaseExistsAsync(job.AsideDatabase!, cancellationToken))
+        {
+            // A failure inside the swap: put the original back.
+            await RenameAsync(job.AsideDatabase!, job.TargetDatabase, cancellationToken);
+            await ExecuteAsync($"ALTER DATABASE {DatabaseAdmin.QuoteIdentifier(job.TargetDatabase)} ALLOW_CONNECTIONS true", cancellationToken);
+        }
+        if (job.AsSubdomain is null && await DatabaseExistsAsync(job.TargetDatabase, cancellationToken))
+        {
+            await ExecuteAsync($"ALTER DATABASE {DatabaseAdmin.QuoteIdentifier(job.TargetDatabase)} ALLOW_CONNECTIONS true", cancellationToken);
+            await tenants.SetStateAsync(job.TenantId, TenantStates.Active, cancellationToken);
+        }
+        await ExecuteAsync($"DROP DATABASE IF EXISTS {DatabaseAdmin.QuoteIdentifier(job.NewDatabase)} WITH (FORCE)", cancellationToken);
+        await jobs.FailAsync(job.Id, error, cancellationToken);
+    }
+
+    /// <summary>Stops a scratch copy's PostgreSQL if one runs there and deletes the folder.</summary>
+    public async Task CleanScratchAsync(string? scratch, CancellationToken cancellationToken)
+    {
+        if (scratch is null || !Directory.Exists(scratch))
+        {
+            return;
+        }
+        var pgData = Path.Combine(scratch, "pgdata");
+        if (File.Exists(Path.Combine(pgData, "postmaster.pid")))
+        {
+            await StopScratchAsync(pgData);
+        }
+        Directory.Delete(scratch, recursive: true);
+    }
+
+    private async Task StopScratchAsync(string pgData)
+    {
+        // Immediate: the copy is thrown away, so there is nothing to flush.
+        await CommandRunner.RunAsync(binaries.Value["pg_ctl"], ["stop", "-D", pgData, "-m", "immediate", "-w", "-t", "60"],
+            CommandRunner.ServerUser, TimeSpan.FromSeconds(90), CancellationToken.None);
+        var pidFile = Path.Combine(pgData, "postmaster.pid");
+        if (File.Exists(pidFile) && int.TryParse(File.ReadLines(pidFile).FirstOrDefault(), out var pid)
+            && Directory.Exists($"/proc/{pid}"))
+        {
+            _ = Kill(pid, 9);
+        }
+    }
+
+    private async Task CheckFreeSpaceAsync(string database, BackupSet set, CancellationToken cancellationToken)
+    {
+        long size, walSinceBackup;
+        await using (var command = admin.CreateCommand(
+            "SELECT pg_database_size($1), pg_wal_lsn_diff(pg_current_wal_lsn(), $2)::bigint"))
+        {
+            command.Parameters.AddWithValue(database);
+            command.Parameters.Add(new NpgsqlParameter { Value = set.StartLsn, NpgsqlDbType = NpgsqlDbType.PgLsn });
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            await reader.ReadAsync(cancellationToken);
+            (size, walSinceBackup) = (reader.GetInt64(0), Math.Max(0, reader.GetInt64(1)));
+        }
+        // The scratch copy, its dump and the new database, the WAL replayed since the backup, and the system databases.
+        var needed = 3 * size + walSinceBackup + (256L << 20);
+        Directory.CreateDirectory(dataDir);
+        var free = FreeBytes(dataDir);
+        if (free < needed)
+        {
+            throw new SnapshotException(SnapshotErrorKind.Unavailable,
+                $"not enough free disk space for the restore: about {needed >> 20} MB needed in {dataDir}, {free >> 20} MB free; " +
+                "nothing was changed");
+        }
+    }
+
+    private async Task ArchiveUpToNowAsync(CancellationToken cancellationToken)
+    {
+        string segment;
+        await using (var command = admin.CreateCommand(
+            "SELECT txid_current(); SELECT pg_walfile_name(pg_current_wal_lsn()); SELECT pg_switch_wal()"))
+        {
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            await reader.NextResultAsync(cancellationToken);
+            await reader.ReadAsync(cancellationToken);
+            segment = reader.GetString(0);
+        }
+        var watch = Stopwatch.StartNew();
+        while (true)
+        {
+            await using var command = admin.CreateCommand("SELECT coalesce(last_archived_wal >= $1, false), last_failed_wal FROM pg_stat_archiver");
+            command.Parameters.AddWithValue(segment);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            await reader.ReadAsync(cancellationToken);
+            if (reader.GetBoolean(0))
+            {
+                return;
+            }
+            if (watch.Elapsed > TimeSpan.FromSeconds(60))
+            {
+                throw new SnapshotException(SnapshotErrorKind.Unavailable,
+                    $"WAL segment {segment} was not archived within 60 s (last failure: {(reader.IsDBNull(1) ? "none" : reader.GetString(1))}); " +
+                    "check pgBackRest with 'loomworks backup info'");
+            }
+            await Task.Delay(20, cancellationToken);
+        }
+    }
+
+    private async Task<NpgsqlLogSequenceNumber> CurrentLsnAsync(CancellationToken cancellationToken)
+    {
+        await using var command = admin.CreateCommand("SELECT pg_current_wal_lsn()");
+        return (NpgsqlLogSequenceNumber)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    private async Task<bool> DatabaseExistsAsync(string name, CancellationToken cancellationToken)
+    {
+        await using var command = admin.CreateCommand("SELECT 1 FROM pg_database WHERE datname = $1");
+        command.Parameters.AddWithValue(name);
+        return await command.ExecuteScalarAsync(cancellationToken) is not null;
+    }
+
+    private async Task ExecuteAsync(string sql, CancellationToken cancellationToken)
+    {
+        await using var command = admin.CreateCommand(sql);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    private static string Literal(string value) => "'" + value.Replace("'", "''", StringComparison.Ordinal) + "'";
+
+    private static string Shorten(string value) => value.Length > 64 ? value[..64] + "…" : value;
+
+    private static string Describe(Exception e) => e switch
+    {
+        SnapshotException or PgBackRestException => e.Message,
+        OperationCanceledException => "cancelled; rolled back, the tenant is unchanged",
+        _ => $"{e.GetType().Name}: {e.Message}",
+    };
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "kill")]
+    private static partial int Kill(int pid, int signal);
+}

@@ -1,0 +1,127 @@
+using Loomworks.Configuration;
+using Loomworks.Postgres;
+using Loomworks.Snapshots;
+using Loomworks.Tenancy;
+using Loomworks.Tests.Infrastructure;
+using Microsoft.Extensions.Logging.Abstractions;
+using Npgsql;
+
+namespace Loomworks.Tests.Snapshots;
+
+/// <summary>
+/// A cluster of its own with pgBackRest set up exactly as the server does on first start (stanza, first full backup),
+/// shared by the PITR tests of one class. Tenants are made directly: a database and a row in loomworks_tenant.
+/// </summary>
+public sealed class PitrFixture : IAsyncLifetime
+{
+    private readonly Scratch _scratch = new("pitr");
+
+    public LoomworksSettings Settings { get; private set; } = null!;
+    public PostgresServer Server { get; private set; } = null!;
+    public TenantDataSources DataSources { get; private set; } = null!;
+    public ManagementDatabase Management { get; private set; } = null!;
+    public TenantStore Tenants { get; private set; } = null!;
+    public SnapshotsFeature Feature { get; private set; } = null!;
+    public string DataDir => _scratch.Path;
+
+    public async ValueTask InitializeAsync()
+    {
+        Settings = LoomworksSettings.Defaults(new Dictionary<string, string>
+        {
+            ["data_dir"] = _scratch.Path,
+            ["db_port"] = Scratch.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["loomworks_archive_timeout"] = "30",
+        });
+        Server = await PostgresServer.OpenAsync(Settings, NullLogger.Instance);
+        await DatabaseAdmin.EnsureDatabaseAsync(Server.Endpoint, Settings.ManagementDatabase, CancellationToken.None);
+        DataSources = new TenantDataSources(Server.Endpoint);
+        Management = new ManagementDatabase(DataSources.For(Settings.ManagementDatabase));
+        await Management.MigrateAsync(CancellationToken.None);
+        Tenants = new TenantStore(Management);
+        Feature = SnapshotsFeature.Create(Settings, Server, DataSources, Management, Tenants, NullLoggerFactory.Instance);
+        await Feature.StartAsync(embedded: true, NullLogger.Instance, CancellationToken.None);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await DataSources.DisposeAsync();
+        await Server.DisposeAsync();
+        Feature.BackRest.Dispose();
+        _scratch.Dispose();
+    }
+
+    /// <summary>A tenant made the way provisioning will: its database and an active row (dropped first if left over).</summary>
+    public async Task<Tenant> CreateTenantAsync(string subdomain)
+    {
+        await ExecuteAsync("postgres", $"DROP DATABASE IF EXISTS {DatabaseAdmin.QuoteIdentifier(subdomain)} WITH (FORCE)");
+        await ExecuteAsync("postgres", $"CREATE DATABASE {DatabaseAdmin.QuoteIdentifier(subdomain)}");
+        await using var command = Management.DataSource.CreateCommand("""
+            INSERT INTO loomworks_tenant (name, subdomain, database_name, state) VALUES ($1, $1, $1, 'active')
+            ON CONFLICT (subdomain) DO UPDATE SET state = 'active'
+            """);
+        command.Parameters.AddWithValue(subdomain);
+        await command.ExecuteNonQueryAsync();
+        return (await Tenants.FindBySubdomainAsync(subdomain, CancellationToken.None))!;
+    }
+
+    public async Task ExecuteAsync(string database, string sql)
+    {
+        await using var command = DataSources.For(database).CreateCommand(sql);
+        await command.ExecuteNonQueryAsync();
+    }
+
+    public async Task<T> ScalarAsync<T>(string database, string sql)
+    {
+        await using var command = DataSources.For(database).CreateCommand(sql);
+        return (T)(await command.ExecuteScalarAsync())!;
+    }
+
+    /// <summary>Every table of the public schema and its rows, as text: equal strings mean equal data.</summary>
+    public async Task<string> ContentAsync(string database)
+    {
+        await DataSources.EvictAsync(database);
+        var tables = new List<string>();
+        await using (var list = DataSources.For(database).CreateCommand(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1"))
+        await using (var reader = await list.ExecuteReaderAsync())
+        {
+            while (await reader.ReadAsync())
+            {
+                tables.Add(reader.GetString(0));
+            }
+        }
+        var text = new System.Text.StringBuilder();
+        foreach (var table in tables)
+        {
+            text.Append(table).Append(": ");
+            text.Append(await ScalarAsync<string?>(database,
+                $"SELECT coalesce(string_agg(t::text, ',' ORDER BY t::text), '') FROM {DatabaseAdmin.QuoteIdentifier(table)} t"));
+            text.AppendLine();
+        }
+        return text.ToString();
+    }
+
+    /// <summary>No scratch folder and no PostgreSQL process started from one is left.</summary>
+    public bool ScratchIsClean()
+    {
+        var root = Feature.Restore.ScratchRoot;
+        var leftFolders = Directory.Exists(root) && Directory.EnumerateFileSystemEntries(root).Any();
+        var leftProcesses = Directory.GetDirectories("/proc").Any(dir =>
+        {
+            try
+            {
+                return File.ReadAllText(Path.Combine(dir, "cmdline")).Contains(root, StringComparison.Ordinal);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                return false;
+            }
+        });
+        return !leftFolders && !leftProcesses;
+    }
+
+    public Task<bool> DatabaseExistsAsync(string name) =>
+        ScalarAsync<bool>("postgres", $"SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = '{name.Replace("'", "''", StringComparison.Ordinal)}')");
+
+    public NpgsqlDataSource For(string database) => DataSources.For(database);
+}
