@@ -36,7 +36,7 @@ public sealed class DatabaseManagerScenario : IScenario
     private static async Task<IReadOnlyList<ScenarioResult>> MeasureAsync(PostgresEndpoint endpoint, string dataDir, int runs,
         CancellationToken cancellationToken)
     {
-        await using var dataSources = new TenantDataSources(endpoint);
+        await using var dataSources = new TenantDataSources(endpoint, pinned: ["bench-mgmt", "postgres"]);
         var admin = dataSources.For("postgres");
         await Exec(admin, "CREATE DATABASE \"bench-mgmt\"");
         var management = new ManagementDatabase(dataSources.For("bench-mgmt"));

@@ -33,8 +33,7 @@ public sealed class PitrCluster : IAsyncDisposable
         });
         cluster.Server = await PostgresServer.OpenAsync(cluster.Settings, NullLogger.Instance);
         await DatabaseAdmin.EnsureDatabaseAsync(cluster.Server.Endpoint, cluster.Settings.ManagementDatabase, CancellationToken.None);
-        cluster.DataSources = new TenantDataSources(cluster.Server.Endpoint);
-        cluster.Management = new ManagementDatabase(cluster.DataSources.For(cluster.Settings.ManagementDatabase));
+        (cluster.DataSources, cluster.Management) = ManagementDatabase.Open(cluster.Server.Endpoint, cluster.Settings.ManagementDatabase);
         await cluster.Management.MigrateAsync(CancellationToken.None);
         cluster.Feature = SnapshotsFeature.Create(cluster.Settings, cluster.Server, cluster.DataSources, cluster.Management,
             new TenantStore(cluster.Management), NullLoggerFactory.Instance);

@@ -123,8 +123,8 @@ public static class DbCommand
         {
             await using var postgres = await PostgresServer.OpenAsync(settings, loggerFactory.CreateLogger("Loomworks"), cancellationToken);
             await DatabaseAdmin.EnsureDatabaseAsync(postgres.Endpoint, settings.ManagementDatabase, cancellationToken);
-            await using var dataSources = new TenantDataSources(postgres.Endpoint);
-            var management = new ManagementDatabase(dataSources.For(settings.ManagementDatabase));
+            var (dataSources, management) = ManagementDatabase.Open(postgres.Endpoint, settings.ManagementDatabase);
+            await using var _ = dataSources;
             await management.MigrateAsync(cancellationToken);
             var manager = new DatabaseManager(dataSources, management, new FileStore(settings.DataDir), new TenantRegistration(management),
                 new PgTools(postgres.Endpoint, PostgresBinaries.Locate(settings.Get(ConfigKeys.PgBinDir)).Directory),

@@ -18,8 +18,9 @@ internal static class TenantLog
         try
         {
             await using var postgres = await PostgresServer.OpenAsync(settings, NullLogger.Instance, cancellationToken);
-            await using var dataSources = new TenantDataSources(postgres.Endpoint);
-            var tenants = new TenantStore(new ManagementDatabase(dataSources.For(settings.ManagementDatabase)));
+            var (dataSources, management) = ManagementDatabase.Open(postgres.Endpoint, settings.ManagementDatabase);
+            await using var _ = dataSources;
+            var tenants = new TenantStore(management);
             var dataSource = await OperationsEndpoints.ResolveAsync(tenant, tenants, dataSources, cancellationToken);
             return await work(dataSource);
         }

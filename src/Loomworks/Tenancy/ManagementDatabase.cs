@@ -8,6 +8,17 @@ public sealed class ManagementDatabase(NpgsqlDataSource dataSource)
 {
     public NpgsqlDataSource DataSource { get; } = dataSource;
 
+    /// <summary>
+    /// A registry of data sources with the management database (and postgres) pinned, so that LRU eviction never
+    /// disposes the data source this object holds, and the management database on it.
+    /// </summary>
+    public static (TenantDataSources DataSources, ManagementDatabase Management) Open(PostgresEndpoint endpoint, string name,
+        int maxConnections = 64)
+    {
+        var dataSources = new TenantDataSources(endpoint, maxConnections, [name, "postgres"]);
+        return (dataSources, new ManagementDatabase(dataSources.For(name)));
+    }
+
     /// <summary>Brings the schema to the latest version; safe when several instances start at once.</summary>
     public async Task MigrateAsync(CancellationToken cancellationToken)
     {

@@ -34,8 +34,7 @@ public sealed class PitrFixture : IAsyncLifetime
         });
         Server = await PostgresServer.OpenAsync(Settings, NullLogger.Instance);
         await DatabaseAdmin.EnsureDatabaseAsync(Server.Endpoint, Settings.ManagementDatabase, CancellationToken.None);
-        DataSources = new TenantDataSources(Server.Endpoint);
-        Management = new ManagementDatabase(DataSources.For(Settings.ManagementDatabase));
+        (DataSources, Management) = ManagementDatabase.Open(Server.Endpoint, Settings.ManagementDatabase);
         await Management.MigrateAsync(CancellationToken.None);
         Tenants = new TenantStore(Management);
         Feature = SnapshotsFeature.Create(Settings, Server, DataSources, Management, Tenants, NullLoggerFactory.Instance);
