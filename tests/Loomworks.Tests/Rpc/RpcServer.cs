@@ -1,3 +1,4 @@
+using Loomworks.Operations;
 using Loomworks.Configuration;
 using Loomworks.Postgres;
 using Loomworks.Records;
@@ -64,7 +65,7 @@ public sealed class RpcServer : IAsyncDisposable
         await using (var connection = new Npgsql.NpgsqlConnection(fixture.Endpoint.ConnectionString(db) + ";Pooling=false"))
         {
             await connection.OpenAsync();
-            var setup = new TenantSchema();
+            var setup = new ErpTenantSetup();
             await SchemaMigrator.ApplyAsync(connection, setup.Migrations, CancellationToken.None);
             await setup.CreateAdminUserAsync(connection, "admin", "admin", CancellationToken.None);
         }
