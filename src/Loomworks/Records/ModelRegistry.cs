@@ -204,7 +204,7 @@ public static class ModelRegistry
     /// The operation log, read-only: its table is a view over the log that the operations migrations create
     /// (ids as integers, JSON as text); undo is reached through its methods action_undo and action_undo_session.
     /// </summary>
-    public static readonly ModelDef OperationLog = new("loomworks.ai.operation.log", "loomworks_ai_operation_log_model", "AI Operation Log",
+    public static readonly ModelDef OperationLog = new("loomworks.ai.operation.log", "loomworks_ai_operation_log_rows", "AI Operation Log",
         new[]
         {
             Char("session_id", "Session ID"),
