@@ -33,7 +33,12 @@ public sealed class RpcServer : IAsyncDisposable
     public string Url { get; }
     public string Db { get; }
 
-    public static async Task<RpcServer> StartAsync(PostgresFixture fixture, string name, params string[] extraTenants)
+    public static Task<RpcServer> StartAsync(PostgresFixture fixture, string name, params string[] extraTenants) =>
+        StartAsync(fixture, name, new Dictionary<string, string>(), extraTenants);
+
+    /// <summary>As above, with more configuration keys (admin_passwd for the admin API, say).</summary>
+    public static async Task<RpcServer> StartAsync(PostgresFixture fixture, string name, IReadOnlyDictionary<string, string> extraSettings,
+        params string[] extraTenants)
     {
         var management = await fixture.CreateDatabaseAsync(name + "_mgmt");
         var port = Scratch.FreePort();
@@ -46,7 +51,7 @@ public sealed class RpcServer : IAsyncDisposable
             ["http_port"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["loomworks_mgmt_db"] = management,
             ["log_level"] = "warn",
-        });
+        }.Concat(extraSettings).ToDictionary());
         var postgres = await PostgresServer.OpenAsync(settings, NullLogger.Instance);
         var app = LoomworksWebApp.Build(settings, postgres,
             builder => builder.Services.AddSingleton(new RpcOptions { MaxBodyBytes = BodyLimit }));
