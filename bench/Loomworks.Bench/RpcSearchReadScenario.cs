@@ -1,3 +1,4 @@
+using Loomworks.Operations;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
@@ -54,7 +55,7 @@ public sealed class RpcSearchReadScenario : IScenario
         await using (var tenant = new NpgsqlConnection(endpoint.ConnectionString(db)))
         {
             await tenant.OpenAsync(ct);
-            var setup = new TenantSchema();
+            var setup = new ErpTenantSetup();
             await SchemaMigrator.ApplyAsync(tenant, setup.Migrations, ct);
             await setup.CreateAdminUserAsync(tenant, "admin", "admin", ct);
             await using var seed = new NpgsqlCommand("""

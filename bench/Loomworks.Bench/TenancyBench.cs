@@ -1,3 +1,4 @@
+using Loomworks.Operations;
 using Loomworks.Records;
 using System.Globalization;
 using System.Net;
@@ -35,7 +36,7 @@ public sealed class TenancyBench : IAsyncDisposable
         DataSources = dataSources;
         Management = management;
         Options = options;
-        Provisioner = new TenantProvisioner(management, dataSources, new TenantSchema(), options);
+        Provisioner = new TenantProvisioner(management, dataSources, new ErpTenantSetup(), options);
     }
 
     public TenantDataSources DataSources { get; }

@@ -1,3 +1,4 @@
+using Loomworks.Operations;
 using Loomworks.Records;
 using System.CommandLine;
 using System.Globalization;
@@ -114,7 +115,7 @@ public static class TenantCommand
             var management = new ManagementDatabase(dataSources.For(settings.ManagementDatabase));
             await management.MigrateAsync(ct);
             var options = TenancyOptions.From(settings);
-            using var provisioner = new TenantProvisioner(management, dataSources, new TenantSchema(), options);
+            using var provisioner = new TenantProvisioner(management, dataSources, new ErpTenantSetup(), options);
             // A provisioning interrupted by a crash is settled before anything else is done.
             await provisioner.RecoverAsync(ct);
             await action(new Services(new TenantStore(management), provisioner, new TenantLifecycle(management, dataSources, options)), ct);

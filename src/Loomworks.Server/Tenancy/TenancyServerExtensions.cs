@@ -1,3 +1,4 @@
+using Loomworks.Operations;
 using Loomworks.Records;
 using Loomworks.Configuration;
 using Loomworks.Postgres;
@@ -21,7 +22,7 @@ public static class TenancyServerExtensions
     {
         services.AddSingleton(TenancyOptions.From(settings));
         // The ERP core replaces this with its own schema; until then tenants get the minimal one.
-        services.TryAddSingleton<ITenantDatabaseSetup, TenantSchema>();
+        services.TryAddSingleton<ITenantDatabaseSetup, ErpTenantSetup>();
         services.AddSingleton<TenantEventLog>();
         services.AddSingleton<TenantProvisioner>();
         services.AddSingleton<TenantLifecycle>();

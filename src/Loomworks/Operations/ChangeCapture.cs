@@ -81,22 +81,69 @@ public static partial class ChangeCapture
     private static async Task<IReadOnlyList<string>> KeyColumnsAsync(NpgsqlConnection connection, string table,
         CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand("""
-            SELECT coalesce(
-                (SELECT array_agg(a.attname ORDER BY k.ord)
-                 FROM (SELECT i.indkey, i.indrelid FROM pg_index i WHERE i.indrelid = c.oid AND (i.indisprimary OR i.indisunique)
-                           AND i.indexprs IS NULL AND i.indpred IS NULL
-                       ORDER BY i.indisprimary DESC, i.indexrelid LIMIT 1) x
-                 CROSS JOIN LATERAL unnest(x.indkey) WITH ORDINALITY k(attnum, ord)
-                 JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum),
-                (SELECT array_agg(a.attname ORDER BY a.attnum) FROM pg_attribute a
-                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped))
-            FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE n.nspname = 'public' AND c.relname = $1 AND c.relkind IN ('r', 'p')
-            """, connection);
+        await using var command = new NpgsqlCommand(KeyColumnsQuery, connection);
         command.Parameters.AddWithValue(table);
         return await command.ExecuteScalarAsync(cancellationToken) is string[] columns
             ? columns
             : throw new ArgumentException($"table '{table}' does not exist in this database", nameof(table));
     }
+
+    /// <summary>
+    /// SQL (a DO block, for a schema migration) that installs the capture trigger on each table exactly as
+    /// <see cref="InstallAsync"/> does. Updates that set only <paramref name="ignoredUpdates"/> columns of a table
+    /// are not captured: bookkeeping such as a user's last login is not a business change, and capturing it would
+    /// make every login a change outside any operation that blocks rewinds.
+    /// </summary>
+    public static string InstallSql(IEnumerable<string> tableNames, IReadOnlyDictionary<string, string[]>? ignoredUpdates = null)
+    {
+        ArgumentNullException.ThrowIfNull(tableNames);
+        var tables = tableNames.Distinct(StringComparer.Ordinal).ToList();
+        foreach (var table in tables.Concat(ignoredUpdates?.Keys ?? []).Concat(ignoredUpdates?.Values.SelectMany(c => c) ?? []))
+        {
+            Quote(table);
+        }
+        var list = string.Join(", ", tables.Select(t => "'" + t + "'"));
+        var ignored = ignoredUpdates is null || ignoredUpdates.Count == 0
+            ? "'{}'::jsonb"
+            : "'" + System.Text.Json.JsonSerializer.Serialize(ignoredUpdates) + "'::jsonb";
+        return $$"""
+            DO $install$
+            DECLARE
+                t text;
+                keys text[];
+                events text;
+            BEGIN
+                FOREACH t IN ARRAY ARRAY[{{list}}]::text[] LOOP
+                    EXECUTE $key${{KeyColumnsQuery}}$key$ INTO keys USING t;
+                    IF keys IS NULL THEN
+                        RAISE EXCEPTION 'table % does not exist in this database', t;
+                    END IF;
+                    events := 'INSERT OR UPDATE OR DELETE';
+                    IF {{ignored}} ? t THEN
+                        SELECT 'INSERT OR DELETE OR UPDATE OF ' || string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) INTO events
+                        FROM pg_attribute a
+                        WHERE a.attrelid = format('public.%I', t)::regclass AND a.attnum > 0 AND NOT a.attisdropped
+                          AND NOT ({{ignored}} -> t) ? a.attname;
+                    END IF;
+                    EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER %s ON %I FOR EACH ROW EXECUTE FUNCTION loomworks_capture_change(%s)',
+                        '{{TriggerName}}', events, t, (SELECT string_agg(quote_literal(k), ', ') FROM unnest(keys) k));
+                END LOOP;
+            END
+            $install$;
+            """;
+    }
+
+    private const string KeyColumnsQuery = """
+        SELECT coalesce(
+            (SELECT array_agg(a.attname ORDER BY k.ord)
+             FROM (SELECT i.indkey, i.indrelid FROM pg_index i WHERE i.indrelid = c.oid AND (i.indisprimary OR i.indisunique)
+                       AND i.indexprs IS NULL AND i.indpred IS NULL
+                   ORDER BY i.indisprimary DESC, i.indexrelid LIMIT 1) x
+             CROSS JOIN LATERAL unnest(x.indkey) WITH ORDINALITY k(attnum, ord)
+             JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = k.attnum),
+            (SELECT array_agg(a.attname ORDER BY a.attnum) FROM pg_attribute a
+             WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped))
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'public' AND c.relname = $1 AND c.relkind IN ('r', 'p')
+        """;
 }

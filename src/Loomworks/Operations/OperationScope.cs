@@ -99,16 +99,25 @@ public sealed class OperationScope
     /// Logs a failed operation after the caller rolled its transaction back (which took this operation's row with
     /// it); runs outside any transaction so the failure stays recorded.
     /// </summary>
-    public async Task<long> RecordFailureAsync(string errorMessage, CancellationToken cancellationToken)
+    public Task<long> RecordFailureAsync(string errorMessage, CancellationToken cancellationToken) =>
+        RecordFailureAsync(_connection, Info, errorMessage, ElapsedMs(), cancellationToken);
+
+    /// <summary>
+    /// Logs a failed operation on <paramref name="connection"/>, outside any transaction, for a caller whose operation
+    /// began inside a transaction that was rolled back (or never began because the call was refused early).
+    /// </summary>
+    public static async Task<long> RecordFailureAsync(NpgsqlConnection connection, OperationInfo info, string errorMessage,
+        int executionTimeMs, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(info);
         await using var command = new NpgsqlCommand("""
             INSERT INTO loomworks_ai_operation_log
                 (operation_type, model_name, session_id, agent_id, user_id, tool_name, snapshot_id, state, error_message, execution_time_ms)
             VALUES ($1, $2, $3, $4, $5, $6, $7, 'failed', $8, $9) RETURNING id
-            """, _connection);
-        AddInfo(command, Info);
+            """, connection);
+        AddInfo(command, info);
         command.Parameters.AddWithValue(errorMessage);
-        command.Parameters.AddWithValue(ElapsedMs());
+        command.Parameters.AddWithValue(executionTimeMs);
         return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
 

@@ -26,38 +26,53 @@ public sealed class UndoService(NpgsqlDataSource dataSource)
     public async Task<IReadOnlyList<UndoResult>> UndoSessionAsync(string sessionId, bool force, OperationInfo? undoneBy,
         CancellationToken cancellationToken)
     {
+        return await InTransactionAsync(transaction => UndoSessionAsync(transaction, sessionId, force, undoneBy, cancellationToken),
+            cancellationToken);
+    }
+
+    /// <summary>Undoes one operation inside the caller's transaction (an RPC call's), which commits or rolls back.</summary>
+    public static Task<UndoResult> UndoAsync(NpgsqlTransaction transaction, long operationId, bool force, OperationInfo? undoneBy,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(transaction);
+        CheckId(operationId);
+        return UndoOneAsync(transaction, operationId, force, undoneBy, cancellationToken);
+    }
+
+    /// <summary>Undoes a session's operations, newest first, inside the caller's transaction.</summary>
+    public static async Task<IReadOnlyList<UndoResult>> UndoSessionAsync(NpgsqlTransaction transaction, string sessionId, bool force,
+        OperationInfo? undoneBy, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(transaction);
         if (string.IsNullOrWhiteSpace(sessionId) || sessionId.Length > 200)
         {
             throw new OperationException(OperationErrorKind.BadInput, "a session id must be 1 to 200 characters");
         }
-        return await InTransactionAsync(async transaction =>
+        var connection = transaction.Connection!;
+        var ids = new List<long>();
+        await using (var command = new NpgsqlCommand("""
+            SELECT id FROM loomworks_ai_operation_log
+            WHERE session_id = $1 AND state IN ('done', 'pending') AND NOT undone AND undo_of IS NULL
+            ORDER BY id DESC FOR UPDATE
+            """, connection))
         {
-            var connection = transaction.Connection!;
-            var ids = new List<long>();
-            await using (var command = new NpgsqlCommand("""
-                SELECT id FROM loomworks_ai_operation_log
-                WHERE session_id = $1 AND state IN ('done', 'pending') AND NOT undone AND undo_of IS NULL
-                ORDER BY id DESC FOR UPDATE
-                """, connection))
+            command.Parameters.AddWithValue(sessionId);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
             {
-                command.Parameters.AddWithValue(sessionId);
-                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-                while (await reader.ReadAsync(cancellationToken))
-                {
-                    ids.Add(reader.GetInt64(0));
-                }
+                ids.Add(reader.GetInt64(0));
             }
-            if (ids.Count == 0)
-            {
-                throw new OperationException(OperationErrorKind.NotFound, $"session '{sessionId}' has no operations left to undo");
-            }
-            var results = new List<UndoResult>();
-            foreach (var id in ids)
-            {
-                results.Add(await UndoOneAsync(transaction, id, force, undoneBy, cancellationToken));
-            }
-            return (IReadOnlyList<UndoResult>)results;
-        }, cancellationToken);
+        }
+        if (ids.Count == 0)
+        {
+            throw new OperationException(OperationErrorKind.NotFound, $"session '{sessionId}' has no operations left to undo");
+        }
+        var results = new List<UndoResult>();
+        foreach (var id in ids)
+        {
+            results.Add(await UndoOneAsync(transaction, id, force, undoneBy, cancellationToken));
+        }
+        return results;
     }
 
     /// <summary>

@@ -200,8 +200,35 @@ public static class ModelRegistry
         Char("mimetype", "Mime Type"),
     ], order: "id desc");
 
+    /// <summary>
+    /// The operation log, read-only: its table is a view over the log that the operations migrations create
+    /// (ids as integers, JSON as text); undo is reached through its methods action_undo and action_undo_session.
+    /// </summary>
+    public static readonly ModelDef OperationLog = new("loomworks.ai.operation.log", "loomworks_ai_operation_log_rows", "AI Operation Log",
+        new[]
+        {
+            Char("session_id", "Session ID"),
+            Char("agent_id", "Agent ID"),
+            M2o("user_id", "User", "res.users"),
+            Char("tool_name", "Tool Name"),
+            Char("operation_type", "Operation Type"),
+            Char("model_name", "Model"),
+            Text("record_ids", "Record IDs") with { Help = "JSON list of the ids of the operation's model it changed." },
+            Text("values_before", "Values Before") with { Help = "JSON: the rows as they were, by id." },
+            Text("values_after", "Values After") with { Help = "JSON: the rows as the operation left them, by id." },
+            Sel("state", "State", ("pending", "Pending"), ("done", "Done"), ("failed", "Failed")),
+            Text("error_message", "Error Message"),
+            Int("execution_time_ms", "Execution Time (ms)"),
+            Int("snapshot_id", "Snapshot"),
+            Bool("undone", "Undone"),
+            DateTime("undone_at", "Undone At"),
+            Int("undone_by", "Undone by Operation"),
+            Int("undo_of", "Undo of Operation"),
+            Int("change_count", "Row Changes"),
+        }.Select(f => f with { ReadOnly = true }), order: "id desc");
+
     public static IReadOnlyList<ModelDef> All { get; } =
-        [Country, Company, Partner, Groups, Users, ApiKeys, Product, SaleOrder, SaleOrderLine, Attachment];
+        [Country, Company, Partner, Groups, Users, ApiKeys, Product, SaleOrder, SaleOrderLine, Attachment, OperationLog];
 
     private static readonly Dictionary<string, ModelDef> ByName = All.ToDictionary(m => m.Name, StringComparer.Ordinal);
 

@@ -1,4 +1,6 @@
 using System.Data;
+using System.Diagnostics;
+using Loomworks.Operations;
 using Loomworks.Records;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
@@ -104,13 +106,18 @@ public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager m
             throw OdooException.Access($"Private methods (such as '{model}.{method}') cannot be called remotely.");
         }
         var definition = ModelRegistry.Get(model);
-        if (!RecordMethods.Exists(model, method))
+        var logAction = OperationCalls.IsLogAction(definition, method);
+        if (!logAction && !RecordMethods.Exists(model, method))
         {
             throw new OdooException(OdooErrorKind.ServerError, $"The method '{method}' does not exist on the model '{model}'", "builtins.AttributeError");
         }
         var context = kwargs?.TryGetValue("context", out var c) == true && c is IDictionary<string, object?> ctx
             ? new Dictionary<string, object?>(ctx, StringComparer.Ordinal)
             : new Dictionary<string, object?>(StringComparer.Ordinal);
+        // A mutating call is one operation: begun inside the transaction (so a retry's rollback takes its log row
+        // with it), completed before the commit, and logged as failed after the rollback when it fails for good.
+        var operation = OperationCalls.Describe(definition, method, uid, context);
+        var started = Stopwatch.GetTimestamp();
         for (var attempt = 1; ; attempt++)
         {
             await using var connection = await database.DataSource.OpenConnectionAsync(ct);
@@ -119,7 +126,20 @@ public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager m
             {
                 var access = await AccessRights.LoadAsync(connection, transaction, uid, ct);
                 var env = new RecordEnvironment(connection, transaction, access, context);
-                var result = await RecordMethods.CallAsync(env, definition, method, args, kwargs, ct);
+                object? result;
+                if (logAction)
+                {
+                    result = await OperationCalls.UndoAsync(env, transaction, method, args, kwargs, operation!, ct);
+                }
+                else
+                {
+                    var scope = operation is null ? null : await OperationScope.BeginAsync(transaction, operation, ct);
+                    result = await RecordMethods.CallAsync(env, definition, method, args, kwargs, ct);
+                    if (scope is not null)
+                    {
+                        await scope.CompleteAsync(ct);
+                    }
+                }
                 await transaction.CommitAsync(ct);
                 return result;
             }
@@ -131,10 +151,35 @@ public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager m
                 logger.LogInformation("{State} in {Model}.{Method}, retry {Attempt}/{Max} in {Wait}", e.SqlState, model, method, attempt, MaxTries, wait);
                 await Task.Delay(wait, ct);
             }
-            catch (PostgresException e)
+            catch (Exception e) when (e is OdooException or OperationException or PostgresException)
             {
-                throw FromPostgres(e, definition);
+                var error = e switch
+                {
+                    OperationException o => OperationCalls.ToOdoo(o),
+                    PostgresException p => FromPostgres(p, definition),
+                    _ => (OdooException)e,
+                };
+                if (operation is not null)
+                {
+                    await transaction.RollbackAsync(CancellationToken.None);
+                    await RecordFailureAsync(connection, operation, error.Message, started);
+                }
+                throw error;
             }
+        }
+    }
+
+    private async Task RecordFailureAsync(NpgsqlConnection connection, OperationInfo operation, string message, long started)
+    {
+        try
+        {
+            var ms = (int)Math.Min(int.MaxValue, Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+            await OperationScope.RecordFailureAsync(connection, operation, message, ms, CancellationToken.None);
+        }
+        catch (NpgsqlException e)
+        {
+            // The caller's error matters more than the log row; say so in the server log and let the caller have it.
+            logger.LogWarning("Could not log the failed {Type} on {Model}: {Message}", operation.OperationType, operation.ModelName, e.Message);
         }
     }
 

@@ -1,3 +1,4 @@
+using Loomworks.Operations;
 using Loomworks.Postgres;
 using Loomworks.Records;
 using Loomworks.Tests.Infrastructure;
@@ -22,7 +23,7 @@ public sealed class RecordsDatabase
         await postgres.CreateDatabaseAsync(name);
         var dataSource = postgres.DataSource(name);
         await using var connection = await dataSource.OpenConnectionAsync();
-        var setup = new TenantSchema();
+        var setup = new ErpTenantSetup();
         await SchemaMigrator.ApplyAsync(connection, setup.Migrations, CancellationToken.None);
         await setup.CreateAdminUserAsync(connection, "admin", adminPassword, CancellationToken.None);
         return new RecordsDatabase(name, dataSource);

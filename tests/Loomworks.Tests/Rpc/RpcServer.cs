@@ -1,3 +1,4 @@
+using Loomworks.Operations;
 using Loomworks.Configuration;
 using Loomworks.Postgres;
 using Loomworks.Records;
@@ -32,7 +33,12 @@ public sealed class RpcServer : IAsyncDisposable
     public string Url { get; }
     public string Db { get; }
 
-    public static async Task<RpcServer> StartAsync(PostgresFixture fixture, string name, params string[] extraTenants)
+    public static Task<RpcServer> StartAsync(PostgresFixture fixture, string name, params string[] extraTenants) =>
+        StartAsync(fixture, name, new Dictionary<string, string>(), extraTenants);
+
+    /// <summary>As above, with more configuration keys (admin_passwd for the admin API, say).</summary>
+    public static async Task<RpcServer> StartAsync(PostgresFixture fixture, string name, IReadOnlyDictionary<string, string> extraSettings,
+        params string[] extraTenants)
     {
         var management = await fixture.CreateDatabaseAsync(name + "_mgmt");
         var port = Scratch.FreePort();
@@ -45,7 +51,7 @@ public sealed class RpcServer : IAsyncDisposable
             ["http_port"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["loomworks_mgmt_db"] = management,
             ["log_level"] = "warn",
-        });
+        }.Concat(extraSettings).ToDictionary());
         var postgres = await PostgresServer.OpenAsync(settings, NullLogger.Instance);
         var app = LoomworksWebApp.Build(settings, postgres,
             builder => builder.Services.AddSingleton(new RpcOptions { MaxBodyBytes = BodyLimit }));
@@ -64,7 +70,7 @@ public sealed class RpcServer : IAsyncDisposable
         await using (var connection = new Npgsql.NpgsqlConnection(fixture.Endpoint.ConnectionString(db) + ";Pooling=false"))
         {
             await connection.OpenAsync();
-            var setup = new TenantSchema();
+            var setup = new ErpTenantSetup();
             await SchemaMigrator.ApplyAsync(connection, setup.Migrations, CancellationToken.None);
             await setup.CreateAdminUserAsync(connection, "admin", "admin", CancellationToken.None);
         }
