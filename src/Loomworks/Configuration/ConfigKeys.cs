@@ -163,6 +163,9 @@ public static class ConfigKeys
     public static readonly ConfigKey RestoreMaxSizeMb = new("loomworks_restore_max_size_mb", "102400", ConfigValueKind.WholeNumber,
         "Largest backup the database manager accepts, uploaded and unpacked (MB); bigger ones are refused as zip bombs.",
         Minimum: 1);
+    public static readonly ConfigKey AttachmentMaxMb = new("loomworks_attachment_max_mb", "64", ConfigValueKind.WholeNumber,
+        "Largest attachment (ir.attachment datas) a client may store, in MB; bigger ones are refused with a UserError.",
+        Minimum: 1, Maximum: 4096);
 
     /// <summary>All keys, in the order the README documents them.</summary>
     public static readonly IReadOnlyList<ConfigKey> All =
@@ -174,6 +177,7 @@ public static class ConfigKeys
         SnapshotRetentionDays, AutoSnapshotInterval, KeepPreRestoreHours, OplogRetentionDays, PgBinDir, ArchiveTimeout,
         DemoTenant,
         RestoreMaxSizeMb,
+        AttachmentMaxMb,
     ];
 
     /// <summary>Odoo's other spellings of some flags (<c>-d</c>, <c>--database</c>, <c>--db-filter</c>, …), without dashes.</summary>

@@ -118,7 +118,7 @@ public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager m
             try
             {
                 var access = await AccessRights.LoadAsync(connection, transaction, uid, ct);
-                var env = new RecordEnvironment(connection, transaction, access, context);
+                var env = new RecordEnvironment(connection, transaction, access, context, database.Attachments);
                 var result = await RecordMethods.CallAsync(env, definition, method, args, kwargs, ct);
                 await transaction.CommitAsync(ct);
                 return result;
