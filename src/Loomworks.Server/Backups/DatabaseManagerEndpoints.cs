@@ -16,7 +16,7 @@ public static class DatabaseManagerEndpoints
 {
     private const int MaxFieldChars = 4096;
 
-    /// <summary>The database manager, its master-password gate, the filestore, and recovery of interrupted jobs at start.</summary>
+    /// <summary>The database manager, its master-password gate, the filestore and its collector, and recovery of interrupted jobs at start.</summary>
     public static IServiceCollection AddDatabaseManager(this IServiceCollection services, LoomworksSettings settings)
     {
         services.AddSingleton(_ => new FileStore(settings.DataDir));
@@ -27,6 +27,8 @@ public static class DatabaseManagerEndpoints
         services.AddSingleton<DatabaseManager>();
         services.AddSingleton<IMasterPasswordCheck>(sp => new MasterPasswordGate(settings, sp.GetRequiredService<MasterPassword>()));
         services.AddHostedService<DatabaseManagerRecovery>();
+        services.AddSingleton<FilestoreCollector>();
+        services.AddHostedService(sp => sp.GetRequiredService<FilestoreCollector>());
         return services;
     }
 

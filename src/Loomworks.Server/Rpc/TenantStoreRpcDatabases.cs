@@ -1,3 +1,5 @@
+using Loomworks.Configuration;
+using Loomworks.Filestore;
 using Loomworks.Postgres;
 using Loomworks.Records;
 using Loomworks.Rpc;
@@ -9,7 +11,8 @@ namespace Loomworks.Server.Rpc;
 /// Finds RPC databases among the tenants of the management database: a name must belong to an active tenant. With no
 /// name (JSON-2 without X-Odoo-Database), the only active tenant is used, as Odoo does with a single database.
 /// </summary>
-public sealed class TenantStoreRpcDatabases(TenantStore tenants, TenantDataSources dataSources) : IRpcDatabases
+public sealed class TenantStoreRpcDatabases(TenantStore tenants, TenantDataSources dataSources, FileStore files, LoomworksSettings settings)
+    : IRpcDatabases
 {
     public async Task<RpcDatabase> OpenAsync(HttpContext http, string? db, CancellationToken ct)
     {
@@ -23,7 +26,10 @@ public sealed class TenantStoreRpcDatabases(TenantStore tenants, TenantDataSourc
         {
             throw OdooException.Denied($"Access Denied: database {Domain.Show(db)} not found");
         }
-        return new RpcDatabase(tenant.DatabaseName, dataSources.For(tenant.DatabaseName));
+        return new RpcDatabase(tenant.DatabaseName, dataSources.For(tenant.DatabaseName))
+        {
+            Attachments = new AttachmentStorage(files, tenant.DatabaseName, settings.GetInt(ConfigKeys.AttachmentMaxMb) * 1024L * 1024),
+        };
     }
 
     public async Task<IReadOnlyList<string>> ListAsync(CancellationToken ct) =>

@@ -38,5 +38,10 @@ public sealed class DatabaseManagerOptions
         DataDir = settings.DataDir,
         ManagementDatabase = settings.ManagementDatabase,
         MaxRestoreBytes = settings.GetInt(ConfigKeys.RestoreMaxSizeMb) * 1024L * 1024,
+        SupportedSchemaVersion = ShippedSchemaVersion,
     };
+
+    /// <summary>The newest migration this binary applies to tenant databases (ERP core and operation log).</summary>
+    public static int ShippedSchemaVersion { get; } =
+        Records.TenantSchema.All.Concat(Operations.OperationsSchema.All).Max(m => m.Version);
 }

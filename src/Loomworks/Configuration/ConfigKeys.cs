@@ -167,6 +167,9 @@ public static class ConfigKeys
         "Days between scheduled full pgBackRest backups; 0 switches scheduled backups off.", Minimum: 0, Maximum: 365);
     public static readonly ConfigKey BackupDiffIntervalHours = new("loomworks_backup_diff_interval_hours", "24", ConfigValueKind.WholeNumber,
         "Hours between scheduled differential backups; 0 switches them off.", Minimum: 0, Maximum: 8760);
+    public static readonly ConfigKey AttachmentMaxMb = new("loomworks_attachment_max_mb", "64", ConfigValueKind.WholeNumber,
+        "Largest attachment (ir.attachment datas) a client may store, in MB; bigger ones are refused with a UserError.",
+        Minimum: 1, Maximum: 4096);
 
     /// <summary>All keys, in the order the README documents them.</summary>
     public static readonly IReadOnlyList<ConfigKey> All =
@@ -179,6 +182,7 @@ public static class ConfigKeys
         DemoTenant,
         RestoreMaxSizeMb,
         BackupFullIntervalDays, BackupDiffIntervalHours,
+        AttachmentMaxMb,
     ];
 
     /// <summary>Odoo's other spellings of some flags (<c>-d</c>, <c>--database</c>, <c>--db-filter</c>, …), without dashes.</summary>

@@ -20,6 +20,8 @@ public sealed partial class FileStore(string dataDir)
     [GeneratedRegex("^[a-z][a-z0-9_-]{0,62}$")]
     private static partial Regex DatabaseNamePattern();
 
+    private static readonly TimeSpan RefreshAfter = TimeSpan.FromHours(1);
+
     public string Root { get; } = Path.Combine(dataDir, "filestore");
 
     /// <summary>The folder of one database; the name is checked so that it cannot step outside the filestore.</summary>
@@ -88,9 +90,31 @@ public sealed partial class FileStore(string dataDir)
 
     public bool Exists(string database, string storeFname) => File.Exists(PathOf(database, storeFname));
 
+    /// <summary>Whether a name has the shape of our content files (xx/&lt;sha1&gt;): nothing else may reach the disk.</summary>
+    public static bool IsStoreFname(string storeFname) => StoreFnamePattern().IsMatch(storeFname);
+
+    /// <summary>Sets a content file's time to now (it just lost or gained a reference); absent files and foreign names are ignored.</summary>
+    public void Touch(string database, string storeFname)
+    {
+        if (!IsStoreFname(storeFname))
+        {
+            return;
+        }
+        try
+        {
+            File.SetLastWriteTimeUtc(PathOf(database, storeFname), DateTime.UtcNow);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            // Nothing to mark: the row pointed at a file that is not (or no longer) here.
+        }
+    }
+
     /// <summary>
     /// Deletes content files no record references and that were last written before <paramref name="olderThan"/>
     /// (now minus loomworks_snapshot_retention_days): a snapshot restored within that window still finds its files.
+    /// Referenced files older than an hour get their time refreshed, so a file's time is never much older than its last
+    /// reference, whichever way the reference went (even a row removed by SQL, not by the ORM).
     /// Returns the number of bytes freed.
     /// </summary>
     public Task<long> DeleteUnreferencedAsync(string database, IEnumerable<string> referenced, DateTimeOffset olderThan,
@@ -107,7 +131,15 @@ public sealed partial class FileStore(string dataDir)
         {
             cancellationToken.ThrowIfCancellationRequested();
             var relative = Path.GetRelativePath(folder, file.FullName).Replace('\\', '/');
-            if (keep.Contains(relative) || file.LastWriteTimeUtc >= olderThan.UtcDateTime)
+            if (keep.Contains(relative))
+            {
+                if (file.LastWriteTimeUtc < DateTime.UtcNow - RefreshAfter)
+                {
+                    file.LastWriteTimeUtc = DateTime.UtcNow;
+                }
+                continue;
+            }
+            if (file.LastWriteTimeUtc >= olderThan.UtcDateTime)
             {
                 continue;
             }

@@ -48,6 +48,9 @@ public sealed record FieldDef(string Name, FieldType Type, string Label)
     /// <summary>Computed by the ORM and never written by clients (display_name, totals).</summary>
     public bool Computed { get; init; }
 
+    /// <summary>A computed field clients may also write (Odoo's inverse), such as ir.attachment's datas.</summary>
+    public bool Inverse { get; init; }
+
     /// <summary>A computed field kept in a column, recomputed by the ORM when its inputs change.</summary>
     public bool Stored { get; init; }
 

@@ -198,6 +198,9 @@ public static class ModelRegistry
         Int("file_size", "File Size") with { ReadOnly = true },
         Char("checksum", "Checksum/SHA1") with { ReadOnly = true },
         Char("mimetype", "Mime Type"),
+        // Kept in the filestore, never in a column: see Attachments.
+        Binary("datas", "File Content (base64)") with { Computed = true, Inverse = true },
+        Binary("raw", "File Content (raw)") with { Computed = true, Inverse = true, Hidden = true },
     ], order: "id desc");
 
     /// <summary>

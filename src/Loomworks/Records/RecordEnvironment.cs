@@ -10,13 +10,16 @@ namespace Loomworks.Records;
 /// Values in and out are wire values (long, double, bool, string, null, lists, dictionaries); empty values read as False.
 /// </summary>
 public sealed class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransaction transaction, AccessRights access,
-    IReadOnlyDictionary<string, object?>? context = null)
+    IReadOnlyDictionary<string, object?>? context = null, AttachmentStorage? attachments = null)
 {
     public long Uid => access.Uid;
     public AccessRights Access => access;
     public IReadOnlyDictionary<string, object?> Context { get; } = context ?? new Dictionary<string, object?>();
     public NpgsqlConnection Connection => connection;
     public NpgsqlTransaction Transaction => transaction;
+
+    /// <summary>Where ir.attachment contents go; null in environments that store no files (their datas writes are refused).</summary>
+    public AttachmentStorage? Attachments => attachments;
 
     private bool ActiveTest => !Context.TryGetValue("active_test", out var v) || Values.Truthy(v);
 
@@ -155,7 +158,7 @@ public sealed class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransac
         }
         var sql = new SqlBuilder();
         var columns = new List<string> { "t0.id" };
-        var scalar = fields.Where(f => !f.IsX2Many && f.Name != "id").ToList();
+        var scalar = fields.Where(f => !f.IsX2Many && f.Name != "id" && !Records.Attachments.IsFileField(model, f)).ToList();
         foreach (var field in scalar)
         {
             columns.Add(Domain.Expression(field, "t0"));
@@ -200,6 +203,10 @@ public sealed class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransac
         {
             throw OdooException.Missing(
                 $"Record does not exist or has been deleted.\n(Record: {model.Name}({string.Join(", ", missing)},), User: {Uid})");
+        }
+        if (model == ModelRegistry.Attachment)
+        {
+            await Records.Attachments.ReadAsync(this, fields, rows, ct);
         }
         foreach (var field in fields.Where(f => f.IsX2Many))
         {
@@ -295,6 +302,10 @@ public sealed class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransac
         {
             await PrepareUserAsync(values, ct);
         }
+        if (model == ModelRegistry.Attachment)
+        {
+            await Records.Attachments.PrepareAsync(this, values, creating: true, ct);
+        }
         var (columns, x2many) = Split(model, values, creating: true);
         foreach (var field in model.FieldList.Where(f => f.Required && f.HasColumn && !f.Computed))
         {
@@ -342,6 +353,14 @@ public sealed class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransac
             values["password"] = password is string { Length: > 0 } p ? Passwords.Hash(p)
                 : throw OdooException.User("Setting empty passwords is not allowed for security reasons!");
         }
+        var distinct = ids.Distinct().ToArray();
+        List<string> replaced = [];
+        if (model == ModelRegistry.Attachment)
+        {
+            await EnsureExistAsync(model, distinct, ct);
+            await Records.Attachments.PrepareAsync(this, values, creating: false, ct);
+            replaced = values.ContainsKey("store_fname") ? await Records.Attachments.StoreFnamesAsync(this, distinct, ct) : [];
+        }
         var (columns, x2many) = Split(model, values, creating: false);
         foreach (var (name, value) in columns)
         {
@@ -350,7 +369,6 @@ public sealed class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransac
                 throw MandatoryMissing(model, model.Fields[name]);
             }
         }
-        var distinct = ids.Distinct().ToArray();
         await EnsureExistAsync(model, distinct, ct);
         if (distinct.Length == 0)
         {
@@ -373,6 +391,7 @@ public sealed class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransac
             }
         }
         await RecomputeAsync(model, distinct, ct);
+        Records.Attachments.MarkDereferenced(this, replaced);
         return true;
     }
 
@@ -386,6 +405,8 @@ public sealed class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransac
         }
         await EnsureExistAsync(model, distinct, ct);
         var orders = model == ModelRegistry.SaleOrderLine ? await ScalarsAsync("SELECT DISTINCT order_id FROM sale_order_line WHERE id = ANY($1)", distinct, ct) : [];
+        // Only the rows go, as in Odoo: the files are marked and left to the collector.
+        var files = model == ModelRegistry.Attachment ? await Records.Attachments.StoreFnamesAsync(this, distinct, ct) : [];
         var sql = new SqlBuilder();
         await using (var command = sql.Command($"DELETE FROM \"{model.Table}\" WHERE id = ANY({sql.Add(distinct)})", connection, transaction))
         {
@@ -395,6 +416,7 @@ public sealed class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransac
         {
             await RecomputeOrdersAsync(orders.ToArray(), ct);
         }
+        Records.Attachments.MarkDereferenced(this, files);
         return true;
     }
 
@@ -779,7 +801,7 @@ public sealed class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransac
                 ["string"] = field.Label,
                 ["help"] = field.Help ?? (object)false,
                 ["required"] = field.Required,
-                ["readonly"] = field.ReadOnly || (field.Computed && !field.Stored) || field.Name is "id" or "create_uid" or "create_date" or "write_uid" or "write_date",
+                ["readonly"] = field.ReadOnly || (field.Computed && !field.Stored && !field.Inverse) || field.Name is "id" or "create_uid" or "create_date" or "write_uid" or "write_date",
                 ["store"] = field.HasColumn,
                 ["searchable"] = field.HasColumn || field.Sql is not null || field.IsX2Many,
                 ["sortable"] = field.HasColumn || field.Sql is not null,

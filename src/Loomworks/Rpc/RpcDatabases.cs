@@ -4,8 +4,11 @@ using Npgsql;
 
 namespace Loomworks.Rpc;
 
-/// <summary>A tenant database an RPC call works in: its name and its connection pool.</summary>
-public sealed record RpcDatabase(string Name, NpgsqlDataSource DataSource);
+/// <summary>A tenant database an RPC call works in: its name, its connection pool and where its attachment files go.</summary>
+public sealed record RpcDatabase(string Name, NpgsqlDataSource DataSource)
+{
+    public AttachmentStorage? Attachments { get; init; }
+}
 
 /// <summary>Finds the tenant database of a call (from the db argument, or the request when db is null).</summary>
 public interface IRpcDatabases

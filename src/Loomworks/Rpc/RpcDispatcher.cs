@@ -125,7 +125,7 @@ public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager m
             try
             {
                 var access = await AccessRights.LoadAsync(connection, transaction, uid, ct);
-                var env = new RecordEnvironment(connection, transaction, access, context);
+                var env = new RecordEnvironment(connection, transaction, access, context, database.Attachments);
                 object? result;
                 if (logAction)
                 {

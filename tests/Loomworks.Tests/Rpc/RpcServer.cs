@@ -20,8 +20,9 @@ public sealed class RpcServer : IAsyncDisposable
 {
     public const long BodyLimit = 256 * 1024;
 
-    private RpcServer(WebApplication app, PostgresServer postgres, string url, string db)
+    private RpcServer(WebApplication app, PostgresServer postgres, string url, string db, Scratch dataDir)
     {
+        DataDir = dataDir;
         App = app;
         Postgres = postgres;
         Url = url;
@@ -33,13 +34,22 @@ public sealed class RpcServer : IAsyncDisposable
     public string Url { get; }
     public string Db { get; }
 
+    /// <summary>The server's data_dir (its filestore is under filestore/&lt;db&gt;).</summary>
+    public Scratch DataDir { get; }
+
     public static Task<RpcServer> StartAsync(PostgresFixture fixture, string name, params string[] extraTenants) =>
-        StartAsync(fixture, name, new Dictionary<string, string>(), extraTenants);
+        StartAsync(fixture, name, new Dictionary<string, string>(), BodyLimit, extraTenants);
 
     /// <summary>As above, with more configuration keys (admin_passwd for the admin API, say).</summary>
+    public static Task<RpcServer> StartAsync(PostgresFixture fixture, string name, IReadOnlyDictionary<string, string> extraSettings,
+        params string[] extraTenants) =>
+        StartAsync(fixture, name, extraSettings, BodyLimit, extraTenants);
+
+    /// <summary>A server with extra configuration keys and its own body limit.</summary>
     public static async Task<RpcServer> StartAsync(PostgresFixture fixture, string name, IReadOnlyDictionary<string, string> extraSettings,
-        params string[] extraTenants)
+        long bodyLimit, params string[] extraTenants)
     {
+        var dataDir = new Scratch("rpc");
         var management = await fixture.CreateDatabaseAsync(name + "_mgmt");
         var port = Scratch.FreePort();
         var settings = LoomworksSettings.Defaults(new Dictionary<string, string>
@@ -51,17 +61,18 @@ public sealed class RpcServer : IAsyncDisposable
             ["http_port"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["loomworks_mgmt_db"] = management,
             ["log_level"] = "warn",
+            ["data_dir"] = dataDir.Path,
         }.Concat(extraSettings).ToDictionary());
         var postgres = await PostgresServer.OpenAsync(settings, NullLogger.Instance);
         var app = LoomworksWebApp.Build(settings, postgres,
-            builder => builder.Services.AddSingleton(new RpcOptions { MaxBodyBytes = BodyLimit }));
+            builder => builder.Services.AddSingleton(new RpcOptions { MaxBodyBytes = bodyLimit }));
         await app.Services.GetRequiredService<ManagementDatabase>().MigrateAsync(CancellationToken.None);
         foreach (var db in new[] { name }.Concat(extraTenants))
         {
             await CreateTenantAsync(fixture, management, db);
         }
         await app.StartAsync();
-        return new RpcServer(app, postgres, $"http://127.0.0.1:{port}", name);
+        return new RpcServer(app, postgres, $"http://127.0.0.1:{port}", name, dataDir);
     }
 
     private static async Task CreateTenantAsync(PostgresFixture fixture, string management, string db)
@@ -83,6 +94,7 @@ public sealed class RpcServer : IAsyncDisposable
         await App.StopAsync();
         await App.DisposeAsync();
         await Postgres.DisposeAsync();
+        DataDir.Dispose();
     }
 }
 
