@@ -126,7 +126,7 @@ public static class DbCommand
             await using var dataSources = new TenantDataSources(postgres.Endpoint);
             var management = new ManagementDatabase(dataSources.For(settings.ManagementDatabase));
             await management.MigrateAsync(cancellationToken);
-            var manager = new DatabaseManager(dataSources, management, new FileStore(settings.DataDir), new TenantRegistration(management),
+            var manager = new DatabaseManager(dataSources, management, new FileStore(settings.DataDir), new TenantRegistration(management, new TenantLifecycle(management, dataSources, TenancyOptions.From(settings))),
                 new PgTools(postgres.Endpoint, PostgresBinaries.Locate(settings.Get(ConfigKeys.PgBinDir)).Directory),
                 DatabaseManagerOptions.From(settings), loggerFactory.CreateLogger<DatabaseManager>());
             await manager.RecoverAsync(cancellationToken);
