@@ -33,10 +33,13 @@ public sealed class DatabaseManagerOptions
     /// <summary>In-process test hook called after each persisted step with "kind:step".</summary>
     internal Action<string>? StepHook { get; init; }
 
-    public static DatabaseManagerOptions From(LoomworksSettings settings) => new()
+    public static DatabaseManagerOptions From(LoomworksSettings settings, Tenancy.ITenantDatabaseSetup? schema = null) => new()
     {
         DataDir = settings.DataDir,
         ManagementDatabase = settings.ManagementDatabase,
         MaxRestoreBytes = settings.GetInt(ConfigKeys.RestoreMaxSizeMb) * 1024L * 1024,
+        SupportedSchemaVersion = schema is { Migrations.Count: > 0 }
+            ? Math.Max(DefaultSupportedSchemaVersion, schema.Migrations.Max(m => m.Version))
+            : DefaultSupportedSchemaVersion,
     };
 }
