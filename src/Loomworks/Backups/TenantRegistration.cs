@@ -43,19 +43,7 @@ public sealed class TenantRegistration(ManagementDatabase management, TenantLife
             "UPDATE loomworks_tenant SET state = $2, updated_at = now() WHERE database_name = $1 RETURNING id, subdomain", connection, transaction);
         command.Parameters.AddWithValue(name);
         command.Parameters.AddWithValue(state);
-        long? id = null;
-        var subdomain = name;
-        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
-        {
-            if (await reader.ReadAsync(cancellationToken))
-            {
-                (id, subdomain) = (reader.GetInt64(0), reader.GetString(1));
-            }
-        }
-        if (id is not null)
-        {
-            await TenantEventLog.RecordAsync(connection, id, subdomain, name, state, "", Actor, cancellationToken);
-        }
+        await RecordIfChangedAsync(command, name, state, "", cancellationToken);
     }
 
     /// <summary>Removes the row of a database; with <paramref name="onlyInState"/>, only when it is still in that state.</summary>
@@ -67,6 +55,13 @@ public sealed class TenantRegistration(ManagementDatabase management, TenantLife
             connection, transaction);
         command.Parameters.AddWithValue(name);
         command.Parameters.Add(new NpgsqlParameter { Value = (object?)onlyInState ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
+        await RecordIfChangedAsync(command, name, "deleted", "forced", cancellationToken);
+    }
+
+    /// <summary>Runs a statement returning (id, subdomain) of the row it changed and, if it changed one, audits and announces it.</summary>
+    private static async Task RecordIfChangedAsync(NpgsqlCommand command, string name, string @event, string detail,
+        CancellationToken cancellationToken)
+    {
         long? id = null;
         var subdomain = name;
         await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
@@ -78,7 +73,7 @@ public sealed class TenantRegistration(ManagementDatabase management, TenantLife
         }
         if (id is not null)
         {
-            await TenantEventLog.RecordAsync(connection, id, subdomain, name, "deleted", "forced", Actor, cancellationToken);
+            await TenantEventLog.RecordAsync(command.Connection!, id, subdomain, name, @event, detail, Actor, cancellationToken);
         }
     }
 

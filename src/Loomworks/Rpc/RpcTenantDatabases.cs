@@ -65,7 +65,7 @@ public sealed class RpcTenantDatabases(
         var message = outcome.StatusCode switch
         {
             404 when db is not null => $"Access Denied: database '{TenantRules.Printable(db)}' not found ({outcome.Message})",
-            404 => $"Access Denied: no database selected: {outcome.Message}",
+            404 => $"Access Denied: no database selected (send db, or X-Odoo-Database with JSON-2): {outcome.Message}",
             _ => $"Access Denied: {outcome.Message}",
         };
         var error = outcome.StatusCode == 503

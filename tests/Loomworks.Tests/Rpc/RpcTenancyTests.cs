@@ -248,13 +248,10 @@ public sealed class RpcTenancyTests(PostgresFixture postgres)
         var createUser = new object?[] { "rtl-one", 2L, "admin", "res.users", "create",
             new List<object?> { new Dictionary<string, object?> { ["name"] = "Second", ["login"] = "second", ["password"] = "pw-second" } },
             new Dictionary<string, object?>() };
+        var cache = server.Service<TenantCache>();
         await lifecycle.SetLimitsAsync("rtl-one", new TenantLimitsChange(MaxUsers: 1), "test", CancellationToken.None);
-        object? fault = null, message = null;
-        Assert.True(await TenantRpcServer.EventuallyAsync(async () =>
-        {
-            (fault, message) = await CallAsync(server.Url, "object", "execute_kw", createUser);
-            return fault is not null;
-        }));
+        Assert.True(await TenantRpcServer.EventuallyAsync(async () => (await cache.ByDatabaseAsync("rtl-one", CancellationToken.None))!.MaxUsers == 1));
+        var (fault, message) = await CallAsync(server.Url, "object", "execute_kw", createUser);
         Assert.Equal(2L, fault);
         Assert.Contains("max_users is 1", (string)message!, StringComparison.Ordinal);
         Assert.Equal(0L, await postgres.ScalarAsync<long>("rtl-one", "SELECT count(*) FROM res_users WHERE login = 'second'"));
@@ -267,11 +264,8 @@ public sealed class RpcTenancyTests(PostgresFixture postgres)
             new List<object?> { new Dictionary<string, object?> { ["name"] = "Over quota" } }, new Dictionary<string, object?>() };
         Assert.Null((await CallAsync(server.Url, "object", "execute_kw", createPartner)).Fault);
         await lifecycle.SetLimitsAsync("rtl-one", new TenantLimitsChange(MaxStorageGb: 0), "test", CancellationToken.None);
-        Assert.True(await TenantRpcServer.EventuallyAsync(async () =>
-        {
-            (fault, message) = await CallAsync(server.Url, "object", "execute_kw", createPartner);
-            return fault is not null;
-        }));
+        Assert.True(await TenantRpcServer.EventuallyAsync(async () => (await cache.ByDatabaseAsync("rtl-one", CancellationToken.None))!.MaxStorageGb == 0));
+        (fault, message) = await CallAsync(server.Url, "object", "execute_kw", createPartner);
         Assert.Equal(2L, fault);
         Assert.Contains("max_storage_gb is 0", (string)message!, StringComparison.Ordinal);
         Assert.Equal(1L, await postgres.ScalarAsync<long>("rtl-one", "SELECT count(*) FROM res_partner WHERE name = 'Over quota'"));
