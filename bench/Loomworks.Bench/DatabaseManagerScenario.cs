@@ -43,7 +43,8 @@ public sealed class DatabaseManagerScenario : IScenario
         await management.MigrateAsync(cancellationToken);
         var binaries = PostgresBinaries.Locate();
         var tools = new PgTools(endpoint, binaries.Directory);
-        var manager = new DatabaseManager(dataSources, management, new FileStore(dataDir), new TenantRegistration(management), tools,
+        var manager = new DatabaseManager(dataSources, management, new FileStore(dataDir), new TenantRegistration(management,
+            new TenantLifecycle(management, dataSources, new TenancyOptions("bench-mgmt", "bench-mgmt_tpl", dataDir, null, null, null, [], true, true))), tools,
             new DatabaseManagerOptions { DataDir = dataDir, ManagementDatabase = "bench-mgmt" }, NullLogger<DatabaseManager>.Instance);
 
         const string Tenant = "bench-tenant";

@@ -20,7 +20,8 @@ public static class DatabaseManagerEndpoints
     public static IServiceCollection AddDatabaseManager(this IServiceCollection services, LoomworksSettings settings)
     {
         services.AddSingleton(_ => new FileStore(settings.DataDir));
-        services.AddSingleton(_ => DatabaseManagerOptions.From(settings));
+        // A backup is restorable when its schema is one this binary's tenant migrations know.
+        services.AddSingleton(sp => DatabaseManagerOptions.From(settings, sp.GetRequiredService<ITenantDatabaseSetup>()));
         services.AddSingleton<TenantRegistration>();
         services.AddSingleton(sp => new PgTools(sp.GetRequiredService<TenantDataSources>().Endpoint,
             PostgresBinaries.Locate(settings.Get(ConfigKeys.PgBinDir)).Directory));

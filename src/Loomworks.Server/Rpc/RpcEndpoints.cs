@@ -17,8 +17,9 @@ public static class RpcEndpoints
     {
         services.AddSingleton(new RpcOptions { ListDatabases = settings.GetBool(ConfigKeys.ListDb) });
         services.AddSingleton<RpcAuthenticator>();
-        services.AddSingleton<IRpcDatabases, TenantStoreRpcDatabases>();
-        services.AddSingleton<IRpcDatabaseManager, UnavailableDatabaseManager>();
+        services.AddSingleton<IRpcDatabases, RpcTenantDatabases>();
+        services.AddSingleton<IRpcDatabaseManager, RpcDatabaseManager>();
+        services.AddSingleton<IRpcWriteGuard, TenantLimitsWriteGuard>();
         services.AddSingleton<RpcDispatcher>();
         return services;
     }
@@ -208,7 +209,7 @@ public static class RpcEndpoints
         catch (Exception e) when (e is not OperationCanceledException || !http.RequestAborted.IsCancellationRequested)
         {
             var error = Describe(e, logger);
-            var status = error.Kind switch
+            var status = RpcRefusals.StatusOf(e) ?? error.Kind switch
             {
                 OdooErrorKind.AccessDenied => StatusCodes.Status401Unauthorized,
                 OdooErrorKind.AccessError => StatusCodes.Status403Forbidden,

@@ -28,7 +28,6 @@ public sealed partial class DatabaseManager(
     public FileStore FileStore => fileStore;
 
     private ManagementDatabase Management => management;
-    private TenantRegistration Tenants => tenants;
 
     // ---------------------------------------------------------------- dump
 
@@ -220,6 +219,8 @@ public sealed partial class DatabaseManager(
                 await ExtractFilestoreAsync(name, zip, cancellationToken);
             }
             await job.StepAsync("files_placed", cancellationToken);
+            await tenants.AdoptAsync(name, cancellationToken);
+            await job.StepAsync("role_created", cancellationToken);
             await job.FinishAsync(TenantStates.Active, cancellationToken);
         }
         catch (Exception e) when (e is not CrashForTestingException)
@@ -348,6 +349,8 @@ public sealed partial class DatabaseManager(
             await job.StepAsync("adjusted", cancellationToken);
             fileStore.CopyByHardLinks(source, name);
             await job.StepAsync("files_placed", cancellationToken);
+            await tenants.AdoptAsync(name, cancellationToken);
+            await job.StepAsync("role_created", cancellationToken);
             await job.FinishAsync(TenantStates.Active, cancellationToken);
         }
         catch (Exception e) when (e is not CrashForTestingException)
@@ -369,7 +372,7 @@ public sealed partial class DatabaseManager(
         await using var job = await BeginJobAsync("drop", name, null, null, cancellationToken);
         await using (var connection = await management.DataSource.OpenConnectionAsync(cancellationToken))
         {
-            await tenants.SetStateAsync(connection, null, name, TenantStates.Archived, cancellationToken);
+            await TenantRegistration.SetStateAsync(connection, null, name, TenantStates.Archived, cancellationToken);
         }
         await job.StepAsync("unrouted", cancellationToken);
         await FinishDropAsync(job, name, cancellationToken);
@@ -381,6 +384,7 @@ public sealed partial class DatabaseManager(
     {
         await dataSources.EvictAsync(name);
         await AdminAsync($"DROP DATABASE IF EXISTS {DatabaseAdmin.QuoteIdentifier(name)} WITH (FORCE)", cancellationToken);
+        await tenants.DropRoleAsync(name, cancellationToken);
         await job.StepAsync("database_dropped", cancellationToken);
         fileStore.Drop(name);
         await job.StepAsync("files_dropped", cancellationToken);
@@ -411,6 +415,7 @@ public sealed partial class DatabaseManager(
                 $"ALTER DATABASE {DatabaseAdmin.QuoteIdentifier(oldName)} RENAME TO {DatabaseAdmin.QuoteIdentifier(newName)}",
                 cancellationToken);
         }
+        await tenants.RenameRoleAsync(oldName, newName, cancellationToken);
         await job.StepAsync("database_renamed", cancellationToken);
         fileStore.Rename(oldName, newName);
         await job.StepAsync("files_moved", cancellationToken);
@@ -482,6 +487,7 @@ public sealed partial class DatabaseManager(
     {
         await dataSources.EvictAsync(name);
         await AdminAsync($"DROP DATABASE IF EXISTS {DatabaseAdmin.QuoteIdentifier(name)} WITH (FORCE)", cancellationToken);
+        await tenants.DropRoleAsync(name, cancellationToken);
         var staging = fileStore.StagingFolder(name);
         if (Directory.Exists(staging))
         {
@@ -490,8 +496,8 @@ public sealed partial class DatabaseManager(
         fileStore.Drop(name);
         await using var connection = await management.DataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await tenants.UnregisterAsync(connection, transaction, name, TenantStates.Restoring, cancellationToken);
-        await tenants.UnregisterAsync(connection, transaction, name, TenantStates.Provisioning, cancellationToken);
+        await TenantRegistration.UnregisterAsync(connection, transaction, name, TenantStates.Restoring, cancellationToken);
+        await TenantRegistration.UnregisterAsync(connection, transaction, name, TenantStates.Provisioning, cancellationToken);
         await using (var command = new NpgsqlCommand(
             "UPDATE loomworks_db_job SET state = 'rolled_back', error = $2, updated_at = now() WHERE id = $1", connection, transaction))
         {
@@ -660,7 +666,7 @@ public sealed partial class DatabaseManager(
                 }
                 if (reserveState is not null)
                 {
-                    await tenants.ReserveAsync(connection, transaction, name, reserveState, cancellationToken);
+                    await TenantRegistration.ReserveAsync(connection, transaction, name, reserveState, cancellationToken);
                 }
                 await transaction.CommitAsync(cancellationToken);
             }
@@ -726,11 +732,11 @@ public sealed partial class DatabaseManager(
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
             if (activeState is not null)
             {
-                await manager.Tenants.SetStateAsync(connection, transaction, name, activeState, cancellationToken);
+                await TenantRegistration.SetStateAsync(connection, transaction, name, activeState, cancellationToken);
             }
             else
             {
-                await manager.Tenants.UnregisterAsync(connection, transaction, name, null, cancellationToken);
+                await TenantRegistration.UnregisterAsync(connection, transaction, name, null, cancellationToken);
             }
             await DoneAsync(transaction, cancellationToken);
             await transaction.CommitAsync(cancellationToken);
@@ -739,7 +745,7 @@ public sealed partial class DatabaseManager(
         public async Task FinishRenameAsync(string oldName, string newName, CancellationToken cancellationToken)
         {
             await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-            await manager.Tenants.RenameAsync(connection, transaction, oldName, newName, cancellationToken);
+            await TenantRegistration.RenameAsync(connection, transaction, oldName, newName, cancellationToken);
             await DoneAsync(transaction, cancellationToken);
             await transaction.CommitAsync(cancellationToken);
         }

@@ -33,12 +33,12 @@ public sealed class DatabaseManagerOptions
     /// <summary>In-process test hook called after each persisted step with "kind:step".</summary>
     internal Action<string>? StepHook { get; init; }
 
-    public static DatabaseManagerOptions From(LoomworksSettings settings) => new()
+    public static DatabaseManagerOptions From(LoomworksSettings settings, Tenancy.ITenantDatabaseSetup? schema = null) => new()
     {
         DataDir = settings.DataDir,
         ManagementDatabase = settings.ManagementDatabase,
         MaxRestoreBytes = settings.GetInt(ConfigKeys.RestoreMaxSizeMb) * 1024L * 1024,
-        SupportedSchemaVersion = ShippedSchemaVersion,
+        SupportedSchemaVersion = schema is { Migrations.Count: > 0 } ? schema.Migrations.Max(m => m.Version) : ShippedSchemaVersion,
     };
 
     /// <summary>The newest migration this binary applies to tenant databases (ERP core and operation log).</summary>

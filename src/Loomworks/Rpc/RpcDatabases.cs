@@ -16,21 +16,30 @@ public interface IRpcDatabases
     /// <summary>The database, or an <see cref="OdooException"/> of kind AccessDenied when it is unknown or not active.</summary>
     Task<RpcDatabase> OpenAsync(HttpContext http, string? db, CancellationToken ct);
 
-    /// <summary>The databases the db service's list shows.</summary>
-    Task<IReadOnlyList<string>> ListAsync(CancellationToken ct);
+    /// <summary>The databases the db service's list shows to this request (dbfilter and db_name applied).</summary>
+    Task<IReadOnlyList<string>> ListAsync(HttpContext http, CancellationToken ct);
+
+    /// <summary>Whether a tenant database of that name exists, in whatever state (the db service's db_exist).</summary>
+    Task<bool> ExistsAsync(string db, CancellationToken ct);
 }
 
 /// <summary>The db service calls that create or destroy tenants; provided by the tenant provisioner.</summary>
 public interface IRpcDatabaseManager
 {
     /// <summary>Runs a management call (create_database, drop, …) after the master password check; null when unsupported.</summary>
-    Task<object?> CallAsync(string method, IList<object?> args, CancellationToken ct);
+    Task<object?> CallAsync(HttpContext http, string method, IList<object?> args, CancellationToken ct);
+}
+
+/// <summary>Checked before an ORM method that may write (tenant limits); throws an <see cref="OdooException"/> to refuse.</summary>
+public interface IRpcWriteGuard
+{
+    Task CheckAsync(RpcDatabase database, string model, string method, IList<object?> args, CancellationToken ct);
 }
 
 /// <summary>Until a tenant provisioner is registered: management calls answer that they are not available here.</summary>
 public sealed class UnavailableDatabaseManager : IRpcDatabaseManager
 {
-    public Task<object?> CallAsync(string method, IList<object?> args, CancellationToken ct) =>
+    public Task<object?> CallAsync(HttpContext http, string method, IList<object?> args, CancellationToken ct) =>
         throw OdooException.User($"The database manager call '{method}' is not available on this server: no tenant provisioner is configured.");
 }
 

@@ -13,7 +13,7 @@ namespace Loomworks.Rpc;
 /// call runs in one REPEATABLE READ transaction, retried up to 5 times on serialization failures and deadlocks as Odoo does.
 /// </summary>
 public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager manager, RpcAuthenticator authenticator,
-    RpcOptions options, ILogger<RpcDispatcher> logger)
+    RpcOptions options, ILogger<RpcDispatcher> logger, IRpcWriteGuard? writeGuard = null)
 {
     public const int MaxTries = 5;
 
@@ -30,7 +30,7 @@ public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager m
         {
             "common" => CommonAsync(http, method, args, ct),
             "object" => ObjectAsync(http, method, args, ct),
-            "db" => DbAsync(method, args, ct),
+            "db" => DbAsync(http, method, args, ct),
             _ => throw new OdooException(OdooErrorKind.ServerError, $"No such service: {Domain.Show(service)}", "builtins.KeyError"),
         };
 
@@ -111,6 +111,7 @@ public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager m
         {
             throw new OdooException(OdooErrorKind.ServerError, $"The method '{method}' does not exist on the model '{model}'", "builtins.AttributeError");
         }
+        await (writeGuard?.CheckAsync(database, model, method, args, ct) ?? Task.CompletedTask);
         var context = kwargs?.TryGetValue("context", out var c) == true && c is IDictionary<string, object?> ctx
             ? new Dictionary<string, object?>(ctx, StringComparer.Ordinal)
             : new Dictionary<string, object?>(StringComparer.Ordinal);
@@ -183,7 +184,7 @@ public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager m
         }
     }
 
-    private async Task<object?> DbAsync(string method, IList<object?> args, CancellationToken ct)
+    private async Task<object?> DbAsync(HttpContext http, string method, IList<object?> args, CancellationToken ct)
     {
         switch (method)
         {
@@ -194,10 +195,10 @@ public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager m
                 {
                     throw OdooException.Denied();
                 }
-                return (await databases.ListAsync(ct)).Cast<object?>().ToList();
+                return (await databases.ListAsync(http, ct)).Cast<object?>().ToList();
             case "db_exist":
                 Arity(method, args, 1, 1);
-                return args[0] is string name && (await databases.ListAsync(ct)).Contains(name);
+                return args[0] is string name && await databases.ExistsAsync(name, ct);
             case "list_lang":
                 return new List<object?> { new List<object?> { "en_US", "English (US)" } };
             case "list_countries":
@@ -207,7 +208,7 @@ public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager m
                 {
                     throw OdooException.Denied();
                 }
-                return await manager.CallAsync(method, args, ct);
+                return await manager.CallAsync(http, method, args, ct);
         }
     }
 

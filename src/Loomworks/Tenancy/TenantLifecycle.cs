@@ -68,6 +68,99 @@ public sealed class TenantLifecycle(
         }
     }
 
+    /// <summary>
+    /// Makes an existing database (restored or duplicated by the database manager) a tenant like a provisioned one:
+    /// its own login role that alone may CONNECT, recorded on its row, announced so every instance evicts.
+    /// </summary>
+    public async Task AdoptAsync(string databaseName, string actor, CancellationToken ct)
+    {
+        var role = TenantProvisioner.RoleNameFor(databaseName);
+        await TenantProvisioner.GrantRoleAsync(dataSources, databaseName, role, ct);
+        // The pooled sessions opened for the grants would keep the database busy for a later rename or drop.
+        await dataSources.EvictAsync(databaseName);
+        await using var connection = await management.DataSource.OpenConnectionAsync(ct);
+        await using var transaction = await connection.BeginTransactionAsync(ct);
+        long? id;
+        string subdomain;
+        await using (var update = new NpgsqlCommand(
+            "UPDATE loomworks_tenant SET role_name = $2, updated_at = now() WHERE database_name = $1 RETURNING id, subdomain",
+            connection, transaction))
+        {
+            update.Parameters.AddWithValue(databaseName);
+            update.Parameters.AddWithValue(role);
+            await using var reader = await update.ExecuteReaderAsync(ct);
+            if (!await reader.ReadAsync(ct))
+            {
+                throw new TenantStateException($"no tenant has the database '{TenantRules.Printable(databaseName)}'", notFound: true);
+            }
+            (id, subdomain) = (reader.GetInt64(0), reader.GetString(1));
+        }
+        await TenantEventLog.RecordAsync(connection, id, subdomain, databaseName, "adopted", $"login role {role}", actor, ct);
+        await transaction.CommitAsync(ct);
+    }
+
+    /// <summary>
+    /// Follows a database rename on its tenant row (subdomain = database name, role renamed to match) inside the
+    /// caller's transaction; both the old and the new names are announced, so no instance keeps routing the old one.
+    /// </summary>
+    public static async Task RenameRecordAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string oldName,
+        string newName, string actor, CancellationToken ct)
+    {
+        await using var command = new NpgsqlCommand("""
+            UPDATE loomworks_tenant
+               SET database_name = $2, subdomain = $2, name = CASE WHEN name = $1 THEN $2 ELSE name END,
+                   role_name = CASE WHEN role_name IS NULL THEN NULL ELSE $3 END, updated_at = now()
+             WHERE database_name = $1
+            RETURNING id, subdomain
+            """, connection, transaction);
+        command.Parameters.AddWithValue(oldName);
+        command.Parameters.AddWithValue(newName);
+        command.Parameters.AddWithValue(TenantProvisioner.RoleNameFor(newName));
+        long? id = null;
+        await using (var reader = await command.ExecuteReaderAsync(ct))
+        {
+            if (await reader.ReadAsync(ct))
+            {
+                id = reader.GetInt64(0);
+            }
+        }
+        await TenantEventLog.RecordAsync(connection, id, oldName, oldName, "renamed", $"to {newName}", actor, ct);
+        await TenantEventLog.RecordAsync(connection, id, newName, newName, "renamed", $"from {oldName}", actor, ct);
+    }
+
+    /// <summary>Renames the login role of a renamed database; grants follow the role. Idempotent for recovery.</summary>
+    public async Task RenameRoleAsync(string oldName, string newName, CancellationToken ct)
+    {
+        var oldRole = TenantProvisioner.RoleNameFor(oldName);
+        var newRole = TenantProvisioner.RoleNameFor(newName);
+        await using var server = await dataSources.For("postgres").OpenConnectionAsync(ct);
+        await using var exists = new NpgsqlCommand(
+            "SELECT count(*) FILTER (WHERE rolname = $1), count(*) FILTER (WHERE rolname = $2) FROM pg_roles", server);
+        exists.Parameters.AddWithValue(oldRole);
+        exists.Parameters.AddWithValue(newRole);
+        long oldCount, newCount;
+        await using (var reader = await exists.ExecuteReaderAsync(ct))
+        {
+            await reader.ReadAsync(ct);
+            (oldCount, newCount) = (reader.GetInt64(0), reader.GetInt64(1));
+        }
+        if (oldCount == 1 && newCount == 0)
+        {
+            await using var rename = new NpgsqlCommand(
+                $"ALTER ROLE {DatabaseAdmin.QuoteIdentifier(oldRole)} RENAME TO {DatabaseAdmin.QuoteIdentifier(newRole)}", server);
+            await rename.ExecuteNonQueryAsync(ct);
+        }
+    }
+
+    /// <summary>Drops the login role of a database that no longer exists (a dropped or rolled-back one).</summary>
+    public async Task DropRoleAsync(string databaseName, CancellationToken ct)
+    {
+        await using var server = await dataSources.For("postgres").OpenConnectionAsync(ct);
+        await using var drop = new NpgsqlCommand(
+            $"DROP ROLE IF EXISTS {DatabaseAdmin.QuoteIdentifier(TenantProvisioner.RoleNameFor(databaseName))}", server);
+        await drop.ExecuteNonQueryAsync(ct);
+    }
+
     /// <summary>Changes limits, tier, name or subscription end; values left null stay as they are.</summary>
     public async Task<Tenant> SetLimitsAsync(string subdomain, TenantLimitsChange change, string actor, CancellationToken ct)
     {

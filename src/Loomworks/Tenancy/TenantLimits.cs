@@ -21,15 +21,19 @@ public sealed class TenantLimits(
     private const long BytesPerGb = 1024L * 1024 * 1024;
 
     /// <summary>Throws <see cref="TenantLimitException"/> when one more user would exceed max_users.</summary>
-    public async Task EnsureCanAddUserAsync(Tenant tenant, CancellationToken ct)
+    public Task EnsureCanAddUserAsync(Tenant tenant, CancellationToken ct) => EnsureCanAddUsersAsync(tenant, 1, ct);
+
+    /// <summary>Throws <see cref="TenantLimitException"/> when <paramref name="count"/> more users would exceed max_users.</summary>
+    public async Task EnsureCanAddUsersAsync(Tenant tenant, int count, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(tenant);
         await using var connection = await dataSources.For(tenant.DatabaseName).OpenConnectionAsync(ct);
         var users = await setup.CountUsersAsync(connection, ct);
-        if (users >= tenant.MaxUsers)
+        if (users + count > tenant.MaxUsers)
         {
-            throw new TenantLimitException("max_users",
-                $"tenant '{tenant.Subdomain}' has {users} active users and its limit max_users is {tenant.MaxUsers}; no user can be added");
+            throw new TenantLimitException("max_users", count == 1
+                ? $"tenant '{tenant.Subdomain}' has {users} active users and its limit max_users is {tenant.MaxUsers}; no user can be added"
+                : $"tenant '{tenant.Subdomain}' has {users} active users and its limit max_users is {tenant.MaxUsers}; {count} more cannot be added");
         }
     }
 

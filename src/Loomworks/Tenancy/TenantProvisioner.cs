@@ -271,7 +271,13 @@ public sealed class TenantProvisioner(
         }
     }
 
-    private async Task CreateRoleAsync(string database, string role, CancellationToken ct)
+    private Task CreateRoleAsync(string database, string role, CancellationToken ct) => GrantRoleAsync(dataSources, database, role, ct);
+
+    /// <summary>
+    /// Makes <paramref name="role"/> the one login that may CONNECT to <paramref name="database"/> (PUBLIC revoked)
+    /// and gives it the schema's tables; idempotent, so it serves provisioning and databases adopted after a restore.
+    /// </summary>
+    internal static async Task GrantRoleAsync(TenantDataSources dataSources, string database, string role, CancellationToken ct)
     {
         var quotedRole = DatabaseAdmin.QuoteIdentifier(role);
         var quotedDatabase = DatabaseAdmin.QuoteIdentifier(database);

@@ -39,7 +39,7 @@ public sealed class ManagerHarness : IAsyncDisposable
     }
 
     public DatabaseManager Manager(Action<string>? stepHook = null, int supportedSchema = 50, long maxBytes = 1L << 30) =>
-        new(DataSources, Management, FileStore, new TenantRegistration(Management),
+        new(DataSources, Management, FileStore, new TenantRegistration(Management, new Loomworks.Tenancy.TenantLifecycle(Management, DataSources, new Loomworks.Tenancy.TenancyOptions(ManagementName, ManagementName + "_tpl", Scratch.Path, null, null, null, [], true, true))),
             new PgTools(_pg.Endpoint, PostgresBinaries.Locate().Directory),
             new DatabaseManagerOptions
             {

@@ -107,6 +107,21 @@ public sealed class TenantRouter(TenantCache cache, TenancyOptions options)
         };
     }
 
+    /// <summary>
+    /// The served tenants (active or suspended) a request on <paramref name="host"/> may see, as Odoo's database list:
+    /// those dbfilter matches (whole name), else those db_name names, else all.
+    /// </summary>
+    public async Task<IReadOnlyList<Tenant>> VisibleAsync(string host, CancellationToken ct)
+    {
+        var filter = Filter(NormaliseHost(host));
+        return (await cache.AllAsync(ct))
+            .Where(t => t.State is TenantStates.Active or TenantStates.Suspended)
+            .Where(t => filter is not null ? filter.IsMatch(t.DatabaseName)
+                : options.DbNames.Count == 0 || options.DbNames.Contains(t.DatabaseName, StringComparer.Ordinal))
+            .OrderBy(t => t.DatabaseName, StringComparer.Ordinal)
+            .ToList();
+    }
+
     /// <summary>Odoo's host for dbfilter: no port, no leading www., lower case.</summary>
     public static string NormaliseHost(string host)
     {
