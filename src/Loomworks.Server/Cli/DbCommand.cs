@@ -128,7 +128,7 @@ public static class DbCommand
             await management.MigrateAsync(cancellationToken);
             var manager = new DatabaseManager(dataSources, management, new FileStore(settings.DataDir), new TenantRegistration(management, new TenantLifecycle(management, dataSources, TenancyOptions.From(settings))),
                 new PgTools(postgres.Endpoint, PostgresBinaries.Locate(settings.Get(ConfigKeys.PgBinDir)).Directory),
-                DatabaseManagerOptions.From(settings, new Loomworks.Records.TenantSchema()), loggerFactory.CreateLogger<DatabaseManager>());
+                DatabaseManagerOptions.From(settings, new Loomworks.Operations.ErpTenantSetup()), loggerFactory.CreateLogger<DatabaseManager>());
             await manager.RecoverAsync(cancellationToken);
             await action(manager);
             return 0;

@@ -33,15 +33,12 @@ public sealed class DatabaseManagerOptions
     /// <summary>In-process test hook called after each persisted step with "kind:step".</summary>
     internal Action<string>? StepHook { get; init; }
 
-    public static DatabaseManagerOptions From(LoomworksSettings settings, Tenancy.ITenantDatabaseSetup? schema = null) => new()
+    /// <summary>Options from the configuration; dumps newer than <paramref name="schema"/>'s latest migration are refused.</summary>
+    public static DatabaseManagerOptions From(LoomworksSettings settings, Tenancy.ITenantDatabaseSetup schema) => new()
     {
         DataDir = settings.DataDir,
         ManagementDatabase = settings.ManagementDatabase,
         MaxRestoreBytes = settings.GetInt(ConfigKeys.RestoreMaxSizeMb) * 1024L * 1024,
-        SupportedSchemaVersion = schema is { Migrations.Count: > 0 } ? schema.Migrations.Max(m => m.Version) : ShippedSchemaVersion,
+        SupportedSchemaVersion = schema.Migrations.Count > 0 ? schema.Migrations.Max(m => m.Version) : DefaultSupportedSchemaVersion,
     };
-
-    /// <summary>The newest migration this binary applies to tenant databases (ERP core and operation log).</summary>
-    public static int ShippedSchemaVersion { get; } =
-        Records.TenantSchema.All.Concat(Operations.OperationsSchema.All).Max(m => m.Version);
 }
