@@ -1,7 +1,6 @@
 using Loomworks.Configuration;
 using Loomworks.Postgres;
 using Loomworks.Tenancy;
-using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Npgsql;
 
@@ -34,55 +33,18 @@ public static class OperationLogRetention
 /// <summary>Prunes every active tenant's change log once an hour (and shortly after start).</summary>
 public sealed class OperationLogRetentionService(
     TenantStore tenants, TenantDataSources dataSources, LoomworksSettings settings, ILogger<OperationLogRetentionService> logger)
-    : BackgroundService
+    : HourlyTenantJob(tenants, logger, TimeSpan.FromMinutes(1))
 {
-    public static readonly TimeSpan Interval = TimeSpan.FromHours(1);
+    protected override string Purpose => "Operation log retention";
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        using var timer = new PeriodicTimer(Interval);
-        try
-        {
-            await Task.Delay(TimeSpan.FromMinutes(1), stoppingToken);
-            do
-            {
-                await PruneAllAsync(stoppingToken);
-            }
-            while (await timer.WaitForNextTickAsync(stoppingToken));
-        }
-        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-        {
-        }
-    }
-
-    /// <summary>One pass over the active tenants; a tenant that fails is logged and the others still pruned.</summary>
-    public async Task PruneAllAsync(CancellationToken cancellationToken)
+    protected override async Task<long> RunForTenantAsync(Tenant tenant, CancellationToken cancellationToken)
     {
         var days = settings.GetInt(ConfigKeys.OplogRetentionDays);
-        IReadOnlyList<Tenant> all;
-        try
+        var pruned = await OperationLogRetention.PruneAsync(dataSources.For(tenant.DatabaseName), days, cancellationToken);
+        if (pruned > 0)
         {
-            all = await tenants.ListAsync(cancellationToken);
+            logger.LogInformation("Pruned {Count} change rows older than {Days} days from {Tenant}", pruned, days, tenant.Subdomain);
         }
-        catch (NpgsqlException e)
-        {
-            logger.LogWarning("Operation log retention skipped: the management database did not answer ({Message})", e.Message);
-            return;
-        }
-        foreach (var tenant in all.Where(t => t.State == TenantStates.Active))
-        {
-            try
-            {
-                var pruned = await OperationLogRetention.PruneAsync(dataSources.For(tenant.DatabaseName), days, cancellationToken);
-                if (pruned > 0)
-                {
-                    logger.LogInformation("Pruned {Count} change rows older than {Days} days from {Tenant}", pruned, days, tenant.Subdomain);
-                }
-            }
-            catch (NpgsqlException e)
-            {
-                logger.LogWarning("Operation log retention failed for {Tenant}: {Message}", tenant.Subdomain, e.Message);
-            }
-        }
+        return pruned;
     }
 }
