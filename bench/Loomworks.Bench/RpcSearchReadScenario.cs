@@ -1,3 +1,4 @@
+using Loomworks.Security;
 using Loomworks.Operations;
 using System.Collections.Concurrent;
 using System.Diagnostics;
@@ -57,7 +58,7 @@ public sealed class RpcSearchReadScenario : IScenario
             await tenant.OpenAsync(ct);
             var setup = new ErpTenantSetup();
             await SchemaMigrator.ApplyAsync(tenant, setup.Migrations, ct);
-            await setup.CreateAdminUserAsync(tenant, "admin", "admin", ct);
+            await setup.CreateAdminUserAsync(tenant, "admin", Passwords.Hash("admin"), ct);
             await using var seed = new NpgsqlCommand("""
                 INSERT INTO res_partner (name, complete_name, email, phone, active, is_company)
                 SELECT 'Partner ' || g, 'Partner ' || g, 'p' || g || '@example.test', '+32 2 ' || g, true, false FROM generate_series(1, 500) g

@@ -69,8 +69,13 @@ public sealed class TenancyBench : IAsyncDisposable
         }
     }
 
+    /// <summary>A request with the administrator's password in clear: provisioning hashes it (600,000 PBKDF2 rounds).</summary>
     public static TenantRequest Request(string subdomain) =>
         new($"Tenant {subdomain}", subdomain, "admin", "bench-password-" + subdomain);
+
+    /// <summary>A request whose administrator password comes hashed, as a control plane would send it.</summary>
+    public static TenantRequest HashedRequest(string subdomain, string passwordHash) =>
+        new($"Tenant {subdomain}", subdomain, "admin", AdminPassword: null, AdminPasswordHash: passwordHash);
 
     public TenantRouter Router(out TenantCache cache)
     {

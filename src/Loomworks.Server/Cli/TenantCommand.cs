@@ -22,21 +22,27 @@ public static class TenantCommand
         var name = new Option<string?>("--name") { Description = "Display name (default: the subdomain)" };
         var adminLogin = new Option<string>("--admin-login") { Description = "Login of the first administrator", DefaultValueFactory = _ => "admin" };
         var adminPassword = new Option<string?>("--admin-password") { Description = "Password of the first administrator (or LOOMWORKS_TENANT_ADMIN_PASSWORD)" };
+        var adminPasswordHash = new Option<string?>("--admin-password-hash")
+        {
+            Description = "The first administrator's password already hashed (passlib pbkdf2-sha512), instead of --admin-password",
+        };
         var tier = new Option<string>("--tier") { DefaultValueFactory = _ => "standard" };
         var (maxUsers, maxStorage, maxAi) = (new Option<int?>("--max-users"), new Option<int?>("--max-storage-gb"), new Option<int?>("--max-ai-operations-daily"));
         var expires = new Option<string?>("--subscription-expires") { Description = "ISO date-time after which the tenant is suspended" };
-        var create = new Command("create", "Provision a tenant.") { createSubdomain, name, adminLogin, adminPassword, tier, maxUsers, maxStorage, maxAi, expires };
+        var create = new Command("create", "Provision a tenant.") { createSubdomain, name, adminLogin, adminPassword, adminPasswordHash, tier, maxUsers, maxStorage, maxAi, expires };
         create.SetAction((p, ct) => RunAsync(new Invocation(config, p, ct), async (s, ct2) =>
         {
-            var password = p.GetValue(adminPassword) ?? Environment.GetEnvironmentVariable("LOOMWORKS_TENANT_ADMIN_PASSWORD");
-            if (string.IsNullOrEmpty(password))
+            var hash = p.GetValue(adminPasswordHash);
+            var password = p.GetValue(adminPassword) ?? (hash is null ? Environment.GetEnvironmentVariable("LOOMWORKS_TENANT_ADMIN_PASSWORD") : null);
+            if (string.IsNullOrEmpty(password) && hash is null)
             {
-                throw new TenantValidationException("admin_password is required (--admin-password or LOOMWORKS_TENANT_ADMIN_PASSWORD)");
+                throw new TenantValidationException(
+                    "admin_password is required (--admin-password, LOOMWORKS_TENANT_ADMIN_PASSWORD or --admin-password-hash)");
             }
             var sub = p.GetValue(createSubdomain)!;
             var tenant = await s.Provisioner.CreateAsync(new TenantRequest(p.GetValue(name) ?? sub, sub, p.GetValue(adminLogin)!, password,
                 p.GetValue(tier)!, p.GetValue(maxUsers) ?? 10, p.GetValue(maxStorage) ?? 10, p.GetValue(maxAi) ?? 1000,
-                ParseDate(p.GetValue(expires))), ct2, "cli");
+                ParseDate(p.GetValue(expires)), hash), ct2, "cli");
             Print(tenant);
         }));
 

@@ -51,7 +51,8 @@ public static class TenantAdminApi
         [property: JsonPropertyName("max_users")] int? MaxUsers,
         [property: JsonPropertyName("max_storage_gb")] int? MaxStorageGb,
         [property: JsonPropertyName("max_ai_operations_daily")] int? MaxAiOperationsDaily,
-        [property: JsonPropertyName("subscription_expires")] DateTimeOffset? SubscriptionExpires);
+        [property: JsonPropertyName("subscription_expires")] DateTimeOffset? SubscriptionExpires,
+        [property: JsonPropertyName("admin_password_hash")] string? AdminPasswordHash = null);
 
     public sealed record PatchBody(
         [property: JsonPropertyName("name")] string? Name,
@@ -106,8 +107,8 @@ public static class TenantAdminApi
         try
         {
             var tenant = await provisioner.CreateAsync(new TenantRequest(body!.Name!, body.Subdomain!, body.AdminLogin!,
-                body.AdminPassword!, body.Tier ?? "standard", body.MaxUsers ?? 10, body.MaxStorageGb ?? 10,
-                body.MaxAiOperationsDaily ?? 1000, body.SubscriptionExpires), ct, "api");
+                body.AdminPassword, body.Tier ?? "standard", body.MaxUsers ?? 10, body.MaxStorageGb ?? 10,
+                body.MaxAiOperationsDaily ?? 1000, body.SubscriptionExpires, body.AdminPasswordHash), ct, "api");
             return TypedResults.Created($"/api/v1/tenants/{tenant.Subdomain}", TenantDto.From(tenant));
         }
         catch (TenantValidationException e)

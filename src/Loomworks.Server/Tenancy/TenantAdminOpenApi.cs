@@ -85,11 +85,12 @@ public static class TenantAdminOpenApi
                     {
                         ["type"] = "object",
                         ["additionalProperties"] = false,
-                        ["required"] = new JsonArray("name", "subdomain", "admin_login", "admin_password"),
+                        // One of admin_password and admin_password_hash (passlib pbkdf2-sha512, at least 600,000 rounds).
+                        ["required"] = new JsonArray("name", "subdomain", "admin_login"),
                         ["properties"] = new JsonObject
                         {
                             ["name"] = Str(), ["subdomain"] = Str("^[a-z][a-z0-9-]{2,62}$"), ["admin_login"] = Str(),
-                            ["admin_password"] = Str(), ["tier"] = Str("^[a-z0-9_-]{1,40}$"), ["max_users"] = Int(),
+                            ["admin_password"] = Str(), ["admin_password_hash"] = Str("^\\$pbkdf2-sha512\\$"), ["tier"] = Str("^[a-z0-9_-]{1,40}$"), ["max_users"] = Int(),
                             ["max_storage_gb"] = Int(), ["max_ai_operations_daily"] = Int(),
                             ["subscription_expires"] = new JsonObject { ["type"] = "string", ["format"] = "date-time" },
                         },

@@ -68,8 +68,8 @@ public sealed class ErpTenantSetup : ITenantDatabaseSetup
 
     public IReadOnlyList<Migration> Migrations => All;
 
-    public Task CreateAdminUserAsync(NpgsqlConnection tenantDatabase, string login, string password, CancellationToken ct) =>
-        _core.CreateAdminUserAsync(tenantDatabase, login, password, ct);
+    public Task CreateAdminUserAsync(NpgsqlConnection tenantDatabase, string login, string passwordHash, CancellationToken ct) =>
+        _core.CreateAdminUserAsync(tenantDatabase, login, passwordHash, ct);
 
     public Task<int> CountUsersAsync(NpgsqlConnection tenantDatabase, CancellationToken ct) => _core.CountUsersAsync(tenantDatabase, ct);
 }

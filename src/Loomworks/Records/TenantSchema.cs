@@ -139,12 +139,14 @@ public sealed class TenantSchema : ITenantDatabaseSetup
             """),
     ];
 
-    public async Task CreateAdminUserAsync(NpgsqlConnection tenantDatabase, string login, string password, CancellationToken ct)
+    public async Task CreateAdminUserAsync(NpgsqlConnection tenantDatabase, string login, string passwordHash, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(tenantDatabase);
         ArgumentException.ThrowIfNullOrWhiteSpace(login);
-        ArgumentException.ThrowIfNullOrEmpty(password);
-        var hash = Passwords.Hash(password);
+        if (Passwords.HashProblem(nameof(passwordHash), passwordHash, minimumRounds: 1) is { } problem)
+        {
+            throw new ArgumentException(problem, nameof(passwordHash));
+        }
         await using var transaction = await tenantDatabase.BeginTransactionAsync(ct);
         // The admin is uid 2 as in Odoo: integrations written for Odoo sometimes assume it.
         await using (var command = new NpgsqlCommand("""
@@ -154,7 +156,7 @@ public sealed class TenantSchema : ITenantDatabaseSetup
             """, tenantDatabase, transaction))
         {
             command.Parameters.AddWithValue(login);
-            command.Parameters.AddWithValue(hash);
+            command.Parameters.AddWithValue(passwordHash);
             if (await command.ExecuteNonQueryAsync(ct) != 1)
             {
                 throw new InvalidOperationException("the tenant schema has no admin user (uid 2); apply the migrations first");

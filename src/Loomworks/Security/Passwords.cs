@@ -29,28 +29,57 @@ public static class Passwords
     /// <summary>True when <paramref name="secret"/> matches <paramref name="stored"/>; false for anything malformed.</summary>
     public static bool Verify(string secret, string? stored)
     {
-        if (stored is null || !stored.StartsWith(Prefix, StringComparison.Ordinal))
-        {
-            return false;
-        }
-        var parts = stored[Prefix.Length..].Split('$');
-        if (parts.Length != 3 || !int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var rounds)
-            || rounds is < 1 or > 10_000_000)
-        {
-            return false;
-        }
-        byte[] salt, expected;
-        try
-        {
-            salt = FromAdaptedBase64(parts[1]);
-            expected = FromAdaptedBase64(parts[2]);
-        }
-        catch (FormatException)
+        if (!TryParse(stored, out var rounds, out var salt, out var expected))
         {
             return false;
         }
         var actual = Rfc2898DeriveBytes.Pbkdf2(Encoding.UTF8.GetBytes(secret), salt, rounds, HashAlgorithmName.SHA512, expected.Length);
         return CryptographicOperations.FixedTimeEquals(actual, expected);
+    }
+
+    /// <summary>
+    /// Why <paramref name="hash"/> cannot be stored as a user's password hash, or null when it can: it must be passlib's
+    /// pbkdf2-sha512 with at least <paramref name="minimumRounds"/> rounds, a salt of 16 bytes or more and a 64-byte checksum.
+    /// </summary>
+    public static string? HashProblem(string field, string? hash, int minimumRounds = PasswordRounds)
+    {
+        if (hash is null || hash.Length > 200 || !TryParse(hash, out var rounds, out var salt, out var checksum))
+        {
+            return $"{field} must be a passlib pbkdf2-sha512 hash ({Prefix}<rounds>$<salt>$<checksum>)";
+        }
+        if (rounds < minimumRounds)
+        {
+            return $"{field} has {rounds} rounds; at least {minimumRounds} are required";
+        }
+        return salt.Length < 16 || checksum.Length != 64
+            ? $"{field} must have a salt of at least 16 bytes and a 64-byte checksum"
+            : null;
+    }
+
+    private static bool TryParse(string? stored, out int rounds, out byte[] salt, out byte[] checksum)
+    {
+        rounds = 0;
+        salt = checksum = [];
+        if (stored is null || !stored.StartsWith(Prefix, StringComparison.Ordinal))
+        {
+            return false;
+        }
+        var parts = stored[Prefix.Length..].Split('$');
+        if (parts.Length != 3 || !int.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out rounds)
+            || rounds is < 1 or > 10_000_000)
+        {
+            return false;
+        }
+        try
+        {
+            salt = FromAdaptedBase64(parts[1]);
+            checksum = FromAdaptedBase64(parts[2]);
+        }
+        catch (FormatException)
+        {
+            return false;
+        }
+        return checksum.Length > 0;
     }
 
     /// <summary>passlib's "ab64": base64 with '.' for '+' and no padding.</summary>

@@ -11,7 +11,8 @@ public interface ITenantDatabaseSetup
 {
     IReadOnlyList<Migration> Migrations { get; }
 
-    Task CreateAdminUserAsync(NpgsqlConnection tenantDatabase, string login, string password, CancellationToken ct);
+    /// <summary>Makes uid 2 the administrator with this login and password hash (passlib pbkdf2-sha512).</summary>
+    Task CreateAdminUserAsync(NpgsqlConnection tenantDatabase, string login, string passwordHash, CancellationToken ct);
 
     Task<int> CountUsersAsync(NpgsqlConnection tenantDatabase, CancellationToken ct);
 }

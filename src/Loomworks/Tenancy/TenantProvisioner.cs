@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text;
 using Loomworks.Postgres;
+using Loomworks.Security;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
@@ -62,6 +63,11 @@ public sealed class TenantProvisioner(
     public async Task<Tenant> CreateAsync(TenantRequest request, CancellationToken ct, string actor = "api")
     {
         TenantRules.Validate(request);
+        // The administrator's 600,000-round PBKDF2 takes longer than all the database steps together, so it runs beside
+        // them instead of before or after; a caller that sends a ready hash skips it.
+        var adminPasswordHash = request.AdminPasswordHash is { } ready
+            ? Task.FromResult(ready)
+            : Task.Run(() => Passwords.Hash(request.AdminPassword!), CancellationToken.None);
         var database = request.Subdomain;
         var role = RoleNameFor(database);
         await using (var server = await dataSources.For(ServerDatabase).OpenConnectionAsync(ct))
@@ -120,25 +126,25 @@ public sealed class TenantProvisioner(
         CrashPoint(ProvisioningSteps.Registered);
         try
         {
+            // Every step before the last leads recovery to roll back, and the final commit on this connection flushes the
+            // WAL of the earlier ones with it, so the step records need not each wait for the disk.
+            await ExecuteAsync(jobConnection, "SET synchronous_commit = off", ct);
             await EnsureTemplateAsync(ct);
             await StepAsync(jobConnection, job, ProvisioningSteps.TemplateReady, ct);
 
-            await CreateDatabaseFromTemplateAsync(database, ct);
+            // The login role does not depend on the copy, so it is made while the copy runs; both are awaited before
+            // anything else, so a rollback never races a half-made role.
+            await Task.WhenAll(EnsureLoginRoleAsync(dataSources, role, ct), CreateDatabaseFromTemplateAsync(database, ct));
             await StepAsync(jobConnection, job, ProvisioningSteps.DatabaseCreated, ct);
 
-            await using (var tenantConnection = await dataSources.For(database).OpenConnectionAsync(ct))
-            {
-                await SchemaMigrator.ApplyAsync(tenantConnection, setup.Migrations, ct);
-            }
+            await using var tenantConnection = await dataSources.For(database).OpenConnectionAsync(ct);
+            await SchemaMigrator.ApplyAsync(tenantConnection, setup.Migrations, ct);
             await StepAsync(jobConnection, job, ProvisioningSteps.Migrated, ct);
 
-            await CreateRoleAsync(database, role, ct);
+            await Task.WhenAll(GrantConnectAsync(dataSources, database, role, ct), GrantTablesAsync(tenantConnection, role, ct));
             await StepAsync(jobConnection, job, ProvisioningSteps.RoleCreated, ct);
 
-            await using (var tenantConnection = await dataSources.For(database).OpenConnectionAsync(ct))
-            {
-                await setup.CreateAdminUserAsync(tenantConnection, request.AdminLogin, request.AdminPassword, ct);
-            }
+            await setup.CreateAdminUserAsync(tenantConnection, request.AdminLogin, await adminPasswordHash, ct);
             await StepAsync(jobConnection, job, ProvisioningSteps.AdminCreated, ct);
 
             await FinishAsync(jobConnection, job, actor, ct);
@@ -271,29 +277,43 @@ public sealed class TenantProvisioner(
         }
     }
 
-    private Task CreateRoleAsync(string database, string role, CancellationToken ct) => GrantRoleAsync(dataSources, database, role, ct);
-
     /// <summary>
     /// Makes <paramref name="role"/> the one login that may CONNECT to <paramref name="database"/> (PUBLIC revoked)
     /// and gives it the schema's tables; idempotent, so it serves provisioning and databases adopted after a restore.
     /// </summary>
     internal static async Task GrantRoleAsync(TenantDataSources dataSources, string database, string role, CancellationToken ct)
     {
-        var quotedRole = DatabaseAdmin.QuoteIdentifier(role);
-        var quotedDatabase = DatabaseAdmin.QuoteIdentifier(database);
-        await using (var server = await dataSources.For(ServerDatabase).OpenConnectionAsync(ct))
-        {
-            await using var exists = new NpgsqlCommand("SELECT 1 FROM pg_roles WHERE rolname = $1", server);
-            exists.Parameters.AddWithValue(role);
-            if (await exists.ExecuteScalarAsync(ct) is null)
-            {
-                await ExecuteAsync(server, $"CREATE ROLE {quotedRole} LOGIN NOINHERIT", ct);
-            }
-            await ExecuteAsync(server, $"REVOKE CONNECT, TEMPORARY ON DATABASE {quotedDatabase} FROM PUBLIC", ct);
-            await ExecuteAsync(server, $"GRANT CONNECT, TEMPORARY ON DATABASE {quotedDatabase} TO {quotedRole}", ct);
-        }
+        await EnsureLoginRoleAsync(dataSources, role, ct);
+        await GrantConnectAsync(dataSources, database, role, ct);
         await using var tenant = await dataSources.For(database).OpenConnectionAsync(ct);
-        await ExecuteAsync(tenant, $"""
+        await GrantTablesAsync(tenant, role, ct);
+    }
+
+    private static async Task EnsureLoginRoleAsync(TenantDataSources dataSources, string role, CancellationToken ct)
+    {
+        await using var server = await dataSources.For(ServerDatabase).OpenConnectionAsync(ct);
+        await using var exists = new NpgsqlCommand("SELECT 1 FROM pg_roles WHERE rolname = $1", server);
+        exists.Parameters.AddWithValue(role);
+        if (await exists.ExecuteScalarAsync(ct) is null)
+        {
+            await ExecuteAsync(server, $"CREATE ROLE {DatabaseAdmin.QuoteIdentifier(role)} LOGIN NOINHERIT", ct);
+        }
+    }
+
+    private static async Task GrantConnectAsync(TenantDataSources dataSources, string database, string role, CancellationToken ct)
+    {
+        var quotedDatabase = DatabaseAdmin.QuoteIdentifier(database);
+        await using var server = await dataSources.For(ServerDatabase).OpenConnectionAsync(ct);
+        await ExecuteAsync(server, $"""
+            REVOKE CONNECT, TEMPORARY ON DATABASE {quotedDatabase} FROM PUBLIC;
+            GRANT CONNECT, TEMPORARY ON DATABASE {quotedDatabase} TO {DatabaseAdmin.QuoteIdentifier(role)}
+            """, ct);
+    }
+
+    private static Task GrantTablesAsync(NpgsqlConnection tenant, string role, CancellationToken ct)
+    {
+        var quotedRole = DatabaseAdmin.QuoteIdentifier(role);
+        return ExecuteAsync(tenant, $"""
             GRANT USAGE, CREATE ON SCHEMA public TO {quotedRole};
             GRANT ALL ON ALL TABLES IN SCHEMA public TO {quotedRole};
             GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {quotedRole}
@@ -310,6 +330,7 @@ public sealed class TenantProvisioner(
     private static async Task FinishAsync(NpgsqlConnection connection, Job job, string actor, CancellationToken ct)
     {
         await using var transaction = await connection.BeginTransactionAsync(ct);
+        await ExecuteAsync(connection, "SET LOCAL synchronous_commit = on", ct);
         await ExecuteAsync(connection, "UPDATE loomworks_tenant SET state = 'active', updated_at = now() WHERE id = $1 AND state = 'provisioning'",
             ct, job.TenantId ?? 0L);
         await ExecuteAsync(connection, "UPDATE loomworks_tenant_job SET step = $2, state = 'done', updated_at = now() WHERE id = $1",
@@ -328,6 +349,7 @@ public sealed class TenantProvisioner(
             await ExecuteAsync(server, $"DROP ROLE IF EXISTS {DatabaseAdmin.QuoteIdentifier(job.Role)}", ct);
         }
         await using var transaction = await connection.BeginTransactionAsync(ct);
+        await ExecuteAsync(connection, "SET LOCAL synchronous_commit = on", ct);
         await ExecuteAsync(connection, "DELETE FROM loomworks_tenant WHERE id = $1 AND state = 'provisioning'", ct, job.TenantId ?? 0L);
         await ExecuteAsync(connection, "UPDATE loomworks_tenant_job SET state = $2, error = $3, updated_at = now() WHERE id = $1",
             ct, job.Id, finalState, reason);

@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using Loomworks.Security;
 
 namespace Loomworks.Tenancy;
 
@@ -15,17 +16,22 @@ public sealed class TenantStateException(string message, bool notFound = false) 
     public bool NotFound { get; } = notFound;
 }
 
-/// <summary>What a new tenant needs: the seed's fields, the first administrator and the limits.</summary>
+/// <summary>
+/// What a new tenant needs: the seed's fields, the first administrator and the limits. The administrator's password
+/// comes either in clear (<see cref="AdminPassword"/>) or already hashed (<see cref="AdminPasswordHash"/>, passlib
+/// pbkdf2-sha512 as Odoo stores it), so that a control plane need never send the password itself.
+/// </summary>
 public sealed record TenantRequest(
     string Name,
     string Subdomain,
     string AdminLogin,
-    string AdminPassword,
+    string? AdminPassword,
     string Tier = "standard",
     int MaxUsers = 10,
     int MaxStorageGb = 10,
     int MaxAiOperationsDaily = 1000,
-    DateTimeOffset? SubscriptionExpires = null);
+    DateTimeOffset? SubscriptionExpires = null,
+    string? AdminPasswordHash = null);
 
 /// <summary>Changes to a tenant's limits; null leaves a value as it is.</summary>
 public sealed record TenantLimitsChange(
@@ -89,12 +95,19 @@ public static partial class TenantRules
         Fail(SubdomainProblem(request.Subdomain));
         Fail(NameProblem(request.Name));
         Fail(TextProblem("admin_login", request.AdminLogin, MaxLoginLength));
-        Fail(TextProblem("admin_password", request.AdminPassword, MaxPasswordLength));
+        Fail(AdminPasswordProblem(request));
         Fail(TierProblem(request.Tier));
         Fail(LimitProblem("max_users", request.MaxUsers));
         Fail(LimitProblem("max_storage_gb", request.MaxStorageGb));
         Fail(LimitProblem("max_ai_operations_daily", request.MaxAiOperationsDaily));
     }
+
+    private static string? AdminPasswordProblem(TenantRequest request) => (request.AdminPassword, request.AdminPasswordHash) switch
+    {
+        (not null, not null) => "give admin_password or admin_password_hash, not both",
+        (null, { } hash) => Passwords.HashProblem("admin_password_hash", hash),
+        _ => TextProblem("admin_password", request.AdminPassword, MaxPasswordLength),
+    };
 
     public static void Validate(TenantLimitsChange change)
     {

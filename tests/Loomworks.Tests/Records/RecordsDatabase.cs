@@ -1,3 +1,4 @@
+using Loomworks.Security;
 using Loomworks.Operations;
 using Loomworks.Postgres;
 using Loomworks.Records;
@@ -25,7 +26,7 @@ public sealed class RecordsDatabase
         await using var connection = await dataSource.OpenConnectionAsync();
         var setup = new ErpTenantSetup();
         await SchemaMigrator.ApplyAsync(connection, setup.Migrations, CancellationToken.None);
-        await setup.CreateAdminUserAsync(connection, "admin", adminPassword, CancellationToken.None);
+        await setup.CreateAdminUserAsync(connection, "admin", Passwords.Hash(adminPassword), CancellationToken.None);
         return new RecordsDatabase(name, dataSource);
     }
 

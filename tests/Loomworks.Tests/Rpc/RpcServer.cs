@@ -1,3 +1,4 @@
+using Loomworks.Security;
 using Loomworks.Operations;
 using Loomworks.Configuration;
 using Loomworks.Postgres;
@@ -83,7 +84,7 @@ public sealed class RpcServer : IAsyncDisposable
             await connection.OpenAsync();
             var setup = new ErpTenantSetup();
             await SchemaMigrator.ApplyAsync(connection, setup.Migrations, CancellationToken.None);
-            await setup.CreateAdminUserAsync(connection, "admin", "admin", CancellationToken.None);
+            await setup.CreateAdminUserAsync(connection, "admin", Passwords.Hash("admin"), CancellationToken.None);
         }
         await fixture.ExecuteAsync(management,
             $"INSERT INTO loomworks_tenant (name, subdomain, database_name, state) VALUES ('{db}', '{db.Replace('_', '-')}', '{db}', 'active')");

@@ -1,3 +1,4 @@
+using Loomworks.Security;
 using Loomworks.Tenancy;
 using Loomworks.Tests.Infrastructure;
 
@@ -19,7 +20,9 @@ public sealed class ProvisioningCrashTests(PostgresFixture postgres)
         string[] Args(params string[] command) => [.. command, "--db-host", config["db_host"], "--db-port", config["db_port"],
             "--db-user", config["db_user"], "--loomworks-mgmt-db", mgmt];
 
-        var (crashed, output) = await LoomworksProcess.RunAsync(Args("tenant", "create", subdomain, "--admin-password", "pw"),
+        // The step that is finished rather than rolled back also takes the CLI's hashed form of the password.
+        string[] password = step == ProvisioningSteps.AdminCreated ? ["--admin-password-hash", Passwords.Hash("pw")] : ["--admin-password", "pw"];
+        var (crashed, output) = await LoomworksProcess.RunAsync(Args(["tenant", "create", subdomain, .. password]),
             new Dictionary<string, string> { ["LOOMWORKS_TEST_CRASH_AFTER_STEP"] = step });
         Assert.Equal(137, crashed);
 
@@ -34,6 +37,7 @@ public sealed class ProvisioningCrashTests(PostgresFixture postgres)
             Assert.Contains("active", listing, StringComparison.Ordinal);
             Assert.NotNull(database);
             Assert.NotNull(role);
+            Assert.Equal(1, await postgres.ScalarAsync<int>(subdomain, "SELECT count(*)::int FROM res_users WHERE id = 2 AND password LIKE '$pbkdf2-sha512$600000$%'"));
             Assert.Equal(0, (await LoomworksProcess.RunAsync(Args("tenant", "delete", subdomain, "--force"))).ExitCode);
         }
         else

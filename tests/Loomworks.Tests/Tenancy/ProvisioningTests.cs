@@ -1,4 +1,5 @@
 using Loomworks.Records;
+using Loomworks.Security;
 using Loomworks.Postgres;
 using Loomworks.Tenancy;
 using Loomworks.Tests.Infrastructure;
@@ -79,6 +80,39 @@ public sealed class ProvisioningTests(PostgresFixture postgres)
         Assert.True(dup.Conflict);
         Assert.Single(await host.Get<TenantStore>().ListAsync(Ct));
         await host.Get<TenantLifecycle>().DeleteAsync("prov-dup", force: true, "test", Ct);
+    }
+
+    [Fact]
+    public async Task An_admin_password_sent_hashed_is_stored_as_sent_and_bad_hashes_are_refused_naming_the_field()
+    {
+        await using var host = await TenancyHost.StartAsync(postgres, "prov_hash_mgmt");
+        var provisioner = host.Get<TenantProvisioner>();
+        var hash = Passwords.Hash("sent-hashed");
+        var tenant = await provisioner.CreateAsync(Request("prov-hash") with { AdminPassword = null, AdminPasswordHash = hash }, Ct);
+        await using (var connection = await host.Get<TenantDataSources>().For(tenant.DatabaseName).OpenConnectionAsync(Ct))
+        {
+            Assert.True(await TenantSchema.CheckPasswordAsync(connection, "admin", "sent-hashed", Ct));
+            await using var stored = new NpgsqlCommand("SELECT password FROM res_users WHERE id = 2", connection);
+            Assert.Equal(hash, await stored.ExecuteScalarAsync(Ct));
+        }
+
+        var weak = Passwords.Hash("weak", rounds: 1000);
+        var refused = new (TenantRequest Request, string Problem)[]
+        {
+            (Request("prov-hash-both") with { AdminPasswordHash = hash }, "not both"),
+            (Request("prov-hash-none") with { AdminPassword = null }, "admin_password is required"),
+            (Request("prov-hash-bad") with { AdminPassword = null, AdminPasswordHash = "$pbkdf2-sha512$x'; DROP TABLE res_users; --" }, "admin_password_hash must be a passlib pbkdf2-sha512 hash"),
+            (Request("prov-hash-md5") with { AdminPassword = null, AdminPasswordHash = "$1$abc$def" }, "admin_password_hash must be a passlib"),
+            (Request("prov-hash-big") with { AdminPassword = null, AdminPasswordHash = hash + new string('A', 100_000) }, "admin_password_hash must be a passlib"),
+            (Request("prov-hash-weak") with { AdminPassword = null, AdminPasswordHash = weak }, "1000 rounds; at least 600000"),
+        };
+        foreach (var (request, problem) in refused)
+        {
+            var e = await Assert.ThrowsAsync<TenantValidationException>(() => provisioner.CreateAsync(request, Ct));
+            Assert.Contains(problem, e.Message, StringComparison.Ordinal);
+        }
+        Assert.Equal(["prov-hash"], (await host.Get<TenantStore>().ListAsync(Ct)).Select(t => t.Subdomain));
+        await host.Get<TenantLifecycle>().DeleteAsync("prov-hash", force: true, "test", Ct);
     }
 
     [Fact]

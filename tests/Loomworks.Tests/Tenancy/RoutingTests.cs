@@ -172,6 +172,9 @@ public sealed class RoutingTests(PostgresFixture postgres)
             ("""{"name":"x","subdomain":"api-unk","admin_login":"a","admin_password":"p","state":"bogus"}""", HttpStatusCode.BadRequest, "state"),
             ("""{"name":""", HttpStatusCode.BadRequest, "not acceptable JSON"),
             ("{\"name\":\"" + new string('x', 70_000) + "\"}", HttpStatusCode.RequestEntityTooLarge, "at most"),
+            ("""{"name":"x","subdomain":"api-hash","admin_login":"a","admin_password_hash":"$pbkdf2-sha512$1$AAAA$BBBB"}""", HttpStatusCode.BadRequest, "admin_password_hash has 1 rounds"),
+            ("""{"name":"x","subdomain":"api-hash","admin_login":"a","admin_password_hash":"plain"}""", HttpStatusCode.BadRequest, "admin_password_hash must be a passlib pbkdf2-sha512 hash"),
+            ("""{"name":"x","subdomain":"api-hash","admin_login":"a","admin_password":"p","admin_password_hash":"x"}""", HttpStatusCode.BadRequest, "not both"),
         };
         foreach (var (json, status, problem) in bad)
         {
