@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Net;
-using System.Net.Http.Headers;
 using System.Runtime.InteropServices;
 using Loomworks.Backups;
 using Loomworks.Filestore;
@@ -163,7 +162,12 @@ public sealed class DatabaseManagerScenario : IScenario
         string zip, int runs, List<double> pgDump, List<double> psql, List<double> template, double tenantMb, CancellationToken cancellationToken)
     {
         await using var server = await ServerProcess.StartAsync(endpoint, dataDir, cancellationToken);
-        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{HttpPort}"), Timeout = Timeout.InfiniteTimeSpan };
+        // Odoo's routes answer a change with a redirect to the manager page (which comes with the web console): not followed.
+        using var http = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false })
+        {
+            BaseAddress = new Uri($"http://127.0.0.1:{HttpPort}"),
+            Timeout = Timeout.InfiniteTimeSpan,
+        };
         // Warm: the routes, the master-password hash and the pools are set up before "idle" is read.
         await server.PostAsync(http, "/web/database/list", new StringContent("{}"), HttpStatusCode.OK, cancellationToken);
         await Task.Delay(1000, cancellationToken);

@@ -870,13 +870,28 @@ internal sealed class DumpTail
         _length = keep + data.Length;
     }
 
-    /// <summary>True when the last non-blank line is pg_dump's completion comment.</summary>
+    /// <summary>
+    /// True when pg_dump's completion comment is the last line that says anything: only blank lines, comment dashes
+    /// and the \unrestrict of newer pg_dump versions may follow it.
+    /// </summary>
     public bool IsComplete
     {
         get
         {
-            var text = System.Text.Encoding.UTF8.GetString(_tail, 0, _length).TrimEnd();
-            return text.EndsWith(CompletionLine, StringComparison.Ordinal);
+            var lines = System.Text.Encoding.UTF8.GetString(_tail, 0, _length).Split('\n');
+            for (var i = lines.Length - 1; i >= 0; i--)
+            {
+                var line = lines[i].Trim();
+                if (line == CompletionLine)
+                {
+                    return true;
+                }
+                if (line.Length > 0 && line != "--" && !line.StartsWith("\\unrestrict ", StringComparison.Ordinal))
+                {
+                    return false;
+                }
+            }
+            return false;
         }
     }
 }
