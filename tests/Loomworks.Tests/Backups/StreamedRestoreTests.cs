@@ -108,6 +108,27 @@ public sealed class StreamedRestoreTests(PostgresFixture pg)
         Assert.Equal("active", await h.TenantStateAsync(target));
     }
 
+    [Theory]
+    [InlineData("SET x = 1;\n\n--\n-- PostgreSQL database dump complete\n--\n\n", true)]
+    [InlineData("SET x = 1;\n\n--\n-- PostgreSQL database dump complete\n--\n\n\\unrestrict AbC123\n\n", true)]
+    [InlineData("SET x = 1;\r\n--\r\n-- PostgreSQL database dump complete\r\n--\r\n", true)]
+    [InlineData("COPY public.res_partner (id) FROM stdin;\n1\n2\n\\.\n\n", false)]
+    [InlineData("-- PostgreSQL database dump complete\nDROP TABLE res_partner;\n", false)]
+    [InlineData("", false)]
+    public void The_end_of_a_plain_dump_is_recognised_however_it_arrives_in_pieces(string ending, bool complete)
+    {
+        var bytes = Encoding.UTF8.GetBytes(new string('x', 5000) + "\n" + ending);
+        foreach (var piece in new[] { 1, 7, 300, 100_000 })
+        {
+            var tail = new DumpTail();
+            for (var i = 0; i < bytes.Length; i += piece)
+            {
+                tail.Add(bytes.AsSpan(i, Math.Min(piece, bytes.Length - i)));
+            }
+            Assert.Equal(complete, tail.IsComplete);
+        }
+    }
+
     private static async Task RewriteAsync(string from, string to, Func<string, byte[], byte[]> change)
     {
         using var input = ZipFile.OpenRead(from);
