@@ -187,46 +187,57 @@ public sealed partial class DatabaseManager(
         await EnsureFreeAsync(name, cancellationToken);
 
         await using var job = await BeginJobAsync("restore", name, null, TenantStates.Restoring, cancellationToken);
+        // The files are unpacked into the staging folder while the dump loads (they are independent); a failure of
+        // either stops the other. Nothing reaches the filestore's own folder before the database is loaded and adjusted.
+        using var work = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        Task<bool>? files = null;
         try
         {
-            await CreateDatabaseAsync(name, "template0", cancellationToken);
-            await job.StepAsync("database_created", cancellationToken);
+            await CreateDatabaseAsync(name, "template0", work.Token);
+            await job.StepAsync("database_created", work.Token);
             if (zip is not null)
             {
-                await LoadPlainAsync(name, zip, dumpEntry!, cancellationToken);
+                files = StageFilestoreAsync(name, path, work);
+                await LoadPlainAsync(name, zip, dumpEntry!, work.Token);
             }
             else
             {
-                using var restore = tools.Start("pg_restore", ["--no-owner", "--no-acl", "--exit-on-error", "-d", name, path]);
-                await restore.WaitAsync(cancellationToken);
+                using var restore = tools.Start("pg_restore", PgRestoreArguments(name, path, options.RestoreJobs));
+                await restore.WaitAsync(work.Token);
             }
-            await job.StepAsync("loaded", cancellationToken);
-            await using (var connection = await OpenOwnAsync(name, cancellationToken))
+            await job.StepAsync("loaded", work.Token);
+            await using (var connection = await OpenOwnAsync(name, work.Token))
             {
-                CheckSchema(await SchemaMigrator.CurrentVersionAsync(connection, cancellationToken));
+                CheckSchema(await SchemaMigrator.CurrentVersionAsync(connection, work.Token));
                 if (copy)
                 {
-                    await NewDatabaseUuidAsync(connection, cancellationToken);
+                    await NewDatabaseUuidAsync(connection, work.Token);
                 }
                 if (neutralize)
                 {
-                    await NeutralizeAsync(connection, cancellationToken);
+                    await NeutralizeAsync(connection, work.Token);
                 }
             }
-            await job.StepAsync("adjusted", cancellationToken);
-            if (zip is not null)
+            await job.StepAsync("adjusted", work.Token);
+            if (files is not null && await files)
             {
-                await ExtractFilestoreAsync(name, zip, cancellationToken);
+                Directory.Move(fileStore.StagingFolder(name), fileStore.DatabaseFolder(name));
             }
-            await job.StepAsync("files_placed", cancellationToken);
-            await tenants.AdoptAsync(name, cancellationToken);
-            await job.StepAsync("role_created", cancellationToken);
-            await job.FinishAsync(TenantStates.Active, cancellationToken);
+            await job.StepAsync("files_placed", work.Token);
+            await tenants.AdoptAsync(name, work.Token);
+            await job.StepAsync("role_created", work.Token);
+            await job.FinishAsync(TenantStates.Active, work.Token);
         }
         catch (Exception e) when (e is not CrashForTestingException)
         {
-            await RollBackCreationAsync(job.Id, name, e.Message, CancellationToken.None);
-            throw Wrap(e, "restore");
+            var reason = await StopStagingAsync(work, files) ?? e;
+            await RollBackCreationAsync(job.Id, name, reason.Message, CancellationToken.None);
+            throw Wrap(reason, "restore");
+        }
+        finally
+        {
+            // Also after a simulated crash: no unpacking may go on behind the recovery that removes the staging folder.
+            await StopStagingAsync(work, files);
         }
         logger.LogInformation("Restored database {Database} from a {Format} backup", name, format);
     }
@@ -243,7 +254,22 @@ public sealed partial class DatabaseManager(
             await using var source = new CappedReadStream(await dumpEntry.OpenAsync(cancellationToken), dumpEntry.FullName,
                 dumpEntry.Length, dumpEntry.CompressedLength, options.MaxCompressionRatio,
                 n => (total += n) <= options.MaxRestoreBytes);
-            await source.CopyToAsync(psql.Process.StandardInput.BaseStream, 1 << 20, cancellationToken);
+            var tail = new DumpTail();
+            var input = psql.Process.StandardInput.BaseStream;
+            var buffer = new byte[1 << 20];
+            int read;
+            while ((read = await source.ReadAsync(buffer, cancellationToken)) > 0)
+            {
+                tail.Add(buffer.AsSpan(0, read));
+                await input.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
+            }
+            // Closing psql's input commits its transaction; a dump cut at a statement boundary would load without error,
+            // so the input must first be seen to end as every pg_dump output does.
+            if (!tail.IsComplete)
+            {
+                throw new DatabaseManagerException(DatabaseManagerError.InvalidBackup,
+                    $"dump.sql in the zip is truncated: it does not end with pg_dump's \"{DumpTail.CompletionLine}\" line; nothing was restored");
+            }
             psql.Process.StandardInput.Close();
             sent = true;
         }
@@ -267,13 +293,62 @@ public sealed partial class DatabaseManager(
         await psql.WaitAsync(cancellationToken);
     }
 
-    private async Task ExtractFilestoreAsync(string name, ZipArchive zip, CancellationToken cancellationToken)
+    /// <summary>pg_restore of a custom-format file into an empty database, in parallel (a file on disk allows it).</summary>
+    public static IReadOnlyList<string> PgRestoreArguments(string database, string path, int jobs) =>
+        ["--no-owner", "--no-acl", "--exit-on-error", $"--jobs={Math.Max(1, jobs)}", "-d", database, path];
+
+    /// <summary>
+    /// Unpacks the zip's filestore/ into the staging folder through its own reader of the file (a ZipArchive is not
+    /// safe for two readers at once); true when there were files. A failure cancels <paramref name="work"/>, so the
+    /// load beside it stops too.
+    /// </summary>
+    private Task<bool> StageFilestoreAsync(string name, string path, CancellationTokenSource work) => Task.Run(async () =>
+    {
+        try
+        {
+            using var zip = BackupArchive.OpenZip(path);
+            return await ExtractFilestoreAsync(name, zip, work.Token);
+        }
+        catch
+        {
+            await work.CancelAsync();
+            throw;
+        }
+    });
+
+    /// <summary>Stops the unpacking and waits for it; returns its failure, which is the real reason when it cancelled the load.</summary>
+    private static async Task<Exception?> StopStagingAsync(CancellationTokenSource work, Task<bool>? files)
+    {
+        if (files is null)
+        {
+            return null;
+        }
+        if (!files.IsCompleted)
+        {
+            await work.CancelAsync();
+        }
+        try
+        {
+            await files;
+            return null;
+        }
+        catch (OperationCanceledException)
+        {
+            return null;
+        }
+        catch (Exception e)
+        {
+            return e;
+        }
+    }
+
+    private async Task<bool> ExtractFilestoreAsync(string name, ZipArchive zip, CancellationToken cancellationToken)
     {
         var entries = zip.Entries.Where(e => e.FullName.StartsWith(BackupManifest.FilestorePrefix, StringComparison.Ordinal)
             && !e.FullName.EndsWith('/')).ToList();
         if (entries.Count == 0)
         {
-            return;
+            return false;
         }
         var staging = fileStore.StagingFolder(name);
         if (Directory.Exists(staging))
@@ -291,12 +366,19 @@ public sealed partial class DatabaseManager(
                 throw new DatabaseManagerException(DatabaseManagerError.InvalidBackup, $"unsafe entry name '{entry.FullName}'");
             }
             Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            await using var source = new CappedReadStream(await entry.OpenAsync(cancellationToken), entry.FullName, entry.Length,
-                entry.CompressedLength, options.MaxCompressionRatio, n => (total += n) <= options.MaxRestoreBytes);
-            await using var file = new FileStream(target, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true);
-            await source.CopyToAsync(file, cancellationToken);
+            try
+            {
+                await using var source = new CappedReadStream(await entry.OpenAsync(cancellationToken), entry.FullName, entry.Length,
+                    entry.CompressedLength, options.MaxCompressionRatio, n => (total += n) <= options.MaxRestoreBytes);
+                await using var file = new FileStream(target, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true);
+                await source.CopyToAsync(file, cancellationToken);
+            }
+            catch (InvalidDataException e)
+            {
+                throw new DatabaseManagerException(DatabaseManagerError.InvalidBackup, $"{entry.FullName} in the zip is damaged: {e.Message}", e);
+            }
         }
-        Directory.Move(staging, fileStore.DatabaseFolder(name));
+        return true;
     }
 
     private async Task<string> ListCustomDumpAsync(string path, CancellationToken cancellationToken)
@@ -762,6 +844,54 @@ public sealed partial class DatabaseManager(
         {
             // Closing the session releases the advisory lock.
             await connection.DisposeAsync();
+        }
+    }
+}
+
+/// <summary>The last bytes of a plain SQL dump seen so far: enough to tell whether pg_dump finished writing it.</summary>
+internal sealed class DumpTail
+{
+    public const string CompletionLine = "-- PostgreSQL database dump complete";
+    private const int Kept = 256;
+    private readonly byte[] _tail = new byte[Kept];
+    private int _length;
+
+    public void Add(ReadOnlySpan<byte> data)
+    {
+        if (data.Length >= Kept)
+        {
+            data[^Kept..].CopyTo(_tail);
+            _length = Kept;
+            return;
+        }
+        var keep = Math.Min(_length, Kept - data.Length);
+        _tail.AsSpan(_length - keep, keep).CopyTo(_tail);
+        data.CopyTo(_tail.AsSpan(keep));
+        _length = keep + data.Length;
+    }
+
+    /// <summary>
+    /// True when pg_dump's completion comment is the last line that says anything: only blank lines, comment dashes
+    /// and the \unrestrict of newer pg_dump versions may follow it.
+    /// </summary>
+    public bool IsComplete
+    {
+        get
+        {
+            var lines = System.Text.Encoding.UTF8.GetString(_tail, 0, _length).Split('\n');
+            for (var i = lines.Length - 1; i >= 0; i--)
+            {
+                var line = lines[i].Trim();
+                if (line == CompletionLine)
+                {
+                    return true;
+                }
+                if (line.Length > 0 && line != "--" && !line.StartsWith("\\unrestrict ", StringComparison.Ordinal))
+                {
+                    return false;
+                }
+            }
+            return false;
         }
     }
 }

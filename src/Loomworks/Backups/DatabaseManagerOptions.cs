@@ -28,6 +28,12 @@ public sealed class DatabaseManagerOptions
 
     public const int DefaultSupportedSchemaVersion = 999;
 
+    /// <summary>
+    /// pg_restore's --jobs for custom-format dumps: tables and indexes load side by side. More than the cores only
+    /// queues work, and the cap of four leaves a bigger server's other cores to the tenants it is serving.
+    /// </summary>
+    public int RestoreJobs { get; init; } = Math.Clamp(Environment.ProcessorCount, 1, 4);
+
     public string? CrashAt { get; init; } = Environment.GetEnvironmentVariable(CrashVariable);
 
     /// <summary>In-process test hook called after each persisted step with "kind:step".</summary>
