@@ -71,10 +71,10 @@ public sealed class RpcAuthenticator
     public async Task CheckAsync(NpgsqlConnection connection, string db, long uid, string? password, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(connection);
-        await using var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, ct);
-        var stamp = await SecurityStamp.ReadAsync(connection, transaction, ct);
-        await CheckAsync(connection, transaction, db, uid, password, stamp, ct);
-        await transaction.CommitAsync(ct);
+        // No transaction of its own (the caller may be in one): the stamp is read first, so a check made on hashes
+        // newer than it is remembered under a stamp that no longer holds and is simply made again.
+        var stamp = await SecurityStamp.ReadAsync(connection, null, ct);
+        await CheckAsync(connection, null, db, uid, password, stamp, ct);
     }
 
     /// <summary>
