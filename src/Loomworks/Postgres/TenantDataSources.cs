@@ -83,6 +83,11 @@ public sealed class TenantDataSources : IAsyncDisposable
                 MinPoolSize = 0,
                 // Idle connections go back to the budget quickly; a busy tenant keeps its pool warm.
                 ConnectionIdleLifetime = 60,
+                // The same few statements run on every call (the security stamp, access rights, the ORM's queries):
+                // prepared on their second use, they skip parsing and planning. PgBouncer in transaction mode needs
+                // max_prepared_statements (1.21 or later) for this.
+                MaxAutoPrepare = 64,
+                AutoPrepareMinUsages = 2,
             };
             result = NpgsqlDataSource.Create(builder.ConnectionString);
             _byName[databaseName] = _recency.AddFirst(new Entry(databaseName, result));

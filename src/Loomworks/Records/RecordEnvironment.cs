@@ -121,8 +121,19 @@ public sealed class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransac
     public async Task<List<Dictionary<string, object?>>> SearchReadAsync(ModelDef model, object? domain, IReadOnlyList<string>? fields,
         long offset, long? limit, string? order, CancellationToken ct)
     {
-        var ids = await SearchAsync(model, domain, offset, limit, order, ct);
-        return await ReadAsync(model, ids, fields, ct);
+        access.Check(model, "read");
+        var sql = new SqlBuilder();
+        // Validated in the order search then read would: the domain, the order, the page, then the fields.
+        var where = Where(model, domain, "t0", sql);
+        var orderBy = OrderBy(model, order, "t0");
+        var page = Page(offset, limit, sql);
+        var resolved = ResolveFields(model, fields);
+        // One statement does the search and the read: the rows arrive in the search's order.
+        var (columns, scalar) = SelectList(model, resolved);
+        var text = $"SELECT {columns} FROM \"{model.Table}\" t0 WHERE {where} ORDER BY {orderBy}" + page;
+        var (ordered, rows) = await ReadRowsAsync(text, sql, scalar, ct);
+        await CompleteRowsAsync(model, resolved, rows, ct);
+        return ordered;
     }
 
     public static IReadOnlyList<FieldDef> ResolveFields(ModelDef model, IReadOnlyList<string>? names)
@@ -157,10 +168,32 @@ public sealed class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransac
             return [];
         }
         var sql = new SqlBuilder();
-        var columns = new List<string> { "t0.id" };
-        var scalar = fields.Where(f => !f.IsX2Many && f.Name != "id" && !Records.Attachments.IsFileField(model, f)).ToList();
-        foreach (var field in scalar)
+        var (columns, scalar) = SelectList(model, fields);
+        var distinct = ids.Distinct().ToArray();
+        var text = $"SELECT {columns} FROM \"{model.Table}\" t0 WHERE t0.id = ANY({sql.Add(distinct)}){RecordRule(model, "t0", sql)}";
+        var (_, rows) = await ReadRowsAsync(text, sql, scalar, ct);
+        var missing = distinct.Where(id => !rows.ContainsKey(id)).ToList();
+        if (missing.Count > 0)
         {
+            throw OdooException.Missing(
+                $"Record does not exist or has been deleted.\n(Record: {model.Name}({string.Join(", ", missing)},), User: {Uid})");
+        }
+        await CompleteRowsAsync(model, fields, rows, ct);
+        return distinct.Select(id => rows[id]).ToList();
+    }
+
+    /// <summary>The select list for <paramref name="fields"/> (id first) and the stored fields it reads, in column order.</summary>
+    private static (string Columns, List<FieldDef> Scalar) SelectList(ModelDef model, IReadOnlyList<FieldDef> fields)
+    {
+        var columns = new List<string> { "t0.id" };
+        var scalar = new List<FieldDef>();
+        foreach (var field in fields)
+        {
+            if (field.IsX2Many || field.Name == "id" || Records.Attachments.IsFileField(model, field))
+            {
+                continue;
+            }
+            scalar.Add(field);
             columns.Add(Domain.Expression(field, "t0"));
             if (field.Type == FieldType.Many2one)
             {
@@ -169,54 +202,71 @@ public sealed class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransac
                 columns.Add($"(SELECT {string.Format(CultureInfo.InvariantCulture, comodel.Fields["display_name"].Sql!, "c")} FROM \"{comodel.Table}\" c WHERE c.id = {Domain.Expression(field, "t0")})");
             }
         }
-        var distinct = ids.Distinct().ToArray();
-        var text = $"SELECT {string.Join(", ", columns)} FROM \"{model.Table}\" t0 WHERE t0.id = ANY({sql.Add(distinct)}){RecordRule(model, "t0", sql)}";
+        return (string.Join(", ", columns), scalar);
+    }
+
+    /// <summary>Runs a statement whose columns are <see cref="SelectList"/>'s; the rows in statement order and by id.</summary>
+    private async Task<(List<Dictionary<string, object?>> Ordered, Dictionary<long, Dictionary<string, object?>> ById)> ReadRowsAsync(
+        string text, SqlBuilder sql, List<FieldDef> scalar, CancellationToken ct)
+    {
+        var ordered = new List<Dictionary<string, object?>>();
         var rows = new Dictionary<long, Dictionary<string, object?>>();
-        await using (var command = sql.Command(text, connection, transaction))
-        await using (var reader = await command.ExecuteReaderAsync(ct))
+        await using var command = sql.Command(text, connection, transaction);
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
         {
-            while (await reader.ReadAsync(ct))
+            var id = (long)reader.GetInt32(0);
+            var row = new Dictionary<string, object?>(scalar.Count + 1, StringComparer.Ordinal) { ["id"] = id };
+            var i = 1;
+            foreach (var field in scalar)
             {
-                var id = (long)reader.GetInt32(0);
-                var row = new Dictionary<string, object?>(StringComparer.Ordinal) { ["id"] = id };
-                var i = 1;
-                foreach (var field in scalar)
+                var raw = reader.IsDBNull(i) ? null : reader.GetValue(i);
+                i++;
+                if (field.Type == FieldType.Many2one)
                 {
-                    var raw = reader.IsDBNull(i) ? null : reader.GetValue(i);
+                    var name = reader.IsDBNull(i) ? "" : reader.GetString(i);
                     i++;
-                    if (field.Type == FieldType.Many2one)
-                    {
-                        var name = reader.IsDBNull(i) ? "" : reader.GetString(i);
-                        i++;
-                        row[field.Name] = raw is null ? false : new List<object?> { System.Convert.ToInt64(raw, CultureInfo.InvariantCulture), name };
-                    }
-                    else
-                    {
-                        row[field.Name] = ToWire(field, raw);
-                    }
+                    row[field.Name] = raw is null ? false : new List<object?> { System.Convert.ToInt64(raw, CultureInfo.InvariantCulture), name };
                 }
-                rows[id] = row;
+                else
+                {
+                    row[field.Name] = ToWire(field, raw);
+                }
+            }
+            if (rows.TryAdd(id, row))
+            {
+                ordered.Add(row);
             }
         }
-        var missing = distinct.Where(id => !rows.ContainsKey(id)).ToList();
-        if (missing.Count > 0)
+        return (ordered, rows);
+    }
+
+    /// <summary>Fills what the select list does not read: attachment contents and x2many ids.</summary>
+    private async Task CompleteRowsAsync(ModelDef model, IReadOnlyList<FieldDef> fields, Dictionary<long, Dictionary<string, object?>> rows,
+        CancellationToken ct)
+    {
+        if (rows.Count == 0)
         {
-            throw OdooException.Missing(
-                $"Record does not exist or has been deleted.\n(Record: {model.Name}({string.Join(", ", missing)},), User: {Uid})");
+            return;
         }
         if (model == ModelRegistry.Attachment)
         {
             await Records.Attachments.ReadAsync(this, fields, rows, ct);
         }
-        foreach (var field in fields.Where(f => f.IsX2Many))
+        long[]? ids = null;
+        foreach (var field in fields)
         {
-            var links = await X2ManyIdsAsync(model, field, distinct, ct);
+            if (!field.IsX2Many)
+            {
+                continue;
+            }
+            ids ??= [.. rows.Keys];
+            var links = await X2ManyIdsAsync(model, field, ids, ct);
             foreach (var (id, row) in rows)
             {
                 row[field.Name] = links.TryGetValue(id, out var list) ? list.Cast<object?>().ToList() : new List<object?>();
             }
         }
-        return ids.Distinct().Select(id => rows[id]).ToList();
     }
 
     private async Task<Dictionary<long, List<long>>> X2ManyIdsAsync(ModelDef model, FieldDef field, long[] ids, CancellationToken ct)

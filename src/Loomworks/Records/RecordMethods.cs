@@ -62,6 +62,14 @@ public static class RecordMethods
             OnlyModel: "res.users.apikeys"),
     };
 
+    /// <summary>Methods that never write: they need no write guard and may share the transaction the credential check used.</summary>
+    private static readonly HashSet<string> ReadOnly = new(StringComparer.Ordinal)
+    {
+        "search", "search_count", "read", "search_read", "fields_get", "name_search", "default_get", "check_access_rights",
+    };
+
+    public static bool IsReadOnly(string method) => ReadOnly.Contains(method);
+
     public static bool Exists(string model, string method) =>
         Methods.TryGetValue(method, out var m) && (m.OnlyModel is null || m.OnlyModel == model);
 

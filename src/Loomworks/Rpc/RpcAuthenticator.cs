@@ -8,15 +8,27 @@ using Npgsql;
 namespace Loomworks.Rpc;
 
 /// <summary>
-/// Checks logins, passwords and API keys. Stateless RPC sends the password with every call, so a successful check is
-/// remembered per (database, uid, secret digest) together with the stored hashes it was checked against: a changed
-/// password, a revoked key or a deactivated user is noticed on the next call. Entries never cross databases.
+/// Checks logins, passwords and API keys, and hands out each user's access rights. Stateless RPC sends the password
+/// with every call, so a successful check is remembered per (database, uid, secret digest) together with the
+/// database's <see cref="SecurityStamp"/> and the stored hashes it was checked against: while the stamp reads the same
+/// nothing that decides the answer has changed and the call needs no query at all; when it differs the hashes are
+/// read again and PBKDF2 runs only if they changed. A changed password, a revoked or expired key, a deactivated user
+/// or a removed group is therefore seen on the very next call. Entries never cross databases.
 /// </summary>
 public sealed class RpcAuthenticator
 {
     private const int MaxEntries = 10_000;
-    private readonly ConcurrentDictionary<(string Db, long Uid, string Digest), string> _verified = new();
+    private readonly ConcurrentDictionary<(string Db, long Uid, string Digest), Verified> _verified = new();
+    private readonly ConcurrentDictionary<(string Db, long Uid), (Guid Stamp, AccessRights Rights)> _rights = new();
     private readonly ConcurrentDictionary<(string Db, string Digest), (long Uid, string Hash)> _bearer = new();
+
+    /// <summary>A secret found valid: under which stamp, against which stored hashes, and until when (an expiring key).</summary>
+    private sealed record Verified(Guid Stamp, string Fingerprint, DateTime? ValidUntilUtc);
+
+    private long _hashChecks;
+
+    /// <summary>How many times a secret went through PBKDF2 here: a call with a remembered secret must not add one.</summary>
+    internal long HashChecks => Interlocked.Read(ref _hashChecks);
 
     /// <summary>The uid for login + password (or API key), or null; never throws for wrong credentials.</summary>
     public async Task<long?> AuthenticateAsync(RpcDatabase database, string login, string password, CancellationToken ct)
@@ -25,20 +37,27 @@ public sealed class RpcAuthenticator
         {
             return null;
         }
+        ArgumentNullException.ThrowIfNull(database);
         await using var connection = await database.DataSource.OpenConnectionAsync(ct);
         long uid;
-        await using (var command = new NpgsqlCommand("SELECT id FROM res_users WHERE login = $1 AND active", connection))
+        // One snapshot for the stamp and the hashes, so a check is never remembered under a stamp it was not made under.
+        await using (var transaction = await connection.BeginTransactionAsync(System.Data.IsolationLevel.RepeatableRead, ct))
         {
-            command.Parameters.AddWithValue(login);
-            if (await command.ExecuteScalarAsync(ct) is not int id)
+            await using (var command = new NpgsqlCommand("SELECT id FROM res_users WHERE login = $1 AND active", connection, transaction))
+            {
+                command.Parameters.AddWithValue(login);
+                if (await command.ExecuteScalarAsync(ct) is not int id)
+                {
+                    return null;
+                }
+                uid = id;
+            }
+            var stamp = await SecurityStamp.ReadAsync(connection, transaction, ct);
+            if (!await VerifyAsync(connection, transaction, (database.Name, uid, Digest(password)), password, stamp, ct))
             {
                 return null;
             }
-            uid = id;
-        }
-        if (!await VerifyAsync(connection, database.Name, uid, password, ct))
-        {
-            return null;
+            await transaction.CommitAsync(ct);
         }
         await using (var update = new NpgsqlCommand("UPDATE res_users SET login_date = now() at time zone 'utc' WHERE id = $1", connection))
         {
@@ -51,10 +70,50 @@ public sealed class RpcAuthenticator
     /// <summary>Raises AccessDenied unless <paramref name="password"/> (or an API key) is valid for <paramref name="uid"/>.</summary>
     public async Task CheckAsync(NpgsqlConnection connection, string db, long uid, string? password, CancellationToken ct)
     {
-        if (string.IsNullOrEmpty(password) || uid is <= 0 or > int.MaxValue || !await VerifyAsync(connection, db, uid, password, ct))
+        ArgumentNullException.ThrowIfNull(connection);
+        // No transaction of its own (the caller may be in one): the stamp is read first, so a check made on hashes
+        // newer than it is remembered under a stamp that no longer holds and is simply made again.
+        var stamp = await SecurityStamp.ReadAsync(connection, null, ct);
+        await CheckAsync(connection, null, db, uid, password, stamp, ct);
+    }
+
+    /// <summary>
+    /// As above inside the caller's transaction, which read <paramref name="stamp"/>: a check remembered under the same
+    /// stamp costs no query.
+    /// </summary>
+    public async Task CheckAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string db, long uid, string? password,
+        Guid stamp, CancellationToken ct)
+    {
+        if (string.IsNullOrEmpty(password) || uid is <= 0 or > int.MaxValue)
         {
             throw OdooException.Denied();
         }
+        var key = (db, uid, Digest(password));
+        if (_verified.TryGetValue(key, out var known) && known.Stamp == stamp
+            && (known.ValidUntilUtc is not { } until || until > DateTime.UtcNow))
+        {
+            return;
+        }
+        if (!await VerifyAsync(connection, transaction, key, password, stamp, ct))
+        {
+            throw OdooException.Denied();
+        }
+    }
+
+    /// <summary>
+    /// The access rights of <paramref name="uid"/>, loaded in the caller's transaction unless already loaded under the
+    /// same <paramref name="stamp"/>.
+    /// </summary>
+    public async Task<AccessRights> AccessAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string db, long uid,
+        Guid stamp, CancellationToken ct)
+    {
+        if (_rights.TryGetValue((db, uid), out var known) && known.Stamp == stamp)
+        {
+            return known.Rights;
+        }
+        var rights = await AccessRights.LoadAsync(connection, transaction, uid, ct);
+        Remember(_rights, (db, uid), (stamp, rights));
+        return rights;
     }
 
     /// <summary>The uid owning a bearer API key in this database, or AccessDenied.</summary>
@@ -81,18 +140,20 @@ public sealed class RpcAuthenticator
         return await command.ExecuteScalarAsync(ct) is not null;
     }
 
-    private async Task<bool> VerifyAsync(NpgsqlConnection connection, string db, long uid, string secret, CancellationToken ct)
+    private async Task<bool> VerifyAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction,
+        (string Db, long Uid, string Digest) cacheKey, string secret, Guid stamp, CancellationToken ct)
     {
         string? passwordHash;
-        var keyHashes = new List<string>();
+        var keys = new List<(string Hash, DateTime? Expires)>();
         await using (var command = new NpgsqlCommand("""
-            SELECT u.password, k.key FROM res_users u
+            SELECT u.password, k.key, k.expiration_date FROM res_users u
             LEFT JOIN res_users_apikeys k ON k.user_id = u.id AND k.index = $2
                 AND (k.expiration_date IS NULL OR k.expiration_date > now() at time zone 'utc')
             WHERE u.id = $1 AND u.active
-            """, connection))
+            ORDER BY k.id
+            """, connection, transaction))
         {
-            command.Parameters.AddWithValue((int)uid);
+            command.Parameters.AddWithValue((int)cacheKey.Uid);
             command.Parameters.AddWithValue(secret.Length >= ApiKeys.IndexLength ? secret[..ApiKeys.IndexLength] : "");
             await using var reader = await command.ExecuteReaderAsync(ct);
             if (!await reader.ReadAsync(ct))
@@ -104,23 +165,44 @@ public sealed class RpcAuthenticator
             {
                 if (!reader.IsDBNull(1))
                 {
-                    keyHashes.Add(reader.GetString(1));
+                    keys.Add((reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetDateTime(2)));
                 }
             }
             while (await reader.ReadAsync(ct));
         }
-        var fingerprint = passwordHash + "|" + string.Join("|", keyHashes);
-        var cacheKey = (db, uid, Digest(secret));
-        if (_verified.TryGetValue(cacheKey, out var known) && known == fingerprint)
+        var fingerprint = passwordHash + "|" + string.Join("|", keys.Select(k => k.Hash + "@" + k.Expires?.Ticks));
+        if (_verified.TryGetValue(cacheKey, out var known) && known.Fingerprint == fingerprint
+            && (known.ValidUntilUtc is not { } until || until > DateTime.UtcNow))
         {
+            Remember(_verified, cacheKey, known with { Stamp = stamp });
             return true;
         }
-        var ok = Passwords.Verify(secret, passwordHash) || keyHashes.Any(h => Passwords.Verify(secret, h));
-        if (ok)
+        // PBKDF2 runs here only: for a secret never seen with these hashes, or a wrong one.
+        DateTime? validUntil;
+        if (Slow(secret, passwordHash))
         {
-            Remember(_verified, cacheKey, fingerprint);
+            validUntil = null;
         }
-        return ok;
+        else if (keys.FindIndex(k => Slow(secret, k.Hash)) is var found and >= 0)
+        {
+            validUntil = keys[found].Expires;
+        }
+        else
+        {
+            return false;
+        }
+        Remember(_verified, cacheKey, new Verified(stamp, fingerprint, validUntil));
+        return true;
+    }
+
+    private bool Slow(string secret, string? hash)
+    {
+        if (hash is null)
+        {
+            return false;
+        }
+        Interlocked.Increment(ref _hashChecks);
+        return Passwords.Verify(secret, hash);
     }
 
     private static void Remember<TKey, TValue>(ConcurrentDictionary<TKey, TValue> cache, TKey key, TValue value) where TKey : notnull

@@ -90,17 +90,40 @@ public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager m
         {
             throw OdooException.Denied();
         }
-        await using (var connection = await database.DataSource.OpenConnectionAsync(ct))
+        // The password is checked in the transaction a read-only method then runs in: one connection, and with the
+        // check remembered under the same security stamp, no query of its own. A method that may write hands its
+        // connection back first, because the write guard may need one from the same pool.
+        var session = await CallSession.OpenAsync(database, ct);
+        try
         {
-            await authenticator.CheckAsync(connection, database.Name, uid, password as string, ct);
+            await authenticator.CheckAsync(session.Connection, session.Transaction, database.Name, uid, password as string, session.Stamp, ct);
+            if (RecordMethods.IsReadOnly(method))
+            {
+                var owned = session;
+                session = null;
+                return await CallCoreAsync(database, uid, model, method, args, kwargs, owned, ct);
+            }
         }
-        return await CallAsync(database, uid, model, method, args, kwargs, ct);
+        finally
+        {
+            if (session is not null)
+            {
+                await session.DisposeAsync();
+            }
+        }
+        return await CallCoreAsync(database, uid, model, method, args, kwargs, null, ct);
     }
 
     /// <summary>Runs one ORM method for an authenticated user: checks, transaction, retries.</summary>
-    public async Task<object?> CallAsync(RpcDatabase database, long uid, string model, string method, IList<object?> args,
-        IDictionary<string, object?>? kwargs, CancellationToken ct)
+    public Task<object?> CallAsync(RpcDatabase database, long uid, string model, string method, IList<object?> args,
+        IDictionary<string, object?>? kwargs, CancellationToken ct) =>
+        CallCoreAsync(database, uid, model, method, args, kwargs, null, ct);
+
+    /// <summary>As <see cref="CallAsync"/>; the first attempt runs in <paramref name="opened"/> when given (and disposes it).</summary>
+    private async Task<object?> CallCoreAsync(RpcDatabase database, long uid, string model, string method, IList<object?> args,
+        IDictionary<string, object?>? kwargs, CallSession? opened, CancellationToken ct)
     {
+        await using var first = opened;
         if (method.StartsWith('_'))
         {
             throw OdooException.Access($"Private methods (such as '{model}.{method}') cannot be called remotely.");
@@ -111,7 +134,10 @@ public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager m
         {
             throw new OdooException(OdooErrorKind.ServerError, $"The method '{method}' does not exist on the model '{model}'", "builtins.AttributeError");
         }
-        await (writeGuard?.CheckAsync(database, model, method, args, ct) ?? Task.CompletedTask);
+        if (!RecordMethods.IsReadOnly(method) && writeGuard is not null)
+        {
+            await writeGuard.CheckAsync(database, model, method, args, ct);
+        }
         var context = kwargs?.TryGetValue("context", out var c) == true && c is IDictionary<string, object?> ctx
             ? new Dictionary<string, object?>(ctx, StringComparer.Ordinal)
             : new Dictionary<string, object?>(StringComparer.Ordinal);
@@ -121,11 +147,12 @@ public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager m
         var started = Stopwatch.GetTimestamp();
         for (var attempt = 1; ; attempt++)
         {
-            await using var connection = await database.DataSource.OpenConnectionAsync(ct);
-            await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, ct);
+            await using var session = attempt == 1 && first is not null ? first : await CallSession.OpenAsync(database, ct);
+            var connection = session.Connection;
+            var transaction = session.Transaction;
             try
             {
-                var access = await AccessRights.LoadAsync(connection, transaction, uid, ct);
+                var access = await authenticator.AccessAsync(connection, transaction, database.Name, uid, session.Stamp, ct);
                 var env = new RecordEnvironment(connection, transaction, access, context, database.Attachments);
                 object? result;
                 if (logAction)
@@ -243,4 +270,50 @@ public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager m
 
     private static OdooException MethodNotAvailable(string service, string method) =>
         new(OdooErrorKind.ServerError, $"Method not available {Domain.Show(method)} on service {Domain.Show(service)}", "builtins.KeyError");
+}
+
+/// <summary>
+/// A connection with its REPEATABLE READ transaction begun and the tenant's security stamp read: the BEGIN travels
+/// with that first query, so opening costs one round trip.
+/// </summary>
+internal sealed class CallSession : IAsyncDisposable
+{
+    private bool _disposed;
+
+    private CallSession(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid stamp)
+    {
+        Connection = connection;
+        Transaction = transaction;
+        Stamp = stamp;
+    }
+
+    public NpgsqlConnection Connection { get; }
+    public NpgsqlTransaction Transaction { get; }
+    public Guid Stamp { get; }
+
+    public static async Task<CallSession> OpenAsync(RpcDatabase database, CancellationToken ct)
+    {
+        var connection = await database.DataSource.OpenConnectionAsync(ct);
+        try
+        {
+            var transaction = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, ct);
+            return new CallSession(connection, transaction, await SecurityStamp.ReadAsync(connection, transaction, ct));
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+        _disposed = true;
+        await Transaction.DisposeAsync();
+        await Connection.DisposeAsync();
+    }
 }

@@ -14,6 +14,10 @@ public static class XmlRpcCodec
 {
     private const int MaxDepth = 64;
 
+    /// <summary>Markup characters, the control characters XML cannot carry, and the two non-characters Escape drops.</summary>
+    private static readonly System.Buffers.SearchValues<char> NeedsEscape = System.Buffers.SearchValues.Create(
+        "&<>\u0000\u0001\u0002\u0003\u0004\u0005\u0006\u0007\u0008\u000B\u000C\u000E\u000F\u0010\u0011\u0012\u0013\u0014\u0015\u0016\u0017\u0018\u0019\u001A\u001B\u001C\u001D\u001E\u001F\uFFFE\uFFFF");
+
     public static (string Method, List<object?> Params) ReadRequest(byte[] body)
     {
         var settings = new XmlReaderSettings
@@ -241,6 +245,12 @@ public static class XmlRpcCodec
     /// <summary>Escapes markup and drops control characters 0–31 other than tab, LF and CR, as Odoo does.</summary>
     private static void Escape(StringBuilder b, string text)
     {
+        // Most values need nothing: append them whole rather than a character at a time.
+        if (text.AsSpan().IndexOfAny(NeedsEscape) < 0)
+        {
+            b.Append(text);
+            return;
+        }
         foreach (var c in text)
         {
             switch (c)
