@@ -126,9 +126,11 @@ public static class DbCommand
             var (dataSources, management) = ManagementDatabase.Open(postgres.Endpoint, settings.ManagementDatabase);
             await using var _ = dataSources;
             await management.MigrateAsync(cancellationToken);
-            var manager = new DatabaseManager(dataSources, management, new FileStore(settings.DataDir), new TenantRegistration(management, new TenantLifecycle(management, dataSources, TenancyOptions.From(settings))),
+            var schema = new Loomworks.Operations.ErpTenantSetup();
+            var manager = new DatabaseManager(dataSources, management, new FileStore(settings.DataDir),
+                new TenantRegistration(management, new TenantLifecycle(management, dataSources, TenancyOptions.From(settings), schema)),
                 new PgTools(postgres.Endpoint, PostgresBinaries.Locate(settings.Get(ConfigKeys.PgBinDir)).Directory),
-                DatabaseManagerOptions.From(settings, new Loomworks.Operations.ErpTenantSetup()), loggerFactory.CreateLogger<DatabaseManager>());
+                DatabaseManagerOptions.From(settings, schema), loggerFactory.CreateLogger<DatabaseManager>());
             await manager.RecoverAsync(cancellationToken);
             await action(manager);
             return 0;

@@ -121,10 +121,11 @@ public static class TenantCommand
             var management = new ManagementDatabase(dataSources.For(settings.ManagementDatabase));
             await management.MigrateAsync(ct);
             var options = TenancyOptions.From(settings);
-            using var provisioner = new TenantProvisioner(management, dataSources, new ErpTenantSetup(), options);
+            var schema = new ErpTenantSetup();
+            using var provisioner = new TenantProvisioner(management, dataSources, schema, options);
             // A provisioning interrupted by a crash is settled before anything else is done.
             await provisioner.RecoverAsync(ct);
-            await action(new Services(new TenantStore(management), provisioner, new TenantLifecycle(management, dataSources, options)), ct);
+            await action(new Services(new TenantStore(management), provisioner, new TenantLifecycle(management, dataSources, options, schema)), ct);
             return 0;
         }
         catch (TenantValidationException e)

@@ -123,6 +123,7 @@ public sealed class TenancyStartup(
         {
             logger.LogInformation("settled {Count} interrupted provisioning job(s)", settled);
         }
+        await provisioner.UpgradeTenantsAsync(ct);
         if (settings.GetBool(ConfigKeys.DemoTenant))
         {
             await EnsureDemoAsync(ct);

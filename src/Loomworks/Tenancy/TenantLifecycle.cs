@@ -10,7 +10,8 @@ namespace Loomworks.Tenancy;
 public sealed class TenantLifecycle(
     ManagementDatabase management,
     TenantDataSources dataSources,
-    TenancyOptions options)
+    TenancyOptions options,
+    ITenantDatabaseSetup? schema = null)
 {
     public Task<Tenant> SuspendAsync(string subdomain, string actor, CancellationToken ct, string reason = "") =>
         MoveAsync(subdomain, TenantStates.Suspended, [TenantStates.Active, TenantStates.Suspended], "suspended", reason, actor, ct);
@@ -70,11 +71,17 @@ public sealed class TenantLifecycle(
 
     /// <summary>
     /// Makes an existing database (restored or duplicated by the database manager) a tenant like a provisioned one:
-    /// its own login role that alone may CONNECT, recorded on its row, announced so every instance evicts.
+    /// brought to the latest tenant schema (a backup may be older than this Loomworks), its own login role that alone
+    /// may CONNECT, recorded on its row, announced so every instance evicts.
     /// </summary>
     public async Task AdoptAsync(string databaseName, string actor, CancellationToken ct)
     {
         var role = TenantProvisioner.RoleNameFor(databaseName);
+        if (schema is not null)
+        {
+            await using var tenant = await dataSources.For(databaseName).OpenConnectionAsync(ct);
+            await SchemaMigrator.ApplyAsync(tenant, schema.Migrations, ct);
+        }
         await TenantProvisioner.GrantRoleAsync(dataSources, databaseName, role, ct);
         // The pooled sessions opened for the grants would keep the database busy for a later rename or drop.
         await dataSources.EvictAsync(databaseName);

@@ -258,6 +258,41 @@ public sealed class TenantProvisioner(
         }
     }
 
+    /// <summary>
+    /// Brings every tenant database that exists (active, suspended or archived) to the latest tenant schema: a
+    /// Loomworks upgrade adds migrations that only new tenants would otherwise get. Tables that a migration adds are
+    /// granted to the tenant's role. A tenant that cannot be upgraded is logged and left as it is; returns how many
+    /// databases had migrations applied.
+    /// </summary>
+    public async Task<int> UpgradeTenantsAsync(CancellationToken ct)
+    {
+        var upgraded = 0;
+        foreach (var tenant in await new TenantStore(management).ListAsync(ct))
+        {
+            if (tenant.State is TenantStates.Provisioning)
+            {
+                continue;
+            }
+            try
+            {
+                await using var connection = await dataSources.For(tenant.DatabaseName).OpenConnectionAsync(ct);
+                if (await SchemaMigrator.ApplyAsync(connection, setup.Migrations, ct) == 0)
+                {
+                    continue;
+                }
+                await GrantTablesAsync(connection, RoleNameFor(tenant.DatabaseName), ct);
+                upgraded++;
+                _logger.LogInformation("tenant {Subdomain}: database brought to the latest tenant schema", tenant.Subdomain);
+            }
+            catch (NpgsqlException e)
+            {
+                _logger.LogError("tenant {Subdomain}: its database could not be brought to the latest schema: {Message}",
+                    tenant.Subdomain, e.Message);
+            }
+        }
+        return upgraded;
+    }
+
     private async Task CreateDatabaseFromTemplateAsync(string database, CancellationToken ct)
     {
         await using var server = await dataSources.For(ServerDatabase).OpenConnectionAsync(ct);

@@ -115,6 +115,48 @@ public sealed class ProvisioningTests(PostgresFixture postgres)
         await host.Get<TenantLifecycle>().DeleteAsync("prov-hash", force: true, "test", Ct);
     }
 
+    /// <summary>The ERP schema plus one migration that a later Loomworks would bring.</summary>
+    private sealed class UpgradedSchema : ITenantDatabaseSetup
+    {
+        private readonly Loomworks.Operations.ErpTenantSetup _current = new();
+
+        public IReadOnlyList<Migration> Migrations =>
+            [.. _current.Migrations, new Migration(9_999, "later release", "CREATE TABLE later_release_table (id serial PRIMARY KEY)")];
+
+        public Task CreateAdminUserAsync(NpgsqlConnection tenantDatabase, string login, string passwordHash, CancellationToken ct) =>
+            _current.CreateAdminUserAsync(tenantDatabase, login, passwordHash, ct);
+
+        public Task<int> CountUsersAsync(NpgsqlConnection tenantDatabase, CancellationToken ct) => _current.CountUsersAsync(tenantDatabase, ct);
+    }
+
+    [Fact]
+    public async Task Existing_tenants_are_brought_to_a_newer_schema_at_start_and_on_adoption_with_their_role_granted()
+    {
+        await using var host = await TenancyHost.StartAsync(postgres, "prov_upgrade_mgmt");
+        var a = await host.Get<TenantProvisioner>().CreateAsync(Request("prov-upgrade-a"), Ct);
+        var b = await host.Get<TenantProvisioner>().CreateAsync(Request("prov-upgrade-b"), Ct);
+        const string LaterTable = "SELECT count(*)::int FROM pg_class WHERE relname = 'later_release_table'";
+        Assert.Equal(0, await postgres.ScalarAsync<int>(a.DatabaseName, LaterTable));
+
+        var (management, dataSources, options) = (host.Get<ManagementDatabase>(), host.Get<TenantDataSources>(), host.Get<TenancyOptions>());
+        using (var upgraded = new TenantProvisioner(management, dataSources, new UpgradedSchema(), options))
+        {
+            Assert.Equal(2, await upgraded.UpgradeTenantsAsync(Ct));
+            Assert.Equal(0, await upgraded.UpgradeTenantsAsync(Ct));
+        }
+        Assert.Equal(1, await postgres.ScalarAsync<int>(a.DatabaseName, LaterTable));
+        var role = TenantProvisioner.RoleNameFor(a.DatabaseName);
+        Assert.True(await postgres.ScalarAsync<bool>(a.DatabaseName, $"SELECT has_table_privilege('{role}', 'later_release_table', 'INSERT')"));
+
+        await postgres.ExecuteAsync(b.DatabaseName, "DROP TABLE later_release_table; DELETE FROM loomworks_schema_migrations WHERE version = 9999");
+        await dataSources.EvictAsync(b.DatabaseName);
+        await new TenantLifecycle(management, dataSources, options, new UpgradedSchema()).AdoptAsync(b.DatabaseName, "test", Ct);
+        Assert.Equal(1, await postgres.ScalarAsync<int>(b.DatabaseName, LaterTable));
+
+        await host.Get<TenantLifecycle>().DeleteAsync(a.Subdomain, force: true, "test", Ct);
+        await host.Get<TenantLifecycle>().DeleteAsync(b.Subdomain, force: true, "test", Ct);
+    }
+
     [Fact]
     public async Task Limits_users_storage_and_ai_operations_are_enforced_with_a_clear_error()
     {
