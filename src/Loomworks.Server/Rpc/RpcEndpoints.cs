@@ -36,7 +36,7 @@ public static class RpcEndpoints
     }
 
     /// <summary>The body, or null when it is over the limit (the caller answers 413).</summary>
-    private static async Task<byte[]?> ReadBodyAsync(HttpContext http, RpcOptions options)
+    internal static async Task<byte[]?> ReadBodyAsync(HttpContext http, RpcOptions options)
     {
         if (http.Request.ContentLength > options.MaxBodyBytes)
         {
@@ -67,7 +67,7 @@ public static class RpcEndpoints
         return buffer.ToArray();
     }
 
-    private static ContentHttpResult TooLarge(RpcOptions options) => TypedResults.Content(
+    internal static ContentHttpResult TooLarge(RpcOptions options) => TypedResults.Content(
         $"Request body larger than the limit of {options.MaxBodyBytes} bytes", "text/plain", statusCode: StatusCodes.Status413PayloadTooLarge);
 
     private static async Task<IResult> XmlRpcAsync(HttpContext http, string service, bool legacy, RpcDispatcher dispatcher,
@@ -225,7 +225,7 @@ public static class RpcEndpoints
         }
     }
 
-    private static void WriteErrorData(System.Text.Json.Utf8JsonWriter w, OdooException error, Exception original, RpcOptions options)
+    internal static void WriteErrorData(System.Text.Json.Utf8JsonWriter w, OdooException error, Exception original, RpcOptions options)
     {
         w.WriteStartObject();
         w.WriteString("name", error.QualifiedName);
@@ -243,7 +243,7 @@ public static class RpcEndpoints
         options.Debug && error.Kind == OdooErrorKind.ServerError ? original.ToString() : error.Message;
 
     /// <summary>Every failure as the Odoo exception a client expects; unexpected ones are logged and not detailed.</summary>
-    private static OdooException Describe(Exception e, ILogger logger)
+    internal static OdooException Describe(Exception e, ILogger logger)
     {
         switch (e)
         {

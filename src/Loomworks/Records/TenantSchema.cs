@@ -137,6 +137,7 @@ public sealed class TenantSchema : ITenantDatabaseSetup
                               'res.company', 'res.users', 'res.groups', 'res.users.apikeys']) AS m
             CROSS JOIN res_groups g WHERE g.xml_id = 'base.group_system';
             """),
+        WebSessionSchema.Migration,
     ];
 
     public async Task CreateAdminUserAsync(NpgsqlConnection tenantDatabase, string login, string password, CancellationToken ct)
