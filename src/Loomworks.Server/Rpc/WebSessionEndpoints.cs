@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Loomworks.Configuration;
 using Loomworks.Records;
 using Loomworks.Rpc;
@@ -11,7 +10,6 @@ namespace Loomworks.Server.Rpc;
 /// </summary>
 public static class WebSessionEndpoints
 {
-    private const string JsonType = "application/json; charset=utf-8";
     private const string DefaultRedirect = "/odoo";
 
     public static IServiceCollection AddWebSessions(this IServiceCollection services, LoomworksSettings settings)
@@ -139,53 +137,16 @@ public static class WebSessionEndpoints
         object? id = null;
         try
         {
-            var mediaType = http.Request.ContentType?.Split(';')[0].Trim();
-            if (mediaType is not ("application/json" or "application/json-rpc"))
-            {
-                throw RpcProtocolException.BadRequest($"Request inferred type is incompatible with the expected content type: {mediaType ?? "none"}; send application/json");
-            }
-            using var document = JsonDocument.Parse(body, JsonRpcCodec.ReadOptions);
-            if (JsonRpcCodec.ToWire(document.RootElement) is not Dictionary<string, object?> request)
-            {
-                throw RpcProtocolException.BadRequest("Invalid JSON-RPC request: the body must be an object");
-            }
-            id = request.GetValueOrDefault("id");
-            var parameters = request.GetValueOrDefault("params") switch
-            {
-                null => new Dictionary<string, object?>(StringComparer.Ordinal),
-                Dictionary<string, object?> given => given,
-                _ => throw RpcProtocolException.BadRequest("Invalid JSON-RPC request: params must be an object"),
-            };
-            var result = await handler(parameters);
-            return TypedResults.Bytes(JsonRpcCodec.Serialize(w =>
-            {
-                w.WriteStartObject();
-                w.WriteString("jsonrpc", "2.0");
-                w.WritePropertyName("id");
-                JsonRpcCodec.Write(w, id);
-                w.WritePropertyName("result");
-                JsonRpcCodec.Write(w, result);
-                w.WriteEndObject();
-            }), JsonType);
+            var parameters = RpcEndpoints.ReadJsonRpc(http, body, out id) ?? new Dictionary<string, object?>(StringComparer.Ordinal);
+            return RpcEndpoints.JsonRpcResult(id, await handler(parameters));
         }
         catch (Exception e) when (e is not OperationCanceledException || !http.RequestAborted.IsCancellationRequested)
         {
             var error = RpcEndpoints.Describe(e, logger);
             var expired = SessionErrors.IsExpired(error);
-            var bytes = JsonRpcCodec.Serialize(w =>
-            {
-                w.WriteStartObject();
-                w.WriteString("jsonrpc", "2.0");
-                w.WritePropertyName("id");
-                JsonRpcCodec.Write(w, id);
-                w.WriteStartObject("error");
-                w.WriteNumber("code", expired ? 100 : 200);
-                w.WriteString("message", expired ? "Odoo Session Expired" : "Odoo Server Error");
-                w.WritePropertyName("data");
-                RpcEndpoints.WriteErrorData(w, error, e, options);
-                w.WriteEndObject();
-                w.WriteEndObject();
-            });
+            var bytes = expired
+                ? RpcEndpoints.JsonRpcError(id, error, e, options, 100, "Odoo Session Expired")
+                : RpcEndpoints.JsonRpcError(id, error, e, options);
             var status = expired ? RpcRefusals.StatusOf(e) ?? StatusCodes.Status200OK : StatusCodes.Status200OK;
             return TypedResults.Text(System.Text.Encoding.UTF8.GetString(bytes), "application/json", System.Text.Encoding.UTF8, status);
         }
