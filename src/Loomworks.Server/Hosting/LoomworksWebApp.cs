@@ -25,6 +25,7 @@ public static class LoomworksWebApp
         builder.Services.AddDatabaseManager(settings);
         builder.Services.AddOperations();
         builder.Services.AddRpc(settings);
+        builder.Services.AddWebSessions(settings);
         builder.Services.AddSnapshots(settings);
         configure?.Invoke(builder);
 
@@ -36,6 +37,7 @@ public static class LoomworksWebApp
         app.MapDatabaseManager();
         app.MapOperations();
         app.MapRpc();
+        app.MapWebSessions();
         app.MapSnapshots();
         return app;
     }

@@ -36,7 +36,7 @@ public static class RpcEndpoints
     }
 
     /// <summary>The body, or null when it is over the limit (the caller answers 413).</summary>
-    private static async Task<byte[]?> ReadBodyAsync(HttpContext http, RpcOptions options)
+    internal static async Task<byte[]?> ReadBodyAsync(HttpContext http, RpcOptions options)
     {
         if (http.Request.ContentLength > options.MaxBodyBytes)
         {
@@ -87,7 +87,7 @@ public static class RpcEndpoints
         return buffer.ToArray();
     }
 
-    private static ContentHttpResult TooLarge(RpcOptions options) => TypedResults.Content(
+    internal static ContentHttpResult TooLarge(RpcOptions options) => TypedResults.Content(
         $"Request body larger than the limit of {options.MaxBodyBytes} bytes", "text/plain", statusCode: StatusCodes.Status413PayloadTooLarge);
 
     private static async Task<IResult> XmlRpcAsync(HttpContext http, string service, bool legacy, RpcDispatcher dispatcher,
@@ -130,22 +130,7 @@ public static class RpcEndpoints
         object? id = null;
         try
         {
-            var mediaType = http.Request.ContentType?.Split(';')[0].Trim();
-            if (mediaType is not ("application/json" or "application/json-rpc"))
-            {
-                throw RpcProtocolException.BadRequest($"Request inferred type is incompatible with the expected content type: {mediaType ?? "none"}; send application/json");
-            }
-            using var document = JsonDocument.Parse(body, JsonRpcCodec.ReadOptions);
-            if (document.RootElement.ValueKind != JsonValueKind.Object)
-            {
-                throw RpcProtocolException.BadRequest("Invalid JSON-RPC request: the body must be an object");
-            }
-            var request = (Dictionary<string, object?>)JsonRpcCodec.ToWire(document.RootElement)!;
-            id = request.GetValueOrDefault("id");
-            if (request.GetValueOrDefault("params") is not Dictionary<string, object?> parameters)
-            {
-                throw RpcProtocolException.BadRequest("Invalid JSON-RPC request: params must be an object");
-            }
+            var parameters = ReadJsonRpc(http, body, out id) ?? throw RpcProtocolException.BadRequest("Invalid JSON-RPC request: params must be an object");
             var service = parameters.GetValueOrDefault("service") as string ?? throw OdooException.Type("params.service must be a string");
             var method = parameters.GetValueOrDefault("method") as string ?? throw OdooException.Type("params.method must be a string");
             var args = parameters.GetValueOrDefault("args") switch
@@ -155,36 +140,68 @@ public static class RpcEndpoints
                 var other => throw OdooException.Type($"params.args must be a list, not {Domain.Show(other)}"),
             };
             var result = await dispatcher.DispatchAsync(http, service, method, args, http.RequestAborted);
-            return TypedResults.Bytes(JsonRpcCodec.Serialize(w =>
-            {
-                w.WriteStartObject();
-                w.WriteString("jsonrpc", "2.0");
-                w.WritePropertyName("id");
-                JsonRpcCodec.Write(w, id);
-                w.WritePropertyName("result");
-                JsonRpcCodec.Write(w, result);
-                w.WriteEndObject();
-            }), JsonType);
+            return JsonRpcResult(id, result);
         }
         catch (Exception e) when (e is not OperationCanceledException || !http.RequestAborted.IsCancellationRequested)
         {
-            var error = Describe(e, logger);
-            return TypedResults.Bytes(JsonRpcCodec.Serialize(w =>
-            {
-                w.WriteStartObject();
-                w.WriteString("jsonrpc", "2.0");
-                w.WritePropertyName("id");
-                JsonRpcCodec.Write(w, id);
-                w.WriteStartObject("error");
-                w.WriteNumber("code", 200);
-                w.WriteString("message", "Odoo Server Error");
-                w.WritePropertyName("data");
-                WriteErrorData(w, error, e, options);
-                w.WriteEndObject();
-                w.WriteEndObject();
-            }), JsonType);
+            return TypedResults.Bytes(JsonRpcError(id, Describe(e, logger), e, options), JsonType);
         }
     }
+
+    /// <summary>
+    /// Checks a JSON-RPC request's content type and shape; returns its params (null when absent) and its id.
+    /// Throws <see cref="RpcProtocolException"/> or <see cref="JsonException"/> for what is not a JSON-RPC request.
+    /// </summary>
+    internal static Dictionary<string, object?>? ReadJsonRpc(HttpContext http, byte[] body, out object? id)
+    {
+        id = null;
+        var mediaType = http.Request.ContentType?.Split(';')[0].Trim();
+        if (mediaType is not ("application/json" or "application/json-rpc"))
+        {
+            throw RpcProtocolException.BadRequest($"Request inferred type is incompatible with the expected content type: {mediaType ?? "none"}; send application/json");
+        }
+        using var document = JsonDocument.Parse(body, JsonRpcCodec.ReadOptions);
+        if (document.RootElement.ValueKind != JsonValueKind.Object)
+        {
+            throw RpcProtocolException.BadRequest("Invalid JSON-RPC request: the body must be an object");
+        }
+        var request = (Dictionary<string, object?>)JsonRpcCodec.ToWire(document.RootElement)!;
+        id = request.GetValueOrDefault("id");
+        return request.GetValueOrDefault("params") switch
+        {
+            null => null,
+            Dictionary<string, object?> parameters => parameters,
+            _ => throw RpcProtocolException.BadRequest("Invalid JSON-RPC request: params must be an object"),
+        };
+    }
+
+    internal static IResult JsonRpcResult(object? id, object? result) => TypedResults.Bytes(JsonRpcCodec.Serialize(w =>
+    {
+        w.WriteStartObject();
+        w.WriteString("jsonrpc", "2.0");
+        w.WritePropertyName("id");
+        JsonRpcCodec.Write(w, id);
+        w.WritePropertyName("result");
+        JsonRpcCodec.Write(w, result);
+        w.WriteEndObject();
+    }), JsonType);
+
+    /// <summary>A JSON-RPC error answer: Odoo puts 200 "Odoo Server Error" in the code and message of every error but a few.</summary>
+    internal static byte[] JsonRpcError(object? id, OdooException error, Exception original, RpcOptions options, int code = 200,
+        string message = "Odoo Server Error") => JsonRpcCodec.Serialize(w =>
+    {
+        w.WriteStartObject();
+        w.WriteString("jsonrpc", "2.0");
+        w.WritePropertyName("id");
+        JsonRpcCodec.Write(w, id);
+        w.WriteStartObject("error");
+        w.WriteNumber("code", code);
+        w.WriteString("message", message);
+        w.WritePropertyName("data");
+        WriteErrorData(w, error, original, options);
+        w.WriteEndObject();
+        w.WriteEndObject();
+    });
 
     private static async Task<IResult> Json2Async(HttpContext http, string model, string method, RpcDispatcher dispatcher,
         IRpcDatabases databases, RpcAuthenticator authenticator, RpcOptions options, ILogger<RpcDispatcher> logger)
@@ -245,7 +262,7 @@ public static class RpcEndpoints
         }
     }
 
-    private static void WriteErrorData(System.Text.Json.Utf8JsonWriter w, OdooException error, Exception original, RpcOptions options)
+    internal static void WriteErrorData(System.Text.Json.Utf8JsonWriter w, OdooException error, Exception original, RpcOptions options)
     {
         w.WriteStartObject();
         w.WriteString("name", error.QualifiedName);
@@ -263,7 +280,7 @@ public static class RpcEndpoints
         options.Debug && error.Kind == OdooErrorKind.ServerError ? original.ToString() : error.Message;
 
     /// <summary>Every failure as the Odoo exception a client expects; unexpected ones are logged and not detailed.</summary>
-    private static OdooException Describe(Exception e, ILogger logger)
+    internal static OdooException Describe(Exception e, ILogger logger)
     {
         switch (e)
         {

@@ -15,8 +15,8 @@ public static class TenancyServerExtensions
     /// <summary>Paths served without a tenant.</summary>
     private static readonly string[] TenantlessPrefixes = ["/web/health", "/api/v1", "/web/database"];
 
-    /// <summary>Paths whose endpoints route themselves (the RPC layer routes by the body's db).</summary>
-    private static readonly string[] SelfRoutingPrefixes = ["/xmlrpc", "/jsonrpc", "/json/2"];
+    /// <summary>Paths whose endpoints route themselves (the RPC layer routes by the body's db, web sessions by their own database).</summary>
+    private static readonly string[] SelfRoutingPrefixes = ["/xmlrpc", "/jsonrpc", "/json/2", "/web/session", "/web/dataset"];
 
     public static void AddLoomworksTenancy(this IServiceCollection services, LoomworksSettings settings)
     {

@@ -138,6 +138,7 @@ public sealed class TenantSchema : ITenantDatabaseSetup
             CROSS JOIN res_groups g WHERE g.xml_id = 'base.group_system';
             """),
         SecurityStamp.Migration,
+        WebSessionSchema.Migration,
     ];
 
     public async Task CreateAdminUserAsync(NpgsqlConnection tenantDatabase, string login, string passwordHash, CancellationToken ct)
