@@ -170,6 +170,8 @@ public static class ConfigKeys
     public static readonly ConfigKey AttachmentMaxMb = new("loomworks_attachment_max_mb", "64", ConfigValueKind.WholeNumber,
         "Largest attachment (ir.attachment datas) a client may store, in MB; bigger ones are refused with a UserError.",
         Minimum: 1, Maximum: 4096);
+    public static readonly ConfigKey RestoreScratchDir = new("loomworks_restore_scratch_dir", null, ConfigValueKind.Text,
+        "Folder for the scratch copies of tenant restores (default data_dir/restore); PostgreSQL's user must reach it.");
 
     /// <summary>All keys, in the order the README documents them.</summary>
     public static readonly IReadOnlyList<ConfigKey> All =
@@ -183,6 +185,7 @@ public static class ConfigKeys
         RestoreMaxSizeMb,
         BackupFullIntervalDays, BackupDiffIntervalHours,
         AttachmentMaxMb,
+        RestoreScratchDir,
     ];
 
     /// <summary>Odoo's other spellings of some flags (<c>-d</c>, <c>--database</c>, <c>--db-filter</c>, …), without dashes.</summary>
