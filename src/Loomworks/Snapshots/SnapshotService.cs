@@ -205,14 +205,14 @@ public sealed class SnapshotService(ManagementDatabase management, TenantStore t
     public async Task RefreshStatesAsync(CancellationToken cancellationToken)
     {
         // WAL file names of one timeline sort in WAL order, so a text comparison says whether a segment is archived.
-        await using var command = management.DataSource.CreateCommand("""
+        // PendingLimit is a constant of this class, spliced so the statements need no parameters (several in one command).
+        await using var command = management.DataSource.CreateCommand($$"""
             UPDATE loomworks_snapshot SET state = 'ready'
             WHERE state = 'pending'
               AND wal_file <= (SELECT last_archived_wal FROM pg_stat_archiver WHERE last_archived_wal ~ '^[0-9A-F]{24}$');
-            UPDATE loomworks_snapshot SET state = 'failed' WHERE state = 'pending' AND created_at < now() - $1;
+            UPDATE loomworks_snapshot SET state = 'failed' WHERE state = 'pending' AND created_at < now() - interval '{{(int)PendingLimit.TotalMinutes}} minutes';
             UPDATE loomworks_snapshot SET state = 'expired' WHERE state IN ('pending', 'ready') AND expires_at < now();
             """);
-        command.Parameters.AddWithValue(PendingLimit);
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 

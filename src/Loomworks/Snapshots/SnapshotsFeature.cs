@@ -55,8 +55,9 @@ public sealed class SnapshotsFeature
             if (BackRest.IsConfigured)
             {
                 await Snapshots.SyncBackupSetsAsync(cancellationToken);
-                // Snapshots a dead process left pending: switched and completed in the background, or failed later.
-                Snapshots.RequestCompletion();
+                // Snapshots a dead process left pending: switched and completed now (a short wait, and only when there
+                // are some); one whose segment cannot be archived turns failed after SnapshotService.PendingLimit.
+                await Snapshots.CompletePendingAsync(TimeSpan.FromSeconds(5), cancellationToken);
             }
             else
             {

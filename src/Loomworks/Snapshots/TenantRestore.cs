@@ -728,6 +728,18 @@ public sealed partial class TenantRestore(
         }
     }
 
+    private bool AlmostFull(string dir)
+    {
+        try
+        {
+            return Directory.Exists(dir) && FreeBytes(dir) < 16L << 20;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Whether a failure's text says a disk filled up (PostgreSQL, pgBackRest and .NET all say ENOSPC's words).</summary>
     private static bool IsOutOfSpace(string text) =>
         text.Contains("No space left on device", StringComparison.OrdinalIgnoreCase)
@@ -797,7 +809,8 @@ public sealed partial class TenantRestore(
             OperationCanceledException => "cancelled; rolled back, the tenant is unchanged",
             _ => $"{e.GetType().Name}: {e.Message}",
         };
-        return IsOutOfSpace(text)
+        // pgBackRest reports a bare write error; a disk nearly full at the moment of failure names the cause.
+        return IsOutOfSpace(text) || AlmostFull(ScratchRoot) || AlmostFull(dataDir)
             ? $"the disk ran out of space during the restore (no space left on device; scratch folder {ScratchRoot}, data in " +
               $"{dataDir}); rolled back, the tenant keeps its current data. Free some space or point " +
               $"loomworks_restore_scratch_dir at a larger disk. Detail: {Shorten(text, 400)}"
