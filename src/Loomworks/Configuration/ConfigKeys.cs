@@ -172,6 +172,8 @@ public static class ConfigKeys
         Minimum: 1, Maximum: 4096);
     public static readonly ConfigKey SessionIdleDays = new("loomworks_session_idle_days", "7", ConfigValueKind.WholeNumber,
         "Days a web session (session_id cookie) stays valid without being used.", Minimum: 1, Maximum: 3650);
+    public static readonly ConfigKey RestoreScratchDir = new("loomworks_restore_scratch_dir", null, ConfigValueKind.Text,
+        "Folder for the scratch copies of tenant restores (default data_dir/restore); PostgreSQL's user must reach it.");
 
     /// <summary>All keys, in the order the README documents them.</summary>
     public static readonly IReadOnlyList<ConfigKey> All =
@@ -186,6 +188,7 @@ public static class ConfigKeys
         BackupFullIntervalDays, BackupDiffIntervalHours,
         AttachmentMaxMb,
         SessionIdleDays,
+        RestoreScratchDir,
     ];
 
     /// <summary>Odoo's other spellings of some flags (<c>-d</c>, <c>--database</c>, <c>--db-filter</c>, …), without dashes.</summary>

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Threading.Channels;
 using Loomworks.Tenancy;
 using Npgsql;
 using NpgsqlTypes;
@@ -45,11 +46,19 @@ public static class SnapshotTypes
 }
 
 /// <summary>
-/// Snapshots of tenants: a named restore point in the shared WAL, its LSN and segment, and a WAL switch so the
-/// segment is archived at once; the snapshot is ready when pg_stat_archiver shows that segment archived.
+/// Snapshots of tenants: a named restore point in the shared WAL, its LSN and segment, recorded pending; a WAL switch
+/// in the background gets the segment archived at once, and the snapshot is ready when pg_stat_archiver shows it.
 /// </summary>
 public sealed class SnapshotService(ManagementDatabase management, TenantStore tenants, PgBackRest backRest, int retentionDays)
 {
+    /// <summary>A pending snapshot whose segment is still not archived this long after it was taken is marked failed.</summary>
+    public static readonly TimeSpan PendingLimit = TimeSpan.FromMinutes(15);
+
+    // One slot: requests arriving while a switch is under way coalesce into the next one, which covers them all.
+    private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+    private readonly Lock _completerGate = new();
+    private Task? _completer;
+
     private const string Columns = """
         id, tenant_id, name, created_at, state, wal_position::text, wal_file, restore_point, base_backup_id,
         snapshot_type, size_bytes, expires_at
@@ -75,50 +84,110 @@ public sealed class SnapshotService(ManagementDatabase management, TenantStore t
                 : "pgBackRest is not installed; snapshots need it: apt-get install pgbackrest");
         }
         var restorePoint = "loomworks-" + Guid.NewGuid().ToString("N");
-        await using var connection = await management.DataSource.OpenConnectionAsync(cancellationToken);
-        // The LSN pg_create_restore_point returns is the point itself; pg_current_wal_lsn() can be behind it.
-        NpgsqlLogSequenceNumber lsn;
-        string walFile;
-        long size;
-        await using (var point = new NpgsqlCommand(
-            "SELECT p, pg_walfile_name(p), pg_database_size($2) FROM pg_create_restore_point($1) AS p", connection))
-        {
-            point.Parameters.AddWithValue(restorePoint);
-            point.Parameters.AddWithValue(tenant.DatabaseName);
-            await using var reader = await point.ExecuteReaderAsync(cancellationToken);
-            await reader.ReadAsync(cancellationToken);
-            lsn = reader.GetFieldValue<NpgsqlLogSequenceNumber>(0);
-            walFile = reader.GetString(1);
-            size = reader.GetInt64(2);
-        }
-        await using (var switchWal = new NpgsqlCommand("SELECT pg_switch_wal()", connection))
-        {
-            await switchWal.ExecuteNonQueryAsync(cancellationToken);
-        }
-        await using var insert = new NpgsqlCommand($"""
+        // One statement, one commit: the request path only records the point. The LSN pg_create_restore_point returns
+        // is the point itself (pg_current_wal_lsn() can be behind it). The WAL switch and the archive wait happen in
+        // the background (CompletePendingAsync); a process that dies first leaves a pending row the next start completes.
+        await using var insert = management.DataSource.CreateCommand($"""
+            WITH p AS (SELECT pg_create_restore_point($1) AS lsn)
             INSERT INTO loomworks_snapshot (tenant_id, name, wal_position, wal_file, restore_point, base_backup_id,
                 snapshot_type, size_bytes, expires_at)
-            VALUES ($1, $2, $3, $4, $5,
+            SELECT $2, $3, p.lsn, pg_walfile_name(p.lsn), $1,
                 (SELECT label FROM loomworks_backup_set ORDER BY stopped_at DESC LIMIT 1),
-                $6, $7, now() + make_interval(days => $8))
+                $4, pg_database_size($5), now() + make_interval(days => $6)
+            FROM p
             RETURNING {Columns}
-            """, connection);
+            """);
+        insert.Parameters.AddWithValue(restorePoint);
         insert.Parameters.AddWithValue(tenant.Id);
         insert.Parameters.AddWithValue(name);
-        insert.Parameters.Add(new NpgsqlParameter { Value = lsn, NpgsqlDbType = NpgsqlDbType.PgLsn });
-        insert.Parameters.AddWithValue(walFile);
-        insert.Parameters.AddWithValue(restorePoint);
         insert.Parameters.AddWithValue(type);
-        insert.Parameters.AddWithValue(size);
+        insert.Parameters.AddWithValue(tenant.DatabaseName);
         insert.Parameters.AddWithValue(retentionDays);
-        await using var inserted = await insert.ExecuteReaderAsync(cancellationToken);
-        await inserted.ReadAsync(cancellationToken);
-        return Read(inserted);
+        Snapshot snapshot;
+        await using (var inserted = await insert.ExecuteReaderAsync(cancellationToken))
+        {
+            await inserted.ReadAsync(cancellationToken);
+            snapshot = Read(inserted);
+        }
+        TestCrash.AfterStep("snapshot_recorded");
+        RequestCompletion();
+        return snapshot;
+    }
+
+    /// <summary>Wakes the background completer (started on first use): it switches WAL once for every pending snapshot.</summary>
+    public void RequestCompletion()
+    {
+        lock (_completerGate)
+        {
+            _completer ??= Task.Run(CompleteInBackgroundAsync);
+        }
+        _wake.Writer.TryWrite(true);
+    }
+
+    private async Task CompleteInBackgroundAsync()
+    {
+        while (await _wake.Reader.WaitToReadAsync())
+        {
+            _wake.Reader.TryRead(out _);
+            try
+            {
+                await CompletePendingAsync(TimeSpan.FromSeconds(60), CancellationToken.None);
+            }
+            catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException)
+            {
+                // The snapshots stay pending: archive_timeout archives the segment anyway, the next request or start
+                // retries the switch, and RefreshStatesAsync fails those still pending after PendingLimit.
+                Trace.TraceWarning($"Completing pending snapshots failed: {e.Message}");
+            }
+        }
+    }
+
+    /// <summary>
+    /// Switches WAL if a pending snapshot's segment is still being written, then waits (up to <paramref name="timeout"/>)
+    /// until every pending segment is archived and marks those snapshots ready. Safe to run at any time and repeatedly.
+    /// </summary>
+    public async Task CompletePendingAsync(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        string? newest;
+        var mustSwitch = false;
+        await using (var command = management.DataSource.CreateCommand("""
+            SELECT max(wal_file), coalesce(bool_or(wal_file >= pg_walfile_name(pg_current_wal_insert_lsn())), false)
+            FROM loomworks_snapshot WHERE state = 'pending'
+            """))
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            await reader.ReadAsync(cancellationToken);
+            newest = reader.IsDBNull(0) ? null : reader.GetString(0);
+            mustSwitch = reader.GetBoolean(1);
+        }
+        if (newest is null)
+        {
+            return;
+        }
+        if (mustSwitch)
+        {
+            await using var switchWal = management.DataSource.CreateCommand("SELECT pg_switch_wal()");
+            await switchWal.ExecuteNonQueryAsync(cancellationToken);
+        }
+        var watch = Stopwatch.StartNew();
+        while (true)
+        {
+            await using var poll = management.DataSource.CreateCommand(
+                "SELECT coalesce(last_archived_wal >= $1, false) FROM pg_stat_archiver");
+            poll.Parameters.AddWithValue(newest);
+            if ((bool)(await poll.ExecuteScalarAsync(cancellationToken))! || watch.Elapsed > timeout)
+            {
+                break;
+            }
+            await Task.Delay(20, cancellationToken);
+        }
+        await RefreshStatesAsync(cancellationToken);
     }
 
     /// <summary>Waits until the snapshot's segment is archived; returns it ready, or still pending after the timeout.</summary>
     public async Task<Snapshot> WaitReadyAsync(Snapshot snapshot, TimeSpan timeout, CancellationToken cancellationToken)
     {
+        RequestCompletion();
         var watch = Stopwatch.StartNew();
         while (true)
         {
@@ -136,10 +205,12 @@ public sealed class SnapshotService(ManagementDatabase management, TenantStore t
     public async Task RefreshStatesAsync(CancellationToken cancellationToken)
     {
         // WAL file names of one timeline sort in WAL order, so a text comparison says whether a segment is archived.
-        await using var command = management.DataSource.CreateCommand("""
+        // PendingLimit is a constant of this class, spliced so the statements need no parameters (several in one command).
+        await using var command = management.DataSource.CreateCommand($$"""
             UPDATE loomworks_snapshot SET state = 'ready'
             WHERE state = 'pending'
               AND wal_file <= (SELECT last_archived_wal FROM pg_stat_archiver WHERE last_archived_wal ~ '^[0-9A-F]{24}$');
+            UPDATE loomworks_snapshot SET state = 'failed' WHERE state = 'pending' AND created_at < now() - interval '{{(int)PendingLimit.TotalMinutes}} minutes';
             UPDATE loomworks_snapshot SET state = 'expired' WHERE state IN ('pending', 'ready') AND expires_at < now();
             """);
         await command.ExecuteNonQueryAsync(cancellationToken);

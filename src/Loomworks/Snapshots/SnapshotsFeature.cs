@@ -33,7 +33,9 @@ public sealed class SnapshotsFeature
         var snapshots = new SnapshotService(management, tenants, backRest, options.RetentionDays);
         var binaries = new Lazy<PostgresBinaries>(() => cluster?.Binaries ?? PostgresBinaries.Locate(settings.Get(ConfigKeys.PgBinDir)));
         var restore = new TenantRestore(snapshots, new RestoreJobStore(management.DataSource), tenants, dataSources.For("postgres"),
-            server.Endpoint, binaries, settings.DataDir, settings.GetInt(ConfigKeys.KeepPreRestoreHours),
+            server.Endpoint, binaries, settings.DataDir,
+            settings.Get(ConfigKeys.RestoreScratchDir) is { Length: > 0 } scratch ? Path.GetFullPath(scratch) : Path.Combine(settings.DataDir, "restore"),
+            settings.GetInt(ConfigKeys.KeepPreRestoreHours),
             loggers.CreateLogger<TenantRestore>(), dataSources.EvictAsync);
         return new SnapshotsFeature(backRest, snapshots, restore, settings);
     }
@@ -53,6 +55,9 @@ public sealed class SnapshotsFeature
             if (BackRest.IsConfigured)
             {
                 await Snapshots.SyncBackupSetsAsync(cancellationToken);
+                // Snapshots a dead process left pending: switched and completed now (a short wait, and only when there
+                // are some); one whose segment cannot be archived turns failed after SnapshotService.PendingLimit.
+                await Snapshots.CompletePendingAsync(TimeSpan.FromSeconds(5), cancellationToken);
             }
             else
             {

@@ -31,6 +31,7 @@ public sealed partial class TenantRestore(
     PostgresEndpoint liveEndpoint,
     Lazy<PostgresBinaries> binaries,
     string dataDir,
+    string scratchRoot,
     int keepPreRestoreHours,
     ILogger logger,
     Func<string, Task>? evictDatabase = null)
@@ -41,15 +42,16 @@ public sealed partial class TenantRestore(
     /// <summary>Free bytes where scratch copies go; replaceable by the tests to simulate a full disk.</summary>
     internal Func<string, long> FreeBytes { get; set; } = path => new DriveInfo(path).AvailableFreeSpace;
 
-    /// <summary>Environment variable that makes the process kill itself (SIGKILL) right after the given step.</summary>
-    public const string CrashAfterStepVariable = "LOOMWORKS_RESTORE_CRASH_AFTER_STEP";
-
-    public string ScratchRoot => Path.Combine(dataDir, "restore");
+    /// <summary>Where scratch copies go: loomworks_restore_scratch_dir, by default data_dir/restore.</summary>
+    public string ScratchRoot => scratchRoot;
 
     public RestoreJobStore Jobs => jobs;
 
     [GeneratedRegex("^[a-z][a-z0-9-]{0,62}$")]
     private static partial Regex SubdomainPattern();
+
+    [GeneratedRegex("^job-[0-9]{1,19}$")]
+    private static partial Regex ScratchFolderName();
 
     /// <summary>Checks the request, picks the backup set and records the job; every refusal changes nothing.</summary>
     public async Task<RestoreJob> StartAsync(RestoreRequest request, CancellationToken cancellationToken)
@@ -244,11 +246,13 @@ public sealed partial class TenantRestore(
                 await RestoreJobStore.UnlockAsync(lockConnection, job.Id);
             }
         }
-        // Folders no unfinished job owns: left by a crash before the job recorded them.
+        // Folders no unfinished job owns: left by a crash before the job recorded them. Only our own job-<id>
+        // folders: the scratch root is configurable and may be shared with other programs.
         if (Directory.Exists(ScratchRoot))
         {
             var owned = (await jobs.UnfinishedAsync(cancellationToken)).Select(j => j.ScratchDir).ToHashSet();
-            foreach (var dir in Directory.GetDirectories(ScratchRoot).Where(d => !owned.Contains(d)))
+            foreach (var dir in Directory.GetDirectories(ScratchRoot)
+                         .Where(d => ScratchFolderName().IsMatch(Path.GetFileName(d)) && !owned.Contains(d)))
             {
                 await CleanScratchAsync(dir, cancellationToken);
             }
@@ -326,11 +330,7 @@ public sealed partial class TenantRestore(
             var current = (await jobs.GetAsync(job.Id, CancellationToken.None))!;
             progress?.Report(current);
             AfterStep?.Invoke(step);
-            if (Environment.GetEnvironmentVariable(CrashAfterStepVariable) == step.ToString(CultureInfo.InvariantCulture))
-            {
-                _ = Kill(Environment.ProcessId, 9);
-                await Task.Delay(Timeout.Infinite, CancellationToken.None);
-            }
+            TestCrash.AfterStep(RestoreSteps.Names[step]);
             return current;
         }
 
@@ -706,17 +706,45 @@ public sealed partial class TenantRestore(
             await reader.ReadAsync(cancellationToken);
             (size, walSinceBackup) = (reader.GetInt64(0), Math.Max(0, reader.GetInt64(1)));
         }
-        // The scratch copy, its dump and the new database, the WAL replayed since the backup, and the system databases.
-        var needed = 3 * size + walSinceBackup + (256L << 20);
+        // Scratch: the copy, the WAL replayed since the backup, its dump, and the system databases. Live: the new
+        // database and about as much WAL as it writes. On one file system both add up.
+        var scratchNeeded = 2 * size + walSinceBackup + (64L << 20);
+        var liveNeeded = 2 * size + (64L << 20);
         Directory.CreateDirectory(dataDir);
-        var free = FreeBytes(dataDir);
-        if (free < needed)
+        Directory.CreateDirectory(ScratchRoot);
+        var sameDisk = string.Equals(new DriveInfo(ScratchRoot).Name, new DriveInfo(dataDir).Name, StringComparison.Ordinal);
+        var checks = sameDisk
+            ? new[] { (Dir: ScratchRoot, Needed: scratchNeeded + liveNeeded) }
+            : [(ScratchRoot, scratchNeeded), (dataDir, liveNeeded)];
+        foreach (var (dir, needed) in checks)
         {
-            throw new SnapshotException(SnapshotErrorKind.Unavailable,
-                $"not enough free disk space for the restore: about {needed >> 20} MB needed in {dataDir}, {free >> 20} MB free; " +
-                "nothing was changed");
+            var free = FreeBytes(dir);
+            if (free < needed)
+            {
+                throw new SnapshotException(SnapshotErrorKind.Unavailable,
+                    $"not enough free disk space for the restore: about {needed >> 20} MB needed in {dir}, {free >> 20} MB free; " +
+                    "nothing was changed");
+            }
         }
     }
+
+    private bool AlmostFull(string dir)
+    {
+        try
+        {
+            return Directory.Exists(dir) && FreeBytes(dir) < 16L << 20;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Whether a failure's text says a disk filled up (PostgreSQL, pgBackRest and .NET all say ENOSPC's words).</summary>
+    private static bool IsOutOfSpace(string text) =>
+        text.Contains("No space left on device", StringComparison.OrdinalIgnoreCase)
+        || text.Contains("could not extend file", StringComparison.OrdinalIgnoreCase)
+        || text.Contains("Disk quota exceeded", StringComparison.OrdinalIgnoreCase);
 
     private async Task ArchiveUpToNowAsync(CancellationToken cancellationToken)
     {
@@ -771,14 +799,23 @@ public sealed partial class TenantRestore(
 
     private static string Literal(string value) => "'" + value.Replace("'", "''", StringComparison.Ordinal) + "'";
 
-    private static string Shorten(string value) => value.Length > 64 ? value[..64] + "…" : value;
+    private static string Shorten(string value, int length = 64) => value.Length > length ? value[..length] + "…" : value;
 
-    private static string Describe(Exception e) => e switch
+    private string Describe(Exception e)
     {
-        SnapshotException or PgBackRestException => e.Message,
-        OperationCanceledException => "cancelled; rolled back, the tenant is unchanged",
-        _ => $"{e.GetType().Name}: {e.Message}",
-    };
+        var text = e switch
+        {
+            SnapshotException or PgBackRestException => e.Message,
+            OperationCanceledException => "cancelled; rolled back, the tenant is unchanged",
+            _ => $"{e.GetType().Name}: {e.Message}",
+        };
+        // pgBackRest reports a bare write error; a disk nearly full at the moment of failure names the cause.
+        return IsOutOfSpace(text) || AlmostFull(ScratchRoot) || AlmostFull(dataDir)
+            ? $"the disk ran out of space during the restore (no space left on device; scratch folder {ScratchRoot}, data in " +
+              $"{dataDir}); rolled back, the tenant keeps its current data. Free some space or point " +
+              $"loomworks_restore_scratch_dir at a larger disk. Detail: {Shorten(text, 400)}"
+            : text;
+    }
 
     private static int FreePort()
     {

@@ -15,6 +15,7 @@ namespace Loomworks.Tests.Snapshots;
 public sealed class PitrFixture : IAsyncLifetime
 {
     private readonly Scratch _scratch = new("pitr");
+    private Dictionary<string, string> _settings = [];
 
     public LoomworksSettings Settings { get; private set; } = null!;
     public PostgresServer Server { get; private set; } = null!;
@@ -26,12 +27,13 @@ public sealed class PitrFixture : IAsyncLifetime
 
     public async ValueTask InitializeAsync()
     {
-        Settings = LoomworksSettings.Defaults(new Dictionary<string, string>
+        _settings = new Dictionary<string, string>
         {
             ["data_dir"] = _scratch.Path,
             ["db_port"] = Scratch.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["loomworks_archive_timeout"] = "30",
-        });
+        };
+        Settings = LoomworksSettings.Defaults(_settings);
         Server = await PostgresServer.OpenAsync(Settings, NullLogger.Instance);
         await DatabaseAdmin.EnsureDatabaseAsync(Server.Endpoint, Settings.ManagementDatabase, CancellationToken.None);
         (DataSources, Management) = ManagementDatabase.Open(Server.Endpoint, Settings.ManagementDatabase);
@@ -62,6 +64,28 @@ public sealed class PitrFixture : IAsyncLifetime
         await command.ExecuteNonQueryAsync();
         return (await Tenants.FindBySubdomainAsync(subdomain, CancellationToken.None))!;
     }
+
+    /// <summary>The same settings with one more key, as command-line options of the real executable.</summary>
+    public string[] CliOptions() =>
+        [.. _settings.SelectMany(kv => new[] { "--" + kv.Key.Replace('_', '-'), kv.Value })];
+
+    /// <summary>A second snapshot feature on this cluster whose settings add <paramref name="key"/> (dispose its BackRest).</summary>
+    public SnapshotsFeature FeatureWith(string key, string value) =>
+        SnapshotsFeature.Create(LoomworksSettings.Defaults(new Dictionary<string, string>(_settings) { [key] = value }), Server,
+            DataSources, Management, Tenants, NullLoggerFactory.Instance);
+
+    /// <summary>Whether a process whose command line mentions <paramref name="text"/> is running.</summary>
+    public static bool ProcessMentions(string text) => Directory.GetDirectories("/proc").Any(dir =>
+    {
+        try
+        {
+            return File.ReadAllText(Path.Combine(dir, "cmdline")).Contains(text, StringComparison.Ordinal);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    });
 
     public async Task ExecuteAsync(string database, string sql)
     {
@@ -105,17 +129,7 @@ public sealed class PitrFixture : IAsyncLifetime
     {
         var root = Feature.Restore.ScratchRoot;
         var leftFolders = Directory.Exists(root) && Directory.EnumerateFileSystemEntries(root).Any();
-        var leftProcesses = Directory.GetDirectories("/proc").Any(dir =>
-        {
-            try
-            {
-                return File.ReadAllText(Path.Combine(dir, "cmdline")).Contains(root, StringComparison.Ordinal);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                return false;
-            }
-        });
+        var leftProcesses = ProcessMentions(root);
         return !leftFolders && !leftProcesses;
     }
 
