@@ -199,6 +199,254 @@ public static class OperationsSchema
             END
             $fn$;
             """),
+        new(2003, "statement-level capture, completion at commit, undo in one statement", """
+            -- Rows are written small (pending) and filled at commit: room on the page keeps that update HOT, so it touches
+            -- no index.
+            ALTER TABLE loomworks_ai_operation_log SET (fillfactor = 70);
+            ALTER TABLE loomworks_ai_operation_log ADD COLUMN started_at timestamptz;
+
+            -- Statement-level capture: one INSERT … SELECT per statement over its transition table instead of a plpgsql call
+            -- and an INSERT per row. TG_ARGV[0] is the key columns, TG_ARGV[1] the columns whose updates alone are not captured.
+            CREATE FUNCTION loomworks_capture_statement() RETURNS trigger LANGUAGE plpgsql AS $fn$
+            DECLARE
+                op bigint := nullif(current_setting('loomworks.operation_id', true), '')::bigint;
+                keys text[] := TG_ARGV[0]::text[];
+                ignored text[] := TG_ARGV[1]::text[];
+            BEGIN
+                IF TG_OP = 'INSERT' THEN
+                    INSERT INTO loomworks_change (operation_id, table_name, row_key, kind, new_row)
+                    SELECT op, TG_TABLE_NAME, (SELECT jsonb_object_agg(k, n.j -> k) FROM unnest(keys) k), 'I', n.j
+                    FROM (SELECT to_jsonb(t) AS j FROM loomworks_new_rows t) n;
+                ELSIF TG_OP = 'DELETE' THEN
+                    INSERT INTO loomworks_change (operation_id, table_name, row_key, kind, old_row)
+                    SELECT op, TG_TABLE_NAME, (SELECT jsonb_object_agg(k, o.j -> k) FROM unnest(keys) k), 'D', o.j
+                    FROM (SELECT to_jsonb(t) AS j FROM loomworks_old_rows t) o;
+                ELSE
+                    -- Old and new rows pair up by key; a row whose key changed is captured as its deletion and an insertion,
+                    -- in that order, so undo (newest first) removes the new key before it brings the old one back.
+                    INSERT INTO loomworks_change (operation_id, table_name, row_key, kind, old_row, new_row)
+                    SELECT op, TG_TABLE_NAME, coalesce(o.k, n.k),
+                           CASE WHEN n.k IS NULL THEN 'D' WHEN o.k IS NULL THEN 'I' ELSE 'U' END, o.j, n.j
+                    FROM (SELECT (SELECT jsonb_object_agg(k, s.j -> k) FROM unnest(keys) k) AS k, s.j
+                          FROM (SELECT to_jsonb(t) AS j FROM loomworks_old_rows t) s) o
+                    FULL JOIN (SELECT (SELECT jsonb_object_agg(k, s.j -> k) FROM unnest(keys) k) AS k, s.j
+                               FROM (SELECT to_jsonb(t) AS j FROM loomworks_new_rows t) s) n ON n.k = o.k
+                    WHERE o.k IS NULL OR n.k IS NULL OR o.j - ignored <> n.j - ignored
+                    ORDER BY (n.k IS NULL) DESC, (o.k IS NULL);
+                END IF;
+                RETURN NULL;
+            END
+            $fn$;
+
+            -- Fills in what an operation changed (record ids and values of its model's rows, count) and marks it done.
+            CREATE FUNCTION loomworks_complete_operation(op bigint) RETURNS void LANGUAGE plpgsql AS $fn$
+            BEGIN
+                WITH c AS (
+                    SELECT table_name, row_key, old_row, new_row, id FROM loomworks_change WHERE operation_id = op),
+                main AS (
+                    SELECT (row_key ->> 'id')::bigint AS rid,
+                           (array_agg(old_row ORDER BY id))[1] AS before,
+                           (array_agg(new_row ORDER BY id DESC))[1] AS after
+                    FROM c
+                    WHERE table_name = (SELECT replace(l.model_name, '.', '_') FROM loomworks_ai_operation_log l WHERE l.id = op)
+                      AND row_key ? 'id' AND jsonb_typeof(row_key -> 'id') = 'number'
+                    GROUP BY 1)
+                UPDATE loomworks_ai_operation_log SET
+                    state = 'done',
+                    execution_time_ms = least(extract(epoch FROM clock_timestamp() - coalesce(started_at, created_at)) * 1000, 2147483647)::integer,
+                    change_count = (SELECT count(*) FROM c),
+                    record_ids = coalesce((SELECT array_agg(rid ORDER BY rid) FROM main), '{}'),
+                    values_before = (SELECT jsonb_object_agg(rid, before) FROM main WHERE before IS NOT NULL),
+                    values_after = (SELECT jsonb_object_agg(rid, after) FROM main WHERE after IS NOT NULL)
+                WHERE id = op AND state = 'pending';
+            END
+            $fn$;
+
+            -- An operation completes itself at commit: no round trip of its own, and every change of the transaction counted.
+            CREATE FUNCTION loomworks_complete_at_commit() RETURNS trigger LANGUAGE plpgsql AS $fn$
+            BEGIN
+                PERFORM loomworks_complete_operation(NEW.id);
+                RETURN NULL;
+            END
+            $fn$;
+            CREATE CONSTRAINT TRIGGER loomworks_complete AFTER INSERT ON loomworks_ai_operation_log
+                DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.state = 'pending') EXECUTE FUNCTION loomworks_complete_at_commit();
+
+            -- The first row the operation touched that is no longer as the operation left it, with the newest later change of
+            -- it: one query per table instead of one per row.
+            CREATE FUNCTION loomworks_first_conflict(op bigint)
+            RETURNS TABLE (table_name text, row_key jsonb, later_operation_id bigint, later_change_at timestamptz)
+            LANGUAGE plpgsql STABLE AS $fn$
+            DECLARE
+                t text;
+                sample jsonb;
+                cond text;
+                hit record;
+            BEGIN
+                FOR t, sample IN
+                    SELECT c.table_name, (array_agg(c.row_key))[1] FROM loomworks_change c WHERE c.operation_id = op
+                    GROUP BY c.table_name ORDER BY c.table_name
+                LOOP
+                    IF EXISTS (SELECT 1 FROM loomworks_change c, jsonb_each(c.row_key) e
+                               WHERE c.operation_id = op AND c.table_name = t AND e.value = 'null'::jsonb) THEN
+                        -- A null key part (a table without a primary key): the row-by-row check matches it with IS NULL.
+                        RETURN QUERY SELECT * FROM loomworks_operation_conflicts(op) x WHERE x.table_name = t LIMIT 1;
+                        IF FOUND THEN
+                            RETURN;
+                        END IF;
+                        CONTINUE;
+                    END IF;
+                    SELECT string_agg(format('x.%I = (jsonb_populate_record(NULL::%I, r.row_key)).%I', e.key, t, e.key), ' AND ')
+                    INTO cond FROM jsonb_object_keys(sample) e(key);
+                    EXECUTE format($q$
+                        SELECT r.id, r.row_key FROM (
+                            SELECT DISTINCT ON (c.row_key) c.id, c.row_key, c.new_row FROM loomworks_change c
+                            WHERE c.operation_id = $1 AND c.table_name = $2 ORDER BY c.row_key, c.id DESC) r
+                        LEFT JOIN LATERAL (SELECT to_jsonb(x) AS j FROM %I x WHERE %s) cur ON true
+                        WHERE cur.j IS DISTINCT FROM r.new_row
+                        ORDER BY r.row_key LIMIT 1
+                        $q$, t, cond) INTO hit USING op, t;
+                    IF hit.id IS NOT NULL THEN
+                        table_name := t;
+                        row_key := hit.row_key;
+                        later_operation_id := NULL;
+                        later_change_at := NULL;
+                        SELECT l.operation_id, l.changed_at INTO later_operation_id, later_change_at
+                        FROM loomworks_change l
+                        WHERE l.table_name = t AND l.row_key = hit.row_key AND l.id > hit.id
+                        ORDER BY l.id DESC LIMIT 1;
+                        RETURN NEXT;
+                        RETURN;
+                    END IF;
+                END LOOP;
+            END
+            $fn$;
+
+            -- The inverse of an operation's changes, newest first, without a subtransaction per row. A run of consecutive
+            -- deletions holds distinct rows that all existed together, so it is restored oldest first: a cascaded delete is
+            -- captured parent before children, and the parent then comes back first. When a parent is still missing (children
+            -- deleted before their parent by hand), the caller falls back to loomworks_apply_inverse, which waits and retries.
+            CREATE FUNCTION loomworks_apply_inverse_directly(op bigint) RETURNS integer LANGUAGE plpgsql AS $fn$
+            DECLARE
+                c record;
+                cols text;
+                n integer := 0;
+            BEGIN
+                FOR c IN
+                    SELECT * FROM (
+                        SELECT x.*, count(*) FILTER (WHERE x.kind <> 'D') OVER (ORDER BY x.id) AS run
+                        FROM loomworks_change x WHERE x.operation_id = op) s
+                    ORDER BY s.run DESC, s.kind <> 'D', s.id
+                LOOP
+                    IF c.kind = 'D' THEN
+                        EXECUTE format('INSERT INTO %I OVERRIDING SYSTEM VALUE SELECT * FROM jsonb_populate_record(NULL::%I, $1)',
+                            c.table_name, c.table_name) USING c.old_row;
+                    ELSIF c.kind = 'I' THEN
+                        EXECUTE format('DELETE FROM %I t WHERE %s', c.table_name,
+                            loomworks_key_condition(c.row_key, format('jsonb_populate_record(NULL::%I, $1)', c.table_name)))
+                            USING c.new_row;
+                    ELSE
+                        SELECT string_agg(format('%I = (jsonb_populate_record(NULL::%I, $1)).%I', o.key, c.table_name, o.key), ', ')
+                        INTO cols
+                        FROM jsonb_each(c.old_row) o
+                        WHERE o.value IS DISTINCT FROM c.new_row -> o.key;
+                        IF cols IS NULL THEN
+                            CONTINUE;
+                        END IF;
+                        EXECUTE format('UPDATE %I t SET %s WHERE %s', c.table_name, cols,
+                            loomworks_key_condition(c.row_key, format('jsonb_populate_record(NULL::%I, $2)', c.table_name)))
+                            USING c.old_row, c.new_row;
+                    END IF;
+                    n := n + 1;
+                END LOOP;
+                RETURN n;
+            END
+            $fn$;
+
+            -- Undoes the operations in the order given, in one statement: for each, lock its log row, check it can be undone,
+            -- log the undo as an operation of its own, apply the inverse, complete the undo and mark both. A refusal raises
+            -- SQLSTATE LWU00 whose message is a JSON object naming it, and the caller's transaction rolls back.
+            CREATE FUNCTION loomworks_undo(ops bigint[], force boolean, by_session text, by_agent text, by_user bigint,
+                by_tool text, by_snapshot bigint)
+            RETURNS TABLE (operation_id bigint, undo_operation_id bigint, rows_changed integer)
+            LANGUAGE plpgsql AS $fn$
+            DECLARE
+                careful boolean := false;
+                cur bigint;
+                r record;
+                hit record;
+                undo_id bigint;
+                n integer;
+                done_ops bigint[];
+                undo_ids bigint[];
+                counts integer[];
+            BEGIN
+                LOOP
+                    done_ops := '{}';
+                    undo_ids := '{}';
+                    counts := '{}';
+                    BEGIN
+                        FOREACH cur IN ARRAY ops LOOP
+                            SELECT l.state, l.undone, l.undone_at, l.undone_by, l.undo_of, l.model_name, l.created_at, v.covered_since INTO r
+                            FROM loomworks_ai_operation_log l CROSS JOIN loomworks_oplog_coverage v WHERE l.id = cur FOR UPDATE OF l;
+                            IF NOT FOUND THEN
+                                RAISE EXCEPTION USING ERRCODE = 'LWU00', MESSAGE = jsonb_build_object('refusal', 'not_found', 'id', cur)::text;
+                            ELSIF r.undone THEN
+                                RAISE EXCEPTION USING ERRCODE = 'LWU00', MESSAGE = jsonb_build_object('refusal', 'already_undone', 'id', cur,
+                                    'undone_at', r.undone_at, 'undone_by', r.undone_by)::text;
+                            ELSIF r.state = 'failed' THEN
+                                RAISE EXCEPTION USING ERRCODE = 'LWU00', MESSAGE = jsonb_build_object('refusal', 'failed', 'id', cur)::text;
+                            ELSIF r.created_at < r.covered_since THEN
+                                RAISE EXCEPTION USING ERRCODE = 'LWU00', MESSAGE = jsonb_build_object('refusal', 'not_covered', 'id', cur,
+                                    'created_at', r.created_at)::text;
+                            END IF;
+                            IF NOT force THEN
+                                SELECT * INTO hit FROM loomworks_first_conflict(cur);
+                                IF FOUND THEN
+                                    RAISE EXCEPTION USING ERRCODE = 'LWU00', MESSAGE = jsonb_build_object('refusal', 'conflict', 'id', cur,
+                                        'table', hit.table_name, 'row_key', hit.row_key::text, 'later_operation_id', hit.later_operation_id,
+                                        'later_change_at', hit.later_change_at)::text;
+                                END IF;
+                            END IF;
+                            INSERT INTO loomworks_ai_operation_log
+                                (operation_type, model_name, session_id, agent_id, user_id, tool_name, snapshot_id, undo_of, started_at)
+                            VALUES ('undo', r.model_name, by_session, by_agent, by_user, by_tool, by_snapshot, cur, clock_timestamp())
+                            RETURNING id INTO undo_id;
+                            PERFORM set_config('loomworks.operation_id', undo_id::text, true);
+                            IF careful THEN
+                                n := loomworks_apply_inverse(cur);
+                            ELSE
+                                n := loomworks_apply_inverse_directly(cur);
+                            END IF;
+                            PERFORM loomworks_complete_operation(undo_id);
+                            -- Undoing an undo is a redo: the original is in effect again and may be undone again.
+                            UPDATE loomworks_ai_operation_log l
+                            SET undone = (l.id = cur), undone_at = CASE WHEN l.id = cur THEN now() END,
+                                undone_by = CASE WHEN l.id = cur THEN undo_id END
+                            WHERE l.id = cur OR l.id = r.undo_of;
+                            done_ops := done_ops || cur;
+                            undo_ids := undo_ids || undo_id;
+                            counts := counts || n;
+                        END LOOP;
+                        PERFORM set_config('loomworks.operation_id', '', true);
+                        EXIT;
+                    EXCEPTION
+                        WHEN foreign_key_violation THEN
+                            -- A deleted row came back before its parent: go again, waiting and retrying row by row.
+                            IF careful THEN
+                                RAISE EXCEPTION USING ERRCODE = 'LWU00', MESSAGE = jsonb_build_object('refusal', 'constraint', 'id', cur,
+                                    'message', SQLERRM)::text;
+                            END IF;
+                            careful := true;
+                        WHEN integrity_constraint_violation THEN
+                            RAISE EXCEPTION USING ERRCODE = 'LWU00', MESSAGE = jsonb_build_object('refusal', 'constraint', 'id', cur,
+                                'message', SQLERRM)::text;
+                    END;
+                END LOOP;
+                RETURN QUERY SELECT * FROM unnest(done_ops, undo_ids, counts);
+            END
+            $fn$;
+            """),
     ];
 
     /// <summary>Brings a tenant database's operation-log schema to the latest version.</summary>
