@@ -63,6 +63,7 @@ public sealed class OperationScope
             """, connection);
         AddInfo(command, info);
         command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Bigint, (object?)undoOf ?? DBNull.Value);
+        await PrepareAsync(command, cancellationToken);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
         return new OperationScope(connection, info, reader.GetInt64(0));
@@ -111,14 +112,22 @@ public sealed class OperationScope
     /// <summary>Binds the seven annotation columns, in the order both inserts list them.</summary>
     private static void AddInfo(NpgsqlCommand command, OperationInfo info)
     {
-        command.Parameters.AddWithValue(info.OperationType);
-        command.Parameters.AddWithValue((object?)info.ModelName ?? DBNull.Value);
-        command.Parameters.AddWithValue((object?)info.SessionId ?? DBNull.Value);
-        command.Parameters.AddWithValue((object?)info.AgentId ?? DBNull.Value);
+        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, info.OperationType);
+        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)info.ModelName ?? DBNull.Value);
+        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)info.SessionId ?? DBNull.Value);
+        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)info.AgentId ?? DBNull.Value);
         command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Bigint, (object?)info.UserId ?? DBNull.Value);
-        command.Parameters.AddWithValue((object?)info.ToolName ?? DBNull.Value);
+        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)info.ToolName ?? DBNull.Value);
         command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Bigint, (object?)info.SnapshotId ?? DBNull.Value);
     }
+
+    /// <summary>
+    /// Prepares a hot-path command on its physical connection (a lookup, no round trip, once prepared there). Beyond
+    /// saving the parse and plan, a pooled connection holding a prepared statement is reset without DISCARD ALL, so
+    /// the plans of the capture, completion and undo functions survive from one checkout to the next instead of being
+    /// planned again in every transaction.
+    /// </summary>
+    internal static Task PrepareAsync(NpgsqlCommand command, CancellationToken cancellationToken) => command.PrepareAsync(cancellationToken);
 
     private int ElapsedMs() => (int)Math.Min(int.MaxValue, Stopwatch.GetElapsedTime(_started).TotalMilliseconds);
 }

@@ -4,8 +4,9 @@ using Npgsql;
 namespace Loomworks.Operations;
 
 /// <summary>
-/// Tenant-database migrations of the operation log (versions 2000–2099; the ERP core owns 1000–1999): the log, the change table the row triggers
-/// write, the trigger function, and the server-side functions that apply an operation's inverse and find conflicts.
+/// Tenant-database migrations of the operation log (versions 2000–2099; the ERP core owns 1000–1999): the log, the change table the capture
+/// triggers write, the trigger functions, the completion of an operation at commit, and the server-side functions that
+/// find conflicts and undo operations (loomworks_undo, one statement for any number of operations).
 /// </summary>
 public static class OperationsSchema
 {
@@ -324,40 +325,60 @@ public static class OperationsSchema
 
             -- The inverse of an operation's changes, newest first, without a subtransaction per row. A run of consecutive
             -- deletions holds distinct rows that all existed together, so it is restored oldest first: a cascaded delete is
-            -- captured parent before children, and the parent then comes back first. When a parent is still missing (children
-            -- deleted before their parent by hand), the caller falls back to loomworks_apply_inverse, which waits and retries.
+            -- captured parent before children, and the parent then comes back first. Consecutive deletions (and insertions) of
+            -- one table are restored (removed) by one statement. When a parent is still missing (children deleted before their
+            -- parent by hand), the caller falls back to loomworks_apply_inverse, which waits and retries row by row.
             CREATE FUNCTION loomworks_apply_inverse_directly(op bigint) RETURNS integer LANGUAGE plpgsql AS $fn$
             DECLARE
+                g record;
                 c record;
                 cols text;
+                cond text;
                 n integer := 0;
             BEGIN
-                FOR c IN
-                    SELECT * FROM (
-                        SELECT x.*, count(*) FILTER (WHERE x.kind <> 'D') OVER (ORDER BY x.id) AS run
-                        FROM loomworks_change x WHERE x.operation_id = op) s
-                    ORDER BY s.run DESC, s.kind <> 'D', s.id
+                FOR g IN
+                    SELECT o.table_name, o.kind, array_agg(o.id ORDER BY o.ord) AS ids, (array_agg(o.row_key))[1] AS sample,
+                           bool_or(EXISTS (SELECT 1 FROM jsonb_each(o.row_key) e WHERE e.value = 'null'::jsonb)) AS null_key
+                    FROM (SELECT q.*, q.ord - row_number() OVER (PARTITION BY q.table_name, q.kind ORDER BY q.ord) AS island
+                          FROM (SELECT s.id, s.table_name, s.kind, s.row_key,
+                                       row_number() OVER (ORDER BY s.run DESC, s.kind <> 'D', s.id) AS ord
+                                FROM (SELECT x.id, x.table_name, x.kind, x.row_key,
+                                             count(*) FILTER (WHERE x.kind <> 'D') OVER (ORDER BY x.id) AS run
+                                      FROM loomworks_change x WHERE x.operation_id = op) s) q) o
+                    GROUP BY o.table_name, o.kind, CASE WHEN o.kind = 'U' THEN o.ord ELSE o.island END
+                    ORDER BY min(o.ord)
                 LOOP
-                    IF c.kind = 'D' THEN
-                        EXECUTE format('INSERT INTO %I OVERRIDING SYSTEM VALUE SELECT * FROM jsonb_populate_record(NULL::%I, $1)',
-                            c.table_name, c.table_name) USING c.old_row;
-                    ELSIF c.kind = 'I' THEN
-                        EXECUTE format('DELETE FROM %I t WHERE %s', c.table_name,
-                            loomworks_key_condition(c.row_key, format('jsonb_populate_record(NULL::%I, $1)', c.table_name)))
-                            USING c.new_row;
+                    IF g.kind = 'D' THEN
+                        EXECUTE format('INSERT INTO %I OVERRIDING SYSTEM VALUE SELECT p.* FROM loomworks_change c, '
+                            || 'jsonb_populate_record(NULL::%I, c.old_row) p WHERE c.id = ANY($1) ORDER BY array_position($1, c.id)',
+                            g.table_name, g.table_name) USING g.ids;
+                        n := n + cardinality(g.ids);
+                    ELSIF g.kind = 'I' AND NOT g.null_key THEN
+                        SELECT string_agg(format('x.%I = p.%I', e.key, e.key), ' AND ') INTO cond FROM jsonb_object_keys(g.sample) e(key);
+                        EXECUTE format('DELETE FROM %I x USING (SELECT p.* FROM loomworks_change c, jsonb_populate_record(NULL::%I, c.new_row) p '
+                            || 'WHERE c.id = ANY($1)) p WHERE %s', g.table_name, g.table_name, cond) USING g.ids;
+                        n := n + cardinality(g.ids);
                     ELSE
-                        SELECT string_agg(format('%I = (jsonb_populate_record(NULL::%I, $1)).%I', o.key, c.table_name, o.key), ', ')
-                        INTO cols
-                        FROM jsonb_each(c.old_row) o
-                        WHERE o.value IS DISTINCT FROM c.new_row -> o.key;
-                        IF cols IS NULL THEN
-                            CONTINUE;
-                        END IF;
-                        EXECUTE format('UPDATE %I t SET %s WHERE %s', c.table_name, cols,
-                            loomworks_key_condition(c.row_key, format('jsonb_populate_record(NULL::%I, $2)', c.table_name)))
-                            USING c.old_row, c.new_row;
+                        FOR c IN SELECT * FROM loomworks_change WHERE id = ANY(g.ids) ORDER BY array_position(g.ids, id) LOOP
+                            IF c.kind = 'I' THEN
+                                EXECUTE format('DELETE FROM %I t WHERE %s', c.table_name,
+                                    loomworks_key_condition(c.row_key, format('jsonb_populate_record(NULL::%I, $1)', c.table_name)))
+                                    USING c.new_row;
+                            ELSE
+                                SELECT string_agg(format('%I = (jsonb_populate_record(NULL::%I, $1)).%I', o.key, c.table_name, o.key), ', ')
+                                INTO cols
+                                FROM jsonb_each(c.old_row) o
+                                WHERE o.value IS DISTINCT FROM c.new_row -> o.key;
+                                IF cols IS NULL THEN
+                                    CONTINUE;
+                                END IF;
+                                EXECUTE format('UPDATE %I t SET %s WHERE %s', c.table_name, cols,
+                                    loomworks_key_condition(c.row_key, format('jsonb_populate_record(NULL::%I, $2)', c.table_name)))
+                                    USING c.old_row, c.new_row;
+                            END IF;
+                            n := n + 1;
+                        END LOOP;
                     END IF;
-                    n := n + 1;
                 END LOOP;
                 RETURN n;
             END

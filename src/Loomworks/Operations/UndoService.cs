@@ -180,13 +180,14 @@ public sealed class UndoService(NpgsqlDataSource dataSource)
         var results = new List<UndoResult>();
         await using (var command = new NpgsqlCommand($"SELECT * FROM loomworks_undo({idsSql}, $2, $3, $4, $5, $6, $7)", transaction.Connection))
         {
-            command.Parameters.AddWithValue(parameter);
-            command.Parameters.AddWithValue(force);
+            command.Parameters.AddWithValue(parameter is string ? NpgsqlTypes.NpgsqlDbType.Text : NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Bigint, parameter);
+            command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Boolean, force);
             command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)by.SessionId ?? DBNull.Value);
             command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)by.AgentId ?? DBNull.Value);
             command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Bigint, (object?)by.UserId ?? DBNull.Value);
             command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)by.ToolName ?? DBNull.Value);
             command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Bigint, (object?)by.SnapshotId ?? DBNull.Value);
+            await OperationScope.PrepareAsync(command, cancellationToken);
             try
             {
                 await using var reader = await command.ExecuteReaderAsync(cancellationToken);
