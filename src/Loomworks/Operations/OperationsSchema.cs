@@ -213,14 +213,20 @@ public static class OperationsSchema
                 op bigint := nullif(current_setting('loomworks.operation_id', true), '')::bigint;
                 keys text[] := TG_ARGV[0]::text[];
                 ignored text[] := TG_ARGV[1]::text[];
+                k1 text := CASE WHEN cardinality(TG_ARGV[0]::text[]) = 1 THEN (TG_ARGV[0]::text[])[1] END;
             BEGIN
+                -- k1: the single key column most tables have, whose key is built without a subquery per row.
                 IF TG_OP = 'INSERT' THEN
                     INSERT INTO loomworks_change (operation_id, table_name, row_key, kind, new_row)
-                    SELECT op, TG_TABLE_NAME, (SELECT jsonb_object_agg(k, n.j -> k) FROM unnest(keys) k), 'I', n.j
+                    SELECT op, TG_TABLE_NAME,
+                           CASE WHEN k1 IS NOT NULL THEN jsonb_build_object(k1, n.j -> k1)
+                                ELSE (SELECT jsonb_object_agg(k, n.j -> k) FROM unnest(keys) k) END, 'I', n.j
                     FROM (SELECT to_jsonb(t) AS j FROM loomworks_new_rows t) n;
                 ELSIF TG_OP = 'DELETE' THEN
                     INSERT INTO loomworks_change (operation_id, table_name, row_key, kind, old_row)
-                    SELECT op, TG_TABLE_NAME, (SELECT jsonb_object_agg(k, o.j -> k) FROM unnest(keys) k), 'D', o.j
+                    SELECT op, TG_TABLE_NAME,
+                           CASE WHEN k1 IS NOT NULL THEN jsonb_build_object(k1, o.j -> k1)
+                                ELSE (SELECT jsonb_object_agg(k, o.j -> k) FROM unnest(keys) k) END, 'D', o.j
                     FROM (SELECT to_jsonb(t) AS j FROM loomworks_old_rows t) o;
                 ELSE
                     -- Old and new rows pair up by key; a row whose key changed is captured as its deletion and an insertion,
@@ -228,9 +234,11 @@ public static class OperationsSchema
                     INSERT INTO loomworks_change (operation_id, table_name, row_key, kind, old_row, new_row)
                     SELECT op, TG_TABLE_NAME, coalesce(o.k, n.k),
                            CASE WHEN n.k IS NULL THEN 'D' WHEN o.k IS NULL THEN 'I' ELSE 'U' END, o.j, n.j
-                    FROM (SELECT (SELECT jsonb_object_agg(k, s.j -> k) FROM unnest(keys) k) AS k, s.j
+                    FROM (SELECT CASE WHEN k1 IS NOT NULL THEN jsonb_build_object(k1, s.j -> k1)
+                                      ELSE (SELECT jsonb_object_agg(k, s.j -> k) FROM unnest(keys) k) END AS k, s.j
                           FROM (SELECT to_jsonb(t) AS j FROM loomworks_old_rows t) s) o
-                    FULL JOIN (SELECT (SELECT jsonb_object_agg(k, s.j -> k) FROM unnest(keys) k) AS k, s.j
+                    FULL JOIN (SELECT CASE WHEN k1 IS NOT NULL THEN jsonb_build_object(k1, s.j -> k1)
+                                           ELSE (SELECT jsonb_object_agg(k, s.j -> k) FROM unnest(keys) k) END AS k, s.j
                                FROM (SELECT to_jsonb(t) AS j FROM loomworks_new_rows t) s) n ON n.k = o.k
                     WHERE o.k IS NULL OR n.k IS NULL OR o.j - ignored <> n.j - ignored
                     ORDER BY (n.k IS NULL) DESC, (o.k IS NULL);
@@ -273,50 +281,39 @@ public static class OperationsSchema
             CREATE CONSTRAINT TRIGGER loomworks_complete AFTER INSERT ON loomworks_ai_operation_log
                 DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.state = 'pending') EXECUTE FUNCTION loomworks_complete_at_commit();
 
-            -- The first row the operation touched that is no longer as the operation left it, with the newest later change of
-            -- it: one query per table instead of one per row.
-            CREATE FUNCTION loomworks_first_conflict(op bigint)
-            RETURNS TABLE (table_name text, row_key jsonb, later_operation_id bigint, later_change_at timestamptz)
+            -- Rows the operations touched whose current state is not the newest captured state of them: changed without being
+            -- captured (capture bypassed, or only bookkeeping columns changed). One query per table for all the operations; while
+            -- no such row exists, the newest captured change of a row says exactly what it holds, and the conflicts of each
+            -- operation are found from the change table alone. Returns the first such row and the newest operation touching it.
+            CREATE FUNCTION loomworks_uncaptured_change(ops bigint[])
+            RETURNS TABLE (operation_id bigint, table_name text, row_key jsonb)
             LANGUAGE plpgsql STABLE AS $fn$
             DECLARE
                 t text;
                 sample jsonb;
+                nulls boolean;
                 cond text;
-                hit record;
             BEGIN
-                FOR t, sample IN
-                    SELECT c.table_name, (array_agg(c.row_key))[1] FROM loomworks_change c WHERE c.operation_id = op
+                FOR t, sample, nulls IN
+                    SELECT c.table_name, (array_agg(c.row_key))[1],
+                           bool_or(EXISTS (SELECT 1 FROM jsonb_each(c.row_key) e WHERE e.value = 'null'::jsonb))
+                    FROM loomworks_change c WHERE c.operation_id = ANY(ops)
                     GROUP BY c.table_name ORDER BY c.table_name
                 LOOP
-                    IF EXISTS (SELECT 1 FROM loomworks_change c, jsonb_each(c.row_key) e
-                               WHERE c.operation_id = op AND c.table_name = t AND e.value = 'null'::jsonb) THEN
-                        -- A null key part (a table without a primary key): the row-by-row check matches it with IS NULL.
-                        RETURN QUERY SELECT * FROM loomworks_operation_conflicts(op) x WHERE x.table_name = t LIMIT 1;
-                        IF FOUND THEN
-                            RETURN;
-                        END IF;
-                        CONTINUE;
-                    END IF;
-                    SELECT string_agg(format('x.%I = (jsonb_populate_record(NULL::%I, r.row_key)).%I', e.key, t, e.key), ' AND ')
+                    SELECT string_agg(format(CASE WHEN nulls THEN 'x.%I IS NOT DISTINCT FROM (jsonb_populate_record(NULL::%I, r.row_key)).%I'
+                                                  ELSE 'x.%I = (jsonb_populate_record(NULL::%I, r.row_key)).%I' END, e.key, t, e.key), ' AND ')
                     INTO cond FROM jsonb_object_keys(sample) e(key);
-                    EXECUTE format($q$
-                        SELECT r.id, r.row_key FROM (
-                            SELECT DISTINCT ON (c.row_key) c.id, c.row_key, c.new_row FROM loomworks_change c
-                            WHERE c.operation_id = $1 AND c.table_name = $2 ORDER BY c.row_key, c.id DESC) r
+                    RETURN QUERY EXECUTE format($q$
+                        SELECT r.operation_id, $2, r.row_key FROM (
+                            SELECT DISTINCT ON (c.row_key) c.row_key, c.operation_id FROM loomworks_change c
+                            WHERE c.operation_id = ANY($1) AND c.table_name = $2 ORDER BY c.row_key, c.id DESC) r
+                        CROSS JOIN LATERAL (SELECT l.new_row FROM loomworks_change l
+                                            WHERE l.table_name = $2 AND l.row_key = r.row_key ORDER BY l.id DESC LIMIT 1) n
                         LEFT JOIN LATERAL (SELECT to_jsonb(x) AS j FROM %I x WHERE %s) cur ON true
-                        WHERE cur.j IS DISTINCT FROM r.new_row
-                        ORDER BY r.row_key LIMIT 1
-                        $q$, t, cond) INTO hit USING op, t;
-                    IF hit.id IS NOT NULL THEN
-                        table_name := t;
-                        row_key := hit.row_key;
-                        later_operation_id := NULL;
-                        later_change_at := NULL;
-                        SELECT l.operation_id, l.changed_at INTO later_operation_id, later_change_at
-                        FROM loomworks_change l
-                        WHERE l.table_name = t AND l.row_key = hit.row_key AND l.id > hit.id
-                        ORDER BY l.id DESC LIMIT 1;
-                        RETURN NEXT;
+                        WHERE cur.j IS DISTINCT FROM n.new_row
+                        ORDER BY r.operation_id DESC, r.row_key LIMIT 1
+                        $q$, t, cond) USING ops, t;
+                    IF FOUND THEN
                         RETURN;
                     END IF;
                 END LOOP;
@@ -402,6 +399,13 @@ public static class OperationsSchema
                 undo_ids bigint[];
                 counts integer[];
             BEGIN
+                IF NOT force THEN
+                    SELECT * INTO hit FROM loomworks_uncaptured_change(ops);
+                    IF FOUND THEN
+                        RAISE EXCEPTION USING ERRCODE = 'LWU00', MESSAGE = jsonb_build_object('refusal', 'conflict', 'id', hit.operation_id,
+                            'table', hit.table_name, 'row_key', hit.row_key::text)::text;
+                    END IF;
+                END IF;
                 LOOP
                     done_ops := '{}';
                     undo_ids := '{}';
@@ -422,7 +426,15 @@ public static class OperationsSchema
                                     'created_at', r.created_at)::text;
                             END IF;
                             IF NOT force THEN
-                                SELECT * INTO hit FROM loomworks_first_conflict(cur);
+                                -- A later change of a row this operation touched that left it otherwise than this operation did
+                                -- (an undo that put it back as it was is no conflict); the newest such change is named.
+                                SELECT c.table_name, c.row_key, n.operation_id AS later_operation_id, n.changed_at AS later_change_at INTO hit
+                                FROM (SELECT DISTINCT ON (x.table_name, x.row_key) x.id, x.table_name, x.row_key, x.new_row
+                                      FROM loomworks_change x WHERE x.operation_id = cur ORDER BY x.table_name, x.row_key, x.id DESC) c
+                                CROSS JOIN LATERAL (SELECT l.id, l.operation_id, l.changed_at, l.new_row FROM loomworks_change l
+                                                    WHERE l.table_name = c.table_name AND l.row_key = c.row_key ORDER BY l.id DESC LIMIT 1) n
+                                WHERE n.id <> c.id AND n.new_row IS DISTINCT FROM c.new_row
+                                ORDER BY c.table_name, c.row_key LIMIT 1;
                                 IF FOUND THEN
                                     RAISE EXCEPTION USING ERRCODE = 'LWU00', MESSAGE = jsonb_build_object('refusal', 'conflict', 'id', cur,
                                         'table', hit.table_name, 'row_key', hit.row_key::text, 'later_operation_id', hit.later_operation_id,
