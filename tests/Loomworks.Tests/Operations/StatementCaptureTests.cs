@@ -117,6 +117,30 @@ public sealed class StatementCaptureTests(PostgresFixture postgres)
     }
 
     [Fact]
+    public async Task A_change_that_bypassed_capture_is_refused_by_name_unless_forced()
+    {
+        var ds = await DatabaseAsync("uncaptured");
+        var s = new OperationInfo("write", "res.partner", SessionId: "bypass");
+        var write = await ErpShape.RunAsync(ds, s, "UPDATE res_partner SET name = 'Mine' WHERE id = 2");
+        await ErpShape.ExecuteAsync(ds, """
+            BEGIN;
+            SET LOCAL session_replication_role = replica;
+            UPDATE res_partner SET email = 'bypassed@example.com' WHERE id = 2;
+            COMMIT;
+            """);
+        var undo = new UndoService(ds);
+
+        var e = await Assert.ThrowsAsync<OperationException>(() => undo.UndoSessionAsync("bypass", false, null, None));
+        Assert.Equal(OperationErrorKind.Conflict, e.Kind);
+        Assert.Contains($"operation {write} cannot be undone: res_partner {{\"id\": 2}} was changed afterwards without being captured", e.Message);
+        Assert.Equal("Mine", await ErpShape.ScalarAsync<string>(ds, "SELECT name FROM res_partner WHERE id = 2"));
+
+        await undo.UndoAsync(write, force: true, null, None);
+        Assert.Equal(("Deco Addict", "bypassed@example.com"), (await ErpShape.ScalarAsync<string>(ds, "SELECT name FROM res_partner WHERE id = 2"),
+            await ErpShape.ScalarAsync<string>(ds, "SELECT email FROM res_partner WHERE id = 2")));
+    }
+
+    [Fact]
     public async Task An_operation_completes_at_commit_counting_changes_made_after_complete_and_a_rollback_leaves_nothing()
     {
         var ds = await DatabaseAsync("complete_at_commit");
