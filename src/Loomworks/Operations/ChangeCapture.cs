@@ -4,20 +4,24 @@ using Npgsql;
 namespace Loomworks.Operations;
 
 /// <summary>
-/// Attaches the change-capture row triggers to tables of a tenant database. Changes made outside an operation are
-/// captured too, with a null operation id: undo and rewind then see them and can name them instead of silently
-/// overwriting them.
+/// Attaches the change-capture triggers to tables of a tenant database: three statement-level triggers per table
+/// (insert, update, delete) that each write a statement's changed rows with one INSERT … SELECT over its transition
+/// table. Changes made outside an operation are captured too, with a null operation id: undo and rewind then see
+/// them and can name them instead of silently overwriting them.
 /// </summary>
 public static partial class ChangeCapture
 {
-    /// <summary>The trigger's name on every captured table; it sorts after PostgreSQL's RI_ConstraintTrigger_* so a
-    /// cascaded delete's child rows are captured before their parent, and undo (newest first) restores the parent first.</summary>
+    /// <summary>The row-level trigger of the first capture (migration 2001); replaced by <see cref="TriggerNames"/>.</summary>
     public const string TriggerName = "loomworks_capture";
+
+    /// <summary>The capture triggers on every captured table: PostgreSQL allows a transition table only on a
+    /// trigger of one event.</summary>
+    public static readonly IReadOnlyList<string> TriggerNames = [TriggerName + "_insert", TriggerName + "_update", TriggerName + "_delete"];
 
     [GeneratedRegex("^[a-z_][a-z0-9_]{0,62}$")]
     private static partial Regex TableName();
 
-    /// <summary>Installs (or replaces) the capture trigger on each table; safe to run again.</summary>
+    /// <summary>Installs (or replaces) the capture triggers on each table; safe to run again.</summary>
     public static async Task InstallAsync(NpgsqlConnection connection, IEnumerable<string> tableNames,
         CancellationToken cancellationToken)
     {
@@ -25,35 +29,51 @@ public static partial class ChangeCapture
         {
             var quoted = Quote(table);
             var keyColumns = await KeyColumnsAsync(connection, table, cancellationToken);
-            var arguments = string.Join(", ", keyColumns.Select(c => "'" + c.Replace("'", "''", StringComparison.Ordinal) + "'"));
-            await using var command = new NpgsqlCommand($"""
-                CREATE OR REPLACE TRIGGER {TriggerName} AFTER INSERT OR UPDATE OR DELETE ON {quoted}
-                FOR EACH ROW EXECUTE FUNCTION loomworks_capture_change({arguments})
-                """, connection);
+            var keys = "{" + string.Join(",", keyColumns.Select(c =>
+                "\"" + c.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"")) + "}";
+            await using var command = new NpgsqlCommand(
+                $"DROP TRIGGER IF EXISTS {TriggerName} ON {quoted};\n" + string.Concat(CreateStatements(quoted, Literal(keys), "'{}'")),
+                connection);
             await command.ExecuteNonQueryAsync(cancellationToken);
         }
     }
 
-    /// <summary>Removes the capture trigger from each table (those without it are left alone).</summary>
+    /// <summary>The three CREATE TRIGGER statements for a quoted table and its key and ignored columns as SQL literals.</summary>
+    private static IEnumerable<string> CreateStatements(string quotedTable, string keys, string ignored) =>
+    [
+        $"CREATE OR REPLACE TRIGGER {TriggerNames[0]} AFTER INSERT ON {quotedTable} REFERENCING NEW TABLE AS loomworks_new_rows " +
+            $"FOR EACH STATEMENT EXECUTE FUNCTION loomworks_capture_statement({keys}, {ignored});\n",
+        $"CREATE OR REPLACE TRIGGER {TriggerNames[1]} AFTER UPDATE ON {quotedTable} " +
+            "REFERENCING OLD TABLE AS loomworks_old_rows NEW TABLE AS loomworks_new_rows " +
+            $"FOR EACH STATEMENT EXECUTE FUNCTION loomworks_capture_statement({keys}, {ignored});\n",
+        $"CREATE OR REPLACE TRIGGER {TriggerNames[2]} AFTER DELETE ON {quotedTable} REFERENCING OLD TABLE AS loomworks_old_rows " +
+            $"FOR EACH STATEMENT EXECUTE FUNCTION loomworks_capture_statement({keys}, {ignored});\n",
+    ];
+
+    private static string Literal(string value) => "'" + value.Replace("'", "''", StringComparison.Ordinal) + "'";
+
+    /// <summary>Removes the capture triggers from each table (those without them are left alone).</summary>
     public static async Task RemoveAsync(NpgsqlConnection connection, IEnumerable<string> tableNames,
         CancellationToken cancellationToken)
     {
         foreach (var table in tableNames.Distinct(StringComparer.Ordinal))
         {
-            await using var command = new NpgsqlCommand($"DROP TRIGGER IF EXISTS {TriggerName} ON {Quote(table)}", connection);
+            var quoted = Quote(table);
+            await using var command = new NpgsqlCommand(
+                string.Concat(TriggerNames.Prepend(TriggerName).Select(t => $"DROP TRIGGER IF EXISTS {t} ON {quoted};\n")), connection);
             await command.ExecuteNonQueryAsync(cancellationToken);
         }
     }
 
-    /// <summary>The tables of the public schema that carry the capture trigger.</summary>
+    /// <summary>The tables of the public schema that carry a capture trigger.</summary>
     public static async Task<IReadOnlyList<string>> CapturedTablesAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
         await using var command = new NpgsqlCommand("""
-            SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+            SELECT DISTINCT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
             JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE t.tgname = $1 AND n.nspname = 'public' ORDER BY c.relname
+            WHERE t.tgname = ANY($1) AND n.nspname = 'public' ORDER BY c.relname
             """, connection);
-        command.Parameters.AddWithValue(TriggerName);
+        command.Parameters.AddWithValue(TriggerNames.Prepend(TriggerName).ToArray());
         var tables = new List<string>();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
@@ -89,12 +109,51 @@ public static partial class ChangeCapture
     }
 
     /// <summary>
-    /// SQL (a DO block, for a schema migration) that installs the capture trigger on each table exactly as
-    /// <see cref="InstallAsync"/> does. Updates that set only <paramref name="ignoredUpdates"/> columns of a table
-    /// are not captured: bookkeeping such as a user's last login is not a business change, and capturing it would
-    /// make every login a change outside any operation that blocks rewinds.
+    /// SQL (a DO block, for a schema migration) that installs the capture triggers on each table exactly as
+    /// <see cref="InstallAsync"/> does, replacing the row-level trigger of the first capture. Updates that change only
+    /// <paramref name="ignoredUpdates"/> columns of a table are not captured: bookkeeping such as a user's last login
+    /// is not a business change, and capturing it would make every login a change outside any operation that blocks
+    /// rewinds.
     /// </summary>
     public static string InstallSql(IEnumerable<string> tableNames, IReadOnlyDictionary<string, string[]>? ignoredUpdates = null)
+    {
+        ArgumentNullException.ThrowIfNull(tableNames);
+        var tables = tableNames.Distinct(StringComparer.Ordinal).ToList();
+        foreach (var table in tables.Concat(ignoredUpdates?.Keys ?? []).Concat(ignoredUpdates?.Values.SelectMany(c => c) ?? []))
+        {
+            Quote(table);
+        }
+        var list = string.Join(", ", tables.Select(t => "'" + t + "'"));
+        var ignored = ignoredUpdates is null || ignoredUpdates.Count == 0
+            ? "'{}'::jsonb"
+            : "'" + System.Text.Json.JsonSerializer.Serialize(ignoredUpdates) + "'::jsonb";
+        var creates = string.Concat(CreateStatements("%1$I", "%2$L", "%3$L"));
+        return $$"""
+            DO $install$
+            DECLARE
+                t text;
+                keys text[];
+                skip text[];
+            BEGIN
+                FOREACH t IN ARRAY ARRAY[{{list}}]::text[] LOOP
+                    EXECUTE $key${{KeyColumnsQuery}}$key$ INTO keys USING t;
+                    IF keys IS NULL THEN
+                        RAISE EXCEPTION 'table % does not exist in this database', t;
+                    END IF;
+                    skip := ARRAY(SELECT jsonb_array_elements_text(coalesce({{ignored}} -> t, '[]')));
+                    EXECUTE format('DROP TRIGGER IF EXISTS {{TriggerName}} ON %I', t);
+                    EXECUTE format($create${{creates}}$create$, t, keys::text, skip::text);
+                END LOOP;
+            END
+            $install$;
+            """;
+    }
+
+    /// <summary>
+    /// The SQL of migration 2001, kept as it was: row-level capture triggers, which migration 2004 replaces. A new
+    /// tenant runs both, as every existing tenant did.
+    /// </summary>
+    internal static string RowTriggerInstallSql(IEnumerable<string> tableNames, IReadOnlyDictionary<string, string[]>? ignoredUpdates = null)
     {
         ArgumentNullException.ThrowIfNull(tableNames);
         var tables = tableNames.Distinct(StringComparer.Ordinal).ToList();

@@ -62,8 +62,9 @@ public sealed class ErpTenantSetup : ITenantDatabaseSetup
     [
         .. TenantSchema.All,
         .. OperationsSchema.All,
-        new(2001, "change capture on the ERP core's tables", ChangeCapture.InstallSql(CapturedTables, IgnoredUpdates)),
+        new(2001, "change capture on the ERP core's tables", ChangeCapture.RowTriggerInstallSql(CapturedTables, IgnoredUpdates)),
         new(2002, "the operation log as the model loomworks.ai.operation.log", ModelSql),
+        new(2004, "statement-level change capture on the ERP core's tables", ChangeCapture.InstallSql(CapturedTables, IgnoredUpdates)),
     ];
 
     public IReadOnlyList<Migration> Migrations => All;

@@ -24,9 +24,10 @@ public sealed record OperationInfo(
 
 /// <summary>
 /// One operation inside the caller's transaction: the log row is written and the transaction-local setting set at
-/// the start, so every row the caller then changes is captured under this operation; <see cref="CompleteAsync"/>
-/// fills in the record ids, values before and after, and the time taken. If the caller's transaction rolls back,
-/// the operation and its changes vanish with it; <see cref="RecordFailureAsync"/> then logs the failure.
+/// the start, so every row the caller then changes is captured under this operation. At commit a deferred trigger
+/// fills in the record ids, values before and after, change count and time taken (from the start to the commit),
+/// so completing an operation costs no round trip. If the caller's transaction rolls back, the operation and its
+/// changes vanish with it; <see cref="RecordFailureAsync"/> then logs the failure.
 /// </summary>
 public sealed class OperationScope
 {
@@ -56,44 +57,31 @@ public sealed class OperationScope
         await using var command = new NpgsqlCommand("""
             WITH o AS (
                 INSERT INTO loomworks_ai_operation_log
-                    (operation_type, model_name, session_id, agent_id, user_id, tool_name, snapshot_id, undo_of)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id)
+                    (operation_type, model_name, session_id, agent_id, user_id, tool_name, snapshot_id, undo_of, started_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, clock_timestamp()) RETURNING id)
             SELECT id, set_config('loomworks.operation_id', id::text, true) FROM o
             """, connection);
         AddInfo(command, info);
         command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Bigint, (object?)undoOf ?? DBNull.Value);
+        await PrepareAsync(command, cancellationToken);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
         return new OperationScope(connection, info, reader.GetInt64(0));
     }
 
-    /// <summary>Records the operation as done with what it changed, and detaches later statements from it.</summary>
-    public async Task CompleteAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// Marks where the operation's work ends. Nothing is sent: the log row is completed by a deferred trigger when the
+    /// caller's transaction commits, which also counts any change the transaction makes after this call.
+    /// </summary>
+    public Task CompleteAsync(CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand("""
-            WITH c AS (
-                SELECT table_name, row_key, kind, old_row, new_row, id FROM loomworks_change WHERE operation_id = $1),
-            main AS (
-                SELECT (row_key ->> 'id')::bigint AS rid,
-                       (array_agg(old_row ORDER BY id))[1] AS before,
-                       (array_agg(new_row ORDER BY id DESC))[1] AS after
-                FROM c WHERE table_name = $3 AND row_key ? 'id' AND jsonb_typeof(row_key -> 'id') = 'number'
-                GROUP BY 1)
-            UPDATE loomworks_ai_operation_log SET
-                state = 'done',
-                execution_time_ms = $2,
-                change_count = (SELECT count(*) FROM c),
-                record_ids = coalesce((SELECT array_agg(rid ORDER BY rid) FROM main), '{}'),
-                values_before = (SELECT jsonb_object_agg(rid, before) FROM main WHERE before IS NOT NULL),
-                values_after = (SELECT jsonb_object_agg(rid, after) FROM main WHERE after IS NOT NULL)
-            WHERE id = $1
-            RETURNING set_config('loomworks.operation_id', '', true)
-            """, _connection);
-        command.Parameters.AddWithValue(Id);
-        command.Parameters.AddWithValue(ElapsedMs());
-        command.Parameters.AddWithValue((object?)Info.TableName ?? DBNull.Value);
-        await command.ExecuteNonQueryAsync(cancellationToken);
+        cancellationToken.ThrowIfCancellationRequested();
+        IsCompleted = true;
+        return Task.CompletedTask;
     }
+
+    /// <summary>True once the caller said the operation's work is done; the log row fills in at commit.</summary>
+    public bool IsCompleted { get; private set; }
 
     /// <summary>
     /// Logs a failed operation after the caller rolled its transaction back (which took this operation's row with
@@ -124,14 +112,22 @@ public sealed class OperationScope
     /// <summary>Binds the seven annotation columns, in the order both inserts list them.</summary>
     private static void AddInfo(NpgsqlCommand command, OperationInfo info)
     {
-        command.Parameters.AddWithValue(info.OperationType);
-        command.Parameters.AddWithValue((object?)info.ModelName ?? DBNull.Value);
-        command.Parameters.AddWithValue((object?)info.SessionId ?? DBNull.Value);
-        command.Parameters.AddWithValue((object?)info.AgentId ?? DBNull.Value);
+        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, info.OperationType);
+        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)info.ModelName ?? DBNull.Value);
+        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)info.SessionId ?? DBNull.Value);
+        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)info.AgentId ?? DBNull.Value);
         command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Bigint, (object?)info.UserId ?? DBNull.Value);
-        command.Parameters.AddWithValue((object?)info.ToolName ?? DBNull.Value);
+        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)info.ToolName ?? DBNull.Value);
         command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Bigint, (object?)info.SnapshotId ?? DBNull.Value);
     }
+
+    /// <summary>
+    /// Prepares a hot-path command on its physical connection (a lookup, no round trip, once prepared there). Beyond
+    /// saving the parse and plan, a pooled connection holding a prepared statement is reset without DISCARD ALL, so
+    /// the plans of the capture, completion and undo functions survive from one checkout to the next instead of being
+    /// planned again in every transaction.
+    /// </summary>
+    internal static Task PrepareAsync(NpgsqlCommand command, CancellationToken cancellationToken) => command.PrepareAsync(cancellationToken);
 
     private int ElapsedMs() => (int)Math.Min(int.MaxValue, Stopwatch.GetElapsedTime(_started).TotalMilliseconds);
 }

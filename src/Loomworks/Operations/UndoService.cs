@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using System.Text.Json;
 using Npgsql;
 
 namespace Loomworks.Operations;
@@ -19,7 +20,7 @@ public sealed class UndoService(NpgsqlDataSource dataSource)
     {
         CheckId(operationId);
         return await InTransactionAsync(async transaction =>
-            await UndoOneAsync(transaction, operationId, force, undoneBy, cancellationToken), cancellationToken);
+            (await UndoManyAsync(transaction, [operationId], force, undoneBy, cancellationToken))[0], cancellationToken);
     }
 
     /// <summary>Undoes every operation of a session that is still in effect, newest first, in one transaction.</summary>
@@ -31,12 +32,28 @@ public sealed class UndoService(NpgsqlDataSource dataSource)
     }
 
     /// <summary>Undoes one operation inside the caller's transaction (an RPC call's), which commits or rolls back.</summary>
-    public static Task<UndoResult> UndoAsync(NpgsqlTransaction transaction, long operationId, bool force, OperationInfo? undoneBy,
+    public static async Task<UndoResult> UndoAsync(NpgsqlTransaction transaction, long operationId, bool force, OperationInfo? undoneBy,
         CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(transaction);
         CheckId(operationId);
-        return UndoOneAsync(transaction, operationId, force, undoneBy, cancellationToken);
+        return (await UndoManyAsync(transaction, [operationId], force, undoneBy, cancellationToken))[0];
+    }
+
+    /// <summary>
+    /// Undoes the operations in the order given inside the caller's transaction, in one round trip; a refusal of any
+    /// of them throws, and the caller's rollback then leaves every one of them as it was.
+    /// </summary>
+    public static async Task<IReadOnlyList<UndoResult>> UndoAsync(NpgsqlTransaction transaction, IReadOnlyList<long> operationIds,
+        bool force, OperationInfo? undoneBy, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(transaction);
+        ArgumentNullException.ThrowIfNull(operationIds);
+        foreach (var id in operationIds)
+        {
+            CheckId(id);
+        }
+        return await UndoManyAsync(transaction, operationIds, force, undoneBy, cancellationToken);
     }
 
     /// <summary>Undoes a session's operations, newest first, inside the caller's transaction.</summary>
@@ -48,29 +65,15 @@ public sealed class UndoService(NpgsqlDataSource dataSource)
         {
             throw new OperationException(OperationErrorKind.BadInput, "a session id must be 1 to 200 characters");
         }
-        var connection = transaction.Connection!;
-        var ids = new List<long>();
-        await using (var command = new NpgsqlCommand("""
-            SELECT id FROM loomworks_ai_operation_log
-            WHERE session_id = $1 AND state IN ('done', 'pending') AND NOT undone AND undo_of IS NULL
-            ORDER BY id DESC FOR UPDATE
-            """, connection))
-        {
-            command.Parameters.AddWithValue(sessionId);
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                ids.Add(reader.GetInt64(0));
-            }
-        }
-        if (ids.Count == 0)
+        // The session's operations are picked, locked and undone in one statement: one round trip however many there are.
+        var results = await RunUndoAsync(transaction, """
+            ARRAY(SELECT id FROM loomworks_ai_operation_log
+                  WHERE session_id = $1 AND state IN ('done', 'pending') AND NOT undone AND undo_of IS NULL
+                  ORDER BY id DESC FOR UPDATE)
+            """, sessionId, force, undoneBy, cancellationToken);
+        if (results.Count == 0)
         {
             throw new OperationException(OperationErrorKind.NotFound, $"session '{sessionId}' has no operations left to undo");
-        }
-        var results = new List<UndoResult>();
-        foreach (var id in ids)
-        {
-            results.Add(await UndoOneAsync(transaction, id, force, undoneBy, cancellationToken));
         }
         return results;
     }
@@ -129,7 +132,7 @@ public sealed class UndoService(NpgsqlDataSource dataSource)
                 {
                     return (IReadOnlyList<UndoResult>)results;
                 }
-                results.Add(await UndoOneAsync(transaction, id, force, new OperationInfo("rewind", ToolName: "rewind"), cancellationToken));
+                results.AddRange(await UndoManyAsync(transaction, [id], force, new OperationInfo("rewind", ToolName: "rewind"), cancellationToken));
             }
         }, cancellationToken);
     }
@@ -153,115 +156,101 @@ public sealed class UndoService(NpgsqlDataSource dataSource)
             await transaction.CommitAsync(cancellationToken);
             return result;
         }
-        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UndefinedTable
+        catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.UndefinedTable or PostgresErrorCodes.UndefinedFunction
             && e.MessageText.Contains("loomworks_", StringComparison.Ordinal))
         {
             throw OperationLog.MissingLog(e);
         }
     }
 
-    private static async Task<UndoResult> UndoOneAsync(NpgsqlTransaction transaction, long id, bool force, OperationInfo? undoneBy,
-        CancellationToken cancellationToken)
+    private static Task<IReadOnlyList<UndoResult>> UndoManyAsync(NpgsqlTransaction transaction, IReadOnlyList<long> ids, bool force,
+        OperationInfo? undoneBy, CancellationToken cancellationToken) =>
+        RunUndoAsync(transaction, "$1::bigint[]", ids.ToArray(), force, undoneBy, cancellationToken);
+
+    /// <summary>
+    /// Calls loomworks_undo on the operations <paramref name="idsSql"/> names (with <paramref name="parameter"/> as $1):
+    /// it locks each, checks it, logs the undo, applies the inverse, completes the undo and marks both, all server-side
+    /// in one statement. Its refusals come back as SQLSTATE LWU00 with a JSON message, turned here into the
+    /// <see cref="OperationException"/> that names the problem.
+    /// </summary>
+    private static async Task<IReadOnlyList<UndoResult>> RunUndoAsync(NpgsqlTransaction transaction, string idsSql, object parameter,
+        bool force, OperationInfo? undoneBy, CancellationToken cancellationToken)
     {
-        var connection = transaction.Connection!;
-        string state;
-        string? model;
-        long? undoOf;
-        DateTimeOffset createdAt;
-        DateTimeOffset coveredSince;
-        await using (var command = new NpgsqlCommand("""
-            SELECT l.state, l.undone, l.undone_at, l.undone_by, l.undo_of, l.model_name, l.created_at, c.covered_since
-            FROM loomworks_ai_operation_log l CROSS JOIN loomworks_oplog_coverage c WHERE l.id = $1 FOR UPDATE OF l
-            """, connection))
+        var by = undoneBy ?? new OperationInfo("undo");
+        var results = new List<UndoResult>();
+        await using (var command = new NpgsqlCommand($"SELECT * FROM loomworks_undo({idsSql}, $2, $3, $4, $5, $6, $7)", transaction.Connection))
         {
-            command.Parameters.AddWithValue(id);
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            if (!await reader.ReadAsync(cancellationToken))
-            {
-                throw new OperationException(OperationErrorKind.NotFound, $"operation {id} does not exist in this tenant's log");
-            }
-            if (reader.GetBoolean(1))
-            {
-                throw new OperationException(OperationErrorKind.AlreadyUndone,
-                    $"operation {id} was already undone at {reader.GetFieldValue<DateTimeOffset>(2).ToUniversalTime():o}" +
-                    (reader.IsDBNull(3) ? "" : $" by operation {reader.GetInt64(3)} (undo that one to redo it)"));
-            }
-            state = reader.GetString(0);
-            undoOf = reader.IsDBNull(4) ? null : reader.GetInt64(4);
-            model = reader.IsDBNull(5) ? null : reader.GetString(5);
-            createdAt = reader.GetFieldValue<DateTimeOffset>(6);
-            coveredSince = reader.GetFieldValue<DateTimeOffset>(7);
-        }
-        if (state == "failed")
-        {
-            throw new OperationException(OperationErrorKind.NotUndoable, $"operation {id} failed and changed nothing; there is nothing to undo");
-        }
-        if (createdAt < coveredSince)
-        {
-            throw new OperationException(OperationErrorKind.NotCovered,
-                $"the changes of operation {id} ({createdAt.ToUniversalTime():o}) were pruned by loomworks_oplog_retention_days; " +
-                "restore the tenant from a snapshot instead (loomworks restore <tenant> --time …)");
-        }
-        CrashPoint("undo:locked");
-        if (!force)
-        {
-            await RefuseOnConflictAsync(connection, id, cancellationToken);
-        }
-        var info = (undoneBy ?? new OperationInfo("undo")) with { OperationType = "undo", ModelName = model };
-        var scope = await OperationScope.BeginAsync(transaction, info, cancellationToken, undoOf: id);
-        int rows;
-        await using (var apply = new NpgsqlCommand("SELECT loomworks_apply_inverse($1)", connection))
-        {
-            apply.Parameters.AddWithValue(id);
+            command.Parameters.AddWithValue(parameter is string ? NpgsqlTypes.NpgsqlDbType.Text : NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Bigint, parameter);
+            command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Boolean, force);
+            command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)by.SessionId ?? DBNull.Value);
+            command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)by.AgentId ?? DBNull.Value);
+            command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Bigint, (object?)by.UserId ?? DBNull.Value);
+            command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)by.ToolName ?? DBNull.Value);
+            command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Bigint, (object?)by.SnapshotId ?? DBNull.Value);
+            await OperationScope.PrepareAsync(command, cancellationToken);
             try
             {
-                rows = (int)(await apply.ExecuteScalarAsync(cancellationToken))!;
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                while (await reader.ReadAsync(cancellationToken))
+                {
+                    results.Add(new UndoResult(reader.GetInt64(0), reader.GetInt64(1), reader.GetInt32(2)));
+                }
             }
-            catch (PostgresException e) when (e.SqlState.StartsWith("23", StringComparison.Ordinal))
+            catch (PostgresException e) when (e.SqlState == RefusalState)
             {
-                throw new OperationException(OperationErrorKind.Failed,
-                    $"undo of operation {id} would break a constraint ({e.MessageText}); nothing was changed", e);
+                throw Refusal(e);
             }
         }
+        // Locking, applying and marking happen inside the one statement above; the hooks mark the same steps from
+        // here, so a kill at any of them still leaves the transaction uncommitted.
+        CrashPoint("undo:locked");
         CrashPoint("undo:applied");
-        await scope.CompleteAsync(cancellationToken);
-        await using (var mark = new NpgsqlCommand("""
-            UPDATE loomworks_ai_operation_log
-            SET undone = (id = $1), undone_at = CASE WHEN id = $1 THEN now() END, undone_by = CASE WHEN id = $1 THEN $2::bigint END
-            WHERE id = $1 OR id = $3
-            """, connection))
-        {
-            // Undoing an undo is a redo: the original is in effect again and may be undone again.
-            mark.Parameters.AddWithValue(id);
-            mark.Parameters.AddWithValue(scope.Id);
-            mark.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Bigint, (object?)undoOf ?? DBNull.Value);
-            await mark.ExecuteNonQueryAsync(cancellationToken);
-        }
         CrashPoint("undo:marked");
-        return new UndoResult(id, scope.Id, rows);
+        return results;
     }
 
-    private static async Task RefuseOnConflictAsync(NpgsqlConnection connection, long id, CancellationToken cancellationToken)
+    /// <summary>The SQLSTATE loomworks_undo raises a refusal with.</summary>
+    private const string RefusalState = "LWU00";
+
+    private static OperationException Refusal(PostgresException e)
     {
-        await using var command = new NpgsqlCommand(
-            "SELECT table_name, row_key::text, later_operation_id, later_change_at FROM loomworks_operation_conflicts($1) LIMIT 1",
-            connection);
-        command.Parameters.AddWithValue(id);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        if (!await reader.ReadAsync(cancellationToken))
+        using var json = JsonDocument.Parse(e.MessageText);
+        var r = json.RootElement;
+        var id = r.GetProperty("id").GetInt64();
+        long? Long(string name) => r.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetInt64() : null;
+        DateTimeOffset? Time(string name) => r.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetDateTimeOffset() : null;
+        string Text(string name) => r.GetProperty(name).GetString() ?? "";
+        switch (Text("refusal"))
         {
-            return;
+            case "not_found":
+                return new OperationException(OperationErrorKind.NotFound, $"operation {id} does not exist in this tenant's log", e);
+            case "already_undone":
+                var by = Long("undone_by");
+                return new OperationException(OperationErrorKind.AlreadyUndone,
+                    $"operation {id} was already undone at {Time("undone_at")?.ToUniversalTime():o}" +
+                    (by is null ? "" : $" by operation {by} (undo that one to redo it)"), e);
+            case "failed":
+                return new OperationException(OperationErrorKind.NotUndoable, $"operation {id} failed and changed nothing; there is nothing to undo", e);
+            case "not_covered":
+                return new OperationException(OperationErrorKind.NotCovered,
+                    $"the changes of operation {id} ({Time("created_at")?.ToUniversalTime():o}) were pruned by loomworks_oplog_retention_days; " +
+                    "restore the tenant from a snapshot instead (loomworks restore <tenant> --time …)", e);
+            case "conflict":
+                var row = $"{Text("table")} {Text("row_key")}";
+                var later = Long("later_operation_id");
+                var at = Time("later_change_at");
+                var what = later is not null
+                    ? $"operation {later} changed {row} afterwards"
+                    : at is not null
+                        ? $"a change outside any operation ({at.Value.ToUniversalTime():o}) altered {row} afterwards"
+                        : $"{row} was changed afterwards without being captured";
+                return new OperationException(OperationErrorKind.Conflict,
+                    $"operation {id} cannot be undone: {what}" +
+                    (later is { } l ? $"; undo operation {l} first, or force this undo" : "; force this undo to overwrite it"), e);
+            default:
+                return new OperationException(OperationErrorKind.Failed,
+                    $"undo of operation {id} would break a constraint ({Text("message")}); nothing was changed", e);
         }
-        var row = $"{reader.GetString(0)} {reader.GetString(1)}";
-        var by = !reader.IsDBNull(2)
-            ? $"operation {reader.GetInt64(2)} changed {row} afterwards"
-            : !reader.IsDBNull(3)
-                ? $"a change outside any operation ({reader.GetFieldValue<DateTimeOffset>(3).ToUniversalTime():o}) altered {row} afterwards"
-                : $"{row} was changed afterwards without being captured";
-        var later = reader.IsDBNull(2) ? null : (long?)reader.GetInt64(2);
-        throw new OperationException(OperationErrorKind.Conflict,
-            $"operation {id} cannot be undone: {by}" +
-            (later is { } l ? $"; undo operation {l} first, or force this undo" : "; force this undo to overwrite it"));
     }
 
     private static void CrashPoint(string step)

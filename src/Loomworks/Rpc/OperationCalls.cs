@@ -76,13 +76,10 @@ public static class OperationCalls
         {
             var ids = Ids(first);
             await CheckRightsAsync(env, transaction, "id = ANY($1)", ids.ToArray(), ct);
-            var undo = new List<object?>();
-            // Newest first: undoing a later operation first clears the way for the earlier ones it depends on.
-            foreach (var id in ids.Distinct().OrderDescending())
-            {
-                undo.Add((await UndoService.UndoAsync(transaction, id, force, by, ct)).UndoOperationId);
-            }
-            return undo;
+            // Newest first: undoing a later operation first clears the way for the earlier ones it depends on. All of
+            // them go in one round trip.
+            var undone = await UndoService.UndoAsync(transaction, ids.Distinct().OrderDescending().ToList(), force, by, ct);
+            return undone.Select(r => (object?)r.UndoOperationId).ToList();
         }
         var session = first as string ?? throw OdooException.Type($"action_undo_session() session_id must be a string, not {Domain.Show(first)}");
         await CheckRightsAsync(env, transaction, "session_id = $1", session, ct);

@@ -1,0 +1,215 @@
+using Loomworks.Operations;
+using Loomworks.Postgres;
+using Loomworks.Tests.Infrastructure;
+using Npgsql;
+
+namespace Loomworks.Tests.Operations;
+
+/// <summary>Statement-level capture, completion at commit, undo of many operations in one statement, and the upgrade
+/// of a tenant that still has the row-level capture of migration 2001.</summary>
+[Collection(PostgresGroup.Name)]
+public sealed class StatementCaptureTests(PostgresFixture postgres)
+{
+    private static readonly CancellationToken None = CancellationToken.None;
+
+    private async Task<NpgsqlDataSource> DatabaseAsync(string test)
+    {
+        var dataSource = await ErpShape.CreateAsync(postgres, "stmtcap_" + test);
+        await ErpShape.ExecuteAsync(dataSource, """
+            INSERT INTO res_partner (name, email) VALUES ('Azure Interior', 'azure@example.com'), ('Deco Addict', NULL);
+            INSERT INTO res_partner_category (name) VALUES ('Vendor'), ('Prospect');
+            INSERT INTO res_partner_res_partner_category_rel VALUES (1, 1), (1, 2), (2, 1);
+            """);
+        return dataSource;
+    }
+
+    [Fact]
+    public async Task A_statement_touching_many_rows_captures_each_changed_row_once_and_undo_restores_them_all()
+    {
+        var ds = await DatabaseAsync("many_rows");
+        var create = await ErpShape.RunAsync(ds, new OperationInfo("create", "res.partner"),
+            "INSERT INTO res_partner (name, email) SELECT 'P' || i, CASE WHEN i % 2 = 0 THEN 'p' || i || '@example.com' END FROM generate_series(1, 500) i");
+        var before = await ErpShape.StateAsync(ds);
+        // Half the rows already have active = true and no email: those are unchanged and must not be captured.
+        var write = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner"),
+            "UPDATE res_partner SET email = coalesce(email, 'none'), active = true WHERE name LIKE 'P%'");
+
+        Assert.Equal(500L, await ErpShape.ScalarAsync<long>(ds, $"SELECT count(*) FROM loomworks_change WHERE operation_id = {create}"));
+        Assert.Equal(250L, await ErpShape.ScalarAsync<long>(ds, $"SELECT count(*) FROM loomworks_change WHERE operation_id = {write} AND kind = 'U'"));
+        Assert.Equal(250L, await ErpShape.ScalarAsync<long>(ds,
+            $"SELECT count(DISTINCT row_key) FROM loomworks_change WHERE operation_id = {write} AND old_row ->> 'id' = new_row ->> 'id'"));
+        var log = (await new OperationLog(ds).FindAsync(write, None))!;
+        Assert.Equal(("done", 250, 250), (log.State, log.ChangeCount, log.RecordIds.Count));
+
+        var undo = new UndoService(ds);
+        await undo.UndoAsync(write, false, null, None);
+        Assert.Equal(before, await ErpShape.StateAsync(ds));
+        await undo.UndoAsync(create, false, null, None);
+        Assert.Equal(2L, await ErpShape.ScalarAsync<long>(ds, "SELECT count(*) FROM res_partner"));
+    }
+
+    [Fact]
+    public async Task An_update_of_a_key_is_captured_as_a_deletion_and_an_insertion_and_undo_puts_the_old_key_back()
+    {
+        var ds = await DatabaseAsync("key_update");
+        var before = await ErpShape.StateAsync(ds);
+        var op = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner"),
+            "UPDATE res_partner_res_partner_category_rel SET category_id = 2 WHERE partner_id = 2 AND category_id = 1");
+
+        Assert.Equal("D,I", await ErpShape.ScalarAsync<string>(ds,
+            $"SELECT string_agg(kind::text, ',' ORDER BY id) FROM loomworks_change WHERE operation_id = {op}"));
+        await new UndoService(ds).UndoAsync(op, false, null, None);
+        Assert.Equal(before, await ErpShape.StateAsync(ds));
+    }
+
+    [Fact]
+    public async Task Undo_of_a_100_operation_session_restores_exactly_the_prior_state_in_one_transaction()
+    {
+        var ds = await DatabaseAsync("session_100");
+        var before = await ErpShape.StateAsync(ds);
+        var s = new OperationInfo("create", "sale.order", SessionId: "big");
+        for (var i = 0; i < 100; i++)
+        {
+            var sql = (i % 4) switch
+            {
+                0 or 1 => $"""
+                    WITH o AS (INSERT INTO sale_order (name, partner_id, amount_total) VALUES ('S{i}', 1, {i}) RETURNING id)
+                    INSERT INTO sale_order_line (order_id, name, price_unit) SELECT id, l, 5 FROM o, unnest(ARRAY['a', 'b']) l
+                    """,
+                2 => $"UPDATE sale_order SET state = 'sale', amount_total = amount_total + 1 WHERE id = (SELECT max(id) FROM sale_order)",
+                _ => i % 8 == 3
+                    ? "DELETE FROM sale_order WHERE id = (SELECT min(id) FROM sale_order)"
+                    : "DELETE FROM res_partner_res_partner_category_rel WHERE partner_id = 1 AND category_id = 2; UPDATE res_partner SET name = name || '!' WHERE id = 2",
+            };
+            await ErpShape.RunAsync(ds, s with { OperationType = i % 4 == 3 ? "unlink" : "write" }, sql);
+        }
+        var other = await ErpShape.RunAsync(ds, new OperationInfo("create", "res.partner", SessionId: "other"), "INSERT INTO res_partner (name) VALUES ('Other')");
+        var otherState = await ErpShape.StateAsync(ds);
+
+        var results = await new UndoService(ds).UndoSessionAsync("big", false, null, None);
+
+        Assert.Equal(100, results.Count);
+        Assert.True(results.Select(r => r.OperationId).SequenceEqual(results.Select(r => r.OperationId).OrderDescending()));
+        Assert.Equal(100L, await ErpShape.ScalarAsync<long>(ds,
+            "SELECT count(*) FROM loomworks_ai_operation_log WHERE session_id = 'big' AND undone AND undo_of IS NULL"));
+        Assert.Equal(0L, await ErpShape.ScalarAsync<long>(ds, "SELECT count(*) FROM loomworks_ai_operation_log WHERE state = 'pending'"));
+        Assert.NotEqual(otherState, await ErpShape.StateAsync(ds));
+        await new UndoService(ds).UndoAsync(other, false, null, None);
+        Assert.Equal(before, await ErpShape.StateAsync(ds));
+    }
+
+    [Fact]
+    public async Task A_refusal_in_the_middle_of_a_session_undo_leaves_every_operation_as_it_was()
+    {
+        var ds = await DatabaseAsync("session_refused");
+        var s = new OperationInfo("write", "res.partner", SessionId: "half");
+        var first = await ErpShape.RunAsync(ds, s, "UPDATE res_partner SET name = 'A1' WHERE id = 1");
+        await ErpShape.RunAsync(ds, s, "UPDATE res_partner SET name = 'B1' WHERE id = 2");
+        var later = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner"), "UPDATE res_partner SET email = 'x' WHERE id = 1");
+        var state = await ErpShape.StateAsync(ds);
+
+        var e = await Assert.ThrowsAsync<OperationException>(() => new UndoService(ds).UndoSessionAsync("half", false, null, None));
+
+        Assert.Equal(OperationErrorKind.Conflict, e.Kind);
+        Assert.Contains($"operation {first} cannot be undone: operation {later} changed res_partner {{\"id\": 1}}", e.Message);
+        Assert.Equal(state, await ErpShape.StateAsync(ds));
+        Assert.Equal(0L, await ErpShape.ScalarAsync<long>(ds, "SELECT count(*) FROM loomworks_ai_operation_log WHERE undone OR operation_type = 'undo'"));
+    }
+
+    [Fact]
+    public async Task A_change_that_bypassed_capture_is_refused_by_name_unless_forced()
+    {
+        var ds = await DatabaseAsync("uncaptured");
+        var s = new OperationInfo("write", "res.partner", SessionId: "bypass");
+        var write = await ErpShape.RunAsync(ds, s, "UPDATE res_partner SET name = 'Mine' WHERE id = 2");
+        await ErpShape.ExecuteAsync(ds, """
+            BEGIN;
+            SET LOCAL session_replication_role = replica;
+            UPDATE res_partner SET email = 'bypassed@example.com' WHERE id = 2;
+            COMMIT;
+            """);
+        var undo = new UndoService(ds);
+
+        var e = await Assert.ThrowsAsync<OperationException>(() => undo.UndoSessionAsync("bypass", false, null, None));
+        Assert.Equal(OperationErrorKind.Conflict, e.Kind);
+        Assert.Contains($"operation {write} cannot be undone: res_partner {{\"id\": 2}} was changed afterwards without being captured", e.Message);
+        Assert.Equal("Mine", await ErpShape.ScalarAsync<string>(ds, "SELECT name FROM res_partner WHERE id = 2"));
+
+        await undo.UndoAsync(write, force: true, null, None);
+        Assert.Equal(("Deco Addict", "bypassed@example.com"), (await ErpShape.ScalarAsync<string>(ds, "SELECT name FROM res_partner WHERE id = 2"),
+            await ErpShape.ScalarAsync<string>(ds, "SELECT email FROM res_partner WHERE id = 2")));
+    }
+
+    [Fact]
+    public async Task An_operation_completes_at_commit_counting_changes_made_after_complete_and_a_rollback_leaves_nothing()
+    {
+        var ds = await DatabaseAsync("complete_at_commit");
+        long id;
+        await using (var connection = await ds.OpenConnectionAsync())
+        {
+            await using var transaction = await connection.BeginTransactionAsync();
+            var scope = await OperationScope.BeginAsync(transaction, new OperationInfo("write", "res.partner"), None);
+            await Execute(connection, "UPDATE res_partner SET name = 'X' WHERE id = 1");
+            await scope.CompleteAsync(None);
+            await Execute(connection, "UPDATE res_partner SET name = 'Y' WHERE id = 2");
+            Assert.Equal("pending", await Scalar<string>(connection, $"SELECT state FROM loomworks_ai_operation_log WHERE id = {scope.Id}"));
+            await transaction.CommitAsync();
+            id = scope.Id;
+        }
+        var log = (await new OperationLog(ds).FindAsync(id, None))!;
+        Assert.Equal(("done", 2), (log.State, log.ChangeCount));
+        Assert.Equal([1L, 2L], log.RecordIds);
+        Assert.NotNull(log.ExecutionTimeMs);
+        Assert.Contains("\"Deco Addict\"", log.ValuesBefore!.Value.GetRawText());
+
+        await using (var connection = await ds.OpenConnectionAsync())
+        {
+            await using var transaction = await connection.BeginTransactionAsync();
+            var scope = await OperationScope.BeginAsync(transaction, new OperationInfo("write", "res.partner"), None);
+            await Execute(connection, "UPDATE res_partner SET name = 'Z' WHERE id = 1");
+            await transaction.RollbackAsync();
+            Assert.Null(await new OperationLog(ds).FindAsync(scope.Id, None));
+        }
+        Assert.Equal(0L, await ErpShape.ScalarAsync<long>(ds, "SELECT count(*) FROM loomworks_change WHERE new_row ->> 'name' = 'Z'"));
+    }
+
+    [Fact]
+    public async Task A_tenant_with_row_level_capture_is_upgraded_to_statement_triggers_capturing_each_change_once()
+    {
+        var database = await postgres.CreateDatabaseAsync("stmtcap_upgrade");
+        var ds = postgres.DataSource(database);
+        await using (var connection = await ds.OpenConnectionAsync())
+        {
+            await SchemaMigrator.ApplyAsync(connection, ErpTenantSetup.All.Where(m => m.Version <= 2002), None);
+            Assert.Equal(1L, await Scalar<long>(connection,
+                $"SELECT count(*) FROM pg_trigger WHERE tgname = '{ChangeCapture.TriggerName}' AND tgrelid = 'res_partner'::regclass"));
+            await SchemaMigrator.ApplyAsync(connection, ErpTenantSetup.All, None);
+            Assert.Equal(ErpTenantSetup.CapturedTables, await ChangeCapture.CapturedTablesAsync(connection, None));
+            Assert.Equal(0L, await Scalar<long>(connection, $"SELECT count(*) FROM pg_trigger WHERE tgname = '{ChangeCapture.TriggerName}'"));
+            Assert.Equal(3L * ErpTenantSetup.CapturedTables.Count, await Scalar<long>(connection,
+                "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'loomworks_capture_%' AND NOT tgisinternal"));
+        }
+        var op = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner"), "UPDATE res_partner SET name = 'Renamed' WHERE id = (SELECT min(id) FROM res_partner)");
+        Assert.Equal(1L, await ErpShape.ScalarAsync<long>(ds, $"SELECT count(*) FROM loomworks_change WHERE operation_id = {op}"));
+        // A login stamps login_date only: bookkeeping, not captured; a real change of the user still is.
+        var changes = await ErpShape.ScalarAsync<long>(ds, "SELECT count(*) FROM loomworks_change");
+        await ErpShape.ExecuteAsync(ds, "UPDATE res_users SET login_date = now() WHERE id = (SELECT min(id) FROM res_users)");
+        Assert.Equal(changes, await ErpShape.ScalarAsync<long>(ds, "SELECT count(*) FROM loomworks_change"));
+        await ErpShape.ExecuteAsync(ds, "UPDATE res_users SET signature = 'hi', login_date = now() WHERE id = (SELECT min(id) FROM res_users)");
+        Assert.Equal(changes + 1, await ErpShape.ScalarAsync<long>(ds, "SELECT count(*) FROM loomworks_change"));
+        await new UndoService(ds).UndoAsync(op, false, null, None);
+        Assert.NotEqual("Renamed", await ErpShape.ScalarAsync<string>(ds, "SELECT name FROM res_partner WHERE id = (SELECT min(id) FROM res_partner)"));
+    }
+
+    private static async Task Execute(NpgsqlConnection connection, string sql)
+    {
+        await using var command = new NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync();
+    }
+
+    private static async Task<T> Scalar<T>(NpgsqlConnection connection, string sql)
+    {
+        await using var command = new NpgsqlCommand(sql, connection);
+        return (T)(await command.ExecuteScalarAsync())!;
+    }
+}
