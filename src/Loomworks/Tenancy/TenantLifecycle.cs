@@ -80,7 +80,7 @@ public sealed class TenantLifecycle(
         if (schema is not null)
         {
             await using var tenant = await dataSources.For(databaseName).OpenConnectionAsync(ct);
-            await SchemaMigrator.ApplyAsync(tenant, schema.Migrations, ct);
+            await TenantProvisioner.UpgradeSchemaAsync(tenant, schema, ct);
         }
         await TenantProvisioner.GrantRoleAsync(dataSources, databaseName, role, ct);
         // The pooled sessions opened for the grants would keep the database busy for a later rename or drop.

@@ -276,7 +276,7 @@ public sealed class TenantProvisioner(
             try
             {
                 await using var connection = await dataSources.For(tenant.DatabaseName).OpenConnectionAsync(ct);
-                if (await SchemaMigrator.ApplyAsync(connection, setup.Migrations, ct) == 0)
+                if (await UpgradeSchemaAsync(connection, setup, ct) == 0)
                 {
                     continue;
                 }
@@ -291,6 +291,27 @@ public sealed class TenantProvisioner(
             }
         }
         return upgraded;
+    }
+
+    /// <summary>
+    /// Applies the tenant migrations a database lacks, when it has the tenant schema's first one: a database that
+    /// does not (a foreign or hand-made one that was restored) is left as it is rather than half-rebuilt.
+    /// </summary>
+    internal static async Task<int> UpgradeSchemaAsync(NpgsqlConnection tenant, ITenantDatabaseSetup setup, CancellationToken ct)
+    {
+        if (setup.Migrations.Count == 0)
+        {
+            return 0;
+        }
+        await using var based = new NpgsqlCommand(
+            "SELECT 1 FROM pg_class WHERE relname = 'loomworks_schema_migrations' AND relnamespace = 'public'::regnamespace", tenant);
+        if (await based.ExecuteScalarAsync(ct) is null)
+        {
+            return 0;
+        }
+        await using var first = new NpgsqlCommand("SELECT 1 FROM loomworks_schema_migrations WHERE version = $1", tenant);
+        first.Parameters.AddWithValue(setup.Migrations.Min(m => m.Version));
+        return await first.ExecuteScalarAsync(ct) is null ? 0 : await SchemaMigrator.ApplyAsync(tenant, setup.Migrations, ct);
     }
 
     private async Task CreateDatabaseFromTemplateAsync(string database, CancellationToken ct)

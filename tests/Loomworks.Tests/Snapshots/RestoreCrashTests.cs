@@ -98,7 +98,7 @@ public sealed class RestoreCrashTests(PitrFixture pitr) : IClassFixture<PitrFixt
         Assert.Equal(TenantStates.Active, (await pitr.Tenants.FindBySubdomainAsync(name, None))!.State);
         if (scratchPostmaster is { } pid)
         {
-            Assert.False(Directory.Exists($"/proc/{pid}"), "the scratch PostgreSQL was stopped");
+            Assert.True(await ExitedAsync(pid), "the scratch PostgreSQL was stopped");
         }
         Assert.False(Directory.Exists(job.ScratchDir), "the scratch folder was removed");
         Assert.True(pitr.ScratchIsClean(), "no scratch folder or scratch PostgreSQL is left");
@@ -196,5 +196,31 @@ public sealed class RestoreCrashTests(PitrFixture pitr) : IClassFixture<PitrFixt
         var error = await process.StandardError.ReadToEndAsync();
         await process.WaitForExitAsync();
         Assert.True(process.ExitCode == 0, $"{program} {string.Join(' ', arguments)}: {error}");
+    }
+
+    /// <summary>
+    /// True once <paramref name="pid"/> has exited: gone, or a zombie — its parent died in the kill -9, so whoever
+    /// inherited it reaps it in its own time. Waits a few seconds for the exit itself.
+    /// </summary>
+    private static async Task<bool> ExitedAsync(int pid)
+    {
+        for (var i = 0; i < 50; i++)
+        {
+            string stat;
+            try
+            {
+                stat = await File.ReadAllTextAsync($"/proc/{pid}/stat");
+            }
+            catch (IOException)
+            {
+                return true;
+            }
+            if (stat[(stat.LastIndexOf(')') + 2)..].StartsWith('Z'))
+            {
+                return true;
+            }
+            await Task.Delay(200);
+        }
+        return false;
     }
 }
