@@ -117,16 +117,7 @@ public static partial class ChangeCapture
     /// </summary>
     public static string InstallSql(IEnumerable<string> tableNames, IReadOnlyDictionary<string, string[]>? ignoredUpdates = null)
     {
-        ArgumentNullException.ThrowIfNull(tableNames);
-        var tables = tableNames.Distinct(StringComparer.Ordinal).ToList();
-        foreach (var table in tables.Concat(ignoredUpdates?.Keys ?? []).Concat(ignoredUpdates?.Values.SelectMany(c => c) ?? []))
-        {
-            Quote(table);
-        }
-        var list = string.Join(", ", tables.Select(t => "'" + t + "'"));
-        var ignored = ignoredUpdates is null || ignoredUpdates.Count == 0
-            ? "'{}'::jsonb"
-            : "'" + System.Text.Json.JsonSerializer.Serialize(ignoredUpdates) + "'::jsonb";
+        var (list, ignored) = InstallArguments(tableNames, ignoredUpdates);
         var creates = string.Concat(CreateStatements("%1$I", "%2$L", "%3$L"));
         return $$"""
             DO $install$
@@ -150,10 +141,10 @@ public static partial class ChangeCapture
     }
 
     /// <summary>
-    /// The SQL of migration 2001, kept as it was: row-level capture triggers, which migration 2004 replaces. A new
-    /// tenant runs both, as every existing tenant did.
+    /// The tables as a SQL array body and the ignored update columns as a jsonb literal, every name checked first:
+    /// both are spliced into the install block.
     /// </summary>
-    internal static string RowTriggerInstallSql(IEnumerable<string> tableNames, IReadOnlyDictionary<string, string[]>? ignoredUpdates = null)
+    private static (string List, string Ignored) InstallArguments(IEnumerable<string> tableNames, IReadOnlyDictionary<string, string[]>? ignoredUpdates)
     {
         ArgumentNullException.ThrowIfNull(tableNames);
         var tables = tableNames.Distinct(StringComparer.Ordinal).ToList();
@@ -165,6 +156,16 @@ public static partial class ChangeCapture
         var ignored = ignoredUpdates is null || ignoredUpdates.Count == 0
             ? "'{}'::jsonb"
             : "'" + System.Text.Json.JsonSerializer.Serialize(ignoredUpdates) + "'::jsonb";
+        return (list, ignored);
+    }
+
+    /// <summary>
+    /// The SQL of migration 2001, kept as it was: row-level capture triggers, which migration 2004 replaces. A new
+    /// tenant runs both, as every existing tenant did.
+    /// </summary>
+    internal static string RowTriggerInstallSql(IEnumerable<string> tableNames, IReadOnlyDictionary<string, string[]>? ignoredUpdates = null)
+    {
+        var (list, ignored) = InstallArguments(tableNames, ignoredUpdates);
         return $$"""
             DO $install$
             DECLARE
