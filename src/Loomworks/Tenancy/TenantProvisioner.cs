@@ -269,7 +269,8 @@ public sealed class TenantProvisioner(
         var upgraded = 0;
         foreach (var tenant in await new TenantStore(management).ListAsync(ct))
         {
-            if (tenant.State is TenantStates.Provisioning)
+            // A database still being provisioned or restored is settled by its own job, which upgrades it on adoption.
+            if (tenant.State is not (TenantStates.Active or TenantStates.Suspended or TenantStates.Archived))
             {
                 continue;
             }
