@@ -174,6 +174,11 @@ public static class ConfigKeys
         "Days a web session (session_id cookie) stays valid without being used.", Minimum: 1, Maximum: 3650);
     public static readonly ConfigKey RestoreScratchDir = new("loomworks_restore_scratch_dir", null, ConfigValueKind.Text,
         "Folder for the scratch copies of tenant restores (default data_dir/restore); PostgreSQL's user must reach it.");
+    public static readonly ConfigKey LoginCooldownAfter = new("loomworks_login_cooldown_after", "10", ConfigValueKind.WholeNumber,
+        "Failed logins from one address to one database before that address must wait (Odoo's base.login_cooldown_after); 0 switches the cooldown off.",
+        Minimum: 0, Maximum: 1000);
+    public static readonly ConfigKey LoginCooldownDuration = new("loomworks_login_cooldown_duration", "60", ConfigValueKind.WholeNumber,
+        "Seconds an address in cooldown waits after its last failed login (Odoo's base.login_cooldown_duration).", Minimum: 1, Maximum: 86400);
 
     /// <summary>All keys, in the order the README documents them.</summary>
     public static readonly IReadOnlyList<ConfigKey> All =
@@ -189,6 +194,7 @@ public static class ConfigKeys
         AttachmentMaxMb,
         SessionIdleDays,
         RestoreScratchDir,
+        LoginCooldownAfter, LoginCooldownDuration,
     ];
 
     /// <summary>Odoo's other spellings of some flags (<c>-d</c>, <c>--database</c>, <c>--db-filter</c>, …), without dashes.</summary>
