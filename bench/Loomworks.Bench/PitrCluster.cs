@@ -3,6 +3,7 @@ using Loomworks.Configuration;
 using Loomworks.Postgres;
 using Loomworks.Snapshots;
 using Loomworks.Tenancy;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Loomworks.Bench;
@@ -11,6 +12,7 @@ namespace Loomworks.Bench;
 public sealed class PitrCluster : IAsyncDisposable
 {
     private readonly ScratchDirectory _scratch = new();
+    private ILoggerFactory _loggers = NullLoggerFactory.Instance;
 
     private PitrCluster()
     {
@@ -35,8 +37,13 @@ public sealed class PitrCluster : IAsyncDisposable
         await DatabaseAdmin.EnsureDatabaseAsync(cluster.Server.Endpoint, cluster.Settings.ManagementDatabase, CancellationToken.None);
         (cluster.DataSources, cluster.Management) = ManagementDatabase.Open(cluster.Server.Endpoint, cluster.Settings.ManagementDatabase);
         await cluster.Management.MigrateAsync(CancellationToken.None);
+        // The restore's phase timings go to the console: they say where a slow run spent its time.
+        cluster._loggers = LoggerFactory.Create(logging => logging
+            .AddSimpleConsole(console => console.SingleLine = true)
+            .AddFilter((category, level) => level >= LogLevel.Warning
+                || (level >= LogLevel.Information && category == typeof(TenantRestore).FullName)));
         cluster.Feature = SnapshotsFeature.Create(cluster.Settings, cluster.Server, cluster.DataSources, cluster.Management,
-            new TenantStore(cluster.Management), NullLoggerFactory.Instance);
+            new TenantStore(cluster.Management), cluster._loggers);
         await cluster.Feature.StartAsync(embedded: true, NullLogger.Instance, CancellationToken.None);
         return cluster;
     }
@@ -70,6 +77,7 @@ public sealed class PitrCluster : IAsyncDisposable
         Feature.BackRest.Dispose();
         await DataSources.DisposeAsync();
         await Server.DisposeAsync();
+        _loggers.Dispose();
         _scratch.Dispose();
     }
 }

@@ -9,8 +9,9 @@ namespace Loomworks.Bench;
 /// <summary>
 /// Restore of one tenant beside five others, end to end, against (B) a full-cluster pgbackrest restore of the same
 /// backup to the same target and (C) pg_dump -Fd -j2 + pg_restore -j2 of the tenant; and a neighbour's light load
-/// during the restore against the same load without one. LOOMWORKS_BENCH_RESTORE_MB sets the tenant's size
-/// (default 100; the issue's figure is for 1024).
+/// during the restore against the same load without one. As the issue asks: a 1 GB tenant beside five of 150 MB;
+/// LOOMWORKS_BENCH_RESTORE_MB sets the restored tenant's size (the others get a seventh of it) for a quicker run.
+/// Ours ends when the job reports done (the tenant serves the restored data); the scratch folder is removed after.
 /// </summary>
 public sealed class TenantRestoreScenario : IScenario
 {
@@ -20,7 +21,7 @@ public sealed class TenantRestoreScenario : IScenario
     public async Task<IReadOnlyList<ScenarioResult>> RunAsync(int runs, CancellationToken cancellationToken)
     {
         var megabytes = int.TryParse(Environment.GetEnvironmentVariable("LOOMWORKS_BENCH_RESTORE_MB"), CultureInfo.InvariantCulture, out var mb)
-            ? mb : 100;
+            ? mb : 1024;
         await using var cluster = await PitrCluster.StartAsync(55630);
         for (var i = 1; i <= 5; i++)
         {
@@ -39,15 +40,24 @@ public sealed class TenantRestoreScenario : IScenario
         var neighbourDuring = new List<double>();
         var neighbourQuiet = new List<double>();
         var unavailable = new List<double>();
+        var withCleanup = new List<double>();
         for (var run = 0; run < runs; run++)
         {
             using (var load = new NeighbourLoad(cluster.DataSources.For("bench-n1")))
             using (var probe = new AvailabilityProbe(cluster.Server.Endpoint.ConnectionString("bench-big")))
             {
                 var watch = Stopwatch.StartNew();
+                var doneAt = 0.0;
                 var job = await cluster.Feature.Restore.StartAsync(new RestoreRequest("bench-big", SnapshotId: snapshot.Id), cancellationToken);
-                job = await cluster.Feature.Restore.RunAsync(job.Id, null, cancellationToken);
-                ours.Add(watch.Elapsed.TotalMilliseconds);
+                job = await cluster.Feature.Restore.RunAsync(job.Id, new SynchronousProgress(j =>
+                {
+                    if (j.State == "done" && doneAt == 0)
+                    {
+                        doneAt = watch.Elapsed.TotalMilliseconds;
+                    }
+                }), cancellationToken);
+                withCleanup.Add(watch.Elapsed.TotalMilliseconds);
+                ours.Add(doneAt > 0 ? doneAt : watch.Elapsed.TotalMilliseconds);
                 if (job.State != "done")
                 {
                     throw new InvalidOperationException($"restore failed: {job.Error}");
@@ -74,7 +84,8 @@ public sealed class TenantRestoreScenario : IScenario
             new ScenarioResult($"tenant-restore {megabytes} MB", ours, sum, "B + C",
                 string.Create(CultureInfo.InvariantCulture,
                     $"B full-cluster restore {BenchRunner.Median(fullCluster):F0} ms, C dump+load {BenchRunner.Median(dumpLoad):F0} ms; " +
-                    $"goal ≤ 1.1 × (B + C); tenant unavailable max {unavailable.Max():F0} ms (goal ≤ 100 ms)")),
+                    $"goal ≤ 1.1 × (B + C); tenant unavailable max {unavailable.Max():F0} ms (goal ≤ 100 ms); " +
+                    $"until the scratch folder is gone {BenchRunner.Median(withCleanup):F0} ms")),
             new ScenarioResult("neighbour p99 during restore", [p99During], [p99Quiet], "same load, no restore",
                 string.Create(CultureInfo.InvariantCulture,
                     $"{neighbourDuring.Count} vs {neighbourQuiet.Count} statements; goal ratio ≤ 3")),
@@ -96,7 +107,7 @@ public sealed class TenantRestoreScenario : IScenario
         var binaries = cluster.Server.Embedded!.Binaries;
         var set = (await cluster.Feature.Snapshots.SyncBackupSetsAsync(cancellationToken))[^1];
         var watch = Stopwatch.StartNew();
-        var restored = await cluster.Feature.BackRest.RestoreAsync(pgData, scratch, set.Label, "name", snapshot.RestorePoint, null, cancellationToken);
+        var restored = await cluster.Feature.BackRest.RestoreAsync(pgData, scratch, set.Label, "name", snapshot.RestorePoint, null, prefetchWal: false, cancellationToken);
         Check(restored);
         Check(await CommandRunner.RunAsync(binaries["pg_ctl"],
             ["start", "-D", pgData, "-l", System.IO.Path.Combine(scratch, "log", "pg.log"), "-W", "-s", "-o",
@@ -155,6 +166,12 @@ public sealed class TenantRestoreScenario : IScenario
         {
             throw new InvalidOperationException(result.Diagnostic);
         }
+    }
+
+    /// <summary>Reports on the calling thread: Progress&lt;T&gt; posts to the thread pool and would time the report late.</summary>
+    private sealed class SynchronousProgress(Action<RestoreJob> report) : IProgress<RestoreJob>
+    {
+        public void Report(RestoreJob value) => report(value);
     }
 
     /// <summary>A light load on a neighbour: an insert and a read every 20 ms, each statement's latency recorded.</summary>

@@ -76,6 +76,7 @@ internal static class SnapshotsCli
             await management.MigrateAsync(cancellationToken);
             var feature = SnapshotsFeature.Create(settings, postgres, dataSources, management, new TenantStore(management), loggers);
             using var backRest = feature.BackRest;
+            feature.Restore.Schema = new Loomworks.Operations.ErpTenantSetup();
             await feature.StartAsync(postgres.Embedded is not null, logger, cancellationToken);
             return await action(feature);
         }

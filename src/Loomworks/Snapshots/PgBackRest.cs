@@ -170,9 +170,10 @@ public sealed class PgBackRest(PgBackRestOptions options, ILogger logger) : IDis
     /// <summary>
     /// Restores into <paramref name="pgData"/> with its own spool, lock and log paths and archiving off, so the
     /// copy never touches the live cluster's spool or pushes WAL into this stanza. Runs at low CPU and IO priority.
+    /// <paramref name="prefetchWal"/> makes the copy's archive-get fetch segments ahead in parallel into the scratch spool.
     /// </summary>
     public async Task<CommandResult> RestoreAsync(string pgData, string scratchDir, string backupLabel, string targetType,
-        string target, string? includeDatabase, CancellationToken cancellationToken)
+        string target, string? includeDatabase, bool prefetchWal, CancellationToken cancellationToken)
     {
         RequireConfigured();
         var arguments = new List<string>
@@ -183,7 +184,9 @@ public sealed class PgBackRest(PgBackRestOptions options, ILogger logger) : IDis
             // the copy its own, with the scratch lock and log paths.
             "--recovery-option=restore_command=" + PostgresServer.PgBackRestExecutable + " --config=" + options.ConfigPath +
                 " --stanza=" + PgBackRestOptions.Stanza + " --pg1-path=" + pgData + " --lock-path=" + Path.Combine(scratchDir, "lock") +
-                " --log-path=" + Path.Combine(scratchDir, "log") + " archive-get %f \"%p\"",
+                " --log-path=" + Path.Combine(scratchDir, "log") +
+                (prefetchWal ? " --archive-async --spool-path=" + Path.Combine(scratchDir, "spool") + " --archive-get-queue-max=256MB" : "") +
+                " archive-get %f \"%p\"",
             "--lock-path=" + Path.Combine(scratchDir, "lock"),
             "--log-path=" + Path.Combine(scratchDir, "log"),
             "--archive-mode=off",

@@ -78,9 +78,14 @@ public static class SnapshotsServiceCollectionExtensions
 {
     public static IServiceCollection AddSnapshots(this IServiceCollection services, LoomworksSettings settings)
     {
-        services.AddSingleton(sp => SnapshotsFeature.Create(settings, sp.GetRequiredService<PostgresServer>(),
-            sp.GetRequiredService<TenantDataSources>(), sp.GetRequiredService<ManagementDatabase>(),
-            sp.GetRequiredService<TenantStore>(), sp.GetRequiredService<ILoggerFactory>()));
+        services.AddSingleton(sp =>
+        {
+            var feature = SnapshotsFeature.Create(settings, sp.GetRequiredService<PostgresServer>(),
+                sp.GetRequiredService<TenantDataSources>(), sp.GetRequiredService<ManagementDatabase>(),
+                sp.GetRequiredService<TenantStore>(), sp.GetRequiredService<ILoggerFactory>());
+            feature.Restore.Schema = sp.GetService<ITenantDatabaseSetup>();
+            return feature;
+        });
         services.AddSingleton<RestoreJobRunner>();
         services.AddHostedService(sp => sp.GetRequiredService<RestoreJobRunner>());
         services.AddHostedService<SnapshotScheduler>();

@@ -1,3 +1,4 @@
+using Loomworks.Postgres;
 using Loomworks.Snapshots;
 using Loomworks.Tenancy;
 
@@ -245,5 +246,51 @@ public sealed partial class TenantRestoreTests(PitrFixture pitr) : IClassFixture
         Assert.False(job.IncludeOnly, "a database newer than the backup's manifest needs the whole cluster");
         Assert.Equal(before, await pitr.ContentAsync("rs-late"));
         Assert.True(pitr.ScratchIsClean());
+    }
+
+    [Fact]
+    public async Task A_snapshot_from_before_an_upgrade_gets_the_newer_tenant_migrations_before_the_swap()
+    {
+        const string name = "rs-upgrade";
+        await pitr.CreateTenantAsync(name);
+        var first = new Migration(1, "first", "CREATE TABLE partner (id int PRIMARY KEY, name text NOT NULL)");
+        await using (var connection = await pitr.For(name).OpenConnectionAsync(None))
+        {
+            await SchemaMigrator.ApplyAsync(connection, [first], None);
+        }
+        await pitr.ExecuteAsync(name, "INSERT INTO partner SELECT g, 'partner ' || g FROM generate_series(1, 50) g");
+        var role = TenantProvisioner.RoleNameFor(name);
+        await pitr.ExecuteAsync("postgres", $"DROP ROLE IF EXISTS {DatabaseAdmin.QuoteIdentifier(role)}; CREATE ROLE {DatabaseAdmin.QuoteIdentifier(role)}");
+        await pitr.Feature.Snapshots.BackupAsync("incr", None);
+        var snapshot = await pitr.Feature.Snapshots.CreateAsync(name, null, SnapshotTypes.Manual, None);
+        await pitr.ExecuteAsync(name, "DELETE FROM partner WHERE id > 10");
+
+        pitr.Feature.Restore.Schema = new UpgradedSchema([first, new Migration(2, "later release", "CREATE TABLE later_release_table (id int)")]);
+        try
+        {
+            var job = await RestoreAsync(new RestoreRequest(name, SnapshotId: snapshot.Id));
+            Assert.True(job.State == "done", job.Error);
+        }
+        finally
+        {
+            pitr.Feature.Restore.Schema = null;
+        }
+
+        Assert.Equal(50L, await pitr.ScalarAsync<long>(name, "SELECT count(*) FROM partner"));
+        Assert.Equal("1,2", await pitr.ScalarAsync<string>(name, "SELECT string_agg(version::text, ',' ORDER BY version) FROM loomworks_schema_migrations"));
+        Assert.True(await pitr.ScalarAsync<bool>(name, $"SELECT has_table_privilege('{role}', 'later_release_table', 'SELECT')"),
+            "a table a migration added is granted to the tenant's role");
+        Assert.True(pitr.ScratchIsClean());
+    }
+
+    /// <summary>Only migrations: what a later Loomworks brings to a database restored from before it.</summary>
+    private sealed class UpgradedSchema(IReadOnlyList<Migration> migrations) : ITenantDatabaseSetup
+    {
+        public IReadOnlyList<Migration> Migrations => migrations;
+
+        public Task CreateAdminUserAsync(Npgsql.NpgsqlConnection tenantDatabase, string login, string passwordHash, CancellationToken ct) =>
+            Task.CompletedTask;
+
+        public Task<int> CountUsersAsync(Npgsql.NpgsqlConnection tenantDatabase, CancellationToken ct) => Task.FromResult(0);
     }
 }
