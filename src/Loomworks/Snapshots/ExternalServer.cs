@@ -73,11 +73,6 @@ public static partial class ExternalServer
     /// <summary>Whether <paramref name="dataDir"/> is an absolute path to a PostgreSQL data directory; the problem otherwise.</summary>
     public static string? CheckDataDir(string dataDir)
     {
-        // The path goes into pgBackRest's configuration file, one setting a line.
-        if (dataDir.Any(char.IsControl))
-        {
-            return "loomworks_pg_data_dir contains a control character (a line break?); give the plain path";
-        }
         if (!Path.IsPathFullyQualified(dataDir))
         {
             return $"loomworks_pg_data_dir must be an absolute path, not '{dataDir}'";
@@ -101,10 +96,6 @@ public static partial class ExternalServer
     /// <summary>Whether <paramref name="config"/> is a readable pgBackRest configuration with the stanza's section.</summary>
     public static string? CheckConfigFile(string config, string stanza)
     {
-        if (config.Any(char.IsControl))
-        {
-            return "loomworks_pgbackrest_config contains a control character (a line break?); give the plain path";
-        }
         if (!Path.IsPathFullyQualified(config))
         {
             return $"loomworks_pgbackrest_config must be an absolute path, not '{config}'";
@@ -153,11 +144,13 @@ public static partial class ExternalServer
     /// <summary>Reads the server's archiving settings; settings the role may not see are null or empty.</summary>
     public static async Task<ServerArchiving> InspectAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
     {
-        // pg_settings leaves out what the role may not read (data_directory without pg_read_all_settings).
+        // pg_settings leaves out what the role may not read (data_directory without pg_read_all_settings) and the
+        // settings SHOW ALL hides (is_superuser).
         await using var command = new NpgsqlCommand("""
-            SELECT name, setting FROM pg_settings
-            WHERE name IN ('is_superuser', 'data_directory', 'wal_level', 'archive_mode', 'archive_command', 'archive_timeout',
-                           'unix_socket_directories', 'server_version_num')
+            SELECT 'is_superuser', current_setting('is_superuser')
+            UNION ALL SELECT 'server_version_num', current_setting('server_version_num')
+            UNION ALL SELECT name, setting FROM pg_settings
+            WHERE name IN ('data_directory', 'wal_level', 'archive_mode', 'archive_command', 'archive_timeout', 'unix_socket_directories')
             """, connection);
         var values = new Dictionary<string, string>(StringComparer.Ordinal);
         await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
