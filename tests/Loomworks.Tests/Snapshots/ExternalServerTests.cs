@@ -216,6 +216,96 @@ public sealed class ExternalServerTests(ExternalClusterFixture ext) : IClassFixt
         }
     }
 
+    [Fact]
+    public async Task An_operator_config_is_used_as_is_and_restores_run_here_even_when_it_names_the_server_host()
+    {
+        // The operator's own set-up: a repository, a stanza, and the server archiving into it.
+        var repo = ext.ScratchFile("op-repo");
+        foreach (var dir in new[] { repo, ext.ScratchFile("op-log"), ext.ScratchFile("op-lock") })
+        {
+            Directory.CreateDirectory(dir);
+            Loomworks.Postgres.CommandRunner.GiveToServerUser(dir);
+        }
+        var stanza = $"""
+            [global]
+            repo1-path={repo}
+            log-path={ext.ScratchFile("op-log")}
+            lock-path={ext.ScratchFile("op-lock")}
+            log-level-console=warn
+            start-fast=y
+
+            [opstanza]
+            pg1-path={ext.Cluster.PgData}
+            pg1-socket-path={ext.Cluster.SocketDir}
+            pg1-port={ext.Cluster.Port}
+
+            """;
+        var config = ext.ScratchFile("operator.conf");
+        await File.WriteAllTextAsync(config, stanza, None);
+        // The same stanza as a dedicated repository host sees it: the server is reached through pg1-host.
+        var remoteConfig = ext.ScratchFile("operator-remote.conf");
+        await File.WriteAllTextAsync(remoteConfig, stanza.TrimEnd() + "\npg1-host=db.invalid\n", None);
+        var created = await Loomworks.Postgres.CommandRunner.RunAsync("/usr/bin/pgbackrest",
+            ["--config=" + config, "--stanza=opstanza", "stanza-create"], Loomworks.Postgres.CommandRunner.ServerUser,
+            TimeSpan.FromMinutes(2), None);
+        Assert.True(created.Succeeded, created.Diagnostic);
+        var previous = await ext.ShowAsync("archive_command");
+        var archiveCommand = $"/usr/bin/pgbackrest --config={config} --stanza=opstanza archive-push %p";
+        await ext.ExecuteAsync("postgres", $"ALTER SYSTEM SET archive_command = '{archiveCommand}'; SELECT pg_reload_conf()");
+        try
+        {
+            await WaitForSettingAsync("archive_command", archiveCommand);
+            var autoConf = ext.AutoConf();
+            var feature = ext.Feature(ext.SettingsWith(("loomworks_pgbackrest_config", config), ("loomworks_pgbackrest_stanza", "opstanza")));
+            using var backRest = feature.BackRest;
+            await feature.StartAsync(embedded: false, NullLogger.Instance, None);
+            Assert.True(backRest.IsConfigured, backRest.Problem);
+            Assert.Equal(PgBackRestMode.OperatorConfig, backRest.Options.Mode);
+            Assert.Single(await backRest.InfoAsync(None)); // the first full backup, which restores need
+            Assert.Equal(autoConf, ext.AutoConf());
+            Assert.Equal(stanza, await File.ReadAllTextAsync(config, None));
+            Assert.False(File.Exists(Path.Combine(ext.LoomworksDataDir, "backup", "backup", "opstanza", "backup.info")));
+
+            await ext.CreateTenantAsync("ext-op", Schema);
+            await feature.Snapshots.BackupAsync("incr", None);
+            var before = await ext.RowsAsync("ext-op", "partner", "invoice");
+            var snapshot = await feature.Snapshots.CreateAsync("ext-op", null, SnapshotTypes.Manual, None);
+            snapshot = await feature.Snapshots.WaitReadyAsync(snapshot, TimeSpan.FromSeconds(30), None);
+            Assert.Equal("ready", snapshot.State);
+            await ext.ExecuteAsync("ext-op", Damage);
+
+            var job = await feature.Restore.StartAsync(new RestoreRequest("ext-op", SnapshotId: snapshot.Id), None);
+            job = await feature.Restore.RunAsync(job.Id, null, None);
+            Assert.True(job.State == "done", job.Error);
+            Assert.Equal(before, await ext.RowsAsync("ext-op", "partner", "invoice"));
+
+            // With pg1-host in the operator's file the scratch copy is still restored on this machine.
+            await ext.ExecuteAsync("ext-op", Damage);
+            var remote = ext.Feature(ext.SettingsWith(("loomworks_pgbackrest_config", remoteConfig), ("loomworks_pgbackrest_stanza", "opstanza")));
+            using var remoteBackRest = remote.BackRest;
+            await remote.StartAsync(embedded: false, NullLogger.Instance, None);
+            Assert.True(remoteBackRest.IsConfigured, remoteBackRest.Problem);
+            var remoteJob = await remote.Restore.StartAsync(new RestoreRequest("ext-op", SnapshotId: snapshot.Id), None);
+            remoteJob = await remote.Restore.RunAsync(remoteJob.Id, null, None);
+            Assert.True(remoteJob.State == "done", remoteJob.Error);
+            Assert.Equal(before, await ext.RowsAsync("ext-op", "partner", "invoice"));
+
+            var (exit, doctor) = await LoomworksProcess.RunAsync(DoctorArguments("--loomworks-pgbackrest-config", config,
+                "--loomworks-pgbackrest-stanza", "opstanza"));
+            Assert.Equal(1, exit);
+            Assert.Contains("PASS  pgbackrest stanza: 'opstanza'", doctor);
+            Assert.Contains("PASS  pgbackrest archive_command: pushes WAL to pgBackRest stanza opstanza", doctor);
+            // Loomworks leaves the operator's server alone; the doctor names the one setting still worth changing.
+            Assert.Contains("FAIL  pgbackrest archive_timeout: archive_timeout is 0", doctor);
+            Assert.Contains("fix: ALTER SYSTEM SET archive_timeout = 60; SELECT pg_reload_conf();", doctor);
+        }
+        finally
+        {
+            await ext.ExecuteAsync("postgres", $"ALTER SYSTEM SET archive_command = '{previous.Replace("'", "''", StringComparison.Ordinal)}'; SELECT pg_reload_conf()");
+            await WaitForSettingAsync("archive_command", previous);
+        }
+    }
+
     private async Task WaitForSettingAsync(string setting, string value)
     {
         for (var i = 0; i < 100 && await ext.ShowAsync(setting) != value; i++)
