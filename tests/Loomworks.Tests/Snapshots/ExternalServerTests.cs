@@ -233,6 +233,8 @@ public sealed class ExternalServerTests(ExternalClusterFixture ext) : IClassFixt
             lock-path={ext.ScratchFile("op-lock")}
             log-level-console=warn
             start-fast=y
+            compress-type=lz4
+            process-max=2
 
             [opstanza]
             pg1-path={ext.Cluster.PgData}
