@@ -279,6 +279,7 @@ public static partial class ExternalServer
                 "(restart) or set db_host to its socket directory");
         backRest.UseSocketDir(socketDir);
         backRest.WriteConfiguration();
+        TestCrash.AfterStep("pgbackrest-configured");
         var changes = new List<string>();
         if (failed.Any(f => f.Name == "archive_command"))
         {
@@ -297,6 +298,7 @@ public static partial class ExternalServer
                 // ALTER SYSTEM takes no parameters: the value is a literal built from our own paths.
                 await using var command = new NpgsqlCommand(sql, connection);
                 await command.ExecuteNonQueryAsync(cancellationToken);
+                TestCrash.AfterStep(sql.Contains("archive_command", StringComparison.Ordinal) ? "archive-command-set" : "archive-timeout-set");
             }
             await using (var reload = new NpgsqlCommand("SELECT pg_reload_conf()", connection))
             {

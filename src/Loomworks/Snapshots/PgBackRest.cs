@@ -151,6 +151,7 @@ public sealed class PgBackRest(PgBackRestOptions options, ILogger logger) : IDis
         {
             logger.LogInformation("Creating the pgBackRest stanza {Stanza} in {Repository}", _options.Stanza, _options.RepositoryPath);
             await RunCheckedAsync(["stanza-create"], TimeSpan.FromMinutes(5), cancellationToken);
+            TestCrash.AfterStep("stanza-created");
         }
         if ((await InfoAsync(cancellationToken)).Count == 0)
         {
