@@ -136,7 +136,35 @@ public sealed class SnapshotsFeature
         {
             BackRest.SetProblem(e.Message);
             SetUpFailedEarlier = true;
+            _nextSetUpAttempt = DateTimeOffset.UtcNow + SetUpRetryInterval;
             throw new PgBackRestException(e.Message);
+        }
+    }
+
+    /// <summary>How often a failed set-up of an external server is tried again: the operator may have fixed the server.</summary>
+    public static readonly TimeSpan SetUpRetryInterval = TimeSpan.FromMinutes(10);
+
+    private DateTimeOffset _nextSetUpAttempt;
+
+    /// <summary>
+    /// Tries a failed set-up of the external server again once <see cref="SetUpRetryInterval"/> has passed, so turning
+    /// archive_mode on (and restarting PostgreSQL) switches snapshots on without restarting Loomworks.
+    /// </summary>
+    public async Task RetrySetUpAsync(DateTimeOffset now, ILogger logger, CancellationToken cancellationToken)
+    {
+        if (!SetUpFailedEarlier || now < _nextSetUpAttempt || !PgBackRest.IsInstalled)
+        {
+            return;
+        }
+        try
+        {
+            await SetUpExternalAsync(logger, cancellationToken);
+            logger.LogInformation("pgBackRest is now set up for the PostgreSQL server at db_host: snapshots are on");
+        }
+        catch (PgBackRestException e)
+        {
+            _nextSetUpAttempt = now + SetUpRetryInterval;
+            logger.LogWarning("pgBackRest is still not set up for the server at db_host: {Message}", e.Message);
         }
     }
 

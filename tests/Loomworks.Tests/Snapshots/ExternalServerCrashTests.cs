@@ -1,5 +1,7 @@
 using System.Globalization;
+using Loomworks.Snapshots;
 using Loomworks.Tests.Infrastructure;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Loomworks.Tests.Snapshots;
 
@@ -36,5 +38,31 @@ public sealed class ExternalServerCrashTests(ExternalClusterFixture ext) : IClas
         Assert.Equal("30s", await ext.ShowAsync("archive_timeout"));
         var (doctorExit, doctor) = await LoomworksProcess.RunAsync(Arguments("doctor"));
         Assert.True(doctorExit == 0, doctor);
+
+        // Started while the server's archive_command was someone else's: off, then on by the scheduler's retry once fixed.
+        var ours = await ext.ShowAsync("archive_command");
+        await SetArchiveCommandAsync("cp %p /srv/wal/%f");
+        var settings = ext.SettingsWith(("loomworks_pg_data_dir", ext.Cluster.PgData));
+        var feature = ext.Feature(settings);
+        using var backRest = feature.BackRest;
+        await feature.StartAsync(embedded: false, NullLogger.Instance, TestContext.Current.CancellationToken);
+        Assert.False(backRest.IsConfigured);
+        var scheduler = new SnapshotScheduler(feature, ext.Tenants, NullLogger<SnapshotScheduler>.Instance);
+        await SetArchiveCommandAsync(ours);
+        await scheduler.RunOnceAsync(DateTimeOffset.UtcNow, TestContext.Current.CancellationToken);
+        Assert.False(backRest.IsConfigured); // too early for a retry
+        await scheduler.RunOnceAsync(DateTimeOffset.UtcNow + SnapshotsFeature.SetUpRetryInterval, TestContext.Current.CancellationToken);
+        Assert.True(backRest.IsConfigured, backRest.Problem);
+    }
+
+    private async Task SetArchiveCommandAsync(string command)
+    {
+        await ext.ExecuteAsync("postgres",
+            $"ALTER SYSTEM SET archive_command = '{command.Replace("'", "''", StringComparison.Ordinal)}'; SELECT pg_reload_conf()");
+        for (var i = 0; i < 100 && await ext.ShowAsync("archive_command") != command; i++)
+        {
+            await Task.Delay(50, TestContext.Current.CancellationToken);
+        }
+        Assert.Equal(command, await ext.ShowAsync("archive_command"));
     }
 }
