@@ -99,9 +99,6 @@ public sealed class PgBackRest(PgBackRestOptions options, ILogger logger) : IDis
     /// <summary>The socket directory the external server listens on, found by the set-up (pgBackRest connects only there).</summary>
     internal void UseSocketDir(string socketDir) => _options = _options with { SocketDir = socketDir };
 
-    /// <summary>Marks the operator's stanza as found in its repository.</summary>
-    internal void OperatorStanzaChecked() => _operatorStanzaChecked = true;
-
     /// <summary>Writes the configuration (every start, so a changed repository or retention takes effect).</summary>
     public void WriteConfiguration()
     {

@@ -109,6 +109,8 @@ public sealed class SnapshotsFeature
         {
             return;
         }
+        // A retry starts afresh: the earlier failure must not block the stanza-create and first backup of this attempt.
+        BackRest.SetProblem(null);
         try
         {
             var archiveTimeout = Settings.GetInt(ConfigKeys.ArchiveTimeout);
@@ -132,7 +134,8 @@ public sealed class SnapshotsFeature
             BackRest.SetProblem(null);
             SetUpFailedEarlier = false;
         }
-        catch (Exception e) when (e is PgBackRestException or NpgsqlException or InvalidOperationException)
+        catch (Exception e) when (e is PgBackRestException or NpgsqlException or InvalidOperationException or IOException
+            or UnauthorizedAccessException or TimeoutException)
         {
             BackRest.SetProblem(e.Message);
             SetUpFailedEarlier = true;

@@ -39,20 +39,23 @@ public sealed class ExternalServerCrashTests(ExternalClusterFixture ext) : IClas
         var (doctorExit, doctor) = await LoomworksProcess.RunAsync(Arguments("doctor"));
         Assert.True(doctorExit == 0, doctor);
 
-        // Started while the server's archive_command was someone else's: off, then on by the scheduler's retry once fixed.
-        var ours = await ext.ShowAsync("archive_command");
+        // A start refused by the server's settings (here an archive_command that is not Loomworks' own for stanza
+        // 'second'): snapshots off; once the operator clears it, the scheduler's retry sets everything up.
         await SetArchiveCommandAsync("cp %p /srv/wal/%f");
-        var settings = ext.SettingsWith(("loomworks_pg_data_dir", ext.Cluster.PgData));
+        var settings = ext.SettingsWith(("loomworks_pg_data_dir", ext.Cluster.PgData), ("loomworks_pgbackrest_stanza", "second"));
         var feature = ext.Feature(settings);
         using var backRest = feature.BackRest;
         await feature.StartAsync(embedded: false, NullLogger.Instance, TestContext.Current.CancellationToken);
         Assert.False(backRest.IsConfigured);
+        Assert.Contains("archive_command is already 'cp %p /srv/wal/%f'", backRest.Problem);
         var scheduler = new SnapshotScheduler(feature, ext.Tenants, NullLogger<SnapshotScheduler>.Instance);
-        await SetArchiveCommandAsync(ours);
+        await SetArchiveCommandAsync("");
         await scheduler.RunOnceAsync(DateTimeOffset.UtcNow, TestContext.Current.CancellationToken);
         Assert.False(backRest.IsConfigured); // too early for a retry
         await scheduler.RunOnceAsync(DateTimeOffset.UtcNow + SnapshotsFeature.SetUpRetryInterval, TestContext.Current.CancellationToken);
         Assert.True(backRest.IsConfigured, backRest.Problem);
+        Assert.Equal(backRest.Options.ArchiveCommand, await ext.ShowAsync("archive_command"));
+        Assert.Single(await backRest.InfoAsync(TestContext.Current.CancellationToken)); // the retry's first full backup
     }
 
     private async Task SetArchiveCommandAsync(string command)
