@@ -2,6 +2,7 @@ using System.Text.Json;
 using Loomworks.Configuration;
 using Loomworks.Records;
 using Loomworks.Rpc;
+using Loomworks.Security;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
 
@@ -16,6 +17,8 @@ public static class RpcEndpoints
     public static IServiceCollection AddRpc(this IServiceCollection services, LoomworksSettings settings)
     {
         services.AddSingleton(new RpcOptions { ListDatabases = settings.GetBool(ConfigKeys.ListDb) });
+        services.AddSingleton(new LoginCooldown(settings.GetInt(ConfigKeys.LoginCooldownAfter),
+            TimeSpan.FromSeconds(settings.GetInt(ConfigKeys.LoginCooldownDuration))));
         services.AddSingleton<RpcAuthenticator>();
         services.AddSingleton<IRpcDatabases, RpcTenantDatabases>();
         services.AddSingleton<IRpcDatabaseManager, RpcDatabaseManager>();

@@ -182,6 +182,11 @@ public static class ConfigKeys
         "loomworks_pgbackrest_stanza; the server's archive_command must push to that stanza.");
     public static readonly ConfigKey PgBackRestStanza = new("loomworks_pgbackrest_stanza", "loomworks", ConfigValueKind.Text,
         "pgBackRest stanza of the external server (with loomworks_pg_data_dir or loomworks_pgbackrest_config).");
+    public static readonly ConfigKey LoginCooldownAfter = new("loomworks_login_cooldown_after", "10", ConfigValueKind.WholeNumber,
+        "Failed logins from one address to one database before that address must wait (Odoo's base.login_cooldown_after); 0 switches the cooldown off.",
+        Minimum: 0, Maximum: 1000);
+    public static readonly ConfigKey LoginCooldownDuration = new("loomworks_login_cooldown_duration", "60", ConfigValueKind.WholeNumber,
+        "Seconds an address in cooldown waits after its last failed login (Odoo's base.login_cooldown_duration).", Minimum: 1, Maximum: 86400);
 
     /// <summary>All keys, in the order the README documents them.</summary>
     public static readonly IReadOnlyList<ConfigKey> All =
@@ -198,6 +203,7 @@ public static class ConfigKeys
         SessionIdleDays,
         RestoreScratchDir,
         PgDataDir, PgBackRestConfig, PgBackRestStanza,
+        LoginCooldownAfter, LoginCooldownDuration,
     ];
 
     /// <summary>Odoo's other spellings of some flags (<c>-d</c>, <c>--database</c>, <c>--db-filter</c>, …), without dashes.</summary>

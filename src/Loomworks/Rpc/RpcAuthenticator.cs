@@ -13,9 +13,11 @@ namespace Loomworks.Rpc;
 /// database's <see cref="SecurityStamp"/> and the stored hashes it was checked against: while the stamp reads the same
 /// nothing that decides the answer has changed and the call needs no query at all; when it differs the hashes are
 /// read again and PBKDF2 runs only if they changed. A changed password, a revoked or expired key, a deactivated user
-/// or a removed group is therefore seen on the very next call. Entries never cross databases.
+/// or a removed group is therefore seen on the very next call. Entries never cross databases. Secrets that need
+/// checking go through the <see cref="LoginCooldown"/>: a remembered one does not, so an integration that already
+/// holds a valid key keeps working while its address is cooling down.
 /// </summary>
-public sealed class RpcAuthenticator
+public sealed class RpcAuthenticator(LoginCooldown? cooldown = null)
 {
     private const int MaxEntries = 10_000;
     private readonly ConcurrentDictionary<(string Db, long Uid, string Digest), Verified> _verified = new();
@@ -30,14 +32,22 @@ public sealed class RpcAuthenticator
     /// <summary>How many times a secret went through PBKDF2 here: a call with a remembered secret must not add one.</summary>
     internal long HashChecks => Interlocked.Read(ref _hashChecks);
 
-    /// <summary>The uid for login + password (or API key), or null; never throws for wrong credentials.</summary>
-    public async Task<long?> AuthenticateAsync(RpcDatabase database, string login, string password, CancellationToken ct)
+    /// <summary>
+    /// The uid for login + password (or API key), or null; never throws for wrong credentials. While
+    /// <paramref name="client"/> is cooling down on this database the answer is null without a check, as Odoo's
+    /// <c>common.authenticate</c> answers False then.
+    /// </summary>
+    public async Task<long?> AuthenticateAsync(RpcDatabase database, string login, string password, string? client, CancellationToken ct)
     {
         if (string.IsNullOrEmpty(login) || string.IsNullOrEmpty(password))
         {
             return null;
         }
         ArgumentNullException.ThrowIfNull(database);
+        if (cooldown?.IsCooling(database.Name, client) == true)
+        {
+            return null;
+        }
         await using var connection = await database.DataSource.OpenConnectionAsync(ct);
         long uid;
         // One snapshot for the stamp and the hashes, so a check is never remembered under a stamp it was not made under.
@@ -48,12 +58,13 @@ public sealed class RpcAuthenticator
                 command.Parameters.AddWithValue(login);
                 if (await command.ExecuteScalarAsync(ct) is not int id)
                 {
+                    cooldown?.Failed(database.Name, client);
                     return null;
                 }
                 uid = id;
             }
             var stamp = await SecurityStamp.ReadAsync(connection, transaction, ct);
-            if (!await VerifyAsync(connection, transaction, (database.Name, uid, Digest(password)), password, stamp, ct))
+            if (!await VerifyAsync(connection, transaction, (database.Name, uid, Digest(password)), password, stamp, client, ct))
             {
                 return null;
             }
@@ -74,15 +85,16 @@ public sealed class RpcAuthenticator
         // No transaction of its own (the caller may be in one): the stamp is read first, so a check made on hashes
         // newer than it is remembered under a stamp that no longer holds and is simply made again.
         var stamp = await SecurityStamp.ReadAsync(connection, null, ct);
-        await CheckAsync(connection, null, db, uid, password, stamp, ct);
+        await CheckAsync(connection, null, db, uid, password, stamp, null, ct);
     }
 
     /// <summary>
     /// As above inside the caller's transaction, which read <paramref name="stamp"/>: a check remembered under the same
-    /// stamp costs no query.
+    /// stamp costs no query. A secret that must be checked while <paramref name="client"/> is cooling down is refused
+    /// with Odoo's cooldown message.
     /// </summary>
     public async Task CheckAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string db, long uid, string? password,
-        Guid stamp, CancellationToken ct)
+        Guid stamp, string? client, CancellationToken ct)
     {
         if (string.IsNullOrEmpty(password) || uid is <= 0 or > int.MaxValue)
         {
@@ -94,7 +106,11 @@ public sealed class RpcAuthenticator
         {
             return;
         }
-        if (!await VerifyAsync(connection, transaction, key, password, stamp, ct))
+        if (cooldown?.IsCooling(db, client) == true)
+        {
+            throw OdooException.Denied(LoginCooldown.Message);
+        }
+        if (!await VerifyAsync(connection, transaction, key, password, stamp, client, ct))
         {
             throw OdooException.Denied();
         }
@@ -141,7 +157,7 @@ public sealed class RpcAuthenticator
     }
 
     private async Task<bool> VerifyAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction,
-        (string Db, long Uid, string Digest) cacheKey, string secret, Guid stamp, CancellationToken ct)
+        (string Db, long Uid, string Digest) cacheKey, string secret, Guid stamp, string? client, CancellationToken ct)
     {
         string? passwordHash;
         var keys = new List<(string Hash, DateTime? Expires)>();
@@ -158,6 +174,7 @@ public sealed class RpcAuthenticator
             await using var reader = await command.ExecuteReaderAsync(ct);
             if (!await reader.ReadAsync(ct))
             {
+                cooldown?.Failed(cacheKey.Db, client);
                 return false;
             }
             passwordHash = reader.IsDBNull(0) ? null : reader.GetString(0);
@@ -175,6 +192,7 @@ public sealed class RpcAuthenticator
             && (known.ValidUntilUtc is not { } until || until > DateTime.UtcNow))
         {
             Remember(_verified, cacheKey, known with { Stamp = stamp });
+            cooldown?.Succeeded(cacheKey.Db, client);
             return true;
         }
         // PBKDF2 runs here only: for a secret never seen with these hashes, or a wrong one.
@@ -189,9 +207,11 @@ public sealed class RpcAuthenticator
         }
         else
         {
+            cooldown?.Failed(cacheKey.Db, client);
             return false;
         }
         Remember(_verified, cacheKey, new Verified(stamp, fingerprint, validUntil));
+        cooldown?.Succeeded(cacheKey.Db, client);
         return true;
     }
 

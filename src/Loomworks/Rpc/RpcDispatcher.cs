@@ -57,7 +57,8 @@ public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager m
     private async Task<object?> AuthenticateAsync(HttpContext http, IList<object?> args, CancellationToken ct)
     {
         var database = await databases.OpenAsync(http, Text(args[0], "db"), ct);
-        var uid = await authenticator.AuthenticateAsync(database, Text(args[1], "login"), Text(args[2], "password"), ct);
+        var uid = await authenticator.AuthenticateAsync(database, Text(args[1], "login"), Text(args[2], "password"),
+            ClientAddress(http), ct);
         return uid is { } id ? id : false;
     }
 
@@ -96,7 +97,8 @@ public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager m
         var session = await CallSession.OpenAsync(database, ct);
         try
         {
-            await authenticator.CheckAsync(session.Connection, session.Transaction, database.Name, uid, password as string, session.Stamp, ct);
+            await authenticator.CheckAsync(session.Connection, session.Transaction, database.Name, uid, password as string, session.Stamp,
+                ClientAddress(http), ct);
             if (RecordMethods.IsReadOnly(method))
             {
                 var owned = session;
@@ -264,6 +266,9 @@ public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager m
                 : $"{method}() takes {min} to {(max == int.MaxValue ? "any number of" : max)} arguments ({args.Count} given)");
         }
     }
+
+    /// <summary>The address login failures are counted under (the proxy's client when proxy_mode trusts it).</summary>
+    private static string? ClientAddress(HttpContext http) => http.Connection.RemoteIpAddress?.ToString();
 
     private static string Text(object? value, string name) =>
         value as string ?? throw OdooException.Type($"{name} must be a string, not {Domain.Show(value)}");

@@ -80,7 +80,7 @@ public sealed class WebSessionOptions
 /// is valid while its user is active, its credentials unchanged, it was used within the idle timeout, and the row
 /// was written for this very database (a duplicated or branched database does not inherit its source's sessions).
 /// </summary>
-public sealed class WebSessionStore(WebSessionOptions options)
+public sealed class WebSessionStore(WebSessionOptions options, LoginCooldown? cooldown = null)
 {
     // Compared against when the login is unknown, so an unknown login costs as much time as a wrong password.
     private static readonly Lazy<string> DecoyHash = new(() => Passwords.Hash(Convert.ToHexString(RandomNumberGenerator.GetBytes(16))));
@@ -95,6 +95,10 @@ public sealed class WebSessionStore(WebSessionOptions options)
         if (string.IsNullOrEmpty(login) || string.IsNullOrEmpty(password))
         {
             return null;
+        }
+        if (cooldown?.IsCooling(database.Name, clientAddress) == true)
+        {
+            throw OdooException.Denied(LoginCooldown.Message);
         }
         await using var connection = await database.DataSource.OpenConnectionAsync(ct);
         long uid = 0;
@@ -111,8 +115,10 @@ public sealed class WebSessionStore(WebSessionOptions options)
         }
         if (!Passwords.Verify(password, hash ?? DecoyHash.Value) || hash is null)
         {
+            cooldown?.Failed(database.Name, clientAddress);
             return null;
         }
+        cooldown?.Succeeded(database.Name, clientAddress);
         var cookie = WebSessionCookie.Issue(database.Name);
         await using var transaction = await connection.BeginTransactionAsync(ct);
         await using (var batch = new NpgsqlBatch(connection, transaction))

@@ -261,21 +261,31 @@ public sealed class TenantProvisioner(
     /// <summary>
     /// Brings every tenant database that exists (active, suspended or archived) to the latest tenant schema: a
     /// Loomworks upgrade adds migrations that only new tenants would otherwise get. Tables that a migration adds are
-    /// granted to the tenant's role. A tenant that cannot be upgraded is logged and left as it is; returns how many
-    /// databases had migrations applied.
+    /// granted to the tenant's role. A tenant that cannot be upgraded is logged and left as it is. Once every tenant
+    /// has the current migration set, that set is recorded in <c>loomworks_settings</c> and later starts with the same
+    /// set open no tenant database at all (with a thousand tenants that is half a minute per start); databases that
+    /// join afterwards are settled on their own: new ones come from the migrated template and restored or duplicated
+    /// ones are upgraded when adopted. Returns how many databases were checked and how many had migrations applied.
     /// </summary>
-    public async Task<int> UpgradeTenantsAsync(CancellationToken ct)
+    public async Task<(int Checked, int Upgraded)> UpgradeTenantsAsync(CancellationToken ct)
     {
-        var upgraded = 0;
+        var migrationSet = string.Join(',', setup.Migrations.Select(m => m.Version).Order());
+        if (await ReadSettingAsync(UpgradedSetKey, ct) == migrationSet)
+        {
+            return (0, 0);
+        }
+        var (checkedCount, upgraded, complete) = (0, 0, true);
         foreach (var tenant in await new TenantStore(management).ListAsync(ct))
         {
             // A database still being provisioned or restored is settled by its own job, which upgrades it on adoption.
             if (tenant.State is not (TenantStates.Active or TenantStates.Suspended or TenantStates.Archived))
             {
+                complete = false;
                 continue;
             }
             try
             {
+                checkedCount++;
                 await using var connection = await dataSources.For(tenant.DatabaseName).OpenConnectionAsync(ct);
                 if (await UpgradeSchemaAsync(connection, setup, ct) == 0)
                 {
@@ -287,11 +297,37 @@ public sealed class TenantProvisioner(
             }
             catch (NpgsqlException e)
             {
+                complete = false;
                 _logger.LogError("tenant {Subdomain}: its database could not be brought to the latest schema: {Message}",
                     tenant.Subdomain, e.Message);
             }
         }
-        return upgraded;
+        if (complete)
+        {
+            await WriteSettingAsync(UpgradedSetKey, migrationSet, ct);
+        }
+        return (checkedCount, upgraded);
+    }
+
+    /// <summary>The loomworks_settings key holding the tenant migration set every tenant database was last brought to.</summary>
+    internal const string UpgradedSetKey = "tenant_migrations_applied";
+
+    private async Task<string?> ReadSettingAsync(string key, CancellationToken ct)
+    {
+        await using var command = management.DataSource.CreateCommand("SELECT value FROM loomworks_settings WHERE key = $1");
+        command.Parameters.AddWithValue(key);
+        return await command.ExecuteScalarAsync(ct) as string;
+    }
+
+    private async Task WriteSettingAsync(string key, string value, CancellationToken ct)
+    {
+        await using var command = management.DataSource.CreateCommand("""
+            INSERT INTO loomworks_settings (key, value) VALUES ($1, $2)
+            ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = now()
+            """);
+        command.Parameters.AddWithValue(key);
+        command.Parameters.AddWithValue(value);
+        await command.ExecuteNonQueryAsync(ct);
     }
 
     /// <summary>

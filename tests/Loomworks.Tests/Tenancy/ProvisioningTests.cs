@@ -141,8 +141,9 @@ public sealed class ProvisioningTests(PostgresFixture postgres)
         var (management, dataSources, options) = (host.Get<ManagementDatabase>(), host.Get<TenantDataSources>(), host.Get<TenancyOptions>());
         using (var upgraded = new TenantProvisioner(management, dataSources, new UpgradedSchema(), options))
         {
-            Assert.Equal(2, await upgraded.UpgradeTenantsAsync(Ct));
-            Assert.Equal(0, await upgraded.UpgradeTenantsAsync(Ct));
+            Assert.Equal(2, (await upgraded.UpgradeTenantsAsync(Ct)).Upgraded);
+            // Every tenant now has this migration set, and the set is recorded: the next start opens no tenant database.
+            Assert.Equal((0, 0), await upgraded.UpgradeTenantsAsync(Ct));
         }
         Assert.Equal(1, await postgres.ScalarAsync<int>(a.DatabaseName, LaterTable));
         var role = TenantProvisioner.RoleNameFor(a.DatabaseName);
@@ -155,6 +156,27 @@ public sealed class ProvisioningTests(PostgresFixture postgres)
 
         await host.Get<TenantLifecycle>().DeleteAsync(a.Subdomain, force: true, "test", Ct);
         await host.Get<TenantLifecycle>().DeleteAsync(b.Subdomain, force: true, "test", Ct);
+    }
+
+    [Fact]
+    public async Task The_start_up_upgrade_records_its_migration_set_only_once_every_tenant_has_it()
+    {
+        await using var host = await TenancyHost.StartAsync(postgres, "prov_upmark_mgmt");
+        var tenant = await host.Get<TenantProvisioner>().CreateAsync(Request("prov-upmark"), Ct);
+        var (management, dataSources, options) = (host.Get<ManagementDatabase>(), host.Get<TenantDataSources>(), host.Get<TenancyOptions>());
+        using var upgraded = new TenantProvisioner(management, dataSources, new UpgradedSchema(), options);
+        var quoted = DatabaseAdmin.QuoteIdentifier(tenant.DatabaseName);
+
+        // A tenant database that cannot be opened keeps the set unrecorded: the next start tries it again.
+        await postgres.ExecuteAsync("postgres", $"ALTER DATABASE {quoted} ALLOW_CONNECTIONS false");
+        await dataSources.EvictAsync(tenant.DatabaseName);
+        Assert.Equal((1, 0), await upgraded.UpgradeTenantsAsync(Ct));
+        Assert.Equal((1, 0), await upgraded.UpgradeTenantsAsync(Ct));
+
+        await postgres.ExecuteAsync("postgres", $"ALTER DATABASE {quoted} ALLOW_CONNECTIONS true");
+        Assert.Equal((1, 1), await upgraded.UpgradeTenantsAsync(Ct));
+        Assert.Equal((0, 0), await upgraded.UpgradeTenantsAsync(Ct));
+        await host.Get<TenantLifecycle>().DeleteAsync(tenant.Subdomain, force: true, "test", Ct);
     }
 
     [Fact]

@@ -1,0 +1,49 @@
+using System.Collections.Concurrent;
+
+namespace Loomworks.Security;
+
+/// <summary>
+/// Odoo's login cooldown (<c>res.users._assert_can_auth</c>): failed password checks are counted per database and
+/// client address; once <see cref="After"/> have failed, that address may try again only after
+/// <see cref="Duration"/> has passed since its last failure, and a success clears its count. An online guess costs
+/// the attacker a minute per try while other addresses and other databases are untouched. <see cref="After"/> = 0
+/// turns it off, as <c>base.login_cooldown_after = 0</c> does in Odoo.
+/// </summary>
+public sealed class LoginCooldown(int after, TimeSpan duration, TimeProvider? time = null)
+{
+    /// <summary>Odoo's text for a refused attempt.</summary>
+    public const string Message = "Too many login failures, please wait a bit before trying again.";
+
+    // An attacker cycling through addresses must not grow the table without bound.
+    private const int MaxEntries = 100_000;
+
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+    private readonly ConcurrentDictionary<(string Db, string Client), (int Failures, DateTimeOffset Last)> _failures = new();
+
+    public int After { get; } = after;
+    public TimeSpan Duration { get; } = duration;
+
+    /// <summary>True while <paramref name="client"/> may not try a password on <paramref name="db"/>.</summary>
+    public bool IsCooling(string db, string? client) =>
+        After > 0 && _failures.TryGetValue((db, client ?? ""), out var entry)
+        && entry.Failures >= After && _time.GetUtcNow() - entry.Last < Duration;
+
+    public void Failed(string db, string? client)
+    {
+        if (After <= 0)
+        {
+            return;
+        }
+        var now = _time.GetUtcNow();
+        if (_failures.Count >= MaxEntries)
+        {
+            foreach (var stale in _failures.Where(e => now - e.Value.Last >= Duration).Select(e => e.Key).ToList())
+            {
+                _failures.TryRemove(stale, out _);
+            }
+        }
+        _failures.AddOrUpdate((db, client ?? ""), _ => (1, now), (_, entry) => (entry.Failures + 1, now));
+    }
+
+    public void Succeeded(string db, string? client) => _failures.TryRemove((db, client ?? ""), out _);
+}
