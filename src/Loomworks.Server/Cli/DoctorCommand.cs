@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Loomworks.Configuration;
 using Loomworks.Postgres;
+using Loomworks.Snapshots;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 
@@ -14,7 +15,7 @@ public static class DoctorCommand
     public static Command Create(ConfigOptions config)
     {
         var command = new Command("doctor",
-            "Check PostgreSQL (reachable, wal_level, archive_mode), pgBackRest and data_dir; print a fix for each failure.");
+            "Check PostgreSQL (reachable, wal_level, archive_mode), pgBackRest (also for an external server) and data_dir; print a fix for each failure.");
         command.SetAction(async (parseResult, cancellationToken) =>
         {
             if (LoomworksCli.LoadSettings(config, parseResult) is not { } settings)
@@ -56,6 +57,14 @@ public static class DoctorCommand
                 ? new Check("archive_mode", true, archiveMode)
                 : new Check("archive_mode", false, $"{archiveMode}; WAL must be archived for point-in-time restore",
                     "ALTER SYSTEM SET archive_mode = on; then restart PostgreSQL"));
+            if (postgres.Embedded is null)
+            {
+                // The operator's own server: what pgBackRest needs from it and from the keys that name it.
+                foreach (var finding in await ExternalServer.DiagnoseAsync(settings, postgres.Endpoint, connection, cancellationToken))
+                {
+                    checks.Add(new Check("pgbackrest " + finding.Name, finding.Passed, finding.Detail, finding.Fix));
+                }
+            }
         }
         catch (Exception e) when (e is InvalidOperationException or NpgsqlException or System.Net.Sockets.SocketException)
         {

@@ -174,6 +174,14 @@ public static class ConfigKeys
         "Days a web session (session_id cookie) stays valid without being used.", Minimum: 1, Maximum: 3650);
     public static readonly ConfigKey RestoreScratchDir = new("loomworks_restore_scratch_dir", null, ConfigValueKind.Text,
         "Folder for the scratch copies of tenant restores (default data_dir/restore); PostgreSQL's user must reach it.");
+    public static readonly ConfigKey PgDataDir = new("loomworks_pg_data_dir", null, ConfigValueKind.Text,
+        "Data directory of the external PostgreSQL server (db_host) when it is on this machine: Loomworks then sets up " +
+        "pgBackRest for it (pg1-path), as it does for the embedded cluster.");
+    public static readonly ConfigKey PgBackRestConfig = new("loomworks_pgbackrest_config", null, ConfigValueKind.Text,
+        "An operator-managed pgBackRest configuration file for the external server (db_host), used as is with " +
+        "loomworks_pgbackrest_stanza; the server's archive_command must push to that stanza.");
+    public static readonly ConfigKey PgBackRestStanza = new("loomworks_pgbackrest_stanza", "loomworks", ConfigValueKind.Text,
+        "pgBackRest stanza of the external server (with loomworks_pg_data_dir or loomworks_pgbackrest_config).");
     public static readonly ConfigKey LoginCooldownAfter = new("loomworks_login_cooldown_after", "10", ConfigValueKind.WholeNumber,
         "Failed logins from one address to one database before that address must wait (Odoo's base.login_cooldown_after); 0 switches the cooldown off.",
         Minimum: 0, Maximum: 1000);
@@ -194,6 +202,7 @@ public static class ConfigKeys
         AttachmentMaxMb,
         SessionIdleDays,
         RestoreScratchDir,
+        PgDataDir, PgBackRestConfig, PgBackRestStanza,
         LoginCooldownAfter, LoginCooldownDuration,
     ];
 

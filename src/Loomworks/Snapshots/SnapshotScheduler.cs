@@ -6,7 +6,7 @@ using Microsoft.Extensions.Logging;
 namespace Loomworks.Snapshots;
 
 /// <summary>
-/// Once a minute: automatic snapshots of active tenants, scheduled full and differential backups (and one for a
+/// Once a minute: a retry of a failed set-up for an external server (every ten minutes), automatic snapshots of active tenants, scheduled full and differential backups (and one for a
 /// tenant created after the newest backup, so --db-include finds it), expire, pruning of expired snapshots and of
 /// databases kept aside by restores.
 /// </summary>
@@ -46,6 +46,7 @@ public sealed class SnapshotScheduler(SnapshotsFeature feature, TenantStore tena
     /// <summary>One pass of the schedule; public so the tests and the CLI can run it on demand.</summary>
     public async Task RunOnceAsync(DateTimeOffset now, CancellationToken cancellationToken)
     {
+        await feature.RetrySetUpAsync(now, logger, cancellationToken);
         if (!feature.BackRest.IsConfigured)
         {
             return;

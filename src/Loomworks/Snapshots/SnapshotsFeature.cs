@@ -1,6 +1,7 @@
 using Loomworks.Configuration;
 using Loomworks.Postgres;
 using Loomworks.Tenancy;
+using Npgsql;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -10,12 +11,18 @@ namespace Loomworks.Snapshots;
 /// <summary>The snapshot feature's parts, built once from the configuration for the server and the CLI alike.</summary>
 public sealed class SnapshotsFeature
 {
-    private SnapshotsFeature(PgBackRest backRest, SnapshotService snapshots, TenantRestore restore, LoomworksSettings settings)
+    private readonly NpgsqlDataSource _admin;
+    private readonly Lazy<PostgresBinaries> _binaries;
+
+    private SnapshotsFeature(PgBackRest backRest, SnapshotService snapshots, TenantRestore restore, LoomworksSettings settings,
+        NpgsqlDataSource admin, Lazy<PostgresBinaries> binaries)
     {
         BackRest = backRest;
         Snapshots = snapshots;
         Restore = restore;
         Settings = settings;
+        _admin = admin;
+        _binaries = binaries;
     }
 
     public PgBackRest BackRest { get; }
@@ -27,9 +34,20 @@ public sealed class SnapshotsFeature
         ManagementDatabase management, TenantStore tenants, ILoggerFactory loggers)
     {
         var cluster = server.Embedded;
-        var options = new PgBackRestOptions(settings.DataDir, settings.BackupRepository, cluster?.PgData ?? "",
-            cluster?.SocketDir ?? server.Endpoint.Host, server.Endpoint.Port, settings.GetInt(ConfigKeys.SnapshotRetentionDays));
+        PgBackRestOptions options;
+        string? problem = null;
+        if (cluster is not null)
+        {
+            options = new PgBackRestOptions(settings.DataDir, settings.BackupRepository, cluster.PgData, cluster.SocketDir,
+                server.Endpoint.Port, settings.GetInt(ConfigKeys.SnapshotRetentionDays));
+        }
+        else
+        {
+            // One stanza per PostgreSQL server: the operator's server gets its own set-up, or snapshots stay off and say why.
+            (options, problem) = ExternalServer.Options(settings, server.Endpoint);
+        }
         var backRest = new PgBackRest(options, loggers.CreateLogger<PgBackRest>());
+        backRest.SetProblem(problem);
         var snapshots = new SnapshotService(management, tenants, backRest, options.RetentionDays);
         var binaries = new Lazy<PostgresBinaries>(() => cluster?.Binaries ?? PostgresBinaries.Locate(settings.Get(ConfigKeys.PgBinDir)));
         var restore = new TenantRestore(snapshots, new RestoreJobStore(management.DataSource), tenants, dataSources.For("postgres"),
@@ -37,12 +55,14 @@ public sealed class SnapshotsFeature
             settings.Get(ConfigKeys.RestoreScratchDir) is { Length: > 0 } scratch ? Path.GetFullPath(scratch) : Path.Combine(settings.DataDir, "restore"),
             settings.GetInt(ConfigKeys.KeepPreRestoreHours),
             loggers.CreateLogger<TenantRestore>(), dataSources.EvictAsync);
-        return new SnapshotsFeature(backRest, snapshots, restore, settings);
+        return new SnapshotsFeature(backRest, snapshots, restore, settings, dataSources.For("postgres"), binaries);
     }
 
     /// <summary>
-    /// At start: pgBackRest's configuration, stanza and first full backup (embedded cluster only), then recovery of
-    /// restores a dead process left. Failures are logged: the tenants are served without snapshots meanwhile.
+    /// At start: pgBackRest's configuration, stanza and first full backup (the embedded cluster, or an external server
+    /// with loomworks_pg_data_dir), or a check of the operator's own stanza (loomworks_pgbackrest_config); then recovery
+    /// of restores a dead process left. Failures are logged and kept in <see cref="PgBackRest.Problem"/>: the tenants
+    /// are served without snapshots meanwhile.
     /// </summary>
     public async Task StartAsync(bool embedded, ILogger logger, CancellationToken cancellationToken)
     {
@@ -51,6 +71,10 @@ public sealed class SnapshotsFeature
             if (embedded && PgBackRest.IsInstalled)
             {
                 await BackRest.EnsureSetUpAsync(cancellationToken);
+            }
+            else if (!embedded && PgBackRest.IsInstalled)
+            {
+                await SetUpExternalAsync(logger, cancellationToken);
             }
             if (BackRest.IsConfigured)
             {
@@ -62,7 +86,9 @@ public sealed class SnapshotsFeature
             else
             {
                 logger.LogWarning("pgBackRest is {State}: snapshots and point-in-time restore are off",
-                    PgBackRest.IsInstalled ? "not configured for this server" : "not installed (apt-get install pgbackrest)");
+                    !PgBackRest.IsInstalled ? "not installed (apt-get install pgbackrest)"
+                        : BackRest.Problem is { } problem ? "not set up: " + problem
+                        : "not configured for this server");
             }
         }
         catch (PgBackRestException e)
@@ -71,6 +97,82 @@ public sealed class SnapshotsFeature
         }
         await Restore.RecoverAsync(cancellationToken);
     }
+
+    /// <summary>
+    /// The external server's set-up; a failure is kept as <see cref="PgBackRest.Problem"/> (snapshots off, the reason
+    /// in the log and in the errors of snapshot calls). A malformed key was already recorded by <see cref="Create"/>.
+    /// </summary>
+    private async Task SetUpExternalAsync(ILogger logger, CancellationToken cancellationToken)
+    {
+        var mode = BackRest.Options.Mode;
+        if (mode == PgBackRestMode.None || (BackRest.Problem is not null && !SetUpFailedEarlier))
+        {
+            return;
+        }
+        // A retry starts afresh: the earlier failure must not block the stanza-create and first backup of this attempt.
+        BackRest.SetProblem(null);
+        try
+        {
+            var archiveTimeout = Settings.GetInt(ConfigKeys.ArchiveTimeout);
+            PostgresBinaries? binaries = null;
+            try
+            {
+                binaries = _binaries.Value;
+            }
+            catch (InvalidOperationException e)
+            {
+                logger.LogWarning("PostgreSQL's programs for the scratch copies of restores were not found: {Message}", e.Message);
+            }
+            if (mode == PgBackRestMode.LocalServer)
+            {
+                await ExternalServer.SetUpLocalAsync(BackRest, _admin, binaries, archiveTimeout, logger, cancellationToken);
+            }
+            else
+            {
+                await ExternalServer.SetUpOperatorAsync(BackRest, _admin, binaries, archiveTimeout, cancellationToken);
+            }
+            BackRest.SetProblem(null);
+            SetUpFailedEarlier = false;
+        }
+        catch (Exception e) when (e is PgBackRestException or NpgsqlException or InvalidOperationException or IOException
+            or UnauthorizedAccessException or TimeoutException)
+        {
+            BackRest.SetProblem(e.Message);
+            SetUpFailedEarlier = true;
+            _nextSetUpAttempt = DateTimeOffset.UtcNow + SetUpRetryInterval;
+            throw new PgBackRestException(e.Message);
+        }
+    }
+
+    /// <summary>How often a failed set-up of an external server is tried again: the operator may have fixed the server.</summary>
+    public static readonly TimeSpan SetUpRetryInterval = TimeSpan.FromMinutes(10);
+
+    private DateTimeOffset _nextSetUpAttempt;
+
+    /// <summary>
+    /// Tries a failed set-up of the external server again once <see cref="SetUpRetryInterval"/> has passed, so turning
+    /// archive_mode on (and restarting PostgreSQL) switches snapshots on without restarting Loomworks.
+    /// </summary>
+    public async Task RetrySetUpAsync(DateTimeOffset now, ILogger logger, CancellationToken cancellationToken)
+    {
+        if (!SetUpFailedEarlier || now < _nextSetUpAttempt || !PgBackRest.IsInstalled)
+        {
+            return;
+        }
+        try
+        {
+            await SetUpExternalAsync(logger, cancellationToken);
+            logger.LogInformation("pgBackRest is now set up for the PostgreSQL server at db_host: snapshots are on");
+        }
+        catch (PgBackRestException e)
+        {
+            _nextSetUpAttempt = now + SetUpRetryInterval;
+            logger.LogWarning("pgBackRest is still not set up for the server at db_host: {Message}", e.Message);
+        }
+    }
+
+    /// <summary>Whether <see cref="PgBackRest.Problem"/> came from a set-up (which a later start retries), not from a malformed key.</summary>
+    private bool SetUpFailedEarlier { get; set; }
 }
 
 /// <summary>Registers the snapshot feature, its scheduler and the runner of restores started through the API.</summary>
