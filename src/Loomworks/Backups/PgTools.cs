@@ -1,5 +1,7 @@
 using System.Buffers;
 using System.Diagnostics;
+using System.IO.Pipes;
+using System.Runtime.InteropServices;
 using System.Text;
 using System.Threading.Channels;
 using Loomworks.Postgres;
@@ -8,8 +10,11 @@ using Npgsql;
 namespace Loomworks.Backups;
 
 /// <summary>pg_dump, pg_restore and psql started against our PostgreSQL server, with their error output kept for messages.</summary>
-public sealed class PgTools(PostgresEndpoint endpoint, string binDirectory)
+public sealed partial class PgTools(PostgresEndpoint endpoint, string binDirectory)
 {
+    private const int SetPipeSizeCommand = 1031; // F_SETPIPE_SZ
+    private const int GetPipeSizeCommand = 1032; // F_GETPIPE_SZ
+
     public string BinDirectory => binDirectory;
 
     /// <summary>Starts <paramref name="program"/>; the caller pipes its standard streams and then awaits <see cref="PgProcess.WaitAsync"/>.</summary>
@@ -56,8 +61,36 @@ public sealed class PgTools(PostgresEndpoint endpoint, string binDirectory)
             throw new DatabaseManagerException(DatabaseManagerError.Failed,
                 $"cannot run {program} from {binDirectory}: {e.Message}; install {PostgresBinaries.DebianPackage}", e);
         }
+        if (redirectInput)
+        {
+            Widen(process.StandardInput.BaseStream);
+        }
+        if (redirectOutput)
+        {
+            Widen(process.StandardOutput.BaseStream);
+        }
         return new PgProcess(program, process);
     }
+
+    /// <summary>
+    /// Widens a pipe from 64 KB to 1 MB (Linux; elsewhere, or when refused, it stays as it was): the program on the
+    /// other side then runs on for a megabyte while this process waits for a core, instead of stopping every 64 KB.
+    /// </summary>
+    private static void Widen(Stream pipe)
+    {
+        if (OperatingSystem.IsLinux() && pipe is PipeStream stream)
+        {
+            _ = Fcntl((int)stream.SafePipeHandle.DangerousGetHandle(), SetPipeSizeCommand, PgProcess.ChunkBytes);
+        }
+    }
+
+    /// <summary>The capacity of a pipe in bytes, or -1 where it cannot be read.</summary>
+    internal static int PipeSize(Stream pipe) => OperatingSystem.IsLinux() && pipe is PipeStream stream
+        ? Fcntl((int)stream.SafePipeHandle.DangerousGetHandle(), GetPipeSizeCommand, 0)
+        : -1;
+
+    [LibraryImport("libc", EntryPoint = "fcntl")]
+    private static partial int Fcntl(int fd, int command, int argument);
 
     /// <summary>Runs a program to its end and returns its standard output; a failure throws with its error output.</summary>
     public async Task<string> RunAsync(string program, IEnumerable<string> arguments, CancellationToken cancellationToken)

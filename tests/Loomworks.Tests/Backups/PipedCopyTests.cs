@@ -2,6 +2,7 @@ using System.IO.Compression;
 using System.Security.Cryptography;
 using System.Text;
 using Loomworks.Backups;
+using Loomworks.Postgres;
 using Loomworks.Tests.Infrastructure;
 
 namespace Loomworks.Tests.Backups;
@@ -111,6 +112,17 @@ public sealed class PipedCopyTests(PostgresFixture pg)
         Assert.NotNull(e);
         Assert.True(e is OperationCanceledException or DatabaseManagerException, e.ToString());
         await h.AssertAbsentAsync(target);
+    }
+
+    [Fact]
+    public void The_pipes_to_and_from_a_postgres_program_hold_a_megabyte()
+    {
+        var tools = new PgTools(pg.Endpoint, PostgresBinaries.Locate().Directory);
+        using var psql = tools.Start("psql", ["-X", "-q", "-d", "postgres", "-f", "-"], redirectInput: true, redirectOutput: true);
+        Assert.Equal(1 << 20, PgTools.PipeSize(psql.Process.StandardInput.BaseStream));
+        Assert.Equal(1 << 20, PgTools.PipeSize(psql.Process.StandardOutput.BaseStream));
+        using var plain = new MemoryStream();
+        Assert.Equal(-1, PgTools.PipeSize(plain));
     }
 
     /// <summary>About 25 MB of plain dump: pg_dump is still writing when the first megabytes reach the destination.</summary>
