@@ -43,7 +43,7 @@ public sealed partial class DatabaseManager(
         if (format == BackupFormat.Dump)
         {
             using var dump = tools.Start("pg_dump", ["--no-owner", "--no-acl", "--format=c", "-d", database], redirectOutput: true);
-            await dump.Process.StandardOutput.BaseStream.CopyToAsync(output, 1 << 20, cancellationToken);
+            await dump.CopyOutputToAsync(output, cancellationToken);
             await dump.WaitAsync(cancellationToken);
             return;
         }
@@ -58,7 +58,7 @@ public sealed partial class DatabaseManager(
         {
             await using (var entry = await zip.CreateEntry(BackupManifest.DumpFileName, CompressionLevel.Fastest).OpenAsync(cancellationToken))
             {
-                await dump.Process.StandardOutput.BaseStream.CopyToAsync(entry, 1 << 20, cancellationToken);
+                await dump.CopyOutputToAsync(entry, cancellationToken);
             }
             // A failed pg_dump must not end in a well-formed zip: the exception leaves the archive unfinished.
             await dump.WaitAsync(cancellationToken);
@@ -255,14 +255,7 @@ public sealed partial class DatabaseManager(
                 dumpEntry.Length, dumpEntry.CompressedLength, options.MaxCompressionRatio,
                 n => (total += n) <= options.MaxRestoreBytes);
             var tail = new DumpTail();
-            var input = psql.Process.StandardInput.BaseStream;
-            var buffer = new byte[1 << 20];
-            int read;
-            while ((read = await source.ReadAsync(buffer, cancellationToken)) > 0)
-            {
-                tail.Add(buffer.AsSpan(0, read));
-                await input.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
-            }
+            await psql.CopyToInputAsync(source, tail.Add, cancellationToken);
             // Closing psql's input commits its transaction; a dump cut at a statement boundary would load without error,
             // so the input must first be seen to end as every pg_dump output does.
             if (!tail.IsComplete)

@@ -1,13 +1,20 @@
+using System.Buffers;
 using System.Diagnostics;
+using System.IO.Pipes;
+using System.Runtime.InteropServices;
 using System.Text;
+using System.Threading.Channels;
 using Loomworks.Postgres;
 using Npgsql;
 
 namespace Loomworks.Backups;
 
 /// <summary>pg_dump, pg_restore and psql started against our PostgreSQL server, with their error output kept for messages.</summary>
-public sealed class PgTools(PostgresEndpoint endpoint, string binDirectory)
+public sealed partial class PgTools(PostgresEndpoint endpoint, string binDirectory)
 {
+    private const int SetPipeSizeCommand = 1031; // F_SETPIPE_SZ
+    private const int GetPipeSizeCommand = 1032; // F_GETPIPE_SZ
+
     public string BinDirectory => binDirectory;
 
     /// <summary>Starts <paramref name="program"/>; the caller pipes its standard streams and then awaits <see cref="PgProcess.WaitAsync"/>.</summary>
@@ -54,8 +61,36 @@ public sealed class PgTools(PostgresEndpoint endpoint, string binDirectory)
             throw new DatabaseManagerException(DatabaseManagerError.Failed,
                 $"cannot run {program} from {binDirectory}: {e.Message}; install {PostgresBinaries.DebianPackage}", e);
         }
+        if (redirectInput)
+        {
+            Widen(process.StandardInput.BaseStream);
+        }
+        if (redirectOutput)
+        {
+            Widen(process.StandardOutput.BaseStream);
+        }
         return new PgProcess(program, process);
     }
+
+    /// <summary>
+    /// Widens a pipe from 64 KB to 1 MB (Linux; elsewhere, or when refused, it stays as it was): the program on the
+    /// other side then runs on for a megabyte while this process waits for a core, instead of stopping every 64 KB.
+    /// </summary>
+    private static void Widen(Stream pipe)
+    {
+        if (OperatingSystem.IsLinux() && pipe is PipeStream stream)
+        {
+            _ = Fcntl((int)stream.SafePipeHandle.DangerousGetHandle(), SetPipeSizeCommand, PgProcess.ChunkBytes);
+        }
+    }
+
+    /// <summary>The capacity of a pipe in bytes, or -1 where it cannot be read.</summary>
+    internal static int PipeSize(Stream pipe) => OperatingSystem.IsLinux() && pipe is PipeStream stream
+        ? Fcntl((int)stream.SafePipeHandle.DangerousGetHandle(), GetPipeSizeCommand, 0)
+        : -1;
+
+    [LibraryImport("libc", EntryPoint = "fcntl")]
+    private static partial int Fcntl(int fd, int command, int argument);
 
     /// <summary>Runs a program to its end and returns its standard output; a failure throws with its error output.</summary>
     public async Task<string> RunAsync(string program, IEnumerable<string> arguments, CancellationToken cancellationToken)
@@ -71,6 +106,12 @@ public sealed class PgTools(PostgresEndpoint endpoint, string binDirectory)
 public sealed class PgProcess : IDisposable
 {
     private const int KeptErrorChars = 8192;
+
+    /// <summary>Bytes moved per hand-over between the pipe's own thread and the caller.</summary>
+    internal const int ChunkBytes = 1 << 20;
+
+    /// <summary>Chunks waiting between the two sides: a few MB of slack, so neither waits on the other's bursts.</summary>
+    internal const int QueuedChunks = 4;
     private readonly StringBuilder _error = new();
     private readonly Task _errorPump;
 
@@ -113,6 +154,207 @@ public sealed class PgProcess : IDisposable
             throw new DatabaseManagerException(DatabaseManagerError.Failed,
                 $"{Program} failed (exit code {Process.ExitCode}): {Error}");
         }
+    }
+
+    /// <summary>
+    /// Copies the program's standard output into <paramref name="destination"/>. The pipe is read with blocking reads
+    /// on a thread of its own, in 1 MB chunks handed over through a short queue: pg_dump writes a few KB at a time, an
+    /// asynchronous pipe read costs an event-loop round trip for each (several times the CPU of the copy itself), and
+    /// with the queue the program keeps writing while the destination compresses or sends.
+    /// </summary>
+    public async Task CopyOutputToAsync(Stream destination, CancellationToken cancellationToken)
+    {
+        var queue = NewQueue();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var pipe = Process.StandardOutput.BaseStream;
+        var reader = Task.Factory.StartNew(() => ReadPipe(pipe, queue.Writer, stop.Token), CancellationToken.None,
+            TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        try
+        {
+            await foreach (var chunk in queue.Reader.ReadAllAsync(cancellationToken))
+            {
+                try
+                {
+                    await destination.WriteAsync(chunk.Bytes, cancellationToken);
+                }
+                finally
+                {
+                    chunk.Return();
+                }
+            }
+        }
+        catch
+        {
+            // The reader may be blocked in a read (the program is still writing) or on the full queue: both end here.
+            await stop.CancelAsync();
+            Kill();
+            throw;
+        }
+        finally
+        {
+            await reader;
+            while (queue.Reader.TryRead(out var left))
+            {
+                left.Return();
+            }
+        }
+    }
+
+    /// <summary>
+    /// Copies <paramref name="source"/> into the program's standard input (left open: the caller closes it once it is
+    /// sure the input is whole); <paramref name="observe"/> sees every chunk before it is sent. Blocking writes on a
+    /// thread of its own, as <see cref="CopyOutputToAsync"/> reads. A program that stops reading ends the copy with
+    /// the IOException of the broken pipe.
+    /// </summary>
+    public async Task CopyToInputAsync(Stream source, Action<ReadOnlySpan<byte>> observe, CancellationToken cancellationToken)
+    {
+        var queue = NewQueue();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var pipe = Process.StandardInput.BaseStream;
+        var writer = Task.Factory.StartNew(() => WritePipe(queue.Reader, pipe, stop), CancellationToken.None,
+            TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        try
+        {
+            while (true)
+            {
+                byte[]? buffer = ArrayPool<byte>.Shared.Rent(ChunkBytes);
+                try
+                {
+                    var length = await source.ReadAtLeastAsync(buffer, buffer.Length, throwOnEndOfStream: false, stop.Token);
+                    if (length == 0)
+                    {
+                        break;
+                    }
+                    observe(buffer.AsSpan(0, length));
+                    await queue.Writer.WriteAsync(new Chunk(buffer, length), stop.Token);
+                    buffer = null;
+                }
+                finally
+                {
+                    Return(buffer);
+                }
+            }
+            queue.Writer.Complete();
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            // The writer stopped first: its exception (below) is the reason.
+        }
+        catch
+        {
+            queue.Writer.TryComplete();
+            await stop.CancelAsync();
+            Kill();
+            await writer.ContinueWith(_ => { }, CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
+            throw;
+        }
+        finally
+        {
+            queue.Writer.TryComplete();
+        }
+        try
+        {
+            await writer;
+        }
+        finally
+        {
+            while (queue.Reader.TryRead(out var left))
+            {
+                left.Return();
+            }
+        }
+    }
+
+    private static Channel<Chunk> NewQueue() => Channel.CreateBounded<Chunk>(new BoundedChannelOptions(QueuedChunks)
+    {
+        SingleReader = true,
+        SingleWriter = true,
+    });
+
+    private static void ReadPipe(Stream pipe, ChannelWriter<Chunk> queue, CancellationToken cancellationToken)
+    {
+        Exception? failure = null;
+        try
+        {
+            while (true)
+            {
+                byte[]? buffer = ArrayPool<byte>.Shared.Rent(ChunkBytes);
+                try
+                {
+                    var length = pipe.ReadAtLeast(buffer, buffer.Length, throwOnEndOfStream: false);
+                    if (length == 0)
+                    {
+                        return;
+                    }
+                    // This thread exists to block: on the read above, and here while the queue is full.
+                    queue.WriteAsync(new Chunk(buffer, length), cancellationToken).AsTask().GetAwaiter().GetResult();
+                    buffer = null;
+                }
+                finally
+                {
+                    Return(buffer);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The consumer gave up; it reports why.
+        }
+        catch (Exception e) when (e is IOException or ObjectDisposedException)
+        {
+            failure = e;
+        }
+        finally
+        {
+            queue.TryComplete(failure);
+        }
+    }
+
+    private static void WritePipe(ChannelReader<Chunk> queue, Stream pipe, CancellationTokenSource stop)
+    {
+        try
+        {
+            while (queue.WaitToReadAsync(stop.Token).AsTask().GetAwaiter().GetResult())
+            {
+                while (queue.TryRead(out var chunk))
+                {
+                    try
+                    {
+                        pipe.Write(chunk.Bytes.Span);
+                    }
+                    finally
+                    {
+                        chunk.Return();
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The producer gave up; it reports why.
+        }
+        catch
+        {
+            // The producer may be waiting on the full queue: it must learn that nobody reads it any more.
+            stop.Cancel();
+            throw;
+        }
+    }
+
+    private static void Return(byte[]? buffer)
+    {
+        if (buffer is not null)
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>A pooled buffer and how much of it holds data.</summary>
+    private readonly record struct Chunk(byte[] Buffer, int Length)
+    {
+        public ReadOnlyMemory<byte> Bytes => Buffer.AsMemory(0, Length);
+
+        public void Return() => ArrayPool<byte>.Shared.Return(Buffer);
     }
 
     public void Kill()
