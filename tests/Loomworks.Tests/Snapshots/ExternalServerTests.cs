@@ -254,9 +254,12 @@ public sealed class ExternalServerTests(ExternalClusterFixture ext) : IClassFixt
         var previous = await ext.ShowAsync("archive_command");
         var archiveCommand = $"/usr/bin/pgbackrest --config={config} --stanza=opstanza archive-push %p";
         await ext.ExecuteAsync("postgres", $"ALTER SYSTEM SET archive_command = '{archiveCommand}'; SELECT pg_reload_conf()");
+        // The operator's server archives without a timeout, whichever test of this class set one before.
+        await ext.ExecuteAsync("postgres", "ALTER SYSTEM SET archive_timeout = 0; SELECT pg_reload_conf()");
         try
         {
             await WaitForSettingAsync("archive_command", archiveCommand);
+            await WaitForSettingAsync("archive_timeout", "0");
             var autoConf = ext.AutoConf();
             var feature = ext.Feature(ext.SettingsWith(("loomworks_pgbackrest_config", config), ("loomworks_pgbackrest_stanza", "opstanza")));
             using var backRest = feature.BackRest;
