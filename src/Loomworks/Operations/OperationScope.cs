@@ -23,65 +23,108 @@ public sealed record OperationInfo(
 }
 
 /// <summary>
-/// One operation inside the caller's transaction: the log row is written and the transaction-local setting set at
-/// the start, so every row the caller then changes is captured under this operation. At commit a deferred trigger
-/// fills in the record ids, values before and after, change count and time taken (from the start to the commit),
-/// so completing an operation costs no round trip. If the caller's transaction rolls back, the operation and its
-/// changes vanish with it; <see cref="RecordFailureAsync"/> then logs the failure.
+/// One operation inside the caller's transaction. Starting one sends nothing: the first captured statement of the
+/// transaction draws the operation's id and tags every change with it. <see cref="CommitAsync"/> writes the log row,
+/// complete with the record ids, values before and after, change count and time taken, and commits, in the one round
+/// trip the commit costs anyway. If the caller's transaction rolls back instead, the operation and its changes vanish
+/// with it; <see cref="RecordFailureAsync"/> then logs the failure.
 /// </summary>
 public sealed class OperationScope
 {
+    private readonly NpgsqlTransaction _transaction;
     private readonly NpgsqlConnection _connection;
     private readonly long _started;
 
-    private OperationScope(NpgsqlConnection connection, OperationInfo info, long id)
+    private OperationScope(NpgsqlTransaction transaction, NpgsqlConnection connection, OperationInfo info)
     {
+        _transaction = transaction;
         _connection = connection;
         Info = info;
-        Id = id;
         _started = Stopwatch.GetTimestamp();
     }
 
-    public long Id { get; }
+    /// <summary>The operation's id in the log, known once <see cref="CommitAsync"/> has written it.</summary>
+    public long? Id { get; private set; }
+
     public OperationInfo Info { get; }
 
-    /// <summary>Starts an operation inside <paramref name="transaction"/> (the setting that tags the changes is transaction-local).</summary>
-    public static async Task<OperationScope> BeginAsync(NpgsqlTransaction transaction, OperationInfo info,
-        CancellationToken cancellationToken, long? undoOf = null)
+    /// <summary>
+    /// Starts an operation inside <paramref name="transaction"/>. Nothing is sent: the transaction-local setting that
+    /// tags the changes is set by the first statement that captures one, so the operation costs no round trip here.
+    /// </summary>
+    public static OperationScope Begin(NpgsqlTransaction transaction, OperationInfo info)
     {
         ArgumentNullException.ThrowIfNull(transaction);
         ArgumentNullException.ThrowIfNull(info);
         var connection = transaction.Connection
             ?? throw new InvalidOperationException("the transaction is already committed or rolled back");
-        // One round trip: the log row and the setting together.
-        await using var command = new NpgsqlCommand("""
-            WITH o AS (
-                INSERT INTO loomworks_ai_operation_log
-                    (operation_type, model_name, session_id, agent_id, user_id, tool_name, snapshot_id, undo_of, started_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, clock_timestamp()) RETURNING id)
-            SELECT id, set_config('loomworks.operation_id', id::text, true) FROM o
-            """, connection);
-        AddInfo(command, info);
-        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Bigint, (object?)undoOf ?? DBNull.Value);
-        await PrepareAsync(command, cancellationToken);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        await reader.ReadAsync(cancellationToken);
-        return new OperationScope(connection, info, reader.GetInt64(0));
+        return new OperationScope(transaction, connection, info);
     }
 
     /// <summary>
-    /// Marks where the operation's work ends. Nothing is sent: the log row is completed by a deferred trigger when the
-    /// caller's transaction commits, which also counts any change the transaction makes after this call.
+    /// Writes the log row and commits the transaction in one round trip: the row is computed server-side from the
+    /// transaction's captured changes (every change the transaction made under this operation), so it is written once,
+    /// complete. On failure the transaction is rolled back (or was, by the server) before the exception propagates.
     /// </summary>
-    public Task CompleteAsync(CancellationToken cancellationToken)
+    public async Task<long> CommitAsync(CancellationToken cancellationToken)
     {
-        cancellationToken.ThrowIfCancellationRequested();
-        IsCompleted = true;
-        return Task.CompletedTask;
+        if (Id is { } done)
+        {
+            return done;
+        }
+        await using var batch = new NpgsqlBatch(_connection, _transaction);
+        var log = new NpgsqlBatchCommand(LogSql);
+        AddInfo(log.Parameters, Info);
+        log.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Integer, ElapsedMs());
+        batch.BatchCommands.Add(log);
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
+        try
+        {
+            await batch.PrepareAsync(cancellationToken);
+            Id = (long)(await batch.ExecuteScalarAsync(cancellationToken))!;
+        }
+        catch
+        {
+            // The log row failed (the transaction is aborted but open) or the commit did (it is gone): end it either way.
+            if (_transaction.Connection is not null)
+            {
+                await _transaction.RollbackAsync(CancellationToken.None);
+            }
+            throw;
+        }
+        return Id.Value;
     }
 
-    /// <summary>True once the caller said the operation's work is done; the log row fills in at commit.</summary>
-    public bool IsCompleted { get; private set; }
+    /// <summary>
+    /// The log row, from the changes tagged with this transaction's operation id (drawn now when nothing was captured):
+    /// record ids and values are those of the operation's own model's rows, as Odoo's log keeps them.
+    /// </summary>
+    private const string LogSql = """
+        WITH op AS (
+            SELECT coalesce(nullif(current_setting('loomworks.operation_id', true), '')::bigint,
+                            nextval('loomworks_ai_operation_log_id_seq')) AS id),
+        c AS (
+            SELECT ch.id, ch.table_name, ch.row_key, ch.old_row, ch.new_row FROM loomworks_change ch
+            WHERE ch.operation_id = (SELECT id FROM op)),
+        main AS (
+            SELECT (row_key ->> 'id')::bigint AS rid,
+                   (array_agg(old_row ORDER BY id))[1] AS before,
+                   (array_agg(new_row ORDER BY id DESC))[1] AS after
+            FROM c
+            WHERE table_name = replace($2, '.', '_') AND row_key ? 'id' AND jsonb_typeof(row_key -> 'id') = 'number'
+            GROUP BY 1)
+        INSERT INTO loomworks_ai_operation_log
+            (id, operation_type, model_name, session_id, agent_id, user_id, tool_name, snapshot_id, execution_time_ms, state,
+             change_count, record_ids, values_before, values_after)
+        OVERRIDING SYSTEM VALUE
+        SELECT op.id, $1, $2, $3, $4, $5, $6, $7, $8, 'done',
+               (SELECT count(*) FROM c)::integer,
+               coalesce((SELECT array_agg(rid ORDER BY rid) FROM main), '{}'),
+               (SELECT jsonb_object_agg(rid, before) FROM main WHERE before IS NOT NULL),
+               (SELECT jsonb_object_agg(rid, after) FROM main WHERE after IS NOT NULL)
+        FROM op
+        RETURNING id
+        """;
 
     /// <summary>
     /// Logs a failed operation after the caller rolled its transaction back (which took this operation's row with
@@ -103,22 +146,22 @@ public sealed class OperationScope
                 (operation_type, model_name, session_id, agent_id, user_id, tool_name, snapshot_id, state, error_message, execution_time_ms)
             VALUES ($1, $2, $3, $4, $5, $6, $7, 'failed', $8, $9) RETURNING id
             """, connection);
-        AddInfo(command, info);
+        AddInfo(command.Parameters, info);
         command.Parameters.AddWithValue(errorMessage);
         command.Parameters.AddWithValue(executionTimeMs);
         return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
 
     /// <summary>Binds the seven annotation columns, in the order both inserts list them.</summary>
-    private static void AddInfo(NpgsqlCommand command, OperationInfo info)
+    private static void AddInfo(NpgsqlParameterCollection parameters, OperationInfo info)
     {
-        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, info.OperationType);
-        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)info.ModelName ?? DBNull.Value);
-        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)info.SessionId ?? DBNull.Value);
-        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)info.AgentId ?? DBNull.Value);
-        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Bigint, (object?)info.UserId ?? DBNull.Value);
-        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)info.ToolName ?? DBNull.Value);
-        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Bigint, (object?)info.SnapshotId ?? DBNull.Value);
+        parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, info.OperationType);
+        parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)info.ModelName ?? DBNull.Value);
+        parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)info.SessionId ?? DBNull.Value);
+        parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)info.AgentId ?? DBNull.Value);
+        parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Bigint, (object?)info.UserId ?? DBNull.Value);
+        parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)info.ToolName ?? DBNull.Value);
+        parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Bigint, (object?)info.SnapshotId ?? DBNull.Value);
     }
 
     /// <summary>

@@ -200,7 +200,12 @@ public static class OperationsSchema
             END
             $fn$;
             """),
-        new(2003, "statement-level capture, completion at commit, undo in one statement", """
+        new(2003, "statement-level capture, completion at commit, undo in one statement", StatementCaptureSql),
+        new(2005, "the log row written once at commit, change rows tagged without a round trip", WriteOnceSql),
+    ];
+
+    /// <summary>The SQL of migration 2003, kept as it was: migration 2005 replaces its completion at commit.</summary>
+    private const string StatementCaptureSql = """
             -- Rows are written small (pending) and filled at commit: room on the page keeps that update HOT, so it touches
             -- no index.
             ALTER TABLE loomworks_ai_operation_log SET (fillfactor = 70);
@@ -479,8 +484,35 @@ public static class OperationsSchema
                 RETURN QUERY SELECT * FROM unnest(done_ops, undo_ids, counts);
             END
             $fn$;
-            """),
-    ];
+            """;
+
+    /// <summary>
+    /// Migration 2005. The log row of an operation is written once, when it commits (with what it changed, counted then):
+    /// no row written at the start and filled in by a deferred trigger, so no second tuple and no round trip of its own.
+    /// Change rows still need the operation's id while the work runs, so the first captured statement of a transaction
+    /// draws it from the log's own sequence and keeps it in the transaction-local setting; a transaction that logs no
+    /// operation leaves its changes under an id no log row has, which every reader treats as "outside any operation".
+    /// loomworks_undo names a later operation only when it is in the log.
+    /// </summary>
+    private static string WriteOnceSql => """
+        DROP TRIGGER loomworks_complete ON loomworks_ai_operation_log;
+        DROP FUNCTION loomworks_complete_at_commit();
+
+        -- Draws the current transaction's operation id and remembers it for the statements that follow. Called from an
+        -- uncorrelated subquery, so only a statement that captures at least one row draws one.
+        CREATE FUNCTION loomworks_next_operation_id() RETURNS bigint LANGUAGE sql VOLATILE AS $fn$
+            SELECT set_config('loomworks.operation_id', nextval('loomworks_ai_operation_log_id_seq')::text, true)::bigint
+        $fn$;
+
+        """ + StatementCaptureSql[
+            StatementCaptureSql.IndexOf("CREATE FUNCTION loomworks_capture_statement()", StringComparison.Ordinal)..
+            StatementCaptureSql.IndexOf("-- Fills in what an operation changed", StringComparison.Ordinal)]
+            .Replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", StringComparison.Ordinal)
+            .Replace("SELECT op, TG_TABLE_NAME", "SELECT coalesce(op, (SELECT loomworks_next_operation_id())), TG_TABLE_NAME", StringComparison.Ordinal)
+        + StatementCaptureSql[StatementCaptureSql.IndexOf("CREATE FUNCTION loomworks_undo(", StringComparison.Ordinal)..]
+            .Replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", StringComparison.Ordinal)
+            .Replace("n.operation_id AS later_operation_id",
+                "(SELECT g.id FROM loomworks_ai_operation_log g WHERE g.id = n.operation_id) AS later_operation_id", StringComparison.Ordinal);
 
     /// <summary>Brings a tenant database's operation-log schema to the latest version.</summary>
     public static Task<int> ApplyAsync(NpgsqlConnection connection, CancellationToken cancellationToken) =>

@@ -141,35 +141,39 @@ public sealed class StatementCaptureTests(PostgresFixture postgres)
     }
 
     [Fact]
-    public async Task An_operation_completes_at_commit_counting_changes_made_after_complete_and_a_rollback_leaves_nothing()
+    public async Task An_operation_is_logged_once_at_commit_counting_every_change_and_a_rollback_leaves_nothing()
     {
         var ds = await DatabaseAsync("complete_at_commit");
         long id;
         await using (var connection = await ds.OpenConnectionAsync())
         {
             await using var transaction = await connection.BeginTransactionAsync();
-            var scope = await OperationScope.BeginAsync(transaction, new OperationInfo("write", "res.partner"), None);
+            var scope = OperationScope.Begin(transaction, new OperationInfo("write", "res.partner"));
             await Execute(connection, "UPDATE res_partner SET name = 'X' WHERE id = 1");
-            await scope.CompleteAsync(None);
             await Execute(connection, "UPDATE res_partner SET name = 'Y' WHERE id = 2");
-            Assert.Equal("pending", await Scalar<string>(connection, $"SELECT state FROM loomworks_ai_operation_log WHERE id = {scope.Id}"));
-            await transaction.CommitAsync();
-            id = scope.Id;
+            // Nothing is in the log until the commit, which writes the row complete: no update of it ever follows.
+            Assert.Equal(0L, await Scalar<long>(connection, "SELECT count(*) FROM loomworks_ai_operation_log"));
+            id = await scope.CommitAsync(None);
+            Assert.Equal(id, scope.Id);
         }
         var log = (await new OperationLog(ds).FindAsync(id, None))!;
         Assert.Equal(("done", 2), (log.State, log.ChangeCount));
         Assert.Equal([1L, 2L], log.RecordIds);
         Assert.NotNull(log.ExecutionTimeMs);
         Assert.Contains("\"Deco Addict\"", log.ValuesBefore!.Value.GetRawText());
+        Assert.Equal(2L, await ErpShape.ScalarAsync<long>(ds, $"SELECT count(*) FROM loomworks_change WHERE operation_id = {id}"));
+        // The first tuple of the table's first page: a row inserted and then completed by an update would be the second.
+        Assert.Equal("(0,1)", await ErpShape.ScalarAsync<string>(ds, $"SELECT ctid::text FROM loomworks_ai_operation_log WHERE id = {id}"));
 
         await using (var connection = await ds.OpenConnectionAsync())
         {
             await using var transaction = await connection.BeginTransactionAsync();
-            var scope = await OperationScope.BeginAsync(transaction, new OperationInfo("write", "res.partner"), None);
+            var scope = OperationScope.Begin(transaction, new OperationInfo("write", "res.partner"));
             await Execute(connection, "UPDATE res_partner SET name = 'Z' WHERE id = 1");
             await transaction.RollbackAsync();
-            Assert.Null(await new OperationLog(ds).FindAsync(scope.Id, None));
+            Assert.Null(scope.Id);
         }
+        Assert.Equal(1L, await ErpShape.ScalarAsync<long>(ds, "SELECT count(*) FROM loomworks_ai_operation_log"));
         Assert.Equal(0L, await ErpShape.ScalarAsync<long>(ds, "SELECT count(*) FROM loomworks_change WHERE new_row ->> 'name' = 'Z'"));
     }
 
