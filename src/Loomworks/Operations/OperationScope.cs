@@ -24,9 +24,9 @@ public sealed record OperationInfo(
 
 /// <summary>
 /// One operation inside the caller's transaction. Starting one sends nothing: the first captured statement of the
-/// transaction draws the operation's id and tags every change with it. <see cref="CommitAsync"/> writes the log row,
-/// complete with the record ids, values before and after, change count and time taken, and commits, in the one round
-/// trip the commit costs anyway. If the caller's transaction rolls back instead, the operation and its changes vanish
+/// transaction draws the operation's id and tags every change with it. <see cref="CommitAsync"/> writes the log row
+/// (who, what, the time taken) and commits, in the one round trip the commit costs anyway; record ids, values before
+/// and after and the change count are read from the change rows. If the caller's transaction rolls back instead, the operation and its changes vanish
 /// with it; <see cref="RecordFailureAsync"/> then logs the failure.
 /// </summary>
 public sealed class OperationScope
@@ -62,9 +62,9 @@ public sealed class OperationScope
     }
 
     /// <summary>
-    /// Writes the log row and commits the transaction in one round trip: the row is computed server-side from the
-    /// transaction's captured changes (every change the transaction made under this operation), so it is written once,
-    /// complete. On failure the transaction is rolled back (or was, by the server) before the exception propagates.
+    /// Writes the log row and commits the transaction in one round trip. The row is written once and never updated:
+    /// what the operation changed is every change the transaction captured under its id, read from the change rows.
+    /// On failure the transaction is rolled back (or was, by the server) before the exception propagates.
     /// </summary>
     public async Task<long> CommitAsync(CancellationToken cancellationToken)
     {
@@ -96,33 +96,15 @@ public sealed class OperationScope
     }
 
     /// <summary>
-    /// The log row, from the changes tagged with this transaction's operation id (drawn now when nothing was captured):
-    /// record ids and values are those of the operation's own model's rows, as Odoo's log keeps them.
+    /// The log row, under the id the transaction's changes carry (drawn now when nothing was captured). It stores no
+    /// summary: record ids, values and the change count are read from the change rows (loomworks_operation_log_read).
     /// </summary>
     private const string LogSql = """
-        WITH op AS (
-            SELECT coalesce(nullif(current_setting('loomworks.operation_id', true), '')::bigint,
-                            nextval('loomworks_ai_operation_log_id_seq')) AS id),
-        c AS (
-            SELECT ch.id, ch.table_name, ch.row_key, ch.old_row, ch.new_row FROM loomworks_change ch
-            WHERE ch.operation_id = (SELECT id FROM op)),
-        main AS (
-            SELECT (row_key ->> 'id')::bigint AS rid,
-                   (array_agg(old_row ORDER BY id))[1] AS before,
-                   (array_agg(new_row ORDER BY id DESC))[1] AS after
-            FROM c
-            WHERE table_name = replace($2, '.', '_') AND row_key ? 'id' AND jsonb_typeof(row_key -> 'id') = 'number'
-            GROUP BY 1)
         INSERT INTO loomworks_ai_operation_log
-            (id, operation_type, model_name, session_id, agent_id, user_id, tool_name, snapshot_id, execution_time_ms, state,
-             change_count, record_ids, values_before, values_after)
+            (id, operation_type, model_name, session_id, agent_id, user_id, tool_name, snapshot_id, execution_time_ms, state)
         OVERRIDING SYSTEM VALUE
-        SELECT op.id, $1, $2, $3, $4, $5, $6, $7, $8, 'done',
-               (SELECT count(*) FROM c)::integer,
-               coalesce((SELECT array_agg(rid ORDER BY rid) FROM main), '{}'),
-               (SELECT jsonb_object_agg(rid, before) FROM main WHERE before IS NOT NULL),
-               (SELECT jsonb_object_agg(rid, after) FROM main WHERE after IS NOT NULL)
-        FROM op
+        VALUES (coalesce(nullif(current_setting('loomworks.operation_id', true), '')::bigint, nextval('loomworks_ai_operation_log_id_seq')),
+                $1, $2, $3, $4, $5, $6, $7, $8, 'done')
         RETURNING id
         """;
 
@@ -143,8 +125,9 @@ public sealed class OperationScope
         ArgumentNullException.ThrowIfNull(info);
         await using var command = new NpgsqlCommand("""
             INSERT INTO loomworks_ai_operation_log
-                (operation_type, model_name, session_id, agent_id, user_id, tool_name, snapshot_id, state, error_message, execution_time_ms)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, 'failed', $8, $9) RETURNING id
+                (operation_type, model_name, session_id, agent_id, user_id, tool_name, snapshot_id, state, error_message, execution_time_ms,
+                 record_ids, change_count)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, 'failed', $8, $9, '{}', 0) RETURNING id
             """, connection);
         AddInfo(command.Parameters, info);
         command.Parameters.AddWithValue(errorMessage);

@@ -300,8 +300,20 @@ public sealed class UndoServiceTests(PostgresFixture postgres)
             """);
         var recent = await ErpShape.RunAsync(ds, new OperationInfo("create", "res.partner"), "INSERT INTO res_partner (name) VALUES ('New')");
 
+        var log = new OperationLog(ds);
+        var before = (await log.FindAsync(old, None))!;
+        Assert.Equal(3, before.ChangeCount);
+
         Assert.Equal(3L, await OperationLogRetention.PruneAsync(ds, 30, None));
 
+        // The log still says what the pruned operation changed: its summary was stored before its change rows went.
+        var after = (await log.FindAsync(old, None))!;
+        Assert.Equal(3, after.ChangeCount);
+        Assert.Equal(before.RecordIds, after.RecordIds);
+        Assert.Equal(before.ValuesAfter!.Value.GetRawText(), after.ValuesAfter!.Value.GetRawText());
+        Assert.Null(after.ValuesBefore);
+        Assert.Equal(1L, await ErpShape.ScalarAsync<long>(ds,
+            $"SELECT count(*) FROM loomworks_ai_operation_log WHERE record_ids IS NOT NULL AND id IN ({old}, {recent})"));
         Assert.Equal(0L, await ErpShape.ScalarAsync<long>(ds, $"SELECT count(*) FROM loomworks_change WHERE operation_id = {old}"));
         Assert.Equal(1L, await ErpShape.ScalarAsync<long>(ds, $"SELECT count(*) FROM loomworks_change WHERE operation_id = {recent}"));
         var undo = new UndoService(ds);
