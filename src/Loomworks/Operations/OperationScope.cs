@@ -26,8 +26,8 @@ public sealed record OperationInfo(
 /// One operation inside the caller's transaction. Starting one sends nothing: the first captured statement of the
 /// transaction draws the operation's id and tags every change with it. <see cref="CommitAsync"/> writes the log row
 /// (who, what, the time taken) and commits, in the one round trip the commit costs anyway; record ids, values before
-/// and after and the change count are read from the change rows. If the caller's transaction rolls back instead, the operation and its changes vanish
-/// with it; <see cref="RecordFailureAsync"/> then logs the failure.
+/// and after and the change count are read from the change rows. If the caller's transaction rolls back instead, the
+/// operation and its changes vanish with it; <see cref="RecordFailureAsync"/> then logs the failure.
 /// </summary>
 public sealed class OperationScope
 {
@@ -86,13 +86,27 @@ public sealed class OperationScope
         catch
         {
             // The log row failed (the transaction is aborted but open) or the commit did (it is gone): end it either way.
-            if (_transaction.Connection is not null)
-            {
-                await _transaction.RollbackAsync(CancellationToken.None);
-            }
+            await RollbackIfOpenAsync(_transaction);
             throw;
         }
         return Id.Value;
+    }
+
+    /// <summary>
+    /// Rolls <paramref name="transaction"/> back unless it already ended: a failed <see cref="CommitAsync"/> whose COMMIT
+    /// the server refused (a deferred constraint) leaves no transaction to roll back.
+    /// </summary>
+    public static async Task RollbackIfOpenAsync(NpgsqlTransaction transaction)
+    {
+        ArgumentNullException.ThrowIfNull(transaction);
+        try
+        {
+            await transaction.RollbackAsync(CancellationToken.None);
+        }
+        catch (InvalidOperationException)
+        {
+            // Npgsql's word for "this transaction has completed": nothing is left to roll back.
+        }
     }
 
     /// <summary>

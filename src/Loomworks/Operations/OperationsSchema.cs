@@ -5,7 +5,7 @@ namespace Loomworks.Operations;
 
 /// <summary>
 /// Tenant-database migrations of the operation log (versions 2000–2099; the ERP core owns 1000–1999): the log, the change table the capture
-/// triggers write, the trigger functions, the completion of an operation at commit, and the server-side functions that
+/// triggers write, the trigger functions, the log row written with the commit, and the server-side functions that
 /// find conflicts and undo operations (loomworks_undo, one statement for any number of operations).
 /// </summary>
 public static class OperationsSchema

@@ -179,7 +179,7 @@ public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager m
             catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.DeadlockDetected
                 && attempt < MaxTries)
             {
-                await RollbackAsync(transaction);
+                await OperationScope.RollbackIfOpenAsync(transaction);
                 var wait = TimeSpan.FromMilliseconds(Random.Shared.Next(0, (int)Math.Pow(2, attempt) * 100));
                 logger.LogInformation("{State} in {Model}.{Method}, retry {Attempt}/{Max} in {Wait}", e.SqlState, model, method, attempt, MaxTries, wait);
                 await Task.Delay(wait, ct);
@@ -194,20 +194,11 @@ public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager m
                 };
                 if (operation is not null)
                 {
-                    await RollbackAsync(transaction);
+                    await OperationScope.RollbackIfOpenAsync(transaction);
                     await RecordFailureAsync(connection, operation, error.Message, started);
                 }
                 throw error;
             }
-        }
-    }
-
-    /// <summary>Rolls back unless the transaction already ended (a failed commit of an operation rolls back itself).</summary>
-    private static async Task RollbackAsync(NpgsqlTransaction transaction)
-    {
-        if (transaction.Connection is not null)
-        {
-            await transaction.RollbackAsync(CancellationToken.None);
         }
     }
 

@@ -178,6 +178,32 @@ public sealed class StatementCaptureTests(PostgresFixture postgres)
     }
 
     [Fact]
+    public async Task An_operation_whose_commit_fails_leaves_no_log_row_and_its_failure_can_be_logged()
+    {
+        var ds = await DatabaseAsync("commit_fails");
+        await ErpShape.ExecuteAsync(ds, "CREATE TABLE commit_check (partner integer REFERENCES res_partner DEFERRABLE INITIALLY DEFERRED)");
+        await using var connection = await ds.OpenConnectionAsync();
+        var transaction = await connection.BeginTransactionAsync();
+        var scope = OperationScope.Begin(transaction, new OperationInfo("write", "res.partner"));
+        await Execute(connection, "UPDATE res_partner SET name = 'Lost' WHERE id = 1");
+        await Execute(connection, "INSERT INTO commit_check VALUES (999)");
+        // The foreign key is checked at COMMIT, after the log row was written in the same round trip.
+        var e = await Assert.ThrowsAsync<PostgresException>(() => scope.CommitAsync(None));
+        Assert.Equal(PostgresErrorCodes.ForeignKeyViolation, e.SqlState);
+        Assert.Null(scope.Id);
+        await OperationScope.RollbackIfOpenAsync(transaction);
+        await transaction.DisposeAsync();
+
+        var failed = await scope.RecordFailureAsync(e.MessageText, None);
+        Assert.Equal(1L, await Scalar<long>(connection, "SELECT count(*) FROM loomworks_ai_operation_log"));
+        var log = (await new OperationLog(ds).FindAsync(failed, None))!;
+        Assert.Equal(("failed", 0), (log.State, log.ChangeCount));
+        Assert.Empty(log.RecordIds);
+        Assert.Equal(0L, await Scalar<long>(connection, "SELECT count(*) FROM loomworks_change WHERE new_row ->> 'name' = 'Lost'"));
+        Assert.NotEqual("Lost", await Scalar<string>(connection, "SELECT name FROM res_partner WHERE id = 1"));
+    }
+
+    [Fact]
     public async Task A_tenant_with_row_level_capture_is_upgraded_to_statement_triggers_capturing_each_change_once()
     {
         var database = await postgres.CreateDatabaseAsync("stmtcap_upgrade");
