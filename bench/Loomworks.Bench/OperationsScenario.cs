@@ -131,9 +131,7 @@ public sealed class OperationsScenario : IScenario
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        var scope = asOperation
-            ? await OperationScope.BeginAsync(transaction, new OperationInfo("create", "sale.order", session), cancellationToken)
-            : null;
+        var scope = asOperation ? OperationScope.Begin(transaction, new OperationInfo("create", "sale.order", session)) : null;
         await using (var command = new NpgsqlCommand(sql, connection))
         {
             if (parameter is { } p)
@@ -144,10 +142,10 @@ public sealed class OperationsScenario : IScenario
         }
         if (scope is not null)
         {
-            await scope.CompleteAsync(cancellationToken);
+            return await scope.CommitAsync(cancellationToken);
         }
         await transaction.CommitAsync(cancellationToken);
-        return scope?.Id ?? 0;
+        return 0;
     }
 
     private static double Percentile(double[] sorted, double p) =>

@@ -6,8 +6,8 @@ namespace Loomworks.Operations;
 /// <summary>
 /// Attaches the change-capture triggers to tables of a tenant database: three statement-level triggers per table
 /// (insert, update, delete) that each write a statement's changed rows with one INSERT … SELECT over its transition
-/// table. Changes made outside an operation are captured too, with a null operation id: undo and rewind then see
-/// them and can name them instead of silently overwriting them.
+/// table. Changes made outside an operation are captured too, under an id no log row has (a null one before
+/// migration 2005): undo and rewind then see them and can name them instead of silently overwriting them.
 /// </summary>
 public static partial class ChangeCapture
 {

@@ -35,8 +35,20 @@ public sealed class ErpTenantSetup : ITenantDatabaseSetup
 
     /// <summary>The log as a model: ids and users as integer columns, times in UTC without zone, JSON as text, and
     /// the values of hidden fields (password and key hashes) left out of values_before and values_after.</summary>
-    private static readonly string ModelSql = $$"""
-        CREATE VIEW {{ModelRegistry.OperationLog.Table}} AS
+    private static readonly string ModelSql = ModelViewSql("CREATE", "loomworks_ai_operation_log") + $$"""
+        -- Read-only for every group: the dispatcher refuses writes even to the superuser, these rows grant reading.
+        INSERT INTO ir_model_access (name, model, group_id, perm_read, perm_write, perm_create, perm_unlink)
+        SELECT 'access_loomworks_ai_operation_log_' || g.xml_id, '{{ModelRegistry.OperationLog.Name}}', g.id, true, false, false, false
+        FROM res_groups g WHERE g.xml_id IN ('{{TenantSchema.SystemGroup}}', '{{TenantSchema.UserGroup}}', '{{TenantSchema.ReadOnlyGroup}}');
+        """;
+
+    private static string Hidden => "{" + string.Join(",", ModelRegistry.All.SelectMany(m => m.FieldList)
+        .Where(f => f.Hidden).Select(f => f.Name).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)) + "}";
+
+    /// <summary>The model's view over <paramref name="source"/>: the log table (migration 2002), then the log as
+    /// read with summaries from the change rows (migration 2007).</summary>
+    private static string ModelViewSql(string verb, string source) => $$"""
+        {{verb}} VIEW {{ModelRegistry.OperationLog.Table}} AS
         SELECT l.id::integer AS id,
                l.operation_type || coalesce(' ' || l.model_name, '') || ' #' || l.id AS name,
                l.session_id, l.agent_id, l.user_id::integer AS user_id, l.tool_name, l.operation_type, l.model_name,
@@ -48,15 +60,8 @@ public sealed class ErpTenantSetup : ITenantDatabaseSetup
                l.change_count,
                l.user_id::integer AS create_uid, l.created_at AT TIME ZONE 'utc' AS create_date,
                l.user_id::integer AS write_uid, coalesce(l.undone_at, l.created_at) AT TIME ZONE 'utc' AS write_date
-        FROM loomworks_ai_operation_log l;
-        -- Read-only for every group: the dispatcher refuses writes even to the superuser, these rows grant reading.
-        INSERT INTO ir_model_access (name, model, group_id, perm_read, perm_write, perm_create, perm_unlink)
-        SELECT 'access_loomworks_ai_operation_log_' || g.xml_id, '{{ModelRegistry.OperationLog.Name}}', g.id, true, false, false, false
-        FROM res_groups g WHERE g.xml_id IN ('{{TenantSchema.SystemGroup}}', '{{TenantSchema.UserGroup}}', '{{TenantSchema.ReadOnlyGroup}}');
+        FROM {{source}} l;
         """;
-
-    private static string Hidden => "{" + string.Join(",", ModelRegistry.All.SelectMany(m => m.FieldList)
-        .Where(f => f.Hidden).Select(f => f.Name).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)) + "}";
 
     public static IReadOnlyList<Migration> All { get; } =
     [
@@ -65,6 +70,8 @@ public sealed class ErpTenantSetup : ITenantDatabaseSetup
         new(2001, "change capture on the ERP core's tables", ChangeCapture.RowTriggerInstallSql(CapturedTables, IgnoredUpdates)),
         new(2002, "the operation log as the model loomworks.ai.operation.log", ModelSql),
         new(2004, "statement-level change capture on the ERP core's tables", ChangeCapture.InstallSql(CapturedTables, IgnoredUpdates)),
+        new(2007, "the operation log model reads what an operation changed from its change rows",
+            ModelViewSql("CREATE OR REPLACE", "loomworks_operation_log_read")),
     ];
 
     public IReadOnlyList<Migration> Migrations => All;

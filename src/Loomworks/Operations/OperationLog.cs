@@ -26,7 +26,7 @@ public sealed class OperationLog(NpgsqlDataSource dataSource)
             throw new OperationException(OperationErrorKind.BadInput, $"since ({since:o}) is after until ({until:o})");
         }
         await using var command = dataSource.CreateCommand($"""
-            SELECT {Columns} FROM loomworks_ai_operation_log
+            SELECT {Columns} FROM loomworks_operation_log_read
             WHERE ($1::text IS NULL OR session_id = $1) AND ($2::text IS NULL OR agent_id = $2)
               AND ($3::text IS NULL OR model_name = $3)
               AND ($4::timestamptz IS NULL OR created_at >= $4) AND ($5::timestamptz IS NULL OR created_at <= $5)
@@ -43,7 +43,7 @@ public sealed class OperationLog(NpgsqlDataSource dataSource)
 
     public async Task<OperationRecord?> FindAsync(long id, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand($"SELECT {Columns} FROM loomworks_ai_operation_log WHERE id = $1");
+        await using var command = dataSource.CreateCommand($"SELECT {Columns} FROM loomworks_operation_log_read WHERE id = $1");
         command.Parameters.AddWithValue(id);
         var rows = await ReadAllAsync(command, cancellationToken);
         return rows.Count == 0 ? null : rows[0];

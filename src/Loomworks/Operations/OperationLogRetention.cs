@@ -17,11 +17,20 @@ public static class OperationLogRetention
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         // Coverage moves in the same transaction as the delete: undo and rewind never see a gap they do not know of.
+        // Operations whose summary is read from the change rows get it stored first: every part of one statement reads
+        // the same snapshot, so the summary still sees the rows the delete removes.
         await using var command = new NpgsqlCommand("""
             WITH cutoff AS (SELECT now() - make_interval(days => $1) AS at),
+            kept AS (
+                UPDATE loomworks_ai_operation_log l
+                SET (record_ids, values_before, values_after, change_count) =
+                    (SELECT s.record_ids, s.values_before, s.values_after, s.change_count FROM loomworks_operation_summary(l.id, l.model_name) s)
+                WHERE l.record_ids IS NULL
+                  AND l.id IN (SELECT c.operation_id FROM loomworks_change c WHERE c.changed_at < (SELECT at FROM cutoff))
+                RETURNING 1),
             pruned AS (DELETE FROM loomworks_change WHERE changed_at < (SELECT at FROM cutoff) RETURNING 1),
             moved AS (UPDATE loomworks_oplog_coverage SET covered_since = greatest(covered_since, (SELECT at FROM cutoff)) RETURNING 1)
-            SELECT (SELECT count(*) FROM pruned), (SELECT count(*) FROM moved)
+            SELECT (SELECT count(*) FROM pruned), (SELECT count(*) FROM moved), (SELECT count(*) FROM kept)
             """, connection);
         command.Parameters.AddWithValue(retentionDays);
         var pruned = (long)(await command.ExecuteScalarAsync(cancellationToken))!;

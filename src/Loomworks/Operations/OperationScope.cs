@@ -23,65 +23,104 @@ public sealed record OperationInfo(
 }
 
 /// <summary>
-/// One operation inside the caller's transaction: the log row is written and the transaction-local setting set at
-/// the start, so every row the caller then changes is captured under this operation. At commit a deferred trigger
-/// fills in the record ids, values before and after, change count and time taken (from the start to the commit),
-/// so completing an operation costs no round trip. If the caller's transaction rolls back, the operation and its
-/// changes vanish with it; <see cref="RecordFailureAsync"/> then logs the failure.
+/// One operation inside the caller's transaction. Starting one sends nothing: the first captured statement of the
+/// transaction draws the operation's id and tags every change with it. <see cref="CommitAsync"/> writes the log row
+/// (who, what, the time taken) and commits, in the one round trip the commit costs anyway; record ids, values before
+/// and after and the change count are read from the change rows. If the caller's transaction rolls back instead, the
+/// operation and its changes vanish with it; <see cref="RecordFailureAsync"/> then logs the failure.
 /// </summary>
 public sealed class OperationScope
 {
+    private readonly NpgsqlTransaction _transaction;
     private readonly NpgsqlConnection _connection;
     private readonly long _started;
 
-    private OperationScope(NpgsqlConnection connection, OperationInfo info, long id)
+    private OperationScope(NpgsqlTransaction transaction, NpgsqlConnection connection, OperationInfo info)
     {
+        _transaction = transaction;
         _connection = connection;
         Info = info;
-        Id = id;
         _started = Stopwatch.GetTimestamp();
     }
 
-    public long Id { get; }
+    /// <summary>The operation's id in the log, known once <see cref="CommitAsync"/> has written it.</summary>
+    public long? Id { get; private set; }
+
     public OperationInfo Info { get; }
 
-    /// <summary>Starts an operation inside <paramref name="transaction"/> (the setting that tags the changes is transaction-local).</summary>
-    public static async Task<OperationScope> BeginAsync(NpgsqlTransaction transaction, OperationInfo info,
-        CancellationToken cancellationToken, long? undoOf = null)
+    /// <summary>
+    /// Starts an operation inside <paramref name="transaction"/>. Nothing is sent: the transaction-local setting that
+    /// tags the changes is set by the first statement that captures one, so the operation costs no round trip here.
+    /// </summary>
+    public static OperationScope Begin(NpgsqlTransaction transaction, OperationInfo info)
     {
         ArgumentNullException.ThrowIfNull(transaction);
         ArgumentNullException.ThrowIfNull(info);
         var connection = transaction.Connection
             ?? throw new InvalidOperationException("the transaction is already committed or rolled back");
-        // One round trip: the log row and the setting together.
-        await using var command = new NpgsqlCommand("""
-            WITH o AS (
-                INSERT INTO loomworks_ai_operation_log
-                    (operation_type, model_name, session_id, agent_id, user_id, tool_name, snapshot_id, undo_of, started_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, clock_timestamp()) RETURNING id)
-            SELECT id, set_config('loomworks.operation_id', id::text, true) FROM o
-            """, connection);
-        AddInfo(command, info);
-        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Bigint, (object?)undoOf ?? DBNull.Value);
-        await PrepareAsync(command, cancellationToken);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        await reader.ReadAsync(cancellationToken);
-        return new OperationScope(connection, info, reader.GetInt64(0));
+        return new OperationScope(transaction, connection, info);
     }
 
     /// <summary>
-    /// Marks where the operation's work ends. Nothing is sent: the log row is completed by a deferred trigger when the
-    /// caller's transaction commits, which also counts any change the transaction makes after this call.
+    /// Writes the log row and commits the transaction in one round trip. The row is written once and never updated:
+    /// what the operation changed is every change the transaction captured under its id, read from the change rows.
+    /// On failure the transaction is rolled back (or was, by the server) before the exception propagates.
     /// </summary>
-    public Task CompleteAsync(CancellationToken cancellationToken)
+    public async Task<long> CommitAsync(CancellationToken cancellationToken)
     {
-        cancellationToken.ThrowIfCancellationRequested();
-        IsCompleted = true;
-        return Task.CompletedTask;
+        if (Id is { } done)
+        {
+            return done;
+        }
+        await using var batch = new NpgsqlBatch(_connection, _transaction);
+        var log = new NpgsqlBatchCommand(LogSql);
+        AddInfo(log.Parameters, Info);
+        log.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Integer, ElapsedMs());
+        batch.BatchCommands.Add(log);
+        batch.BatchCommands.Add(new NpgsqlBatchCommand("COMMIT"));
+        try
+        {
+            await batch.PrepareAsync(cancellationToken);
+            Id = (long)(await batch.ExecuteScalarAsync(cancellationToken))!;
+        }
+        catch
+        {
+            // The log row failed (the transaction is aborted but open) or the commit did (it is gone): end it either way.
+            await RollbackIfOpenAsync(_transaction);
+            throw;
+        }
+        return Id.Value;
     }
 
-    /// <summary>True once the caller said the operation's work is done; the log row fills in at commit.</summary>
-    public bool IsCompleted { get; private set; }
+    /// <summary>
+    /// Rolls <paramref name="transaction"/> back unless it already ended: a failed <see cref="CommitAsync"/> whose COMMIT
+    /// the server refused (a deferred constraint) leaves no transaction to roll back.
+    /// </summary>
+    public static async Task RollbackIfOpenAsync(NpgsqlTransaction transaction)
+    {
+        ArgumentNullException.ThrowIfNull(transaction);
+        try
+        {
+            await transaction.RollbackAsync(CancellationToken.None);
+        }
+        catch (InvalidOperationException)
+        {
+            // Npgsql's word for "this transaction has completed": nothing is left to roll back.
+        }
+    }
+
+    /// <summary>
+    /// The log row, under the id the transaction's changes carry (drawn now when nothing was captured). It stores no
+    /// summary: record ids, values and the change count are read from the change rows (loomworks_operation_log_read).
+    /// </summary>
+    private const string LogSql = """
+        INSERT INTO loomworks_ai_operation_log
+            (id, operation_type, model_name, session_id, agent_id, user_id, tool_name, snapshot_id, execution_time_ms, state)
+        OVERRIDING SYSTEM VALUE
+        VALUES (coalesce(nullif(current_setting('loomworks.operation_id', true), '')::bigint, nextval('loomworks_ai_operation_log_id_seq')),
+                $1, $2, $3, $4, $5, $6, $7, $8, 'done')
+        RETURNING id
+        """;
 
     /// <summary>
     /// Logs a failed operation after the caller rolled its transaction back (which took this operation's row with
@@ -100,25 +139,26 @@ public sealed class OperationScope
         ArgumentNullException.ThrowIfNull(info);
         await using var command = new NpgsqlCommand("""
             INSERT INTO loomworks_ai_operation_log
-                (operation_type, model_name, session_id, agent_id, user_id, tool_name, snapshot_id, state, error_message, execution_time_ms)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, 'failed', $8, $9) RETURNING id
+                (operation_type, model_name, session_id, agent_id, user_id, tool_name, snapshot_id, state, error_message, execution_time_ms,
+                 record_ids, change_count)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, 'failed', $8, $9, '{}', 0) RETURNING id
             """, connection);
-        AddInfo(command, info);
+        AddInfo(command.Parameters, info);
         command.Parameters.AddWithValue(errorMessage);
         command.Parameters.AddWithValue(executionTimeMs);
         return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
 
     /// <summary>Binds the seven annotation columns, in the order both inserts list them.</summary>
-    private static void AddInfo(NpgsqlCommand command, OperationInfo info)
+    private static void AddInfo(NpgsqlParameterCollection parameters, OperationInfo info)
     {
-        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, info.OperationType);
-        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)info.ModelName ?? DBNull.Value);
-        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)info.SessionId ?? DBNull.Value);
-        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)info.AgentId ?? DBNull.Value);
-        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Bigint, (object?)info.UserId ?? DBNull.Value);
-        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)info.ToolName ?? DBNull.Value);
-        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Bigint, (object?)info.SnapshotId ?? DBNull.Value);
+        parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, info.OperationType);
+        parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)info.ModelName ?? DBNull.Value);
+        parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)info.SessionId ?? DBNull.Value);
+        parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)info.AgentId ?? DBNull.Value);
+        parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Bigint, (object?)info.UserId ?? DBNull.Value);
+        parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)info.ToolName ?? DBNull.Value);
+        parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Bigint, (object?)info.SnapshotId ?? DBNull.Value);
     }
 
     /// <summary>

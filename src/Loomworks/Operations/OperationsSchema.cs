@@ -5,7 +5,7 @@ namespace Loomworks.Operations;
 
 /// <summary>
 /// Tenant-database migrations of the operation log (versions 2000–2099; the ERP core owns 1000–1999): the log, the change table the capture
-/// triggers write, the trigger functions, the completion of an operation at commit, and the server-side functions that
+/// triggers write, the trigger functions, the log row written with the commit, and the server-side functions that
 /// find conflicts and undo operations (loomworks_undo, one statement for any number of operations).
 /// </summary>
 public static class OperationsSchema
@@ -200,7 +200,48 @@ public static class OperationsSchema
             END
             $fn$;
             """),
-        new(2003, "statement-level capture, completion at commit, undo in one statement", """
+        new(2003, "statement-level capture, completion at commit, undo in one statement", StatementCaptureSql),
+        new(2005, "the log row written once at commit, change rows tagged without a round trip", WriteOnceSql),
+        new(2006, "what an operation changed read from its change rows", """
+            -- A log row whose record_ids is NULL has its record ids, values and change count read from its change rows
+            -- (loomworks_operation_summary), so committing an operation aggregates nothing and writes no copy of its rows.
+            -- Retention stores the summary in the row before it prunes the changes it comes from.
+            ALTER TABLE loomworks_ai_operation_log ALTER COLUMN record_ids DROP NOT NULL, ALTER COLUMN record_ids DROP DEFAULT,
+                ALTER COLUMN change_count DROP NOT NULL, ALTER COLUMN change_count DROP DEFAULT;
+
+            CREATE FUNCTION loomworks_operation_summary(op bigint, model text,
+                OUT record_ids bigint[], OUT values_before jsonb, OUT values_after jsonb, OUT change_count integer)
+            LANGUAGE sql STABLE AS $fn$
+                WITH c AS (
+                    SELECT id, table_name, row_key, old_row, new_row FROM loomworks_change WHERE operation_id = op),
+                main AS (
+                    SELECT (row_key ->> 'id')::bigint AS rid,
+                           (array_agg(old_row ORDER BY id))[1] AS before,
+                           (array_agg(new_row ORDER BY id DESC))[1] AS after
+                    FROM c
+                    WHERE table_name = replace(model, '.', '_') AND row_key ? 'id' AND jsonb_typeof(row_key -> 'id') = 'number'
+                    GROUP BY 1)
+                SELECT coalesce((SELECT array_agg(rid ORDER BY rid) FROM main), '{}'),
+                       (SELECT jsonb_object_agg(rid, before) FROM main WHERE before IS NOT NULL),
+                       (SELECT jsonb_object_agg(rid, after) FROM main WHERE after IS NOT NULL),
+                       (SELECT count(*) FROM c)::integer
+            $fn$;
+
+            -- The log as readers see it: stored summaries as they are, the others from the change rows.
+            CREATE VIEW loomworks_operation_log_read AS
+            SELECT l.id, l.session_id, l.agent_id, l.user_id, l.tool_name, l.operation_type, l.model_name,
+                   coalesce(l.record_ids, s.record_ids) AS record_ids,
+                   CASE WHEN l.record_ids IS NULL THEN s.values_before ELSE l.values_before END AS values_before,
+                   CASE WHEN l.record_ids IS NULL THEN s.values_after ELSE l.values_after END AS values_after,
+                   l.state, l.error_message, l.execution_time_ms, l.snapshot_id, l.undone, l.undone_at, l.undone_by, l.undo_of,
+                   coalesce(l.change_count, s.change_count) AS change_count, l.created_at
+            FROM loomworks_ai_operation_log l
+            LEFT JOIN LATERAL (SELECT * FROM loomworks_operation_summary(l.id, l.model_name) WHERE l.record_ids IS NULL) s ON true;
+            """),
+    ];
+
+    /// <summary>The SQL of migration 2003, kept as it was: migration 2005 replaces its completion at commit.</summary>
+    private const string StatementCaptureSql = """
             -- Rows are written small (pending) and filled at commit: room on the page keeps that update HOT, so it touches
             -- no index.
             ALTER TABLE loomworks_ai_operation_log SET (fillfactor = 70);
@@ -479,8 +520,35 @@ public static class OperationsSchema
                 RETURN QUERY SELECT * FROM unnest(done_ops, undo_ids, counts);
             END
             $fn$;
-            """),
-    ];
+            """;
+
+    /// <summary>
+    /// Migration 2005. The log row of an operation is written once, when it commits (with what it changed, counted then):
+    /// no row written at the start and filled in by a deferred trigger, so no second tuple and no round trip of its own.
+    /// Change rows still need the operation's id while the work runs, so the first captured statement of a transaction
+    /// draws it from the log's own sequence and keeps it in the transaction-local setting; a transaction that logs no
+    /// operation leaves its changes under an id no log row has, which every reader treats as "outside any operation".
+    /// loomworks_undo names a later operation only when it is in the log.
+    /// </summary>
+    private static string WriteOnceSql => """
+        DROP TRIGGER loomworks_complete ON loomworks_ai_operation_log;
+        DROP FUNCTION loomworks_complete_at_commit();
+
+        -- Draws the current transaction's operation id and remembers it for the statements that follow. Called from an
+        -- uncorrelated subquery, so only a statement that captures at least one row draws one.
+        CREATE FUNCTION loomworks_next_operation_id() RETURNS bigint LANGUAGE sql VOLATILE AS $fn$
+            SELECT set_config('loomworks.operation_id', nextval('loomworks_ai_operation_log_id_seq')::text, true)::bigint
+        $fn$;
+
+        """ + StatementCaptureSql[
+            StatementCaptureSql.IndexOf("CREATE FUNCTION loomworks_capture_statement()", StringComparison.Ordinal)..
+            StatementCaptureSql.IndexOf("-- Fills in what an operation changed", StringComparison.Ordinal)]
+            .Replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", StringComparison.Ordinal)
+            .Replace("SELECT op, TG_TABLE_NAME", "SELECT coalesce(op, (SELECT loomworks_next_operation_id())), TG_TABLE_NAME", StringComparison.Ordinal)
+        + StatementCaptureSql[StatementCaptureSql.IndexOf("CREATE FUNCTION loomworks_undo(", StringComparison.Ordinal)..]
+            .Replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", StringComparison.Ordinal)
+            .Replace("n.operation_id AS later_operation_id",
+                "(SELECT g.id FROM loomworks_ai_operation_log g WHERE g.id = n.operation_id) AS later_operation_id", StringComparison.Ordinal);
 
     /// <summary>Brings a tenant database's operation-log schema to the latest version.</summary>
     public static Task<int> ApplyAsync(NpgsqlConnection connection, CancellationToken cancellationToken) =>

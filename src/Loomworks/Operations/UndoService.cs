@@ -91,7 +91,9 @@ public sealed class UndoService(NpgsqlDataSource dataSource)
             long newest;
             await using (var coverage = new NpgsqlCommand("""
                 SELECT covered_since,
-                       (SELECT count(*) FROM loomworks_change WHERE operation_id IS NULL AND changed_at > $1),
+                       -- Outside any operation: no id (captured before migration 2005) or an id no log row has.
+                       (SELECT count(*) FROM loomworks_change c WHERE c.changed_at > $1
+                          AND NOT EXISTS (SELECT 1 FROM loomworks_ai_operation_log l WHERE l.id = c.operation_id)),
                        (SELECT coalesce(max(id), 0) FROM loomworks_ai_operation_log)
                 FROM loomworks_oplog_coverage
                 """, connection))

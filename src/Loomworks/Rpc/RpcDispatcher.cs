@@ -157,26 +157,31 @@ public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager m
                 var access = await authenticator.AccessAsync(connection, transaction, database.Name, uid, session.Stamp, ct);
                 var env = new RecordEnvironment(connection, transaction, access, context, database.Attachments);
                 object? result;
+                OperationScope? scope = null;
                 if (logAction)
                 {
                     result = await OperationCalls.UndoAsync(env, transaction, method, args, kwargs, operation!, ct);
                 }
                 else
                 {
-                    var scope = operation is null ? null : await OperationScope.BeginAsync(transaction, operation, ct);
+                    scope = operation is null ? null : OperationScope.Begin(transaction, operation);
                     result = await RecordMethods.CallAsync(env, definition, method, args, kwargs, ct);
-                    if (scope is not null)
-                    {
-                        await scope.CompleteAsync(ct);
-                    }
                 }
-                await transaction.CommitAsync(ct);
+                if (scope is not null)
+                {
+                    // The log row rides with the commit: one round trip for both.
+                    await scope.CommitAsync(ct);
+                }
+                else
+                {
+                    await transaction.CommitAsync(ct);
+                }
                 return result;
             }
             catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.DeadlockDetected
                 && attempt < MaxTries)
             {
-                await transaction.RollbackAsync(CancellationToken.None);
+                await OperationScope.RollbackIfOpenAsync(transaction);
                 var wait = TimeSpan.FromMilliseconds(Random.Shared.Next(0, (int)Math.Pow(2, attempt) * 100));
                 logger.LogInformation("{State} in {Model}.{Method}, retry {Attempt}/{Max} in {Wait}", e.SqlState, model, method, attempt, MaxTries, wait);
                 await Task.Delay(wait, ct);
@@ -191,7 +196,7 @@ public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager m
                 };
                 if (operation is not null)
                 {
-                    await transaction.RollbackAsync(CancellationToken.None);
+                    await OperationScope.RollbackIfOpenAsync(transaction);
                     await RecordFailureAsync(connection, operation, error.Message, started);
                 }
                 throw error;

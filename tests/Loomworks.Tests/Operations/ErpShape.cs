@@ -45,14 +45,12 @@ public static class ErpShape
     {
         await using var connection = await dataSource.OpenConnectionAsync();
         await using var transaction = await connection.BeginTransactionAsync();
-        var scope = await OperationScope.BeginAsync(transaction, info, CancellationToken.None);
+        var scope = OperationScope.Begin(transaction, info);
         await using (var command = new NpgsqlCommand(sql, connection))
         {
             await command.ExecuteNonQueryAsync();
         }
-        await scope.CompleteAsync(CancellationToken.None);
-        await transaction.CommitAsync();
-        return scope.Id;
+        return await scope.CommitAsync(CancellationToken.None);
     }
 
     public static async Task<T?> ScalarAsync<T>(NpgsqlDataSource dataSource, string sql)

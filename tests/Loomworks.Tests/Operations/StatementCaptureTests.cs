@@ -141,36 +141,66 @@ public sealed class StatementCaptureTests(PostgresFixture postgres)
     }
 
     [Fact]
-    public async Task An_operation_completes_at_commit_counting_changes_made_after_complete_and_a_rollback_leaves_nothing()
+    public async Task An_operation_is_logged_once_at_commit_counting_every_change_and_a_rollback_leaves_nothing()
     {
         var ds = await DatabaseAsync("complete_at_commit");
         long id;
         await using (var connection = await ds.OpenConnectionAsync())
         {
             await using var transaction = await connection.BeginTransactionAsync();
-            var scope = await OperationScope.BeginAsync(transaction, new OperationInfo("write", "res.partner"), None);
+            var scope = OperationScope.Begin(transaction, new OperationInfo("write", "res.partner"));
             await Execute(connection, "UPDATE res_partner SET name = 'X' WHERE id = 1");
-            await scope.CompleteAsync(None);
             await Execute(connection, "UPDATE res_partner SET name = 'Y' WHERE id = 2");
-            Assert.Equal("pending", await Scalar<string>(connection, $"SELECT state FROM loomworks_ai_operation_log WHERE id = {scope.Id}"));
-            await transaction.CommitAsync();
-            id = scope.Id;
+            // Nothing is in the log until the commit, which writes the row complete: no update of it ever follows.
+            Assert.Equal(0L, await Scalar<long>(connection, "SELECT count(*) FROM loomworks_ai_operation_log"));
+            id = await scope.CommitAsync(None);
+            Assert.Equal(id, scope.Id);
         }
         var log = (await new OperationLog(ds).FindAsync(id, None))!;
         Assert.Equal(("done", 2), (log.State, log.ChangeCount));
         Assert.Equal([1L, 2L], log.RecordIds);
         Assert.NotNull(log.ExecutionTimeMs);
         Assert.Contains("\"Deco Addict\"", log.ValuesBefore!.Value.GetRawText());
+        Assert.Equal(2L, await ErpShape.ScalarAsync<long>(ds, $"SELECT count(*) FROM loomworks_change WHERE operation_id = {id}"));
+        // The first tuple of the table's first page: a row inserted and then completed by an update would be the second.
+        Assert.Equal("(0,1)", await ErpShape.ScalarAsync<string>(ds, $"SELECT ctid::text FROM loomworks_ai_operation_log WHERE id = {id}"));
 
         await using (var connection = await ds.OpenConnectionAsync())
         {
             await using var transaction = await connection.BeginTransactionAsync();
-            var scope = await OperationScope.BeginAsync(transaction, new OperationInfo("write", "res.partner"), None);
+            var scope = OperationScope.Begin(transaction, new OperationInfo("write", "res.partner"));
             await Execute(connection, "UPDATE res_partner SET name = 'Z' WHERE id = 1");
             await transaction.RollbackAsync();
-            Assert.Null(await new OperationLog(ds).FindAsync(scope.Id, None));
+            Assert.Null(scope.Id);
         }
+        Assert.Equal(1L, await ErpShape.ScalarAsync<long>(ds, "SELECT count(*) FROM loomworks_ai_operation_log"));
         Assert.Equal(0L, await ErpShape.ScalarAsync<long>(ds, "SELECT count(*) FROM loomworks_change WHERE new_row ->> 'name' = 'Z'"));
+    }
+
+    [Fact]
+    public async Task An_operation_whose_commit_fails_leaves_no_log_row_and_its_failure_can_be_logged()
+    {
+        var ds = await DatabaseAsync("commit_fails");
+        await ErpShape.ExecuteAsync(ds, "CREATE TABLE commit_check (partner integer REFERENCES res_partner DEFERRABLE INITIALLY DEFERRED)");
+        await using var connection = await ds.OpenConnectionAsync();
+        var transaction = await connection.BeginTransactionAsync();
+        var scope = OperationScope.Begin(transaction, new OperationInfo("write", "res.partner"));
+        await Execute(connection, "UPDATE res_partner SET name = 'Lost' WHERE id = 1");
+        await Execute(connection, "INSERT INTO commit_check VALUES (999)");
+        // The foreign key is checked at COMMIT, after the log row was written in the same round trip.
+        var e = await Assert.ThrowsAsync<PostgresException>(() => scope.CommitAsync(None));
+        Assert.Equal(PostgresErrorCodes.ForeignKeyViolation, e.SqlState);
+        Assert.Null(scope.Id);
+        await OperationScope.RollbackIfOpenAsync(transaction);
+        await transaction.DisposeAsync();
+
+        var failed = await scope.RecordFailureAsync(e.MessageText, None);
+        Assert.Equal(1L, await Scalar<long>(connection, "SELECT count(*) FROM loomworks_ai_operation_log"));
+        var log = (await new OperationLog(ds).FindAsync(failed, None))!;
+        Assert.Equal(("failed", 0), (log.State, log.ChangeCount));
+        Assert.Empty(log.RecordIds);
+        Assert.Equal(0L, await Scalar<long>(connection, "SELECT count(*) FROM loomworks_change WHERE new_row ->> 'name' = 'Lost'"));
+        Assert.NotEqual("Lost", await Scalar<string>(connection, "SELECT name FROM res_partner WHERE id = 1"));
     }
 
     [Fact]
@@ -199,6 +229,66 @@ public sealed class StatementCaptureTests(PostgresFixture postgres)
         Assert.Equal(changes + 1, await ErpShape.ScalarAsync<long>(ds, "SELECT count(*) FROM loomworks_change"));
         await new UndoService(ds).UndoAsync(op, false, null, None);
         Assert.NotEqual("Renamed", await ErpShape.ScalarAsync<string>(ds, "SELECT name FROM res_partner WHERE id = (SELECT min(id) FROM res_partner)"));
+    }
+
+    [Fact]
+    public async Task A_tenant_logging_operations_at_commit_by_trigger_is_upgraded_keeping_its_log_and_undo()
+    {
+        var database = await postgres.CreateDatabaseAsync("stmtcap_writeonce");
+        var ds = postgres.DataSource(database);
+        long old;
+        await using (var connection = await ds.OpenConnectionAsync())
+        {
+            await SchemaMigrator.ApplyAsync(connection, ErpTenantSetup.All.Where(m => m.Version <= 2004), None);
+            // An operation as the previous schema logged it: the row inserted first, completed by the deferred trigger.
+            await using (var transaction = await connection.BeginTransactionAsync())
+            {
+                old = await Scalar<long>(connection, """
+                    WITH o AS (INSERT INTO loomworks_ai_operation_log (operation_type, model_name, started_at)
+                               VALUES ('write', 'res.partner', clock_timestamp()) RETURNING id)
+                    SELECT id FROM o, set_config('loomworks.operation_id', (SELECT id FROM o)::text, true)
+                    """);
+                await Execute(connection, "UPDATE res_partner SET name = 'Old way' WHERE id = (SELECT min(id) FROM res_partner)");
+                await transaction.CommitAsync();
+            }
+            await Execute(connection, "UPDATE res_partner SET email = 'outside@example.com' WHERE id = (SELECT max(id) FROM res_partner)");
+            Assert.Equal(1L, await Scalar<long>(connection, "SELECT count(*) FROM loomworks_change WHERE operation_id IS NULL"));
+            await SchemaMigrator.ApplyAsync(connection, ErpTenantSetup.All, None);
+            Assert.Equal(0L, await Scalar<long>(connection,
+                "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'loomworks_ai_operation_log'::regclass AND NOT tgisinternal"));
+        }
+        var log = new OperationLog(ds);
+        var before = (await log.FindAsync(old, None))!;
+        Assert.Equal(("done", 1), (before.State, before.ChangeCount));
+        Assert.Single(before.RecordIds);
+        Assert.Contains("Old way", before.ValuesAfter!.Value.GetRawText(), StringComparison.Ordinal);
+
+        var op = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner"), "UPDATE res_partner SET name = 'New way' WHERE id = (SELECT min(id) FROM res_partner)");
+        Assert.True(op > old);
+        var logged = (await log.FindAsync(op, None))!;
+        Assert.Equal((1, before.RecordIds[0]), (logged.ChangeCount, logged.RecordIds.Single()));
+        Assert.Contains("Old way", logged.ValuesBefore!.Value.GetRawText(), StringComparison.Ordinal);
+        // The model reads the same summary as the REST listing.
+        Assert.Contains("New way", await ErpShape.ScalarAsync<string>(ds, $"SELECT values_after FROM loomworks_ai_operation_log_rows WHERE id = {op}"),
+            StringComparison.Ordinal);
+
+        var undo = new UndoService(ds);
+        var conflict = await Assert.ThrowsAsync<OperationException>(() => undo.UndoAsync(old, false, null, None));
+        Assert.Contains($"operation {op} changed res_partner", conflict.Message, StringComparison.Ordinal);
+        await undo.UndoAsync(op, false, null, None);
+        await undo.UndoAsync(old, false, null, None);
+        Assert.NotEqual("Old way", await ErpShape.ScalarAsync<string>(ds, "SELECT name FROM res_partner WHERE id = (SELECT min(id) FROM res_partner)"));
+        // Outside changes from before the upgrade (null id) and after it (an id no log row has) both block a rewind.
+        await ErpShape.ExecuteAsync(ds, "UPDATE res_partner SET email = 'again@example.com' WHERE id = (SELECT max(id) FROM res_partner)");
+        await ErpShape.ExecuteAsync(ds, "UPDATE loomworks_oplog_coverage SET covered_since = now() - interval '1 day'");
+        var rewind = await Assert.ThrowsAsync<OperationException>(() => undo.RewindAsync(DateTimeOffset.UtcNow.AddMinutes(-5), false, "t", None));
+        Assert.Equal((1L, 1L), (
+            await ErpShape.ScalarAsync<long>(ds, "SELECT count(*) FROM loomworks_change WHERE operation_id IS NULL"),
+            await ErpShape.ScalarAsync<long>(ds, """
+                SELECT count(*) FROM loomworks_change c WHERE c.operation_id IS NOT NULL
+                AND NOT EXISTS (SELECT 1 FROM loomworks_ai_operation_log l WHERE l.id = c.operation_id)
+                """)));
+        Assert.Contains("2 row change(s)", rewind.Message, StringComparison.Ordinal);
     }
 
     private static async Task Execute(NpgsqlConnection connection, string sql)

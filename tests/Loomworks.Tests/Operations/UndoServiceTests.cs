@@ -29,7 +29,7 @@ public sealed class UndoServiceTests(PostgresFixture postgres)
         """);
 
     [Fact]
-    public async Task Capture_records_every_change_with_its_operation_and_changes_outside_one_with_null()
+    public async Task Capture_records_every_change_with_its_operation_and_changes_outside_one_under_no_logged_operation()
     {
         var ds = await DatabaseAsync("capture");
         var op = await OrderWithLinesAsync(ds);
@@ -37,7 +37,10 @@ public sealed class UndoServiceTests(PostgresFixture postgres)
 
         Assert.Equal(3L, await ErpShape.ScalarAsync<long>(ds, $"SELECT count(*) FROM loomworks_change WHERE operation_id = {op} AND kind = 'I'"));
         Assert.Equal("""{"id": 2}""", await ErpShape.ScalarAsync<string>(ds,
-            "SELECT row_key::text FROM loomworks_change WHERE operation_id IS NULL AND table_name = 'res_partner' AND kind = 'U'"));
+            """
+            SELECT row_key::text FROM loomworks_change c WHERE table_name = 'res_partner' AND kind = 'U'
+              AND NOT EXISTS (SELECT 1 FROM loomworks_ai_operation_log l WHERE l.id = c.operation_id)
+            """));
         var log = (await new OperationLog(ds).FindAsync(op, None))!;
         Assert.Equal("done", log.State);
         Assert.Equal(3, log.ChangeCount);
@@ -297,8 +300,20 @@ public sealed class UndoServiceTests(PostgresFixture postgres)
             """);
         var recent = await ErpShape.RunAsync(ds, new OperationInfo("create", "res.partner"), "INSERT INTO res_partner (name) VALUES ('New')");
 
+        var log = new OperationLog(ds);
+        var before = (await log.FindAsync(old, None))!;
+        Assert.Equal(3, before.ChangeCount);
+
         Assert.Equal(3L, await OperationLogRetention.PruneAsync(ds, 30, None));
 
+        // The log still says what the pruned operation changed: its summary was stored before its change rows went.
+        var after = (await log.FindAsync(old, None))!;
+        Assert.Equal(3, after.ChangeCount);
+        Assert.Equal(before.RecordIds, after.RecordIds);
+        Assert.Equal(before.ValuesAfter!.Value.GetRawText(), after.ValuesAfter!.Value.GetRawText());
+        Assert.Null(after.ValuesBefore);
+        Assert.Equal(1L, await ErpShape.ScalarAsync<long>(ds,
+            $"SELECT count(*) FROM loomworks_ai_operation_log WHERE record_ids IS NOT NULL AND id IN ({old}, {recent})"));
         Assert.Equal(0L, await ErpShape.ScalarAsync<long>(ds, $"SELECT count(*) FROM loomworks_change WHERE operation_id = {old}"));
         Assert.Equal(1L, await ErpShape.ScalarAsync<long>(ds, $"SELECT count(*) FROM loomworks_change WHERE operation_id = {recent}"));
         var undo = new UndoService(ds);
@@ -318,7 +333,7 @@ public sealed class UndoServiceTests(PostgresFixture postgres)
         OperationScope scope;
         await using (var transaction = await connection.BeginTransactionAsync())
         {
-            scope = await OperationScope.BeginAsync(transaction, Create, None);
+            scope = OperationScope.Begin(transaction, Create);
             await using var bad = new NpgsqlCommand("INSERT INTO sale_order_line (order_id, name) VALUES (999, 'orphan')", connection);
             await Assert.ThrowsAsync<PostgresException>(() => bad.ExecuteNonQueryAsync());
             await transaction.RollbackAsync();
@@ -327,7 +342,8 @@ public sealed class UndoServiceTests(PostgresFixture postgres)
 
         var log = (await new OperationLog(ds).FindAsync(failed, None))!;
         Assert.Equal(("failed", "sale.order 999 does not exist"), (log.State, log.ErrorMessage!));
-        Assert.Null(await new OperationLog(ds).FindAsync(scope.Id, None));
+        Assert.Null(scope.Id);
+        Assert.Equal(1L, await ErpShape.ScalarAsync<long>(ds, "SELECT count(*) FROM loomworks_ai_operation_log"));
         var e = await Assert.ThrowsAsync<OperationException>(() => new UndoService(ds).UndoAsync(failed, false, null, None));
         Assert.Equal(OperationErrorKind.NotUndoable, e.Kind);
     }
@@ -382,7 +398,7 @@ public sealed class UndoServiceTests(PostgresFixture postgres)
         Assert.Equal(2, (await log.ListAsync(new OperationFilter(Since: DateTimeOffset.UtcNow.AddMinutes(-5)), None)).Count);
         Assert.Empty(await log.ListAsync(new OperationFilter(Until: DateTimeOffset.UtcNow.AddMinutes(-5)), None));
         Assert.Empty(await log.ListAsync(new OperationFilter(SessionId: "x' OR 1=1; DROP TABLE loomworks_change; --"), None));
-        Assert.Equal(4L, await ErpShape.ScalarAsync<long>(ds, "SELECT count(*) FROM loomworks_change WHERE operation_id IS NOT NULL"));
+        Assert.Equal(4L, await ErpShape.ScalarAsync<long>(ds, "SELECT count(*) FROM loomworks_change WHERE operation_id IN (SELECT id FROM loomworks_ai_operation_log)"));
         await Assert.ThrowsAsync<OperationException>(() => log.ListAsync(new OperationFilter(Limit: 0), None));
         await Assert.ThrowsAsync<OperationException>(() => log.ListAsync(new OperationFilter(Limit: 1_000_000), None));
         await Assert.ThrowsAsync<OperationException>(() => log.ListAsync(
