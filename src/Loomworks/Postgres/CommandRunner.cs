@@ -53,10 +53,20 @@ public static class CommandRunner
         return info;
     }
 
-    public static async Task<CommandResult> RunAsync(string program, IEnumerable<string> arguments, string? asUser = null,
-        TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    public static Task<CommandResult> RunAsync(string program, IEnumerable<string> arguments, string? asUser = null,
+        TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
+        RunAsync(program, arguments, asUser, timeout, new Dictionary<string, string>(), cancellationToken);
+
+    /// <summary>As above, with variables added to the program's environment.</summary>
+    public static async Task<CommandResult> RunAsync(string program, IEnumerable<string> arguments, string? asUser,
+        TimeSpan? timeout, IReadOnlyDictionary<string, string> environment, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(environment);
         using var process = new Process { StartInfo = StartInfo(program, arguments, asUser) };
+        foreach (var (name, value) in environment)
+        {
+            process.StartInfo.Environment[name] = value;
+        }
         var output = new StringBuilder();
         var error = new StringBuilder();
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) { lock (output) { output.AppendLine(e.Data); } } };

@@ -579,27 +579,30 @@ public sealed partial class TenantRestore(
         var (dumpProgram, dumpArguments) = Idle(binaries.Value["pg_dump"],
             ["-h", run, "-p", port.ToString(CultureInfo.InvariantCulture), "-U", EmbeddedCluster.Superuser,
              "-Fd", "-j", "2", "-Z0", "-f", dump, job.SourceDatabase]);
-        await RunToolAsync(CommandRunner.StartInfo(dumpProgram, dumpArguments, CommandRunner.ServerUser), "pg_dump of the restored copy",
-            cancellationToken);
+        Check(await CommandRunner.RunAsync(dumpProgram, dumpArguments, CommandRunner.ServerUser, TimeSpan.FromHours(6), cancellationToken),
+            "pg_dump of the restored copy");
 
         var application = "loomworks-restore-" + job.Id.ToString(CultureInfo.InvariantCulture);
         var (loadProgram, loadArguments) = Idle(binaries.Value["pg_restore"],
             ["-h", liveEndpoint.Host, "-p", liveEndpoint.Port.ToString(CultureInfo.InvariantCulture), "-U", liveEndpoint.Username,
              "-d", job.NewDatabase, "-j", "2", dump]);
-        var loadInfo = CommandRunner.StartInfo(loadProgram, loadArguments, CommandRunner.ServerUser);
-        loadInfo.Environment["PGAPPNAME"] = application;
-        // Index builds get memory; commits need not wait for the disk, as nothing sees the database before the swap and
-        // FlushLoadAsync makes its WAL durable before the load is recorded as done.
-        loadInfo.Environment["PGOPTIONS"] = "-c maintenance_work_mem=256MB -c synchronous_commit=off";
+        var environment = new Dictionary<string, string>
+        {
+            ["PGAPPNAME"] = application,
+            // Index builds get memory; commits need not wait for the disk, as nothing sees the database before the swap
+            // and FlushLoadAsync makes its WAL durable before the load is recorded as done.
+            ["PGOPTIONS"] = "-c maintenance_work_mem=256MB -c synchronous_commit=off",
+        };
         if (liveEndpoint.Password is { } password)
         {
-            loadInfo.Environment["PGPASSWORD"] = password;
+            environment["PGPASSWORD"] = password;
         }
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var lowering = LowerBackendsAsync(application, stop.Token);
         try
         {
-            await RunToolAsync(loadInfo, $"pg_restore into {job.NewDatabase}", cancellationToken);
+            Check(await CommandRunner.RunAsync(loadProgram, loadArguments, CommandRunner.ServerUser, TimeSpan.FromHours(6),
+                environment, cancellationToken), $"pg_restore into {job.NewDatabase}");
         }
         finally
         {
@@ -608,36 +611,13 @@ public sealed partial class TenantRestore(
         }
     }
 
-    /// <summary>Runs one tool to its end (ended with its children if cancelled); a failure names the tool and its messages.</summary>
-    private static async Task RunToolAsync(ProcessStartInfo info, string what, CancellationToken cancellationToken)
+    /// <summary>A tool that failed: the error names it and carries its messages.</summary>
+    private static void Check(CommandResult result, string what)
     {
-        using var process = new Process { StartInfo = info };
-        var messages = new System.Text.StringBuilder();
-        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { lock (messages) { messages.AppendLine(e.Data); } } };
-        process.OutputDataReceived += (_, e) => { if (e.Data is not null) { lock (messages) { messages.AppendLine(e.Data); } } };
-        process.Start();
-        process.BeginErrorReadLine();
-        process.BeginOutputReadLine();
-        try
-        {
-            await process.WaitForExitAsync(cancellationToken);
-        }
-        catch (OperationCanceledException)
-        {
-            try
-            {
-                process.Kill(entireProcessTree: true);
-            }
-            catch (InvalidOperationException)
-            {
-                // already gone
-            }
-            throw;
-        }
-        if (process.ExitCode != 0)
+        if (!result.Succeeded)
         {
             throw new SnapshotException(SnapshotErrorKind.Unavailable,
-                $"{what} failed (exit {process.ExitCode}): {Shorten(messages.ToString().Trim(), 2000)}");
+                $"{what} failed (exit {result.ExitCode}): {Shorten(result.Diagnostic, 2000)}");
         }
     }
 

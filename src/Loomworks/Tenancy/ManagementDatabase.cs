@@ -26,6 +26,26 @@ public sealed class ManagementDatabase(NpgsqlDataSource dataSource)
         await SchemaMigrator.ApplyAsync(connection, ManagementSchema.All, cancellationToken);
     }
 
+    /// <summary>A value of loomworks_settings, or null when the key has none.</summary>
+    public async Task<string?> ReadSettingAsync(string key, CancellationToken cancellationToken)
+    {
+        await using var command = DataSource.CreateCommand("SELECT value FROM loomworks_settings WHERE key = $1");
+        command.Parameters.AddWithValue(key);
+        return await command.ExecuteScalarAsync(cancellationToken) as string;
+    }
+
+    /// <summary>Sets a value of loomworks_settings, replacing the one it had.</summary>
+    public async Task WriteSettingAsync(string key, string value, CancellationToken cancellationToken)
+    {
+        await using var command = DataSource.CreateCommand("""
+            INSERT INTO loomworks_settings (key, value) VALUES ($1, $2)
+            ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = now()
+            """);
+        command.Parameters.AddWithValue(key);
+        command.Parameters.AddWithValue(value);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
     /// <summary>True when the management database answers a query within <paramref name="timeout"/>.</summary>
     public async Task<bool> IsReachableAsync(TimeSpan timeout, CancellationToken cancellationToken)
     {

@@ -96,9 +96,7 @@ public sealed class MasterPassword(ManagementDatabase management, string? config
     /// <summary>The hash stored by a change of the master password, else the configured value, else null.</summary>
     public async Task<string?> StoredAsync(CancellationToken cancellationToken)
     {
-        await using var command = management.DataSource.CreateCommand("SELECT value FROM loomworks_settings WHERE key = $1");
-        command.Parameters.AddWithValue(SettingKey);
-        return await command.ExecuteScalarAsync(cancellationToken) as string ?? (string.IsNullOrEmpty(configured) ? null : configured);
+        return await management.ReadSettingAsync(SettingKey, cancellationToken) ?? (string.IsNullOrEmpty(configured) ? null : configured);
     }
 
     /// <summary>Stores a new master password, hashed; it takes precedence over the configuration from now on.</summary>
@@ -108,13 +106,7 @@ public sealed class MasterPassword(ManagementDatabase management, string? config
         {
             throw new ArgumentException("the new master password must not be empty", nameof(newPassword));
         }
-        await using var command = management.DataSource.CreateCommand("""
-            INSERT INTO loomworks_settings (key, value) VALUES ($1, $2)
-            ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = now()
-            """);
-        command.Parameters.AddWithValue(SettingKey);
-        command.Parameters.AddWithValue(Hash(newPassword));
-        await command.ExecuteNonQueryAsync(cancellationToken);
+        await management.WriteSettingAsync(SettingKey, Hash(newPassword), cancellationToken);
         _verified = null;
     }
 

@@ -270,7 +270,7 @@ public sealed class TenantProvisioner(
     public async Task<(int Checked, int Upgraded)> UpgradeTenantsAsync(CancellationToken ct)
     {
         var migrationSet = string.Join(',', setup.Migrations.Select(m => m.Version).Order());
-        if (await ReadSettingAsync(UpgradedSetKey, ct) == migrationSet)
+        if (await management.ReadSettingAsync(UpgradedSetKey, ct) == migrationSet)
         {
             return (0, 0);
         }
@@ -304,31 +304,13 @@ public sealed class TenantProvisioner(
         }
         if (complete)
         {
-            await WriteSettingAsync(UpgradedSetKey, migrationSet, ct);
+            await management.WriteSettingAsync(UpgradedSetKey, migrationSet, ct);
         }
         return (checkedCount, upgraded);
     }
 
     /// <summary>The loomworks_settings key holding the tenant migration set every tenant database was last brought to.</summary>
     internal const string UpgradedSetKey = "tenant_migrations_applied";
-
-    private async Task<string?> ReadSettingAsync(string key, CancellationToken ct)
-    {
-        await using var command = management.DataSource.CreateCommand("SELECT value FROM loomworks_settings WHERE key = $1");
-        command.Parameters.AddWithValue(key);
-        return await command.ExecuteScalarAsync(ct) as string;
-    }
-
-    private async Task WriteSettingAsync(string key, string value, CancellationToken ct)
-    {
-        await using var command = management.DataSource.CreateCommand("""
-            INSERT INTO loomworks_settings (key, value) VALUES ($1, $2)
-            ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = now()
-            """);
-        command.Parameters.AddWithValue(key);
-        command.Parameters.AddWithValue(value);
-        await command.ExecuteNonQueryAsync(ct);
-    }
 
     /// <summary>
     /// Applies the tenant migrations a database lacks, when it has the tenant schema's first one: a database that
