@@ -266,9 +266,10 @@ public sealed partial class DatabaseManager(
             psql.Process.StandardInput.Close();
             sent = true;
         }
-        catch (IOException) when (psql.Process.HasExited)
+        catch (IOException) when (psql.Process.WaitForExit(TimeSpan.FromSeconds(10)))
         {
-            // psql stopped reading (a failed statement with ON_ERROR_STOP): its own message is the reason.
+            // psql stopped reading (a failed statement with ON_ERROR_STOP): its own message is the reason. The broken pipe
+            // can be seen a moment before psql has exited, so it is given that moment.
             sent = true;
         }
         catch (InvalidDataException e)
