@@ -115,6 +115,16 @@ public sealed class DatabaseManagerScenario : IScenario
         }
         static Task Nothing() => Task.CompletedTask;
         Task DropBaseline() => Exec(admin, "DROP DATABASE \"bench-baseline\"");
+        var baselines = new Baselines(
+            () => tools.RunAsync("pg_dump", ["--no-owner", "--no-acl", "-f", plain, "-d", Tenant], cancellationToken),
+            async () =>
+            {
+                await Exec(admin, "CREATE DATABASE \"bench-baseline\" TEMPLATE template0");
+                await tools.RunAsync("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-o", "/dev/null",
+                    "-d", "bench-baseline", "-f", plain], cancellationToken);
+            },
+            () => Exec(admin, $"CREATE DATABASE \"bench-baseline\" TEMPLATE \"{Tenant}\""),
+            DropBaseline);
         var restoreArguments = DatabaseManager.PgRestoreArguments("bench-baseline", custom, options.RestoreJobs);
         // An untimed load first: the first big load of a cluster also creates its WAL segment files (zero-filled), a
         // cost later loads do not pay; without this, whichever side went first in run 1 paid for it.
@@ -126,7 +136,7 @@ public sealed class DatabaseManagerScenario : IScenario
             // The backup reads its manifest through a pooled session, which would keep the tenant busy for the bare
             // CREATE DATABASE … TEMPLATE (ours ends such sessions itself).
             await Pair(i, backup, () => manager.DumpToFileAsync(Tenant, zip, BackupFormat.Zip, cancellationToken), () => dataSources.EvictAsync(Tenant),
-                pgDump, () => tools.RunAsync("pg_dump", ["--no-owner", "--no-acl", "-f", plain, "-d", Tenant], cancellationToken), Nothing);
+                pgDump, baselines.PgDump, Nothing);
             await Pair(i, restoreDump, () => manager.RestoreFileAsync("bench-restored", custom, cancellationToken: cancellationToken),
                 () => manager.DropAsync("bench-restored", cancellationToken),
                 pgRestore, async () =>
@@ -136,15 +146,10 @@ public sealed class DatabaseManagerScenario : IScenario
                 }, DropBaseline);
             await Pair(i, restoreZip, () => manager.RestoreFileAsync("bench-restored", zip, cancellationToken: cancellationToken),
                 () => manager.DropAsync("bench-restored", cancellationToken),
-                psql, async () =>
-                {
-                    await Exec(admin, "CREATE DATABASE \"bench-baseline\" TEMPLATE template0");
-                    await tools.RunAsync("psql", ["-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-o", "/dev/null",
-                        "-d", "bench-baseline", "-f", plain], cancellationToken);
-                }, DropBaseline);
+                psql, baselines.Psql, DropBaseline);
             await Pair(i, duplicate, () => manager.DuplicateAsync(Tenant, "bench-copy", cancellationToken: cancellationToken),
                 () => manager.DropAsync("bench-copy", cancellationToken),
-                template, () => Exec(admin, $"CREATE DATABASE \"bench-baseline\" TEMPLATE \"{Tenant}\""), DropBaseline);
+                template, baselines.Template, DropBaseline);
         }
         var tenantMb = size / (1024.0 * 1024);
         var zipMb = new FileInfo(zip).Length / (1024.0 * 1024);
@@ -156,17 +161,20 @@ public sealed class DatabaseManagerScenario : IScenario
             new("db-restore-zip", restoreZip, psql, "CREATE DATABASE + psql --single-transaction of dump.sql", setting),
             new("db-duplicate", duplicate, template, "CREATE DATABASE … TEMPLATE", setting),
         };
-        results.AddRange(await OverHttpAsync(endpoint, dataDir, admin, zip, runs, pgDump, psql, template, tenantMb, cancellationToken));
+        results.AddRange(await OverHttpAsync(endpoint, dataDir, admin, zip, runs, baselines, tenantMb, cancellationToken));
         return results;
     }
 
+    /// <summary>The bare tools each operation is compared with; the HTTP rows run them again beside their own runs.</summary>
+    private sealed record Baselines(Func<Task> PgDump, Func<Task> Psql, Func<Task> Template, Func<Task> Drop);
+
     /// <summary>
     /// Backup, restore (the zip, uploaded) and duplicate through /web/database/* of a real server process; each row
-    /// notes that process's VmRSS when idle and at its highest during the operation. Baselines are the ones measured
-    /// above in this run.
+    /// notes that process's VmRSS when idle and at its highest during the operation. Each HTTP run takes turns with a
+    /// run of its baseline, as the library rows do, so both meet the same state of the cluster and the machine.
     /// </summary>
     private static async Task<IReadOnlyList<ScenarioResult>> OverHttpAsync(PostgresEndpoint endpoint, string dataDir, NpgsqlDataSource admin,
-        string zip, int runs, List<double> pgDump, List<double> psql, List<double> template, double tenantMb, CancellationToken cancellationToken)
+        string zip, int runs, Baselines baselines, double tenantMb, CancellationToken cancellationToken)
     {
         await using var server = await ServerProcess.StartAsync(endpoint, dataDir, cancellationToken);
         // Odoo's routes answer a change with a redirect to the manager page (which comes with the web console): not followed.
@@ -180,11 +188,38 @@ public sealed class DatabaseManagerScenario : IScenario
         await Task.Delay(1000, cancellationToken);
         var idle = server.RssMb();
         var backup = new Measured(server); var restore = new Measured(server); var duplicate = new Measured(server);
+        var pgDump = new List<double>(); var psql = new List<double>(); var template = new List<double>();
         var downloaded = Path.Combine(dataDir, "http.zip");
+        Task DropCopy() => server.PostAsync(http, "/web/database/drop", Form(("master_pwd", MasterPassword), ("name", "bench-http")),
+            HttpStatusCode.Redirect, cancellationToken);
+        async Task Pair(int run, Measured ours, Func<Task> oursAction, Func<Task> oursCleanup, List<double> bare, Func<Task> bareAction,
+            Func<Task> bareCleanup)
+        {
+            for (var side = 0; side < 2; side++)
+            {
+                // The server's backup leaves a pooled session on the tenant, which a bare CREATE DATABASE … TEMPLATE
+                // would refuse; neither side is timed ending it.
+                await Exec(admin, $"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{Tenant}'");
+                while (await Scalar(admin, $"SELECT count(*) FROM pg_stat_activity WHERE datname = '{Tenant}'") > 0)
+                {
+                    await Task.Delay(10, cancellationToken);
+                }
+                await Settle(admin);
+                if ((side + run) % 2 == 0)
+                {
+                    await ours.TimeAsync(oursAction);
+                    await oursCleanup();
+                }
+                else
+                {
+                    bare.Add(await BenchRunner.TimeAsync(bareAction));
+                    await bareCleanup();
+                }
+            }
+        }
         for (var i = 0; i < runs; i++)
         {
-            await Settle(admin);
-            await backup.TimeAsync(async () =>
+            await Pair(i, backup, async () =>
             {
                 using var request = new HttpRequestMessage(HttpMethod.Post, "/web/database/backup")
                 {
@@ -194,10 +229,8 @@ public sealed class DatabaseManagerScenario : IScenario
                 await server.ExpectAsync(response, HttpStatusCode.OK, cancellationToken);
                 await using var file = new FileStream(downloaded, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20, useAsync: true);
                 await response.Content.CopyToAsync(file, cancellationToken);
-            });
-
-            await Settle(admin);
-            await restore.TimeAsync(async () =>
+            }, () => Task.CompletedTask, pgDump, baselines.PgDump, () => Task.CompletedTask);
+            await Pair(i, restore, async () =>
             {
                 await using var upload = new FileStream(zip, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20, useAsync: true);
                 using var content = new MultipartFormDataContent
@@ -207,20 +240,15 @@ public sealed class DatabaseManagerScenario : IScenario
                     { new StreamContent(upload, 1 << 20), "backup_file", "backup.zip" },
                 };
                 await server.PostAsync(http, "/web/database/restore", content, HttpStatusCode.Redirect, cancellationToken);
-            });
-            await server.PostAsync(http, "/web/database/drop", Form(("master_pwd", MasterPassword), ("name", "bench-http")),
-                HttpStatusCode.Redirect, cancellationToken);
-
-            await Settle(admin);
-            await duplicate.TimeAsync(() => server.PostAsync(http, "/web/database/duplicate",
-                Form(("master_pwd", MasterPassword), ("name", Tenant), ("new_name", "bench-http")), HttpStatusCode.Redirect, cancellationToken));
-            await server.PostAsync(http, "/web/database/drop", Form(("master_pwd", MasterPassword), ("name", "bench-http")),
-                HttpStatusCode.Redirect, cancellationToken);
+            }, DropCopy, psql, baselines.Psql, baselines.Drop);
+            await Pair(i, duplicate, () => server.PostAsync(http, "/web/database/duplicate",
+                Form(("master_pwd", MasterPassword), ("name", Tenant), ("new_name", "bench-http")), HttpStatusCode.Redirect, cancellationToken),
+                DropCopy, template, baselines.Template, baselines.Drop);
         }
         var hwm = server.HwmMb();
         string Note(Measured m) => string.Create(CultureInfo.InvariantCulture,
             $"tenant {tenantMb:F0} MB over HTTP; server process (pid {server.Pid}) VmRSS idle {idle:F0} MB, peak during this {m.PeakRss:F0} MB " +
-            $"(+{m.PeakRss - idle:F0} MB; bound +150 MB); VmHWM at the end {hwm:F0} MB; baseline as measured above");
+            $"(+{m.PeakRss - idle:F0} MB; bound +150 MB); VmHWM at the end {hwm:F0} MB; baseline run beside it");
         return
         [
             new ScenarioResult("http-backup-zip", backup.Ms, pgDump, "pg_dump (plain, to file)", Note(backup)),

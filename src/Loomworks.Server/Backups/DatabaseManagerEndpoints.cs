@@ -131,9 +131,14 @@ public static class DatabaseManagerEndpoints
             // DeflateStream flushes its last block synchronously when a zip entry is closed, even from DisposeAsync.
             bodyControl.AllowSynchronousIO = true;
         }
+        // Unbuffered, every 8 KB block the zip's deflater writes would be its own flush and send; 1 MB writes are what
+        // a backup written to a file gets from its FileStream. It is flushed only on success and never disposed, since
+        // disposing would flush a half-written buffer into the response after a failure.
+        var body = new BufferedStream(context.Response.Body, 1 << 20);
         try
         {
-            await manager.DumpAsync(name, context.Response.Body, format, Truthy(form.Optional("filestore") ?? "true"), context.RequestAborted);
+            await manager.DumpAsync(name, body, format, Truthy(form.Optional("filestore") ?? "true"), context.RequestAborted);
+            await body.FlushAsync(context.RequestAborted);
         }
         catch (Exception e) when (context.Response.HasStarted)
         {
