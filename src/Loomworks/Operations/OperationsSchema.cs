@@ -238,6 +238,7 @@ public static class OperationsSchema
             FROM loomworks_ai_operation_log l
             LEFT JOIN LATERAL (SELECT * FROM loomworks_operation_summary(l.id, l.model_name) WHERE l.record_ids IS NULL) s ON true;
             """),
+        new(2008, "cheaper change capture: one plain statement per captured statement, no check on each change row", CheapCaptureSql),
     ];
 
     /// <summary>The SQL of migration 2003, kept as it was: migration 2005 replaces its completion at commit.</summary>
@@ -549,6 +550,70 @@ public static class OperationsSchema
             .Replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", StringComparison.Ordinal)
             .Replace("n.operation_id AS later_operation_id",
                 "(SELECT g.id FROM loomworks_ai_operation_log g WHERE g.id = n.operation_id) AS later_operation_id", StringComparison.Ordinal);
+
+    /// <summary>
+    /// Migration 2008: the capture function's work per statement cut down, since it runs inside every write. Tables with a
+    /// key of one column (nearly all) get one plain INSERT … SELECT per statement with no subquery per row, and an update's
+    /// old and new rows are paired by position instead of by a join and a sort. The check on the change kind goes: the
+    /// capture function is the table's only writer, and the check's expression was rebuilt for every captured statement.
+    /// </summary>
+    private const string CheapCaptureSql = """
+        ALTER TABLE loomworks_change DROP CONSTRAINT IF EXISTS loomworks_change_kind_check;
+
+        CREATE OR REPLACE FUNCTION loomworks_capture_statement() RETURNS trigger LANGUAGE plpgsql AS $fn$
+        DECLARE
+            op bigint := nullif(current_setting('loomworks.operation_id', true), '')::bigint;
+            keys text[] := TG_ARGV[0]::text[];
+            ignored text[] := TG_ARGV[1]::text[];
+            k1 text := CASE WHEN cardinality(keys) = 1 THEN keys[1] END;
+            olds jsonb[];
+            news jsonb[];
+        BEGIN
+            -- Each branch is its own statement with its own cached plan, so a statement starts only the plan it runs.
+            IF k1 IS NOT NULL AND TG_OP = 'INSERT' THEN
+                INSERT INTO loomworks_change (operation_id, table_name, row_key, kind, new_row)
+                SELECT coalesce(op, (SELECT loomworks_next_operation_id())), TG_TABLE_NAME, jsonb_build_object(k1, n.j -> k1), 'I', n.j
+                FROM (SELECT to_jsonb(t) AS j FROM loomworks_new_rows t) n;
+                RETURN NULL;
+            ELSIF k1 IS NOT NULL AND TG_OP = 'DELETE' THEN
+                INSERT INTO loomworks_change (operation_id, table_name, row_key, kind, old_row)
+                SELECT coalesce(op, (SELECT loomworks_next_operation_id())), TG_TABLE_NAME, jsonb_build_object(k1, o.j -> k1), 'D', o.j
+                FROM (SELECT to_jsonb(t) AS j FROM loomworks_old_rows t) o;
+                RETURN NULL;
+            END IF;
+            -- An update's old and new rows pair up by position: PostgreSQL adds each updated row's old and new version to
+            -- the two transition tables together. A pair whose keys differ is not an update of one row (below).
+            IF TG_OP <> 'INSERT' THEN
+                olds := ARRAY(SELECT to_jsonb(t) FROM loomworks_old_rows t);
+            END IF;
+            IF TG_OP <> 'DELETE' THEN
+                news := ARRAY(SELECT to_jsonb(t) FROM loomworks_new_rows t);
+            END IF;
+            IF k1 IS NOT NULL AND NOT EXISTS (SELECT FROM unnest(olds, news) p(o, n) WHERE p.o -> k1 IS DISTINCT FROM p.n -> k1) THEN
+                INSERT INTO loomworks_change (operation_id, table_name, row_key, kind, old_row, new_row)
+                SELECT coalesce(op, (SELECT loomworks_next_operation_id())), TG_TABLE_NAME, jsonb_build_object(k1, p.o -> k1), 'U', p.o, p.n
+                FROM unnest(olds, news) p(o, n)
+                WHERE p.o - ignored <> p.n - ignored;
+                RETURN NULL;
+            END IF;
+            -- Keys of several columns, and updates that changed a key: a row whose key changed is captured as its deletion
+            -- and an insertion, every deletion first, so undo (newest first) removes the new keys before it brings the old
+            -- ones back.
+            INSERT INTO loomworks_change (operation_id, table_name, row_key, kind, old_row, new_row)
+            SELECT coalesce(op, (SELECT loomworks_next_operation_id())), TG_TABLE_NAME, x.k, x.kind, x.o, x.n
+            FROM (SELECT p.o, p.n, p.ord, (SELECT jsonb_object_agg(k, p.o -> k) FROM unnest(keys) k) AS ko,
+                         (SELECT jsonb_object_agg(k, p.n -> k) FROM unnest(keys) k) AS kn
+                  FROM unnest(olds, news) WITH ORDINALITY p(o, n, ord)) p
+            CROSS JOIN LATERAL (VALUES (1, p.ko, 'D'::"char", p.o, NULL::jsonb), (2, p.ko, 'U', p.o, p.n), (3, p.kn, 'I', NULL, p.n))
+                x(step, k, kind, o, n)
+            WHERE CASE x.step WHEN 1 THEN p.o IS NOT NULL AND p.ko IS DISTINCT FROM p.kn
+                              WHEN 2 THEN p.ko = p.kn AND p.o - ignored <> p.n - ignored
+                              ELSE p.n IS NOT NULL AND p.ko IS DISTINCT FROM p.kn END
+            ORDER BY x.step, p.ord;
+            RETURN NULL;
+        END
+        $fn$;
+        """;
 
     /// <summary>Brings a tenant database's operation-log schema to the latest version.</summary>
     public static Task<int> ApplyAsync(NpgsqlConnection connection, CancellationToken cancellationToken) =>
