@@ -15,191 +15,7 @@ public static class OperationsSchema
 
     public static IReadOnlyList<Migration> All { get; } =
     [
-        new(2000, "operation log and change capture", """
-            CREATE TABLE loomworks_ai_operation_log (
-                id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                session_id text,
-                agent_id text,
-                user_id bigint,
-                tool_name text,
-                operation_type text NOT NULL,
-                model_name text,
-                record_ids bigint[] NOT NULL DEFAULT '{}',
-                values_before jsonb,
-                values_after jsonb,
-                state text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'failed')),
-                error_message text,
-                execution_time_ms integer,
-                snapshot_id bigint,
-                undone boolean NOT NULL DEFAULT false,
-                undone_at timestamptz,
-                undone_by bigint REFERENCES loomworks_ai_operation_log (id),
-                undo_of bigint REFERENCES loomworks_ai_operation_log (id),
-                change_count integer NOT NULL DEFAULT 0,
-                created_at timestamptz NOT NULL DEFAULT now());
-            CREATE INDEX loomworks_ai_operation_log_session ON loomworks_ai_operation_log (session_id, id) WHERE session_id IS NOT NULL;
-            CREATE INDEX loomworks_ai_operation_log_agent ON loomworks_ai_operation_log (agent_id, id) WHERE agent_id IS NOT NULL;
-            CREATE INDEX loomworks_ai_operation_log_model ON loomworks_ai_operation_log (model_name, id);
-            -- BRIN: rows arrive in time order, and a B-tree on every insert is cost the hot path does not need.
-            CREATE INDEX loomworks_ai_operation_log_created ON loomworks_ai_operation_log USING brin (created_at);
-
-            -- No foreign key to the log: the row triggers are the hot path, and retention prunes these rows alone.
-            CREATE TABLE loomworks_change (
-                id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                operation_id bigint,
-                table_name text NOT NULL,
-                row_key jsonb NOT NULL,
-                kind "char" NOT NULL CHECK (kind IN ('I', 'U', 'D')),
-                old_row jsonb,
-                new_row jsonb,
-                changed_at timestamptz NOT NULL DEFAULT now());
-            CREATE INDEX loomworks_change_operation ON loomworks_change (operation_id, id);
-            CREATE INDEX loomworks_change_row ON loomworks_change (table_name, row_key, id);
-            CREATE INDEX loomworks_change_time ON loomworks_change USING brin (changed_at);
-
-            -- One row: since when the change table holds every captured change (capture start, then the retention cutoff).
-            CREATE TABLE loomworks_oplog_coverage (
-                one boolean PRIMARY KEY DEFAULT true CHECK (one),
-                covered_since timestamptz NOT NULL);
-            INSERT INTO loomworks_oplog_coverage (covered_since) VALUES (now());
-
-            -- Trigger arguments are the key columns, found at install time, so the trigger never looks them up.
-            CREATE FUNCTION loomworks_capture_change() RETURNS trigger LANGUAGE plpgsql AS $fn$
-            DECLARE
-                op bigint := nullif(current_setting('loomworks.operation_id', true), '')::bigint;
-                src jsonb;
-                key jsonb := '{}';
-                col text;
-            BEGIN
-                IF TG_OP = 'INSERT' THEN
-                    src := to_jsonb(NEW);
-                ELSE
-                    src := to_jsonb(OLD);
-                END IF;
-                FOREACH col IN ARRAY TG_ARGV LOOP
-                    key := key || jsonb_build_object(col, src -> col);
-                END LOOP;
-                IF TG_OP = 'INSERT' THEN
-                    INSERT INTO loomworks_change (operation_id, table_name, row_key, kind, new_row)
-                    VALUES (op, TG_TABLE_NAME, key, 'I', src);
-                ELSIF TG_OP = 'UPDATE' THEN
-                    IF OLD IS NOT DISTINCT FROM NEW THEN
-                        RETURN NULL;
-                    END IF;
-                    INSERT INTO loomworks_change (operation_id, table_name, row_key, kind, old_row, new_row)
-                    VALUES (op, TG_TABLE_NAME, key, 'U', src, to_jsonb(NEW));
-                ELSE
-                    INSERT INTO loomworks_change (operation_id, table_name, row_key, kind, old_row)
-                    VALUES (op, TG_TABLE_NAME, key, 'D', src);
-                END IF;
-                RETURN NULL;
-            END
-            $fn$;
-
-            -- The condition "row matches this key", spliced with %I so only real column names reach the SQL.
-            CREATE FUNCTION loomworks_key_condition(key jsonb, source text) RETURNS text LANGUAGE sql IMMUTABLE AS $fn$
-                -- '=' rather than IS NOT DISTINCT FROM, which no index can serve; a null key part (tables without a
-                -- primary key) is matched with IS NULL.
-                SELECT coalesce(string_agg(CASE WHEN e.value = 'null'::jsonb THEN format('t.%I IS NULL', e.key)
-                                                ELSE format('t.%I = (%s).%I', e.key, source, e.key) END,
-                                           ' AND ' ORDER BY e.key), 'false')
-                FROM jsonb_each(key) e
-            $fn$;
-
-            -- For each row the operation touched: the newest later change when the row no longer is as the operation left it.
-            CREATE FUNCTION loomworks_operation_conflicts(op bigint)
-            RETURNS TABLE (table_name text, row_key jsonb, later_operation_id bigint, later_change_at timestamptz)
-            LANGUAGE plpgsql STABLE AS $fn$
-            DECLARE
-                r record;
-                current_row jsonb;
-            BEGIN
-                FOR r IN
-                    SELECT DISTINCT ON (c.table_name, c.row_key) c.id, c.table_name, c.row_key, c.kind, c.new_row
-                    FROM loomworks_change c WHERE c.operation_id = op
-                    ORDER BY c.table_name, c.row_key, c.id DESC
-                LOOP
-                    EXECUTE format('SELECT to_jsonb(t) FROM %I t WHERE %s', r.table_name,
-                        loomworks_key_condition(r.row_key, format('jsonb_populate_record(NULL::%I, $1)', r.table_name)))
-                        INTO current_row USING coalesce(r.new_row, r.row_key);
-                    IF current_row IS DISTINCT FROM r.new_row THEN
-                        table_name := r.table_name;
-                        row_key := r.row_key;
-                        SELECT l.operation_id, l.changed_at INTO later_operation_id, later_change_at
-                        FROM loomworks_change l
-                        WHERE l.table_name = r.table_name AND l.row_key = r.row_key AND l.id > r.id
-                        ORDER BY l.id DESC LIMIT 1;
-                        RETURN NEXT;
-                    END IF;
-                END LOOP;
-            END
-            $fn$;
-
-            -- Applies the inverse of every change of the operation, newest first; returns how many rows it changed back.
-            CREATE FUNCTION loomworks_apply_inverse(op bigint) RETURNS integer LANGUAGE plpgsql AS $fn$
-            DECLARE
-                c record;
-                cols text;
-                n integer := 0;
-                waiting bigint[] := '{}';
-                still bigint[];
-                w bigint;
-            BEGIN
-                FOR c IN SELECT * FROM loomworks_change WHERE operation_id = op ORDER BY id DESC LOOP
-                    IF c.kind = 'D' THEN
-                        -- A cascaded delete captures the parent before its children, so newest-first would bring a
-                        -- child back before its parent: a row whose parent is missing waits and is retried below.
-                        BEGIN
-                            EXECUTE format('INSERT INTO %I OVERRIDING SYSTEM VALUE SELECT * FROM jsonb_populate_record(NULL::%I, $1)',
-                                c.table_name, c.table_name) USING c.old_row;
-                        EXCEPTION WHEN foreign_key_violation THEN
-                            waiting := waiting || c.id;
-                            CONTINUE;
-                        END;
-                    ELSIF c.kind = 'I' THEN
-                        EXECUTE format('DELETE FROM %I t WHERE %s', c.table_name,
-                            loomworks_key_condition(c.row_key, format('jsonb_populate_record(NULL::%I, $1)', c.table_name)))
-                            USING c.new_row;
-                    ELSE
-                        -- Only the columns the change altered: identity ids cannot be assigned, and a forced undo
-                        -- should not clobber columns a later operation set.
-                        SELECT string_agg(format('%I = (jsonb_populate_record(NULL::%I, $1)).%I', o.key, c.table_name, o.key), ', ')
-                        INTO cols
-                        FROM jsonb_each(c.old_row) o
-                        WHERE o.value IS DISTINCT FROM c.new_row -> o.key;
-                        IF cols IS NULL THEN
-                            CONTINUE;
-                        END IF;
-                        EXECUTE format('UPDATE %I t SET %s WHERE %s', c.table_name, cols,
-                            loomworks_key_condition(c.row_key, format('jsonb_populate_record(NULL::%I, $2)', c.table_name)))
-                            USING c.old_row, c.new_row;
-                    END IF;
-                    n := n + 1;
-                END LOOP;
-                WHILE cardinality(waiting) > 0 LOOP
-                    still := '{}';
-                    FOREACH w IN ARRAY waiting LOOP
-                        SELECT * INTO c FROM loomworks_change WHERE id = w;
-                        BEGIN
-                            EXECUTE format('INSERT INTO %I OVERRIDING SYSTEM VALUE SELECT * FROM jsonb_populate_record(NULL::%I, $1)',
-                                c.table_name, c.table_name) USING c.old_row;
-                            n := n + 1;
-                        EXCEPTION WHEN foreign_key_violation THEN
-                            still := still || w;
-                        END;
-                    END LOOP;
-                    IF cardinality(still) = cardinality(waiting) THEN
-                        -- No progress: the parent is gone for good (deleted by a later operation); say which row.
-                        SELECT * INTO c FROM loomworks_change WHERE id = still[1];
-                        EXECUTE format('INSERT INTO %I OVERRIDING SYSTEM VALUE SELECT * FROM jsonb_populate_record(NULL::%I, $1)',
-                            c.table_name, c.table_name) USING c.old_row;
-                    END IF;
-                    waiting := still;
-                END LOOP;
-                RETURN n;
-            END
-            $fn$;
-            """),
+        new(2000, "operation log and change capture", InitialSql),
         new(2003, "statement-level capture, completion at commit, undo in one statement", StatementCaptureSql),
         new(2005, "the log row written once at commit, change rows tagged without a round trip", WriteOnceSql),
         new(2006, "what an operation changed read from its change rows", """
@@ -238,8 +54,196 @@ public static class OperationsSchema
             FROM loomworks_ai_operation_log l
             LEFT JOIN LATERAL (SELECT * FROM loomworks_operation_summary(l.id, l.model_name) WHERE l.record_ids IS NULL) s ON true;
             """),
+        new(2008, "cheaper change capture: one plain statement per captured statement, two indexes per change row",
+            CheapCaptureSql + "\n" + InverseByOperationSql),
     ];
 
+    /// <summary>The SQL of migration 2000, kept as it was: later migrations replace several of its functions.</summary>
+    private const string InitialSql = """
+        CREATE TABLE loomworks_ai_operation_log (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            session_id text,
+            agent_id text,
+            user_id bigint,
+            tool_name text,
+            operation_type text NOT NULL,
+            model_name text,
+            record_ids bigint[] NOT NULL DEFAULT '{}',
+            values_before jsonb,
+            values_after jsonb,
+            state text NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'failed')),
+            error_message text,
+            execution_time_ms integer,
+            snapshot_id bigint,
+            undone boolean NOT NULL DEFAULT false,
+            undone_at timestamptz,
+            undone_by bigint REFERENCES loomworks_ai_operation_log (id),
+            undo_of bigint REFERENCES loomworks_ai_operation_log (id),
+            change_count integer NOT NULL DEFAULT 0,
+            created_at timestamptz NOT NULL DEFAULT now());
+        CREATE INDEX loomworks_ai_operation_log_session ON loomworks_ai_operation_log (session_id, id) WHERE session_id IS NOT NULL;
+        CREATE INDEX loomworks_ai_operation_log_agent ON loomworks_ai_operation_log (agent_id, id) WHERE agent_id IS NOT NULL;
+        CREATE INDEX loomworks_ai_operation_log_model ON loomworks_ai_operation_log (model_name, id);
+        -- BRIN: rows arrive in time order, and a B-tree on every insert is cost the hot path does not need.
+        CREATE INDEX loomworks_ai_operation_log_created ON loomworks_ai_operation_log USING brin (created_at);
+
+        -- No foreign key to the log: the row triggers are the hot path, and retention prunes these rows alone.
+        CREATE TABLE loomworks_change (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            operation_id bigint,
+            table_name text NOT NULL,
+            row_key jsonb NOT NULL,
+            kind "char" NOT NULL CHECK (kind IN ('I', 'U', 'D')),
+            old_row jsonb,
+            new_row jsonb,
+            changed_at timestamptz NOT NULL DEFAULT now());
+        CREATE INDEX loomworks_change_operation ON loomworks_change (operation_id, id);
+        CREATE INDEX loomworks_change_row ON loomworks_change (table_name, row_key, id);
+        CREATE INDEX loomworks_change_time ON loomworks_change USING brin (changed_at);
+
+        -- One row: since when the change table holds every captured change (capture start, then the retention cutoff).
+        CREATE TABLE loomworks_oplog_coverage (
+            one boolean PRIMARY KEY DEFAULT true CHECK (one),
+            covered_since timestamptz NOT NULL);
+        INSERT INTO loomworks_oplog_coverage (covered_since) VALUES (now());
+
+        -- Trigger arguments are the key columns, found at install time, so the trigger never looks them up.
+        CREATE FUNCTION loomworks_capture_change() RETURNS trigger LANGUAGE plpgsql AS $fn$
+        DECLARE
+            op bigint := nullif(current_setting('loomworks.operation_id', true), '')::bigint;
+            src jsonb;
+            key jsonb := '{}';
+            col text;
+        BEGIN
+            IF TG_OP = 'INSERT' THEN
+                src := to_jsonb(NEW);
+            ELSE
+                src := to_jsonb(OLD);
+            END IF;
+            FOREACH col IN ARRAY TG_ARGV LOOP
+                key := key || jsonb_build_object(col, src -> col);
+            END LOOP;
+            IF TG_OP = 'INSERT' THEN
+                INSERT INTO loomworks_change (operation_id, table_name, row_key, kind, new_row)
+                VALUES (op, TG_TABLE_NAME, key, 'I', src);
+            ELSIF TG_OP = 'UPDATE' THEN
+                IF OLD IS NOT DISTINCT FROM NEW THEN
+                    RETURN NULL;
+                END IF;
+                INSERT INTO loomworks_change (operation_id, table_name, row_key, kind, old_row, new_row)
+                VALUES (op, TG_TABLE_NAME, key, 'U', src, to_jsonb(NEW));
+            ELSE
+                INSERT INTO loomworks_change (operation_id, table_name, row_key, kind, old_row)
+                VALUES (op, TG_TABLE_NAME, key, 'D', src);
+            END IF;
+            RETURN NULL;
+        END
+        $fn$;
+
+        -- The condition "row matches this key", spliced with %I so only real column names reach the SQL.
+        CREATE FUNCTION loomworks_key_condition(key jsonb, source text) RETURNS text LANGUAGE sql IMMUTABLE AS $fn$
+            -- '=' rather than IS NOT DISTINCT FROM, which no index can serve; a null key part (tables without a
+            -- primary key) is matched with IS NULL.
+            SELECT coalesce(string_agg(CASE WHEN e.value = 'null'::jsonb THEN format('t.%I IS NULL', e.key)
+                                            ELSE format('t.%I = (%s).%I', e.key, source, e.key) END,
+                                       ' AND ' ORDER BY e.key), 'false')
+            FROM jsonb_each(key) e
+        $fn$;
+
+        -- For each row the operation touched: the newest later change when the row no longer is as the operation left it.
+        CREATE FUNCTION loomworks_operation_conflicts(op bigint)
+        RETURNS TABLE (table_name text, row_key jsonb, later_operation_id bigint, later_change_at timestamptz)
+        LANGUAGE plpgsql STABLE AS $fn$
+        DECLARE
+            r record;
+            current_row jsonb;
+        BEGIN
+            FOR r IN
+                SELECT DISTINCT ON (c.table_name, c.row_key) c.id, c.table_name, c.row_key, c.kind, c.new_row
+                FROM loomworks_change c WHERE c.operation_id = op
+                ORDER BY c.table_name, c.row_key, c.id DESC
+            LOOP
+                EXECUTE format('SELECT to_jsonb(t) FROM %I t WHERE %s', r.table_name,
+                    loomworks_key_condition(r.row_key, format('jsonb_populate_record(NULL::%I, $1)', r.table_name)))
+                    INTO current_row USING coalesce(r.new_row, r.row_key);
+                IF current_row IS DISTINCT FROM r.new_row THEN
+                    table_name := r.table_name;
+                    row_key := r.row_key;
+                    SELECT l.operation_id, l.changed_at INTO later_operation_id, later_change_at
+                    FROM loomworks_change l
+                    WHERE l.table_name = r.table_name AND l.row_key = r.row_key AND l.id > r.id
+                    ORDER BY l.id DESC LIMIT 1;
+                    RETURN NEXT;
+                END IF;
+            END LOOP;
+        END
+        $fn$;
+
+        -- Applies the inverse of every change of the operation, newest first; returns how many rows it changed back.
+        CREATE FUNCTION loomworks_apply_inverse(op bigint) RETURNS integer LANGUAGE plpgsql AS $fn$
+        DECLARE
+            c record;
+            cols text;
+            n integer := 0;
+            waiting bigint[] := '{}';
+            still bigint[];
+            w bigint;
+        BEGIN
+            FOR c IN SELECT * FROM loomworks_change WHERE operation_id = op ORDER BY id DESC LOOP
+                IF c.kind = 'D' THEN
+                    -- A cascaded delete captures the parent before its children, so newest-first would bring a
+                    -- child back before its parent: a row whose parent is missing waits and is retried below.
+                    BEGIN
+                        EXECUTE format('INSERT INTO %I OVERRIDING SYSTEM VALUE SELECT * FROM jsonb_populate_record(NULL::%I, $1)',
+                            c.table_name, c.table_name) USING c.old_row;
+                    EXCEPTION WHEN foreign_key_violation THEN
+                        waiting := waiting || c.id;
+                        CONTINUE;
+                    END;
+                ELSIF c.kind = 'I' THEN
+                    EXECUTE format('DELETE FROM %I t WHERE %s', c.table_name,
+                        loomworks_key_condition(c.row_key, format('jsonb_populate_record(NULL::%I, $1)', c.table_name)))
+                        USING c.new_row;
+                ELSE
+                    -- Only the columns the change altered: identity ids cannot be assigned, and a forced undo
+                    -- should not clobber columns a later operation set.
+                    SELECT string_agg(format('%I = (jsonb_populate_record(NULL::%I, $1)).%I', o.key, c.table_name, o.key), ', ')
+                    INTO cols
+                    FROM jsonb_each(c.old_row) o
+                    WHERE o.value IS DISTINCT FROM c.new_row -> o.key;
+                    IF cols IS NULL THEN
+                        CONTINUE;
+                    END IF;
+                    EXECUTE format('UPDATE %I t SET %s WHERE %s', c.table_name, cols,
+                        loomworks_key_condition(c.row_key, format('jsonb_populate_record(NULL::%I, $2)', c.table_name)))
+                        USING c.old_row, c.new_row;
+                END IF;
+                n := n + 1;
+            END LOOP;
+            WHILE cardinality(waiting) > 0 LOOP
+                still := '{}';
+                FOREACH w IN ARRAY waiting LOOP
+                    SELECT * INTO c FROM loomworks_change WHERE id = w;
+                    BEGIN
+                        EXECUTE format('INSERT INTO %I OVERRIDING SYSTEM VALUE SELECT * FROM jsonb_populate_record(NULL::%I, $1)',
+                            c.table_name, c.table_name) USING c.old_row;
+                        n := n + 1;
+                    EXCEPTION WHEN foreign_key_violation THEN
+                        still := still || w;
+                    END;
+                END LOOP;
+                IF cardinality(still) = cardinality(waiting) THEN
+                    -- No progress: the parent is gone for good (deleted by a later operation); say which row.
+                    SELECT * INTO c FROM loomworks_change WHERE id = still[1];
+                    EXECUTE format('INSERT INTO %I OVERRIDING SYSTEM VALUE SELECT * FROM jsonb_populate_record(NULL::%I, $1)',
+                        c.table_name, c.table_name) USING c.old_row;
+                END IF;
+                waiting := still;
+            END LOOP;
+            RETURN n;
+        END
+        $fn$;
+        """;
     /// <summary>The SQL of migration 2003, kept as it was: migration 2005 replaces its completion at commit.</summary>
     private const string StatementCaptureSql = """
             -- Rows are written small (pending) and filled at commit: room on the page keeps that update HOT, so it touches
@@ -549,6 +553,90 @@ public static class OperationsSchema
             .Replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", StringComparison.Ordinal)
             .Replace("n.operation_id AS later_operation_id",
                 "(SELECT g.id FROM loomworks_ai_operation_log g WHERE g.id = n.operation_id) AS later_operation_id", StringComparison.Ordinal);
+
+    /// <summary>
+    /// Migration 2008: the capture function's work per statement cut down, since it runs inside every write. Tables with a
+    /// key of one column (nearly all) get one plain INSERT … SELECT per statement with no subquery per row, and an update's
+    /// old and new rows are paired by position instead of by a join and a sort. The check on the change kind goes: the
+    /// capture function is the table's only writer, and the check's expression was rebuilt for every captured statement.
+    /// So does the primary key: every reader finds change rows by operation (operation_id, id) or by row (table_name,
+    /// row_key, id), and the undo functions that looked rows up by id alone now name the operation too
+    /// (<see cref="InverseByOperationSql"/>).
+    /// </summary>
+    private const string CheapCaptureSql = """
+        ALTER TABLE loomworks_change DROP CONSTRAINT IF EXISTS loomworks_change_kind_check;
+        ALTER TABLE loomworks_change DROP CONSTRAINT IF EXISTS loomworks_change_pkey;
+
+        CREATE OR REPLACE FUNCTION loomworks_capture_statement() RETURNS trigger LANGUAGE plpgsql AS $fn$
+        DECLARE
+            op bigint := nullif(current_setting('loomworks.operation_id', true), '')::bigint;
+            keys text[] := TG_ARGV[0]::text[];
+            ignored text[] := TG_ARGV[1]::text[];
+            k1 text := CASE WHEN cardinality(keys) = 1 THEN keys[1] END;
+            olds jsonb[];
+            news jsonb[];
+        BEGIN
+            -- Each branch is its own statement with its own cached plan, so a statement starts only the plan it runs.
+            IF k1 IS NOT NULL AND TG_OP = 'INSERT' THEN
+                INSERT INTO loomworks_change (operation_id, table_name, row_key, kind, new_row)
+                SELECT coalesce(op, (SELECT loomworks_next_operation_id())), TG_TABLE_NAME, jsonb_build_object(k1, n.j -> k1), 'I', n.j
+                FROM (SELECT to_jsonb(t) AS j FROM loomworks_new_rows t) n;
+                RETURN NULL;
+            ELSIF k1 IS NOT NULL AND TG_OP = 'DELETE' THEN
+                INSERT INTO loomworks_change (operation_id, table_name, row_key, kind, old_row)
+                SELECT coalesce(op, (SELECT loomworks_next_operation_id())), TG_TABLE_NAME, jsonb_build_object(k1, o.j -> k1), 'D', o.j
+                FROM (SELECT to_jsonb(t) AS j FROM loomworks_old_rows t) o;
+                RETURN NULL;
+            END IF;
+            -- An update's old and new rows pair up by position: PostgreSQL adds each updated row's old and new version to
+            -- the two transition tables together. A pair whose keys differ is not an update of one row (below).
+            IF TG_OP <> 'INSERT' THEN
+                olds := ARRAY(SELECT to_jsonb(t) FROM loomworks_old_rows t);
+            END IF;
+            IF TG_OP <> 'DELETE' THEN
+                news := ARRAY(SELECT to_jsonb(t) FROM loomworks_new_rows t);
+            END IF;
+            IF k1 IS NOT NULL AND NOT EXISTS (SELECT FROM unnest(olds, news) p(o, n) WHERE p.o -> k1 IS DISTINCT FROM p.n -> k1) THEN
+                INSERT INTO loomworks_change (operation_id, table_name, row_key, kind, old_row, new_row)
+                SELECT coalesce(op, (SELECT loomworks_next_operation_id())), TG_TABLE_NAME, jsonb_build_object(k1, p.o -> k1), 'U', p.o, p.n
+                FROM unnest(olds, news) p(o, n)
+                WHERE p.o - ignored <> p.n - ignored;
+                RETURN NULL;
+            END IF;
+            -- Keys of several columns, and updates that changed a key: a row whose key changed is captured as its deletion
+            -- and an insertion, every deletion first, so undo (newest first) removes the new keys before it brings the old
+            -- ones back.
+            INSERT INTO loomworks_change (operation_id, table_name, row_key, kind, old_row, new_row)
+            SELECT coalesce(op, (SELECT loomworks_next_operation_id())), TG_TABLE_NAME, x.k, x.kind, x.o, x.n
+            FROM (SELECT p.o, p.n, p.ord, (SELECT jsonb_object_agg(k, p.o -> k) FROM unnest(keys) k) AS ko,
+                         (SELECT jsonb_object_agg(k, p.n -> k) FROM unnest(keys) k) AS kn
+                  FROM unnest(olds, news) WITH ORDINALITY p(o, n, ord)) p
+            CROSS JOIN LATERAL (VALUES (1, p.ko, 'D'::"char", p.o, NULL::jsonb), (2, p.ko, 'U', p.o, p.n), (3, p.kn, 'I', NULL, p.n))
+                x(step, k, kind, o, n)
+            WHERE CASE x.step WHEN 1 THEN p.o IS NOT NULL AND p.ko IS DISTINCT FROM p.kn
+                              WHEN 2 THEN p.ko = p.kn AND p.o - ignored <> p.n - ignored
+                              ELSE p.n IS NOT NULL AND p.ko IS DISTINCT FROM p.kn END
+            ORDER BY x.step, p.ord;
+            RETURN NULL;
+        END
+        $fn$;
+        """;
+
+    /// <summary>
+    /// The inverse functions of migrations 2000 and 2003 as they were, but reading change rows by their operation and id
+    /// instead of by id alone, which no index serves after migration 2008.
+    /// </summary>
+    private static string InverseByOperationSql =>
+        (InitialSql[InitialSql.IndexOf("CREATE FUNCTION loomworks_apply_inverse(", StringComparison.Ordinal)..]
+            .Replace("FROM loomworks_change WHERE id = ", "FROM loomworks_change WHERE operation_id = op AND id = ", StringComparison.Ordinal)
+        + "\n" + StatementCaptureSql[
+            StatementCaptureSql.IndexOf("CREATE FUNCTION loomworks_apply_inverse_directly(", StringComparison.Ordinal)..
+            StatementCaptureSql.IndexOf("-- Undoes the operations in the order given", StringComparison.Ordinal)]
+            .Replace("WHERE c.id = ANY($1)", "WHERE c.operation_id = $2 AND c.id = ANY($1)", StringComparison.Ordinal)
+            .Replace("USING g.ids;", "USING g.ids, op;", StringComparison.Ordinal)
+            .Replace("FROM loomworks_change WHERE id = ANY(g.ids)", "FROM loomworks_change WHERE operation_id = op AND id = ANY(g.ids)",
+                StringComparison.Ordinal))
+        .Replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", StringComparison.Ordinal);
 
     /// <summary>Brings a tenant database's operation-log schema to the latest version.</summary>
     public static Task<int> ApplyAsync(NpgsqlConnection connection, CancellationToken cancellationToken) =>

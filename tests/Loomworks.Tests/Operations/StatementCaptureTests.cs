@@ -291,6 +291,67 @@ public sealed class StatementCaptureTests(PostgresFixture postgres)
         Assert.Contains("2 row change(s)", rewind.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task An_update_that_changes_some_keys_captures_deletions_then_updates_then_insertions_and_undo_restores_them()
+    {
+        var ds = await DatabaseAsync("key_move");
+        var ids = await ErpShape.ScalarAsync<int[]>(ds, "WITH n AS (INSERT INTO res_partner (name) VALUES ('M1'), ('M2'), ('M3') RETURNING id) SELECT array_agg(id ORDER BY id) FROM n");
+        var before = await ErpShape.StateAsync(ds);
+        // One statement: the first row moves to a new key, the second is renamed in place, the third is left as it is.
+        var op = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner"), $"""
+            UPDATE res_partner SET id = CASE WHEN id = {ids![0]} THEN id + 1000 ELSE id END,
+                                   name = CASE WHEN id = {ids[2]} THEN name ELSE name || '!' END
+            WHERE id = ANY(ARRAY[{ids[0]}, {ids[1]}, {ids[2]}])
+            """);
+
+        Assert.Equal($"D {ids[0]},U {ids[1]},I {ids[0] + 1000}", await ErpShape.ScalarAsync<string>(ds,
+            $"SELECT string_agg(kind::text || ' ' || (row_key ->> 'id'), ',' ORDER BY id) FROM loomworks_change WHERE operation_id = {op}"));
+        await new UndoService(ds).UndoAsync(op, false, null, None);
+        Assert.Equal(before, await ErpShape.StateAsync(ds));
+    }
+
+    [Fact]
+    public async Task A_tenant_upgraded_to_the_cheaper_capture_undoes_changes_captured_before_and_after_the_upgrade()
+    {
+        var database = await postgres.CreateDatabaseAsync("stmtcap_cheaper");
+        await postgres.ExecuteAsync(database, ErpShape.Sql);
+        var ds = postgres.DataSource(database);
+        await using (var connection = await ds.OpenConnectionAsync())
+        {
+            await SchemaMigrator.ApplyAsync(connection, OperationsSchema.All.Where(m => m.Version < 2008), None);
+            await ChangeCapture.InstallAsync(connection, ErpShape.Tables, None);
+        }
+        await ErpShape.ExecuteAsync(ds, """
+            INSERT INTO res_partner (name) VALUES ('Azure Interior'), ('Deco Addict');
+            INSERT INTO res_partner_category (name) VALUES ('Vendor'), ('Prospect');
+            INSERT INTO res_partner_res_partner_category_rel VALUES (1, 1), (2, 1);
+            INSERT INTO sale_order (name, partner_id) VALUES ('S0', 1), ('S1', 2);
+            INSERT INTO sale_order_line (order_id, name) VALUES (1, 'a'), (1, 'b'), (2, 'c');
+            """);
+        var before = await ErpShape.StateAsync(ds);
+        var s = new OperationInfo("write", "sale.order", SessionId: "upgrade");
+        await ErpShape.RunAsync(ds, s, "WITH o AS (INSERT INTO sale_order (name, partner_id) VALUES ('S2', 1) RETURNING id) INSERT INTO sale_order_line (order_id, name) SELECT id, 'd' FROM o");
+        await ErpShape.RunAsync(ds, s, "UPDATE sale_order SET state = 'sale', amount_total = 7 WHERE id = 1");
+        await ErpShape.RunAsync(ds, s, "UPDATE res_partner_res_partner_category_rel SET category_id = 2 WHERE partner_id = 2");
+        // Children deleted before their parent: undo brings them back row by row, reading each change by its id.
+        await ErpShape.RunAsync(ds, s, "DELETE FROM sale_order_line WHERE order_id = 2; DELETE FROM sale_order WHERE id = 2");
+
+        await using (var connection = await ds.OpenConnectionAsync())
+        {
+            await SchemaMigrator.ApplyAsync(connection, OperationsSchema.All, None);
+            Assert.Equal(0L, await Scalar<long>(connection,
+                "SELECT count(*) FROM pg_constraint WHERE conrelid = 'loomworks_change'::regclass AND contype IN ('p', 'c')"));
+        }
+        await ErpShape.RunAsync(ds, s, "UPDATE sale_order SET name = 'S0 renamed' WHERE id = 1");
+        await ErpShape.RunAsync(ds, s, "DELETE FROM sale_order WHERE id = 1");
+        await ErpShape.RunAsync(ds, s, "DELETE FROM res_partner_res_partner_category_rel WHERE partner_id = 1");
+
+        var results = await new UndoService(ds).UndoSessionAsync("upgrade", false, null, None);
+
+        Assert.Equal(7, results.Count);
+        Assert.Equal(before, await ErpShape.StateAsync(ds));
+    }
+
     private static async Task Execute(NpgsqlConnection connection, string sql)
     {
         await using var command = new NpgsqlCommand(sql, connection);
