@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
+using Loomworks.Postgres;
+using Npgsql;
 
 namespace Loomworks.Bench;
 
@@ -109,6 +111,23 @@ public static class BenchRunner
         var watch = Stopwatch.StartNew();
         await action();
         return watch.Elapsed.TotalMilliseconds;
+    }
+
+    /// <summary>
+    /// Lets the disk catch up before a timed step: a checkpoint, then every dirty page of the machine written out, so
+    /// no step pays for the writes of the one before it.
+    /// </summary>
+    public static async Task SettleAsync(NpgsqlDataSource admin)
+    {
+        await using (var checkpoint = admin.CreateCommand("CHECKPOINT"))
+        {
+            await checkpoint.ExecuteNonQueryAsync();
+        }
+        var sync = await CommandRunner.RunAsync("/bin/sync", []);
+        if (!sync.Succeeded)
+        {
+            throw new InvalidOperationException($"sync failed: {sync.Diagnostic}");
+        }
     }
 
     private static void PrintHelp()

@@ -93,7 +93,7 @@ public sealed class DatabaseManagerScenario : IScenario
         // before, and ours and the baseline take turns going first.
         async Task<double> Timed(Func<Task> action)
         {
-            await Settle(admin);
+            await BenchRunner.SettleAsync(admin);
             return await BenchRunner.TimeAsync(action);
         }
         async Task Pair(int run, List<double> ours, Func<Task> oursAction, Func<Task> oursCleanup, List<double> bare, Func<Task> bareAction,
@@ -204,7 +204,7 @@ public sealed class DatabaseManagerScenario : IScenario
                 {
                     await Task.Delay(10, cancellationToken);
                 }
-                await Settle(admin);
+                await BenchRunner.SettleAsync(admin);
                 if ((side + run) % 2 == 0)
                 {
                     await ours.TimeAsync(oursAction);
@@ -259,14 +259,6 @@ public sealed class DatabaseManagerScenario : IScenario
 
     private static FormUrlEncodedContent Form(params (string Key, string Value)[] fields) =>
         new(fields.Select(f => new KeyValuePair<string, string>(f.Key, f.Value)));
-
-    /// <summary>Writes dirty shared buffers out and flushes the page cache, so no timed step pays for the one before it.</summary>
-    private static async Task Settle(NpgsqlDataSource admin)
-    {
-        await Exec(admin, "CHECKPOINT");
-        using var sync = Process.Start(new ProcessStartInfo("sync") { UseShellExecute = false })!;
-        await sync.WaitForExitAsync();
-    }
 
     private static async Task Exec(NpgsqlDataSource dataSource, string sql)
     {

@@ -67,8 +67,10 @@ public sealed class TenantRestoreScenario : IScenario
 
         for (var run = 0; run < runs; run++)
         {
-            // Timed as B and C are, with nothing else running; the tenant's own availability is probed throughout.
-            await SettleAsync(cluster);
+            // Timed as B and C are, with nothing else running; the tenant's own availability is probed throughout. Each of
+            // the three starts settled: without it ours, measured first, ran while the kernel still wrote back the
+            // gigabytes the setup had just written (89 s, against 78 s for the same restore run second).
+            await BenchRunner.SettleAsync(cluster.DataSources.For("postgres"));
             using (var probe = new AvailabilityProbe(cluster.Server.Endpoint.ConnectionString("bench-big")))
             {
                 var (done, cleaned) = await RestoreOnceAsync();
@@ -87,9 +89,9 @@ public sealed class TenantRestoreScenario : IScenario
                 await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(oursBesideLoad[^1], 30_000)), cancellationToken);
                 neighbourQuiet.AddRange(await load.StopAsync());
             }
-            await SettleAsync(cluster);
+            await BenchRunner.SettleAsync(cluster.DataSources.For("postgres"));
             var b = await FullClusterRestoreAsync(cluster, snapshot, cancellationToken);
-            await SettleAsync(cluster);
+            await BenchRunner.SettleAsync(cluster.DataSources.For("postgres"));
             var c = await DumpAndLoadAsync(cluster, cancellationToken);
             fullCluster.Add(b);
             dumpLoad.Add(c);
@@ -109,18 +111,6 @@ public sealed class TenantRestoreScenario : IScenario
                     $"{neighbourDuring.Count} vs {neighbourQuiet.Count} statements; goal ratio ≤ 3; " +
                     $"the restore beside that load took {BenchRunner.Median(oursBesideLoad):F0} ms")),
         ];
-    }
-
-    /// <summary>
-    /// Lets the disk catch up before a timed measure: a checkpoint, then every dirty page of the machine written out.
-    /// Without it the first measure (ours) ran while the kernel still wrote back the gigabytes the setup had just
-    /// written, and B and C, which run later, did not: ours alone took 89 s against 78 s for the same restore run
-    /// second, beside the neighbour's load.
-    /// </summary>
-    private static async Task SettleAsync(PitrCluster cluster)
-    {
-        await cluster.ExecuteAsync("postgres", "CHECKPOINT");
-        Check(await CommandRunner.RunAsync("/bin/sync", []));
     }
 
     /// <summary>(B) the same backup and target restored whole into a scratch folder, started and replayed to the pause.</summary>

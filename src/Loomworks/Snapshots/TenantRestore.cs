@@ -621,7 +621,8 @@ public sealed partial class TenantRestore(
         var lowering = LowerBackendsAsync(application, stop.Token);
         try
         {
-            var frozen = await FrozenTablesAsync(job, dump, run, port, cancellationToken);
+            var contents = await TableOfContentsAsync(dump, cancellationToken);
+            var frozen = await FrozenTablesAsync(job, dump, contents, run, port, cancellationToken);
             if (frozen.Count == 0)
             {
                 await RestoreDumpAsync(job, dump, environment, [], cancellationToken);
@@ -632,8 +633,7 @@ public sealed partial class TenantRestore(
             // Everything else of the data section (sequence values, large objects) and all of post-data.
             var list = Path.Combine(scratch, "rest.list");
             var handled = frozen.Select(t => t.DumpId).ToHashSet();
-            await File.WriteAllLinesAsync(list, (await TableOfContentsAsync(dump, cancellationToken))
-                .Select(line => TocDumpId(line) is { } id && handled.Contains(id) ? ";" + line : line), cancellationToken);
+            await File.WriteAllLinesAsync(list, contents.Select(line => TocDumpId(line) is { } id && handled.Contains(id) ? ";" + line : line), cancellationToken);
             CommandRunner.GiveToServerUser(list);
             await RestoreDumpAsync(job, dump, environment, ["--section=data", "--section=post-data", "-L", list], cancellationToken);
         }
@@ -647,12 +647,14 @@ public sealed partial class TenantRestore(
     private async Task RestoreDumpAsync(RestoreJob job, string dump, Dictionary<string, string> environment, IEnumerable<string> options,
         CancellationToken cancellationToken)
     {
-        var (program, arguments) = Idle(binaries.Value["pg_restore"],
-            ["-h", liveEndpoint.Host, "-p", liveEndpoint.Port.ToString(CultureInfo.InvariantCulture), "-U", liveEndpoint.Username,
-             "-d", job.NewDatabase, "-j", "2", .. options, dump]);
+        var (program, arguments) = Idle(binaries.Value["pg_restore"], [.. LiveConnection(job.NewDatabase), "-j", "2", .. options, dump]);
         Check(await CommandRunner.RunAsync(program, arguments, CommandRunner.ServerUser, TimeSpan.FromHours(6), environment,
             cancellationToken), $"pg_restore into {job.NewDatabase}");
     }
+
+    /// <summary>The client options that reach <paramref name="database"/> on the live server, for pg_restore and psql.</summary>
+    private string[] LiveConnection(string database) =>
+        ["-h", liveEndpoint.Host, "-p", liveEndpoint.Port.ToString(CultureInfo.InvariantCulture), "-U", liveEndpoint.Username, "-d", database];
 
     /// <summary>A table whose rows <see cref="LoadFrozenAsync"/> loads: its dump entry, quoted name, column list and data file.</summary>
     private sealed record FrozenTable(int DumpId, string Name, string Columns, string DataFile, long Bytes);
@@ -680,15 +682,15 @@ public sealed partial class TenantRestore(
     /// data files' bytes share psql's client encoding; and only names a psql script line can carry and a data file path
     /// psql's \copy can quote. Anything else is left to pg_restore, which loads it as before.
     /// </summary>
-    private async Task<IReadOnlyList<FrozenTable>> FrozenTablesAsync(RestoreJob job, string dump, string run, int port,
-        CancellationToken cancellationToken)
+    private static async Task<IReadOnlyList<FrozenTable>> FrozenTablesAsync(RestoreJob job, string dump, IReadOnlyList<string> contents,
+        string run, int port, CancellationToken cancellationToken)
     {
         if (dump.Contains('\'', StringComparison.Ordinal) || dump.Contains('\\', StringComparison.Ordinal))
         {
             return [];
         }
         var entries = new Dictionary<long, int>();
-        foreach (var line in await TableOfContentsAsync(dump, cancellationToken))
+        foreach (var line in contents)
         {
             if (TableDataEntry().Match(line) is { Success: true } m)
             {
@@ -702,9 +704,9 @@ public sealed partial class TenantRestore(
         var endpoint = new PostgresEndpoint(run, port, EmbeddedCluster.Superuser, null);
         await using var dataSource = NpgsqlDataSource.Create(endpoint.ConnectionString(job.SourceDatabase) + ";Pooling=false");
         await using var command = dataSource.CreateCommand("""
-            SELECT c.oid::bigint, n.nspname, c.relname,
-                   array(SELECT a.attname FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-                         AND a.attgenerated = '' ORDER BY a.attnum)::text[],
+            SELECT c.oid::bigint, format('%I.%I', n.nspname, c.relname),
+                   (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_attribute a
+                    WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''),
                    pg_encoding_to_char((SELECT encoding FROM pg_database WHERE datname = current_database()))
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE c.oid::bigint = ANY($1) AND c.relkind = 'r'
@@ -714,25 +716,21 @@ public sealed partial class TenantRestore(
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
-            var (schema, name, columns) = (reader.GetString(1), reader.GetString(2), reader.GetFieldValue<string[]>(3));
-            if (reader.GetString(4) != "UTF8")
+            var (name, columns) = (reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2));
+            if (reader.GetString(3) != "UTF8")
             {
                 return [];
             }
             var dumpId = entries[reader.GetInt64(0)];
             var file = Path.Combine(dump, dumpId.ToString(CultureInfo.InvariantCulture) + ".dat");
-            if (!File.Exists(file) || columns.Append(schema).Append(name).Any(n => n.Any(char.IsControl)))
+            if (!File.Exists(file) || name.Any(char.IsControl) || columns?.Any(char.IsControl) == true)
             {
                 continue;
             }
-            tables.Add(new FrozenTable(dumpId, QuoteName(schema) + "." + QuoteName(name),
-                columns.Length == 0 ? "" : "(" + string.Join(", ", columns.Select(QuoteName)) + ")", file, new FileInfo(file).Length));
+            tables.Add(new FrozenTable(dumpId, name, columns is null ? "" : "(" + columns + ")", file, new FileInfo(file).Length));
         }
         return tables;
     }
-
-    /// <summary>A name quoted for SQL, whatever it holds (it comes from the catalog, not from a request).</summary>
-    private static string QuoteName(string name) => "\"" + name.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"";
 
     /// <summary>
     /// Loads the tables' rows frozen: each in its own transaction that first truncates it, so COPY FREEZE applies. pg_restore
@@ -766,8 +764,7 @@ public sealed partial class TenantRestore(
             await File.WriteAllTextAsync(script, scripts[i].ToString(), cancellationToken);
             CommandRunner.GiveToServerUser(script);
             var (program, arguments) = Idle(binaries.Value["psql"],
-                ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", liveEndpoint.Host, "-p", liveEndpoint.Port.ToString(CultureInfo.InvariantCulture),
-                 "-U", liveEndpoint.Username, "-d", job.NewDatabase, "-f", script]);
+                ["-X", "-q", "-v", "ON_ERROR_STOP=1", .. LiveConnection(job.NewDatabase), "-f", script]);
             runs.Add(CommandRunner.RunAsync(program, arguments, CommandRunner.ServerUser, TimeSpan.FromHours(6), clientEnvironment,
                 cancellationToken));
         }
