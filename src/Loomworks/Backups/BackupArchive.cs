@@ -49,7 +49,9 @@ public static class BackupArchive
     {
         try
         {
-            return new ZipArchive(File.OpenRead(path), ZipArchiveMode.Read, leaveOpen: false);
+            // Entries are inflated 8 KB of input at a time: a 64 KB buffer spares most of those reads a system call.
+            return new ZipArchive(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16), ZipArchiveMode.Read,
+                leaveOpen: false);
         }
         catch (InvalidDataException e)
         {

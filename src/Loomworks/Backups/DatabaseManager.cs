@@ -255,7 +255,7 @@ public sealed partial class DatabaseManager(
                 dumpEntry.Length, dumpEntry.CompressedLength, options.MaxCompressionRatio,
                 n => (total += n) <= options.MaxRestoreBytes);
             var tail = new DumpTail();
-            await psql.CopyToInputAsync(source, tail.Add, cancellationToken);
+            await psql.FeedInputAsync(source, tail.Add, cancellationToken);
             // Closing psql's input commits its transaction; a dump cut at a statement boundary would load without error,
             // so the input must first be seen to end as every pg_dump output does.
             if (!tail.IsComplete)
