@@ -124,6 +124,41 @@ public sealed class PipedCopyTests(PostgresFixture pg)
         Assert.Equal(-1, PgTools.PipeSize(plain));
     }
 
+    [Fact]
+    public async Task Feeding_a_program_that_stops_reading_ends_on_cancel_and_ends_the_program()
+    {
+        // `sleep` never reads its input: once the pipe's megabyte is full the feeding write blocks, and only the cancel
+        // (which ends the program) may release it.
+        var tools = new PgTools(pg.Endpoint, "/bin");
+        using var sleeper = tools.Start("sleep", ["60"], redirectInput: true);
+        using var cancel = new CancellationTokenSource();
+        long fed = 0;
+        var feed = sleeper.FeedInputAsync(new EndlessStream(), chunk =>
+        {
+            if ((fed += chunk.Length) > 4L << 20)
+            {
+                cancel.Cancel();
+            }
+        }, cancel.Token);
+        cancel.CancelAfter(TimeSpan.FromSeconds(2));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => feed.WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken));
+        Assert.True(sleeper.Process.WaitForExit(TimeSpan.FromSeconds(10)), "the program was not ended");
+        Assert.InRange(fed, 1L << 20, 5L << 20);
+    }
+
+    [Fact]
+    public async Task Feeding_from_a_source_that_fails_ends_with_the_source_s_error()
+    {
+        var tools = new PgTools(pg.Endpoint, "/bin");
+        using var cat = tools.Start("cat", [], redirectInput: true, redirectOutput: true);
+        var drain = cat.Process.StandardOutput.BaseStream.CopyToAsync(Stream.Null, TestContext.Current.CancellationToken);
+        var source = new FailingReadStream(failAfter: 3 << 20);
+        var e = await Assert.ThrowsAsync<InvalidDataException>(() => cat.FeedInputAsync(source, _ => { }, TestContext.Current.CancellationToken));
+        Assert.Equal(FailingReadStream.Message, e.Message);
+        cat.Process.StandardInput.Close();
+        await drain;
+    }
+
     /// <summary>About 25 MB of plain dump: pg_dump is still writing when the first megabytes reach the destination.</summary>
     private async Task<string> BigSourceAsync(ManagerHarness h)
     {
@@ -197,5 +232,49 @@ public sealed class PipedCopyTests(PostgresFixture pg)
             }
             cancel.Cancel();
         }
+    }
+
+    /// <summary>Zeros without end, read as fast as asked.</summary>
+    private sealed class EndlessStream : Stream
+    {
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => 0; set => throw new NotSupportedException(); }
+        public override int Read(byte[] buffer, int offset, int count) => count;
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+
+    /// <summary>Zeros until <c>failAfter</c> bytes, then the error of a damaged entry.</summary>
+    private sealed class FailingReadStream(long failAfter) : Stream
+    {
+        public const string Message = "simulated damage in the middle of the entry";
+        private long _read;
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => _read; set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            if (_read >= failAfter)
+            {
+                throw new InvalidDataException(Message);
+            }
+            Array.Clear(buffer, offset, count);
+            _read += count;
+            return count;
+        }
+
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }
