@@ -133,7 +133,7 @@ public sealed class PipedCopyTests(PostgresFixture pg)
         using var sleeper = tools.Start("sleep", ["60"], redirectInput: true);
         using var cancel = new CancellationTokenSource();
         long fed = 0;
-        var feed = sleeper.FeedInputAsync(new EndlessStream(), chunk =>
+        var feed = sleeper.FeedInputAsync(new ZerosStream(failAfter: long.MaxValue), chunk =>
         {
             if ((fed += chunk.Length) > 4L << 20)
             {
@@ -152,9 +152,9 @@ public sealed class PipedCopyTests(PostgresFixture pg)
         var tools = new PgTools(pg.Endpoint, "/bin");
         using var cat = tools.Start("cat", [], redirectInput: true, redirectOutput: true);
         var drain = cat.Process.StandardOutput.BaseStream.CopyToAsync(Stream.Null, TestContext.Current.CancellationToken);
-        var source = new FailingReadStream(failAfter: 3 << 20);
+        var source = new ZerosStream(failAfter: 3 << 20);
         var e = await Assert.ThrowsAsync<InvalidDataException>(() => cat.FeedInputAsync(source, _ => { }, TestContext.Current.CancellationToken));
-        Assert.Equal(FailingReadStream.Message, e.Message);
+        Assert.Equal(ZerosStream.Message, e.Message);
         cat.Process.StandardInput.Close();
         await drain;
     }
@@ -234,23 +234,8 @@ public sealed class PipedCopyTests(PostgresFixture pg)
         }
     }
 
-    /// <summary>Zeros without end, read as fast as asked.</summary>
-    private sealed class EndlessStream : Stream
-    {
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => 0; set => throw new NotSupportedException(); }
-        public override int Read(byte[] buffer, int offset, int count) => count;
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    }
-
-    /// <summary>Zeros until <c>failAfter</c> bytes, then the error of a damaged entry.</summary>
-    private sealed class FailingReadStream(long failAfter) : Stream
+    /// <summary>Zeros until <c>failAfter</c> bytes have been read, then the error of a damaged entry.</summary>
+    private sealed class ZerosStream(long failAfter) : Stream
     {
         public const string Message = "simulated damage in the middle of the entry";
         private long _read;
