@@ -33,6 +33,7 @@ public sealed partial class TenantRestore(
     Lazy<PostgresBinaries> binaries,
     string dataDir,
     string scratchRoot,
+    string? memoryRoot,
     int keepPreRestoreHours,
     ILogger logger,
     Func<string, Task>? evictDatabase = null)
@@ -46,8 +47,23 @@ public sealed partial class TenantRestore(
     /// <summary>The tenant schema whose missing migrations a restored database gets before the swap; none: left as restored.</summary>
     public ITenantDatabaseSetup? Schema { get; set; }
 
-    /// <summary>Where scratch copies go: loomworks_restore_scratch_dir, by default data_dir/restore.</summary>
+    /// <summary>Bytes of memory available (/proc/meminfo's MemAvailable); replaceable by the tests.</summary>
+    internal Func<long> MemoryAvailable { get; set; } = ReadMemoryAvailable;
+
+    /// <summary>Where scratch copies go on disk: loomworks_restore_scratch_dir, by default data_dir/restore.</summary>
     public string ScratchRoot => scratchRoot;
+
+    /// <summary>Where scratch copies go when they fit in memory (loomworks_restore_in_memory); null when that is off.</summary>
+    public string? MemoryRoot => memoryRoot;
+
+    /// <summary>
+    /// The in-memory scratch folder of the Loomworks whose data_dir is <paramref name="dataDir"/>: named after it, so
+    /// two instances on one machine never take (or clean up) each other's copies. Null without a /dev/shm.
+    /// </summary>
+    public static string? MemoryRootFor(string dataDir) => Directory.Exists("/dev/shm")
+        ? "/dev/shm/loomworks-restore-" + Convert.ToHexStringLower(
+            System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(Path.GetFullPath(dataDir))))[..12]
+        : null;
 
     public RestoreJobStore Jobs => jobs;
 
@@ -163,7 +179,7 @@ public sealed partial class TenantRestore(
                 $"the target is before the oldest backup ({sets[0].Label}, finished {sets[0].Stopped:O} at LSN {sets[0].StopLsn}); " +
                 "nothing older is kept");
         }
-        await CheckFreeSpaceAsync(tenant.DatabaseName, set, cancellationToken);
+        var scratchRoot = await ChooseScratchRootAsync(tenant.DatabaseName, set, cancellationToken);
         if (targetType != "name")
         {
             // A time target stops at the first commit after it, and every target needs its WAL archived: commit and
@@ -172,8 +188,11 @@ public sealed partial class TenantRestore(
         }
         try
         {
-            return await jobs.CreateAsync(tenant.Id, tenant.DatabaseName, targetDatabase, request.AsSubdomain, targetType,
+            var job = await jobs.CreateAsync(tenant.Id, tenant.DatabaseName, targetDatabase, request.AsSubdomain, targetType,
                 target, request.SnapshotId, set.Label, cancellationToken);
+            var scratch = Path.Combine(scratchRoot, "job-" + job.Id.ToString(CultureInfo.InvariantCulture));
+            await jobs.SetScratchAsync(job.Id, scratch, cancellationToken);
+            return job with { ScratchDir = scratch };
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
         {
@@ -198,7 +217,7 @@ public sealed partial class TenantRestore(
             {
                 logger.LogError(e, "Restore job {Job} failed", jobId);
                 job = (await jobs.GetAsync(jobId, CancellationToken.None))!;
-                await RollBackAsync(job, Describe(e), CancellationToken.None);
+                await RollBackAsync(job, Describe(e, job.ScratchDir), CancellationToken.None);
                 job = (await jobs.GetAsync(jobId, CancellationToken.None))!;
             }
             progress?.Report(job);
@@ -252,10 +271,10 @@ public sealed partial class TenantRestore(
         }
         // Folders no unfinished job owns: left by a crash before the job recorded them. Only our own job-<id>
         // folders: the scratch root is configurable and may be shared with other programs.
-        if (Directory.Exists(ScratchRoot))
+        var owned = (await jobs.UnfinishedAsync(cancellationToken)).Select(j => j.ScratchDir).ToHashSet();
+        foreach (var root in new[] { ScratchRoot, MemoryRoot }.Where(Directory.Exists))
         {
-            var owned = (await jobs.UnfinishedAsync(cancellationToken)).Select(j => j.ScratchDir).ToHashSet();
-            foreach (var dir in Directory.GetDirectories(ScratchRoot)
+            foreach (var dir in Directory.GetDirectories(root!)
                          .Where(d => ScratchFolderName().IsMatch(Path.GetFileName(d)) && !owned.Contains(d)))
             {
                 await CleanScratchAsync(dir, cancellationToken);
@@ -445,10 +464,11 @@ public sealed partial class TenantRestore(
         AfterStep?.Invoke(RestoreSteps.Done);
     }
 
-    private void PrepareScratch(string scratch)
+    private static void PrepareScratch(string scratch)
     {
-        Directory.CreateDirectory(ScratchRoot);
-        CommandRunner.GiveToServerUser(ScratchRoot);
+        var root = Path.GetDirectoryName(scratch)!;
+        Directory.CreateDirectory(root);
+        CommandRunner.GiveToServerUser(root);
         foreach (var dir in new[] { "", "pgdata", "run", "spool", "lock", "log" })
         {
             var path = Path.Combine(scratch, dir);
@@ -1079,7 +1099,13 @@ public sealed partial class TenantRestore(
         }
     }
 
-    private async Task CheckFreeSpaceAsync(string database, BackupSet set, CancellationToken cancellationToken)
+    /// <summary>
+    /// Where the job's scratch copy goes, refusing when the disk cannot take it. Memory first: the copy is written and
+    /// read once and thrown away, yet on disk its gigabytes (restored files, replay, dump) went through the same disk
+    /// queue as the live tenants' commits, whose latency rose tenfold. In memory only the load into the live server
+    /// touches the disk. The copy must leave half of the available memory to everything else.
+    /// </summary>
+    private async Task<string> ChooseScratchRootAsync(string database, BackupSet set, CancellationToken cancellationToken)
     {
         long size, walSinceBackup;
         await using (var command = admin.CreateCommand(
@@ -1096,11 +1122,23 @@ public sealed partial class TenantRestore(
         var scratchNeeded = 2 * size + walSinceBackup + (64L << 20);
         var liveNeeded = 2 * size + (64L << 20);
         Directory.CreateDirectory(dataDir);
+        if (MemoryRoot is { } memory && scratchNeeded <= MemoryAvailable() / 2)
+        {
+            Directory.CreateDirectory(memory);
+            if (FreeBytes(memory) >= scratchNeeded)
+            {
+                CheckFree([(dataDir, liveNeeded)]);
+                return memory;
+            }
+        }
         Directory.CreateDirectory(ScratchRoot);
         var sameDisk = string.Equals(new DriveInfo(ScratchRoot).Name, new DriveInfo(dataDir).Name, StringComparison.Ordinal);
-        var checks = sameDisk
-            ? new[] { (Dir: ScratchRoot, Needed: scratchNeeded + liveNeeded) }
-            : [(ScratchRoot, scratchNeeded), (dataDir, liveNeeded)];
+        CheckFree(sameDisk ? [(ScratchRoot, scratchNeeded + liveNeeded)] : [(ScratchRoot, scratchNeeded), (dataDir, liveNeeded)]);
+        return ScratchRoot;
+    }
+
+    private void CheckFree(IEnumerable<(string Dir, long Needed)> checks)
+    {
         foreach (var (dir, needed) in checks)
         {
             var free = FreeBytes(dir);
@@ -1111,6 +1149,14 @@ public sealed partial class TenantRestore(
                     "nothing was changed");
             }
         }
+    }
+
+    private static long ReadMemoryAvailable()
+    {
+        // "MemAvailable:   23012345 kB"; no such line (not Linux): nothing is known to be free.
+        var line = File.Exists("/proc/meminfo") ? File.ReadLines("/proc/meminfo").FirstOrDefault(l => l.StartsWith("MemAvailable:", StringComparison.Ordinal)) : null;
+        return line is not null && long.TryParse(line["MemAvailable:".Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture, out var kb)
+            ? kb << 10 : 0;
     }
 
     private bool AlmostFull(string dir)
@@ -1186,8 +1232,12 @@ public sealed partial class TenantRestore(
 
     private static string Shorten(string value, int length = 64) => value.Length > length ? value[..length] + "…" : value;
 
-    private string Describe(Exception e)
+    private string Describe(Exception e, string? scratch)
     {
+        var root = scratch is null ? ScratchRoot : Path.GetDirectoryName(scratch)!;
+        var advice = root == MemoryRoot
+            ? "Free some memory or set loomworks_restore_in_memory to False"
+            : "Free some space or point loomworks_restore_scratch_dir at a larger disk";
         var text = e switch
         {
             SnapshotException or PgBackRestException => e.Message,
@@ -1195,10 +1245,9 @@ public sealed partial class TenantRestore(
             _ => $"{e.GetType().Name}: {e.Message}",
         };
         // pgBackRest reports a bare write error; a disk nearly full at the moment of failure names the cause.
-        return IsOutOfSpace(text) || AlmostFull(ScratchRoot) || AlmostFull(dataDir)
-            ? $"the disk ran out of space during the restore (no space left on device; scratch folder {ScratchRoot}, data in " +
-              $"{dataDir}); rolled back, the tenant keeps its current data. Free some space or point " +
-              $"loomworks_restore_scratch_dir at a larger disk. Detail: {Shorten(text, 400)}"
+        return IsOutOfSpace(text) || AlmostFull(root) || AlmostFull(dataDir)
+            ? $"the disk ran out of space during the restore (no space left on device; scratch folder {root}, data in " +
+              $"{dataDir}); rolled back, the tenant keeps its current data. {advice}. Detail: {Shorten(text, 400)}"
             : text;
     }
 
