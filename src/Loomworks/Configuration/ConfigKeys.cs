@@ -174,6 +174,10 @@ public static class ConfigKeys
         "Days a web session (session_id cookie) stays valid without being used.", Minimum: 1, Maximum: 3650);
     public static readonly ConfigKey RestoreScratchDir = new("loomworks_restore_scratch_dir", null, ConfigValueKind.Text,
         "Folder for the scratch copies of tenant restores (default data_dir/restore); PostgreSQL's user must reach it.");
+    public static readonly ConfigKey RestoreInMemory = new("loomworks_restore_in_memory", "True", ConfigValueKind.Switch,
+        "Keep a restore's scratch copy in memory (/dev/shm) when it needs less than half of the memory available, so its " +
+        "gigabytes of throwaway writes never queue on the disk before the live tenants' commits; otherwise it goes to " +
+        "loomworks_restore_scratch_dir.");
     public static readonly ConfigKey PgDataDir = new("loomworks_pg_data_dir", null, ConfigValueKind.Text,
         "Data directory of the external PostgreSQL server (db_host) when it is on this machine: Loomworks then sets up " +
         "pgBackRest for it (pg1-path), as it does for the embedded cluster.");
@@ -201,7 +205,7 @@ public static class ConfigKeys
         BackupFullIntervalDays, BackupDiffIntervalHours,
         AttachmentMaxMb,
         SessionIdleDays,
-        RestoreScratchDir,
+        RestoreScratchDir, RestoreInMemory,
         PgDataDir, PgBackRestConfig, PgBackRestStanza,
         LoginCooldownAfter, LoginCooldownDuration,
     ];

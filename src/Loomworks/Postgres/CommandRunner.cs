@@ -23,6 +23,39 @@ public static class CommandRunner
     /// <summary>The user PostgreSQL's own programs run as: postgres when we are root, else ourselves.</summary>
     public static string? ServerUser => IsRoot ? PostgresOsUser : null;
 
+    /// <summary>
+    /// Wraps a command so it yields the CPU and disk to everything else: nice 19 and <paramref name="ioClass"/> (ionice's
+    /// options), in a session of its own. Linux shares the CPU between sessions first (autogroup, on by default) and
+    /// applies nice only inside one, so the session's group must be lowered too (<see cref="LowerSessionGroup"/>), which
+    /// without a session of its own would lower the caller's.
+    /// </summary>
+    public static (string Program, List<string> Arguments) LowPriority(string program, IEnumerable<string> arguments,
+        params string[] ioClass) =>
+        ("/usr/bin/setsid", ["-w", "/usr/bin/nice", "-n", "19", "/usr/bin/ionice", .. ioClass, program, .. arguments]);
+
+    /// <summary>
+    /// Gives the scheduling group of <paramref name="pid"/>'s session nice 19. PostgreSQL starts a session for every
+    /// process it forks, so each backend is a group of its own, where nice alone changes nothing: a nice-19 restore
+    /// backend took as large a share of the CPU as a tenant's. False when refused (the kernel takes one such change a
+    /// tenth of a second from an unprivileged user) or the process is gone; true without autogroup, as nothing is needed.
+    /// </summary>
+    public static bool LowerSessionGroup(int pid)
+    {
+        if (!File.Exists("/proc/self/autogroup"))
+        {
+            return true;
+        }
+        try
+        {
+            File.WriteAllText($"/proc/{pid}/autogroup", "19");
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
     public static ProcessStartInfo StartInfo(string program, IEnumerable<string> arguments, string? asUser = null)
     {
         var info = new ProcessStartInfo

@@ -344,12 +344,8 @@ public sealed class PgBackRest(PgBackRestOptions options, ILogger logger) : IDis
         var all = new List<string> { "--config=" + _options.ConfigPath, "--stanza=" + _options.Stanza };
         all.AddRange(arguments);
         var (program, programArguments) = lowPriority
-            ? LowPriority(PostgresServer.PgBackRestExecutable, all)
+            ? CommandRunner.LowPriority(PostgresServer.PgBackRestExecutable, all, "-c", "2", "-n", "7")
             : (PostgresServer.PgBackRestExecutable, all);
         return await CommandRunner.RunAsync(program, programArguments, CommandRunner.ServerUser, timeout, cancellationToken);
     }
-
-    /// <summary>Wraps a command in nice and ionice so a scratch restore leaves the CPU and disk to live tenants.</summary>
-    public static (string Program, List<string> Arguments) LowPriority(string program, IEnumerable<string> arguments) =>
-        ("/usr/bin/nice", ["-n", "19", "/usr/bin/ionice", "-c", "2", "-n", "7", program, .. arguments]);
 }

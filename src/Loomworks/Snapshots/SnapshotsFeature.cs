@@ -53,6 +53,7 @@ public sealed class SnapshotsFeature
         var restore = new TenantRestore(snapshots, new RestoreJobStore(management.DataSource), tenants, dataSources.For("postgres"),
             server.Endpoint, binaries, settings.DataDir,
             settings.Get(ConfigKeys.RestoreScratchDir) is { Length: > 0 } scratch ? Path.GetFullPath(scratch) : Path.Combine(settings.DataDir, "restore"),
+            settings.GetBool(ConfigKeys.RestoreInMemory) ? TenantRestore.MemoryRootFor(settings.DataDir) : null,
             settings.GetInt(ConfigKeys.KeepPreRestoreHours),
             loggers.CreateLogger<TenantRestore>(), dataSources.EvictAsync);
         return new SnapshotsFeature(backRest, snapshots, restore, settings, dataSources.For("postgres"), binaries);

@@ -69,10 +69,16 @@ public sealed class PitrFixture : IAsyncLifetime
     public string[] CliOptions() =>
         [.. _settings.SelectMany(kv => new[] { "--" + kv.Key.Replace('_', '-'), kv.Value })];
 
-    /// <summary>A second snapshot feature on this cluster whose settings add <paramref name="key"/> (dispose its BackRest).</summary>
-    public SnapshotsFeature FeatureWith(string key, string value) =>
-        SnapshotsFeature.Create(LoomworksSettings.Defaults(new Dictionary<string, string>(_settings) { [key] = value }), Server,
-            DataSources, Management, Tenants, NullLoggerFactory.Instance);
+    /// <summary>A second snapshot feature on this cluster whose settings add <paramref name="keys"/> (dispose its BackRest).</summary>
+    public SnapshotsFeature FeatureWith(params (string Key, string Value)[] keys)
+    {
+        var settings = new Dictionary<string, string>(_settings);
+        foreach (var (key, value) in keys)
+        {
+            settings[key] = value;
+        }
+        return SnapshotsFeature.Create(LoomworksSettings.Defaults(settings), Server, DataSources, Management, Tenants, NullLoggerFactory.Instance);
+    }
 
     /// <summary>Whether a process whose command line mentions <paramref name="text"/> is running.</summary>
     public static bool ProcessMentions(string text) => Directory.GetDirectories("/proc").Any(dir =>
@@ -125,13 +131,9 @@ public sealed class PitrFixture : IAsyncLifetime
     }
 
     /// <summary>No scratch folder and no PostgreSQL process started from one is left.</summary>
-    public bool ScratchIsClean()
-    {
-        var root = Feature.Restore.ScratchRoot;
-        var leftFolders = Directory.Exists(root) && Directory.EnumerateFileSystemEntries(root).Any();
-        var leftProcesses = ProcessMentions(root);
-        return !leftFolders && !leftProcesses;
-    }
+    public bool ScratchIsClean() =>
+        new[] { Feature.Restore.ScratchRoot, Feature.Restore.MemoryRoot! }.All(root =>
+            !(Directory.Exists(root) && Directory.EnumerateFileSystemEntries(root).Any()) && !ProcessMentions(root));
 
     public Task<bool> DatabaseExistsAsync(string name) =>
         ScalarAsync<bool>("postgres", $"SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = '{name.Replace("'", "''", StringComparison.Ordinal)}')");

@@ -83,6 +83,59 @@ public sealed partial class TenantRestoreTests(PitrFixture pitr) : IClassFixture
     }
 
     [Fact]
+    public async Task The_scratch_copy_goes_to_memory_when_it_fits_and_to_disk_when_it_does_not()
+    {
+        await TenantWithDataAsync("rs-memory");
+        var before = await pitr.ContentAsync("rs-memory");
+        var snapshot = await pitr.Feature.Snapshots.CreateAsync("rs-memory", null, SnapshotTypes.Manual, None);
+        var restore = pitr.Feature.Restore;
+        var memoryRoot = restore.MemoryRoot!;
+        Assert.StartsWith("/dev/shm/loomworks-restore-", memoryRoot, StringComparison.Ordinal);
+        // Folders a crash left behind: only our own job-<id> ones go, in memory as on disk.
+        var stray = Directory.CreateDirectory(Path.Combine(memoryRoot, "job-999999")).FullName;
+        var foreign = Directory.CreateDirectory(Path.Combine(memoryRoot, "not-a-job")).FullName;
+        await restore.RecoverAsync(None);
+        Assert.False(Directory.Exists(stray));
+        Assert.True(Directory.Exists(foreign));
+        Directory.Delete(foreign);
+
+        string? copiedIn = null;
+        var memoryAvailable = restore.MemoryAvailable;
+        restore.AfterStep = step =>
+        {
+            if (step == RestoreSteps.FilesRestored)
+            {
+                copiedIn = new[] { memoryRoot, restore.ScratchRoot }.Where(Directory.Exists).SelectMany(Directory.GetDirectories)
+                    .SingleOrDefault(dir => File.Exists(Path.Combine(dir, "pgdata", "PG_VERSION")));
+            }
+        };
+        try
+        {
+            await DamageAsync("rs-memory");
+            var inMemory = await RestoreAsync(new RestoreRequest("rs-memory", SnapshotId: snapshot.Id));
+            Assert.True(inMemory.State == "done", inMemory.Error);
+            Assert.Equal(Path.Combine(memoryRoot, $"job-{inMemory.Id}"), inMemory.ScratchDir);
+            Assert.Equal(inMemory.ScratchDir, copiedIn);
+            Assert.Equal(before, await pitr.ContentAsync("rs-memory"));
+
+            // Half of the available memory is the most a copy may take: short of that, it goes to disk.
+            restore.MemoryAvailable = () => 1L << 20;
+            await DamageAsync("rs-memory");
+            var onDisk = await RestoreAsync(new RestoreRequest("rs-memory", SnapshotId: snapshot.Id));
+            Assert.True(onDisk.State == "done", onDisk.Error);
+            Assert.Equal(Path.Combine(restore.ScratchRoot, $"job-{onDisk.Id}"), onDisk.ScratchDir);
+            Assert.Equal(onDisk.ScratchDir, copiedIn);
+            Assert.Equal(before, await pitr.ContentAsync("rs-memory"));
+            Assert.True(pitr.ScratchIsClean());
+        }
+        finally
+        {
+            restore.AfterStep = null;
+            restore.MemoryAvailable = memoryAvailable;
+        }
+    }
+
+    [Fact]
     public async Task Restore_to_a_time_and_to_an_LSN()
     {
         await TenantWithDataAsync("rs-time");
