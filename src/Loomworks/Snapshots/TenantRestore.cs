@@ -1080,6 +1080,18 @@ public sealed partial class TenantRestore(
         }
         KillHelpersOf(scratch);
         Directory.Delete(scratch, recursive: true);
+        if (MemoryRoot is { } memory && Path.GetDirectoryName(scratch) == memory)
+        {
+            try
+            {
+                // Not left behind in /dev/shm once empty; another job's copy in it keeps it.
+                Directory.Delete(memory);
+            }
+            catch (IOException)
+            {
+                // not empty
+            }
+        }
     }
 
     /// <summary>
@@ -1208,14 +1220,10 @@ public sealed partial class TenantRestore(
         var scratchNeeded = 2 * size + walSinceBackup + (64L << 20);
         var liveNeeded = 2 * size + (64L << 20);
         Directory.CreateDirectory(dataDir);
-        if (MemoryRoot is { } memory && scratchNeeded <= MemoryAvailable() / 2)
+        if (MemoryRoot is { } memory && scratchNeeded <= MemoryAvailable() / 2 && FreeBytes(Path.GetDirectoryName(memory)!) >= scratchNeeded)
         {
-            Directory.CreateDirectory(memory);
-            if (FreeBytes(memory) >= scratchNeeded)
-            {
-                CheckFree([(dataDir, liveNeeded)]);
-                return memory;
-            }
+            CheckFree([(dataDir, liveNeeded)]);
+            return memory;
         }
         Directory.CreateDirectory(ScratchRoot);
         var sameDisk = string.Equals(new DriveInfo(ScratchRoot).Name, new DriveInfo(dataDir).Name, StringComparison.Ordinal);

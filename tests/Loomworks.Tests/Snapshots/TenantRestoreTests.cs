@@ -117,6 +117,7 @@ public sealed partial class TenantRestoreTests(PitrFixture pitr) : IClassFixture
             Assert.Equal(Path.Combine(memoryRoot, $"job-{inMemory.Id}"), inMemory.ScratchDir);
             Assert.Equal(inMemory.ScratchDir, copiedIn);
             Assert.Equal(before, await pitr.ContentAsync("rs-memory"));
+            Assert.False(Directory.Exists(memoryRoot), "the emptied memory folder is not left in /dev/shm");
 
             // Half of the available memory is the most a copy may take: short of that, it goes to disk.
             restore.MemoryAvailable = () => 1L << 20;
