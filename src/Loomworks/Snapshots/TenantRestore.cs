@@ -272,9 +272,9 @@ public sealed partial class TenantRestore(
         // Folders no unfinished job owns: left by a crash before the job recorded them. Only our own job-<id>
         // folders: the scratch root is configurable and may be shared with other programs.
         var owned = (await jobs.UnfinishedAsync(cancellationToken)).Select(j => j.ScratchDir).ToHashSet();
-        foreach (var root in new[] { ScratchRoot, MemoryRoot }.Where(Directory.Exists))
+        foreach (var root in new[] { ScratchRoot, MemoryRoot }.OfType<string>().Where(Directory.Exists))
         {
-            foreach (var dir in Directory.GetDirectories(root!)
+            foreach (var dir in Directory.GetDirectories(root)
                          .Where(d => ScratchFolderName().IsMatch(Path.GetFileName(d)) && !owned.Contains(d)))
             {
                 await CleanScratchAsync(dir, cancellationToken);
@@ -503,21 +503,6 @@ public sealed partial class TenantRestore(
         if (!result.Succeeded)
         {
             throw new SnapshotException(SnapshotErrorKind.Unavailable, $"the scratch copy did not start: {result.Diagnostic}");
-        }
-    }
-
-    /// <summary>The pid in a data directory's postmaster.pid, or null while there is none.</summary>
-    private static int? PostmasterPid(string pgData)
-    {
-        var pidFile = Path.Combine(pgData, "postmaster.pid");
-        try
-        {
-            return File.Exists(pidFile) && int.TryParse(File.ReadLines(pidFile).FirstOrDefault(), CultureInfo.InvariantCulture, out var pid)
-                ? pid : null;
-        }
-        catch (IOException)
-        {
-            return null; // being written or removed
         }
     }
 
@@ -847,10 +832,9 @@ public sealed partial class TenantRestore(
                     while (await reader.ReadAsync(cancellationToken))
                     {
                         var pid = reader.GetInt32(0);
-                        if (!lowered.Contains(pid) && CommandRunner.LowerSessionGroup(pid))
+                        if (!lowered.Contains(pid) && Lower(pid))
                         {
                             lowered.Add(pid);
-                            _ = SetPriority(0, pid, 19);
                             _ = await CommandRunner.RunAsync("/usr/bin/ionice", ["-c", "3", "-p", pid.ToString(CultureInfo.InvariantCulture)],
                                 null, TimeSpan.FromSeconds(10), CancellationToken.None);
                         }
@@ -1100,17 +1084,18 @@ public sealed partial class TenantRestore(
     /// </summary>
     private static void KillHelpersOf(string scratch)
     {
-        foreach (var pid in ProcessesOf(scratch))
+        foreach (var process in Processes(scratch).Where(p => p.MentionsScratch))
         {
-            _ = Kill(pid, 9);
+            _ = Kill(process.Pid, 9);
         }
     }
 
     /// <summary>
-    /// The processes working on a scratch folder: found by the folder in their command line, which is unique to the job
-    /// (the copy's postmaster, pgBackRest and its detached archive-get worker, pg_dump, the loaders).
+    /// Every process with its parent, and whether it works on the scratch folder: found by the folder in its command
+    /// line, which is unique to the job (the copy's postmaster, pgBackRest and its detached archive-get worker, pg_dump,
+    /// the loaders). Processes that end meanwhile are left out.
     /// </summary>
-    private static IEnumerable<int> ProcessesOf(string scratch)
+    private static IEnumerable<(int Pid, int Parent, bool MentionsScratch)> Processes(string scratch)
     {
         var marker = Encoding.UTF8.GetBytes(Path.TrimEndingDirectorySeparator(scratch) + "/");
         foreach (var dir in Directory.EnumerateDirectories("/proc"))
@@ -1120,34 +1105,22 @@ public sealed partial class TenantRestore(
             {
                 continue;
             }
-            var mentions = false;
+            (int, int, bool)? process = null;
             try
             {
-                mentions = File.ReadAllBytes(Path.Combine(dir, "cmdline")).AsSpan().IndexOf(marker) >= 0;
+                // stat is "pid (name) state ppid …", and the name may hold spaces and parentheses.
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                var parent = int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[1], CultureInfo.InvariantCulture);
+                process = (pid, parent, File.ReadAllBytes(Path.Combine(dir, "cmdline")).AsSpan().IndexOf(marker) >= 0);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
                 // gone meanwhile
             }
-            if (mentions)
+            if (process is { } found)
             {
-                yield return pid;
+                yield return found;
             }
-        }
-    }
-
-    /// <summary>The parent pid from /proc/pid/stat ("pid (name) state ppid …"; the name may hold spaces and parentheses).</summary>
-    private static int? ParentOf(int pid)
-    {
-        try
-        {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
-            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-            return int.TryParse(fields[1], CultureInfo.InvariantCulture, out var parent) ? parent : null;
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentOutOfRangeException or IndexOutOfRangeException)
-        {
-            return null;
         }
     }
 
@@ -1165,15 +1138,12 @@ public sealed partial class TenantRestore(
             while (!cancellationToken.IsCancellationRequested)
             {
                 // The copy's own processes (replay, backends) name no folder: they are the children of one that does.
-                var working = ProcessesOf(scratch).ToHashSet();
-                var children = Directory.EnumerateDirectories("/proc")
-                    .Select(dir => int.TryParse(Path.GetFileName(dir), NumberStyles.None, CultureInfo.InvariantCulture, out var pid) ? pid : 0)
-                    .Where(pid => pid > 0 && !working.Contains(pid) && !lowered.Contains(pid) && ParentOf(pid) is { } parent && working.Contains(parent));
-                foreach (var pid in working.Concat(children))
+                var processes = Processes(scratch).ToList();
+                var working = processes.Where(p => p.MentionsScratch).Select(p => p.Pid).ToHashSet();
+                foreach (var (pid, parent, _) in processes)
                 {
-                    if (!lowered.Contains(pid) && CommandRunner.LowerSessionGroup(pid))
+                    if ((working.Contains(pid) || working.Contains(parent)) && !lowered.Contains(pid) && Lower(pid))
                     {
-                        _ = SetPriority(0, pid, 19);
                         lowered.Add(pid);
                     }
                 }
@@ -1191,7 +1161,9 @@ public sealed partial class TenantRestore(
         // Immediate: the copy is thrown away, so there is nothing to flush.
         await CommandRunner.RunAsync(binaries.Value["pg_ctl"], ["stop", "-D", pgData, "-m", "immediate", "-w", "-t", "60"],
             CommandRunner.ServerUser, TimeSpan.FromSeconds(90), CancellationToken.None);
-        if (PostmasterPid(pgData) is { } pid && Directory.Exists($"/proc/{pid}"))
+        var pidFile = Path.Combine(pgData, "postmaster.pid");
+        if (File.Exists(pidFile) && int.TryParse(File.ReadLines(pidFile).FirstOrDefault(), out var pid)
+            && Directory.Exists($"/proc/{pid}"))
         {
             _ = Kill(pid, 9);
         }
@@ -1354,6 +1326,17 @@ public sealed partial class TenantRestore(
 
     [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "kill")]
     private static partial int Kill(int pid, int signal);
+
+    /// <summary>Nice 19 for the process and its scheduling group; false when the group's change was refused (retried later).</summary>
+    private static bool Lower(int pid)
+    {
+        if (!CommandRunner.LowerSessionGroup(pid))
+        {
+            return false;
+        }
+        _ = SetPriority(0, pid, 19);
+        return true;
+    }
 
     [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "setpriority")]
     private static partial int SetPriority(int which, int who, int priority);
