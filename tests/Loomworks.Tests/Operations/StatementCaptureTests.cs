@@ -352,6 +352,67 @@ public sealed class StatementCaptureTests(PostgresFixture postgres)
         Assert.Equal(before, await ErpShape.StateAsync(ds));
     }
 
+    [Fact]
+    public async Task A_tenant_upgraded_to_hashed_row_lookups_finds_conflicts_and_undoes_exactly_across_the_upgrade()
+    {
+        var database = await postgres.CreateDatabaseAsync("stmtcap_rowhash");
+        await postgres.ExecuteAsync(database, ErpShape.Sql);
+        var ds = postgres.DataSource(database);
+        await using (var connection = await ds.OpenConnectionAsync())
+        {
+            await SchemaMigrator.ApplyAsync(connection, OperationsSchema.All.Where(m => m.Version < 2009), None);
+            await ChangeCapture.InstallAsync(connection, ErpShape.Tables, None);
+        }
+        await ErpShape.ExecuteAsync(ds, """
+            INSERT INTO res_partner (name) VALUES ('Azure Interior'), ('Deco Addict');
+            INSERT INTO res_partner_category (name) VALUES ('Vendor'), ('Prospect');
+            INSERT INTO res_partner_res_partner_category_rel VALUES (1, 1), (2, 1);
+            INSERT INTO sale_order (name, partner_id) VALUES ('S0', 1);
+            INSERT INTO sale_order_line (order_id, name) VALUES (1, 'a');
+            """);
+        var before = await ErpShape.StateAsync(ds);
+        var s = new OperationInfo("write", "sale.order", SessionId: "rowhash");
+        await ErpShape.RunAsync(ds, s, "WITH o AS (INSERT INTO sale_order (name, partner_id) VALUES ('S1', 2) RETURNING id) INSERT INTO sale_order_line (order_id, name) SELECT id, 'b' FROM o");
+        var linked = await ErpShape.RunAsync(ds, s, "UPDATE res_partner SET name = 'Azure' WHERE id = 1; INSERT INTO res_partner_res_partner_category_rel VALUES (1, 2)");
+        var renamed = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner"), "UPDATE res_partner SET name = 'Deco' WHERE id = 2");
+
+        await using (var connection = await ds.OpenConnectionAsync())
+        {
+            await SchemaMigrator.ApplyAsync(connection, OperationsSchema.All, None);
+            Assert.Equal(0L, await Scalar<long>(connection,
+                "SELECT count(*) FROM loomworks_change WHERE row_hash IS DISTINCT FROM loomworks_row_hash(table_name, row_key)"));
+            Assert.Equal(0L, await Scalar<long>(connection, "SELECT count(*) FROM pg_class WHERE relname = 'loomworks_change_row'"));
+            // Every function that looks a change up by its row goes through the hash (the migration edits earlier text).
+            Assert.Equal(0L, await Scalar<long>(connection, """
+                SELECT count(*) FROM pg_proc WHERE proname IN ('loomworks_undo', 'loomworks_uncaptured_change', 'loomworks_operation_conflicts',
+                    'loomworks_capture_change', 'loomworks_capture_statement') AND prosrc NOT LIKE '%loomworks_row_hash(%'
+                """));
+        }
+
+        // A row changed before the upgrade and again after it: the later operation is found and named.
+        var emailed = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner"), "UPDATE res_partner SET email = 'deco@example.com' WHERE id = 2");
+        var undo = new UndoService(ds);
+        var e = await Assert.ThrowsAsync<OperationException>(() => undo.UndoAsync(renamed, false, null, None));
+        Assert.Equal(OperationErrorKind.Conflict, e.Kind);
+        Assert.Contains($"operation {renamed} cannot be undone: operation {emailed} changed res_partner {{\"id\": 2}}", e.Message);
+        // A relation row (a key of two columns) linked before the upgrade and unlinked after it.
+        var unlinked = await ErpShape.RunAsync(ds, new OperationInfo("unlink", "res.partner"),
+            "DELETE FROM res_partner_res_partner_category_rel WHERE partner_id = 1 AND category_id = 2");
+        var relation = await Assert.ThrowsAsync<OperationException>(() => undo.UndoAsync(linked, false, null, None));
+        Assert.Equal(OperationErrorKind.Conflict, relation.Kind);
+        Assert.Contains($"operation {unlinked} changed res_partner_res_partner_category_rel", relation.Message);
+
+        await ErpShape.RunAsync(ds, s, "UPDATE sale_order SET state = 'sale' WHERE name = 'S1'; DELETE FROM sale_order_line WHERE name = 'a'");
+        await ErpShape.RunAsync(ds, s, "INSERT INTO res_partner (name) VALUES ('Gemini Furniture')");
+        await undo.UndoAsync(emailed, false, null, None);
+        await undo.UndoAsync(renamed, false, null, None);
+        await undo.UndoAsync(unlinked, false, null, None);
+        var results = await undo.UndoSessionAsync("rowhash", false, null, None);
+
+        Assert.Equal(4, results.Count);
+        Assert.Equal(before, await ErpShape.StateAsync(ds));
+    }
+
     private static async Task Execute(NpgsqlConnection connection, string sql)
     {
         await using var command = new NpgsqlCommand(sql, connection);
