@@ -49,6 +49,33 @@ public sealed class StatementCaptureTests(PostgresFixture postgres)
     }
 
     [Fact]
+    public async Task An_update_of_ignored_columns_only_captures_nothing_and_draws_no_operation_id_while_a_mixed_one_is_captured_whole()
+    {
+        var ds = await DatabaseAsync("ignored");
+        await ErpShape.ExecuteAsync(ds, ChangeCapture.InstallSql(["res_partner"], new Dictionary<string, string[]> { ["res_partner"] = ["email"] }));
+        await using (var connection = await ds.OpenConnectionAsync())
+        await using (var transaction = await connection.BeginTransactionAsync())
+        {
+            await using var command = new NpgsqlCommand(
+                "UPDATE res_partner SET email = 'stamp@example.com'; SELECT coalesce(current_setting('loomworks.operation_id', true), '')", connection, transaction);
+            Assert.Equal("", await command.ExecuteScalarAsync());
+            await transaction.CommitAsync();
+        }
+        var stamped = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner"), "UPDATE res_partner SET email = 'again@example.com'");
+        var before = await ErpShape.StateAsync(ds);
+        var renamed = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner"),
+            "UPDATE res_partner SET email = 'new@example.com', name = name || '!' WHERE id = 1");
+
+        Assert.Equal(0L, await ErpShape.ScalarAsync<long>(ds, $"SELECT count(*) FROM loomworks_change WHERE operation_id = {stamped}"));
+        Assert.Equal("U again@example.com new@example.com Azure Interior!", await ErpShape.ScalarAsync<string>(ds, $"""
+            SELECT string_agg(concat_ws(' ', kind::text, old_row ->> 'email', new_row ->> 'email', new_row ->> 'name'), ',')
+            FROM loomworks_change WHERE operation_id = {renamed}
+            """));
+        await new UndoService(ds).UndoAsync(renamed, false, null, None);
+        Assert.Equal(before, await ErpShape.StateAsync(ds));
+    }
+
+    [Fact]
     public async Task An_update_of_a_key_is_captured_as_a_deletion_and_an_insertion_and_undo_puts_the_old_key_back()
     {
         var ds = await DatabaseAsync("key_update");
