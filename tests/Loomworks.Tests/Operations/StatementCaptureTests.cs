@@ -49,6 +49,33 @@ public sealed class StatementCaptureTests(PostgresFixture postgres)
     }
 
     [Fact]
+    public async Task An_update_of_ignored_columns_only_captures_nothing_and_draws_no_operation_id_while_a_mixed_one_is_captured_whole()
+    {
+        var ds = await DatabaseAsync("ignored");
+        await ErpShape.ExecuteAsync(ds, ChangeCapture.InstallSql(["res_partner"], new Dictionary<string, string[]> { ["res_partner"] = ["email"] }));
+        await using (var connection = await ds.OpenConnectionAsync())
+        await using (var transaction = await connection.BeginTransactionAsync())
+        {
+            await using var command = new NpgsqlCommand(
+                "UPDATE res_partner SET email = 'stamp@example.com'; SELECT coalesce(current_setting('loomworks.operation_id', true), '')", connection, transaction);
+            Assert.Equal("", await command.ExecuteScalarAsync());
+            await transaction.CommitAsync();
+        }
+        var stamped = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner"), "UPDATE res_partner SET email = 'again@example.com'");
+        var before = await ErpShape.StateAsync(ds);
+        var renamed = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner"),
+            "UPDATE res_partner SET email = 'new@example.com', name = name || '!' WHERE id = 1");
+
+        Assert.Equal(0L, await ErpShape.ScalarAsync<long>(ds, $"SELECT count(*) FROM loomworks_change WHERE operation_id = {stamped}"));
+        Assert.Equal("U again@example.com new@example.com Azure Interior!", await ErpShape.ScalarAsync<string>(ds, $"""
+            SELECT string_agg(concat_ws(' ', kind::text, old_row ->> 'email', new_row ->> 'email', new_row ->> 'name'), ',')
+            FROM loomworks_change WHERE operation_id = {renamed}
+            """));
+        await new UndoService(ds).UndoAsync(renamed, false, null, None);
+        Assert.Equal(before, await ErpShape.StateAsync(ds));
+    }
+
+    [Fact]
     public async Task An_update_of_a_key_is_captured_as_a_deletion_and_an_insertion_and_undo_puts_the_old_key_back()
     {
         var ds = await DatabaseAsync("key_update");
@@ -349,6 +376,67 @@ public sealed class StatementCaptureTests(PostgresFixture postgres)
         var results = await new UndoService(ds).UndoSessionAsync("upgrade", false, null, None);
 
         Assert.Equal(7, results.Count);
+        Assert.Equal(before, await ErpShape.StateAsync(ds));
+    }
+
+    [Fact]
+    public async Task A_tenant_upgraded_to_hashed_row_lookups_finds_conflicts_and_undoes_exactly_across_the_upgrade()
+    {
+        var database = await postgres.CreateDatabaseAsync("stmtcap_rowhash");
+        await postgres.ExecuteAsync(database, ErpShape.Sql);
+        var ds = postgres.DataSource(database);
+        await using (var connection = await ds.OpenConnectionAsync())
+        {
+            await SchemaMigrator.ApplyAsync(connection, OperationsSchema.All.Where(m => m.Version < 2009), None);
+            await ChangeCapture.InstallAsync(connection, ErpShape.Tables, None);
+        }
+        await ErpShape.ExecuteAsync(ds, """
+            INSERT INTO res_partner (name) VALUES ('Azure Interior'), ('Deco Addict');
+            INSERT INTO res_partner_category (name) VALUES ('Vendor'), ('Prospect');
+            INSERT INTO res_partner_res_partner_category_rel VALUES (1, 1), (2, 1);
+            INSERT INTO sale_order (name, partner_id) VALUES ('S0', 1);
+            INSERT INTO sale_order_line (order_id, name) VALUES (1, 'a');
+            """);
+        var before = await ErpShape.StateAsync(ds);
+        var s = new OperationInfo("write", "sale.order", SessionId: "rowhash");
+        await ErpShape.RunAsync(ds, s, "WITH o AS (INSERT INTO sale_order (name, partner_id) VALUES ('S1', 2) RETURNING id) INSERT INTO sale_order_line (order_id, name) SELECT id, 'b' FROM o");
+        var linked = await ErpShape.RunAsync(ds, s, "UPDATE res_partner SET name = 'Azure' WHERE id = 1; INSERT INTO res_partner_res_partner_category_rel VALUES (1, 2)");
+        var renamed = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner"), "UPDATE res_partner SET name = 'Deco' WHERE id = 2");
+
+        await using (var connection = await ds.OpenConnectionAsync())
+        {
+            await SchemaMigrator.ApplyAsync(connection, OperationsSchema.All, None);
+            Assert.Equal(0L, await Scalar<long>(connection,
+                "SELECT count(*) FROM loomworks_change WHERE row_hash IS DISTINCT FROM loomworks_row_hash(table_name, row_key)"));
+            Assert.Equal(0L, await Scalar<long>(connection, "SELECT count(*) FROM pg_class WHERE relname = 'loomworks_change_row'"));
+            // Every function that looks a change up by its row goes through the hash (the migration edits earlier text).
+            Assert.Equal(0L, await Scalar<long>(connection, """
+                SELECT count(*) FROM pg_proc WHERE proname IN ('loomworks_undo', 'loomworks_uncaptured_change', 'loomworks_operation_conflicts',
+                    'loomworks_capture_change', 'loomworks_capture_statement') AND prosrc NOT LIKE '%loomworks_row_hash(%'
+                """));
+        }
+
+        // A row changed before the upgrade and again after it: the later operation is found and named.
+        var emailed = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner"), "UPDATE res_partner SET email = 'deco@example.com' WHERE id = 2");
+        var undo = new UndoService(ds);
+        var e = await Assert.ThrowsAsync<OperationException>(() => undo.UndoAsync(renamed, false, null, None));
+        Assert.Equal(OperationErrorKind.Conflict, e.Kind);
+        Assert.Contains($"operation {renamed} cannot be undone: operation {emailed} changed res_partner {{\"id\": 2}}", e.Message);
+        // A relation row (a key of two columns) linked before the upgrade and unlinked after it.
+        var unlinked = await ErpShape.RunAsync(ds, new OperationInfo("unlink", "res.partner"),
+            "DELETE FROM res_partner_res_partner_category_rel WHERE partner_id = 1 AND category_id = 2");
+        var relation = await Assert.ThrowsAsync<OperationException>(() => undo.UndoAsync(linked, false, null, None));
+        Assert.Equal(OperationErrorKind.Conflict, relation.Kind);
+        Assert.Contains($"operation {unlinked} changed res_partner_res_partner_category_rel", relation.Message);
+
+        await ErpShape.RunAsync(ds, s, "UPDATE sale_order SET state = 'sale' WHERE name = 'S1'; DELETE FROM sale_order_line WHERE name = 'a'");
+        await ErpShape.RunAsync(ds, s, "INSERT INTO res_partner (name) VALUES ('Gemini Furniture')");
+        await undo.UndoAsync(emailed, false, null, None);
+        await undo.UndoAsync(renamed, false, null, None);
+        await undo.UndoAsync(unlinked, false, null, None);
+        var results = await undo.UndoSessionAsync("rowhash", false, null, None);
+
+        Assert.Equal(4, results.Count);
         Assert.Equal(before, await ErpShape.StateAsync(ds));
     }
 
