@@ -73,6 +73,9 @@ public sealed class DatabaseManagerScenario : IScenario
             INSERT INTO sale_order_line SELECT g, 1 + g % {partners}, 'line ' || md5(g::text), g % 1000 FROM generate_series(1, {lines}) g;
             CREATE INDEX sale_order_line_partner ON sale_order_line (partner_id);
             """);
+        // Autovacuum goes for a fresh load of this size about a minute later: in the middle of the first library pairs (its
+        // worker was seen busy through run 1's backups), never in the HTTP rows, minutes later. Done here, nobody pays for it.
+        await Exec(dataSources.For(Tenant), "VACUUM (ANALYZE)");
         var size = await Scalar(admin, $"SELECT pg_database_size('{Tenant}')");
         for (var i = 0; i < 20; i++)
         {
@@ -131,6 +134,12 @@ public sealed class DatabaseManagerScenario : IScenario
         await Exec(admin, "CREATE DATABASE \"bench-baseline\" TEMPLATE template0");
         await tools.RunAsync("pg_restore", restoreArguments, cancellationToken);
         await DropBaseline();
+        // The library's zip paths once, untimed, as a server that has been up a while has run them: otherwise run 1 of each
+        // also pays for compiling them (measured: about 0.7 s of JIT for the backup, 0.3 s for the restore).
+        await manager.DumpToFileAsync(Tenant, zip, BackupFormat.Zip, cancellationToken);
+        await dataSources.EvictAsync(Tenant);
+        await manager.RestoreFileAsync("bench-restored", zip, cancellationToken: cancellationToken);
+        await manager.DropAsync("bench-restored", cancellationToken);
         for (var i = 0; i < runs; i++)
         {
             // The backup reads its manifest through a pooled session, which would keep the tenant busy for the bare

@@ -15,7 +15,13 @@ public static class LoomworksWebApp
 {
     public static WebApplication Build(LoomworksSettings settings, PostgresServer postgres, Action<WebApplicationBuilder>? configure = null)
     {
-        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { ApplicationName = "loomworks" });
+        // No reload of appsettings.json (Loomworks reads loomworks.conf): it would watch the whole working directory,
+        // which is data_dir in the packaged service, and wake this process on every write PostgreSQL makes below it.
+        var builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions
+        {
+            ApplicationName = "loomworks",
+            Args = ["--hostBuilder:reloadConfigOnChange=false"],
+        });
         builder.Logging.AddLoomworksLogging(settings);
         builder.AddLoomworksKestrel(settings);
         builder.Services.AddSingleton(settings);

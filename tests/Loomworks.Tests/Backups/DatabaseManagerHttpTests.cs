@@ -9,6 +9,7 @@ using Loomworks.Server.Hosting;
 using Loomworks.Tenancy;
 using Loomworks.Tests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace Loomworks.Tests.Backups;
@@ -46,6 +47,22 @@ public sealed class DatabaseManagerHttpTests(PostgresFixture pg)
 
     private static FormUrlEncodedContent Form(params (string, string)[] fields) =>
         new(fields.Select(f => new KeyValuePair<string, string>(f.Item1, f.Item2)));
+
+    [Fact]
+    public async Task The_server_watches_no_configuration_file_so_writes_under_its_working_directory_cost_it_nothing()
+    {
+        // A reloading appsettings.json source watches the whole working directory (data_dir in the packaged service,
+        // PostgreSQL's files included) and wakes the server on every write a backup or restore makes there.
+        await using var h = await ManagerHarness.CreateAsync(pg, "http-watch");
+        var (app, http, _) = await StartAsync(h);
+        await using (app)
+        using (http)
+        {
+            var files = ((IConfigurationRoot)app.Configuration).Providers.OfType<FileConfigurationProvider>().ToList();
+            Assert.NotEmpty(files);
+            Assert.All(files, f => Assert.False(f.Source.ReloadOnChange, $"{f} reloads on change"));
+        }
+    }
 
     [Fact]
     public async Task Backup_streams_a_zip_and_restore_takes_it_back_as_a_new_tenant()
