@@ -645,10 +645,10 @@ public static class OperationsSchema
     /// down the tree; it is now on (row_hash, id), a bigint the capture computes (<c>loomworks_row_hash</c>), and every
     /// reader that looks a row up matches the hash and then the table and key themselves, so a collision costs a row read
     /// and never a wrong answer. Rows captured before are hashed here. The capture of a one-column-key insert or delete
-    /// turns each row into jsonb once (the planner had flattened the subquery and called to_jsonb for the key and again
-    /// for the row), draws the operation id in PL/pgSQL instead of in a volatile subquery (which kept the planner from
-    /// flattening the INSERT's SELECT, one plan node more to start per statement) and evaluates three expressions
-    /// instead of five: PL/pgSQL prepares each expression once per transaction, and a call is a transaction. An update
+    /// turns each row into jsonb and builds its key once (the planner had flattened the subquery and called to_jsonb for
+    /// the key and again for the row), parses the key columns once, draws the operation id in PL/pgSQL instead of in a
+    /// volatile subquery (which kept the planner from flattening the INSERT's SELECT, one plan node more to start per
+    /// statement) and evaluates three expressions instead of five: PL/pgSQL prepares each expression once per transaction, and a call is a transaction. An update
     /// of a one-column-key table is captured by one statement instead of four (two arrays, the key check, the insert).
     /// </summary>
     private static string RowHashSql => """
@@ -667,32 +667,31 @@ public static class OperationsSchema
 
         CREATE OR REPLACE FUNCTION loomworks_capture_statement() RETURNS trigger LANGUAGE plpgsql AS $fn$
         DECLARE
-            k1 text := CASE WHEN cardinality(TG_ARGV[0]::text[]) = 1 THEN (TG_ARGV[0]::text[])[1] END;
+            keys text[] := TG_ARGV[0]::text[];
+            k1 text := CASE WHEN cardinality(keys) = 1 THEN keys[1] END;
             op bigint;
-            keys text[];
             ignored text[];
             olds jsonb[];
             news jsonb[];
             key_moved boolean;
         BEGIN
-            -- OFFSET 0 keeps the row's jsonb computed once: flattened, the key and the row would each call to_jsonb.
+            -- OFFSET 0 keeps each row's jsonb and key computed once: flattened, every use would compute them again.
             IF k1 IS NOT NULL AND TG_OP = 'INSERT' THEN
                 op := coalesce(nullif(current_setting('loomworks.operation_id', true), '')::bigint, loomworks_next_operation_id());
                 INSERT INTO loomworks_change (operation_id, table_name, row_key, row_hash, kind, new_row)
-                SELECT op, TG_TABLE_NAME, jsonb_build_object(k1, n.j -> k1), loomworks_row_hash(TG_TABLE_NAME, jsonb_build_object(k1, n.j -> k1)),
-                       'I', n.j
-                FROM (SELECT to_jsonb(t) AS j FROM loomworks_new_rows t OFFSET 0) n;
+                SELECT op, TG_TABLE_NAME, n.k, loomworks_row_hash(TG_TABLE_NAME, n.k), 'I', n.j
+                FROM (SELECT r.j, jsonb_build_object(k1, r.j -> k1) AS k
+                      FROM (SELECT to_jsonb(t) AS j FROM loomworks_new_rows t OFFSET 0) r OFFSET 0) n;
                 RETURN NULL;
             ELSIF k1 IS NOT NULL AND TG_OP = 'DELETE' THEN
                 op := coalesce(nullif(current_setting('loomworks.operation_id', true), '')::bigint, loomworks_next_operation_id());
                 INSERT INTO loomworks_change (operation_id, table_name, row_key, row_hash, kind, old_row)
-                SELECT op, TG_TABLE_NAME, jsonb_build_object(k1, o.j -> k1), loomworks_row_hash(TG_TABLE_NAME, jsonb_build_object(k1, o.j -> k1)),
-                       'D', o.j
-                FROM (SELECT to_jsonb(t) AS j FROM loomworks_old_rows t OFFSET 0) o;
+                SELECT op, TG_TABLE_NAME, o.k, loomworks_row_hash(TG_TABLE_NAME, o.k), 'D', o.j
+                FROM (SELECT r.j, jsonb_build_object(k1, r.j -> k1) AS k
+                      FROM (SELECT to_jsonb(t) AS j FROM loomworks_old_rows t OFFSET 0) r OFFSET 0) o;
                 RETURN NULL;
             END IF;
             op := nullif(current_setting('loomworks.operation_id', true), '')::bigint;
-            keys := TG_ARGV[0]::text[];
             ignored := TG_ARGV[1]::text[];
             IF k1 IS NOT NULL THEN
                 -- An update of a one-column-key table, in one statement (each statement of a function takes its own
@@ -700,13 +699,12 @@ public static class OperationsSchema
                 -- old and new version to the two transition tables together. The pairs are captured unless one of them
                 -- changed its key, which is not an update of one row and goes the general way below.
                 WITH p AS MATERIALIZED (
-                    SELECT u.o, u.n FROM unnest(ARRAY(SELECT to_jsonb(t) FROM loomworks_old_rows t),
-                                                ARRAY(SELECT to_jsonb(t) FROM loomworks_new_rows t)) u(o, n)),
+                    SELECT u.o, u.n, jsonb_build_object(k1, u.o -> k1) AS k
+                    FROM unnest(ARRAY(SELECT to_jsonb(t) FROM loomworks_old_rows t), ARRAY(SELECT to_jsonb(t) FROM loomworks_new_rows t)) u(o, n)),
                 moved AS MATERIALIZED (SELECT EXISTS (SELECT FROM p WHERE p.o -> k1 IS DISTINCT FROM p.n -> k1) AS any),
                 captured AS (
                     INSERT INTO loomworks_change (operation_id, table_name, row_key, row_hash, kind, old_row, new_row)
-                    SELECT coalesce(op, (SELECT loomworks_next_operation_id())), TG_TABLE_NAME, jsonb_build_object(k1, p.o -> k1),
-                           loomworks_row_hash(TG_TABLE_NAME, jsonb_build_object(k1, p.o -> k1)), 'U', p.o, p.n
+                    SELECT coalesce(op, (SELECT loomworks_next_operation_id())), TG_TABLE_NAME, p.k, loomworks_row_hash(TG_TABLE_NAME, p.k), 'U', p.o, p.n
                     FROM p
                     WHERE NOT (SELECT m.any FROM moved m) AND p.o - ignored <> p.n - ignored
                     RETURNING 1)

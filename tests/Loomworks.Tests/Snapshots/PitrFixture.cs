@@ -132,7 +132,7 @@ public sealed class PitrFixture : IAsyncLifetime
 
     /// <summary>No scratch folder and no PostgreSQL process started from one is left.</summary>
     public bool ScratchIsClean() =>
-        new[] { Feature.Restore.ScratchRoot, Feature.Restore.MemoryRoot! }.All(root =>
+        new[] { Feature.Restore.ScratchRoot, Feature.Restore.MemoryRoot }.OfType<string>().All(root =>
             !(Directory.Exists(root) && Directory.EnumerateFileSystemEntries(root).Any()) && !ProcessMentions(root));
 
     public Task<bool> DatabaseExistsAsync(string name) =>
