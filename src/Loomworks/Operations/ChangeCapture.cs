@@ -6,7 +6,7 @@ namespace Loomworks.Operations;
 /// <summary>
 /// Attaches the change-capture triggers to tables of a tenant database: three statement-level triggers per table
 /// (insert, update, delete) that each write a statement's changed rows with one INSERT … SELECT over its transition
-/// table. Changes made outside an operation are captured too, under an id no log row has (a null one before
+/// table, and on a table keyed by one column a row trigger for updates that move its key (migration 2010). Changes made outside an operation are captured too, under an id no log row has (a null one before
 /// migration 2005): undo and rewind then see them and can name them instead of silently overwriting them.
 /// </summary>
 public static partial class ChangeCapture
@@ -21,25 +21,36 @@ public static partial class ChangeCapture
     [GeneratedRegex("^[a-z_][a-z0-9_]{0,62}$")]
     private static partial Regex TableName();
 
-    /// <summary>Installs (or replaces) the capture triggers on each table; safe to run again.</summary>
-    public static async Task InstallAsync(NpgsqlConnection connection, IEnumerable<string> tableNames,
-        CancellationToken cancellationToken)
+    /// <summary>
+    /// The row trigger of a table keyed by one column that captures the deletion of each row whose key an UPDATE moved
+    /// (migration 2010); it fires only for an UPDATE that names the key column.
+    /// </summary>
+    public const string KeyTriggerName = TriggerName + "_update_key";
+
+    /// <summary>Every capture trigger name, current and past, for finding and removing them.</summary>
+    private static readonly string[] AllTriggerNames = [TriggerName, .. TriggerNames, KeyTriggerName];
+
+    /// <summary>Installs (or replaces) the capture triggers on each table, with loomworks_install_capture; safe to run again.</summary>
+    public static async Task InstallAsync(NpgsqlConnection connection, IEnumerable<string> tableNames, CancellationToken cancellationToken)
     {
         foreach (var table in tableNames.Distinct(StringComparer.Ordinal))
         {
-            var quoted = Quote(table);
-            var keyColumns = await KeyColumnsAsync(connection, table, cancellationToken);
-            var keys = "{" + string.Join(",", keyColumns.Select(c =>
-                "\"" + c.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal) + "\"")) + "}";
-            await using var command = new NpgsqlCommand(
-                $"DROP TRIGGER IF EXISTS {TriggerName} ON {quoted};\n" + string.Concat(CreateStatements(quoted, Literal(keys), "'{}'")),
-                connection);
-            await command.ExecuteNonQueryAsync(cancellationToken);
+            Quote(table);
+            await using var command = new NpgsqlCommand("SELECT loomworks_install_capture($1, '{}')", connection);
+            command.Parameters.AddWithValue(table);
+            try
+            {
+                await command.ExecuteNonQueryAsync(cancellationToken);
+            }
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.RaiseException)
+            {
+                throw new ArgumentException(e.MessageText, nameof(tableNames), e);
+            }
         }
     }
 
     /// <summary>The three CREATE TRIGGER statements for a quoted table and its key and ignored columns as SQL literals.</summary>
-    private static IEnumerable<string> CreateStatements(string quotedTable, string keys, string ignored) =>
+    internal static IEnumerable<string> CreateStatements(string quotedTable, string keys, string ignored) =>
     [
         $"CREATE OR REPLACE TRIGGER {TriggerNames[0]} AFTER INSERT ON {quotedTable} REFERENCING NEW TABLE AS loomworks_new_rows " +
             $"FOR EACH STATEMENT EXECUTE FUNCTION loomworks_capture_statement({keys}, {ignored});\n",
@@ -50,7 +61,21 @@ public static partial class ChangeCapture
             $"FOR EACH STATEMENT EXECUTE FUNCTION loomworks_capture_statement({keys}, {ignored});\n",
     ];
 
-    private static string Literal(string value) => "'" + value.Replace("'", "''", StringComparison.Ordinal) + "'";
+    /// <summary>
+    /// The four CREATE TRIGGER statements of a table keyed by one column (migration 2010), as a format() string whose
+    /// first argument is the table and second its key column.
+    /// </summary>
+    internal static IEnumerable<string> KeyedCreateStatements =>
+    [
+        $"CREATE OR REPLACE TRIGGER {TriggerNames[0]} AFTER INSERT ON %1$I REFERENCING NEW TABLE AS loomworks_new_rows " +
+            "FOR EACH STATEMENT EXECUTE FUNCTION loomworks_capture_inserted(%2$L);\n",
+        $"CREATE OR REPLACE TRIGGER {TriggerNames[1]} AFTER UPDATE ON %1$I " +
+            "REFERENCING OLD TABLE AS loomworks_old_rows NEW TABLE AS loomworks_new_rows " +
+            "FOR EACH STATEMENT EXECUTE FUNCTION loomworks_capture_updated(%2$L);\n",
+        $"CREATE OR REPLACE TRIGGER {TriggerNames[2]} AFTER DELETE ON %1$I REFERENCING OLD TABLE AS loomworks_old_rows " +
+            "FOR EACH STATEMENT EXECUTE FUNCTION loomworks_capture_deleted(%2$L);\n",
+        $"CREATE OR REPLACE TRIGGER {KeyTriggerName} AFTER UPDATE OF %2$I ON %1$I FOR EACH ROW EXECUTE FUNCTION loomworks_capture_key_moved(%2$L);\n",
+    ];
 
     /// <summary>Removes the capture triggers from each table (those without them are left alone).</summary>
     public static async Task RemoveAsync(NpgsqlConnection connection, IEnumerable<string> tableNames,
@@ -60,7 +85,7 @@ public static partial class ChangeCapture
         {
             var quoted = Quote(table);
             await using var command = new NpgsqlCommand(
-                string.Concat(TriggerNames.Prepend(TriggerName).Select(t => $"DROP TRIGGER IF EXISTS {t} ON {quoted};\n")), connection);
+                string.Concat(AllTriggerNames.Select(t => $"DROP TRIGGER IF EXISTS {t} ON {quoted};\n")), connection);
             await command.ExecuteNonQueryAsync(cancellationToken);
         }
     }
@@ -73,7 +98,7 @@ public static partial class ChangeCapture
             JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE t.tgname = ANY($1) AND n.nspname = 'public' ORDER BY c.relname
             """, connection);
-        command.Parameters.AddWithValue(TriggerNames.Prepend(TriggerName).ToArray());
+        command.Parameters.AddWithValue(AllTriggerNames);
         var tables = new List<string>();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
@@ -95,17 +120,6 @@ public static partial class ChangeCapture
             throw new ArgumentException($"'{table}' belongs to Loomworks itself and is not captured", nameof(table));
         }
         return "\"" + table + "\"";
-    }
-
-    /// <summary>The primary key's columns, else the first unique index's, else every column (rows identified whole).</summary>
-    private static async Task<IReadOnlyList<string>> KeyColumnsAsync(NpgsqlConnection connection, string table,
-        CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand(KeyColumnsQuery, connection);
-        command.Parameters.AddWithValue(table);
-        return await command.ExecuteScalarAsync(cancellationToken) is string[] columns
-            ? columns
-            : throw new ArgumentException($"table '{table}' does not exist in this database", nameof(table));
     }
 
     /// <summary>
@@ -193,7 +207,7 @@ public static partial class ChangeCapture
             """;
     }
 
-    private const string KeyColumnsQuery = """
+    internal const string KeyColumnsQuery = """
         SELECT coalesce(
             (SELECT array_agg(a.attname ORDER BY k.ord)
              FROM (SELECT i.indkey, i.indrelid FROM pg_index i WHERE i.indrelid = c.oid AND (i.indisprimary OR i.indisunique)

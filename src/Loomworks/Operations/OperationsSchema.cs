@@ -57,6 +57,7 @@ public static class OperationsSchema
         new(2008, "cheaper change capture: one plain statement per captured statement, two indexes per change row",
             CheapCaptureSql + "\n" + InverseByOperationSql),
         new(2009, "change rows found by a bigint hash of their row, each row turned into jsonb once, an update captured in one statement", RowHashSql),
+        new(2010, "a capture function per event for tables keyed by one column, key moves captured by a row trigger", KeyedCaptureSql),
     ];
 
     /// <summary>The SQL of migration 2000, kept as it was: later migrations replace several of its functions.</summary>
@@ -763,6 +764,113 @@ public static class OperationsSchema
                 "WHERE l.row_hash = loomworks_row_hash(c.table_name, c.row_key) AND l.table_name = c.table_name AND l.row_key = c.row_key "
                 + "ORDER BY l.id DESC LIMIT 1", StringComparison.Ordinal))
         .Replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", StringComparison.Ordinal);
+
+    /// <summary>
+    /// Migration 2010: tables keyed by one column with no ignored columns (every business table but the users') get a
+    /// capture function per event, each a single INSERT … SELECT with nothing to decide at run time: the key column comes
+    /// as the trigger's argument instead of an array parsed on every call, and an update no longer checks for moved keys
+    /// in a statement of its own (that check and its materialised rows cost a fifth of a captured write). A moved key is
+    /// rare and is caught by a row trigger that fires only when an UPDATE names the key column
+    /// (<c>loomworks_capture_update_key</c>): it captures the old row's deletion, and PostgreSQL fires row triggers
+    /// before statement triggers, so every deletion is logged before the statement's updates and insertions and undo
+    /// (newest first) removes new keys before it brings old ones back. A key changed by a BEFORE trigger without the
+    /// UPDATE naming it would escape that trigger; Loomworks' tables have none. Other tables keep
+    /// <c>loomworks_capture_statement</c>. <c>loomworks_install_capture</c> installs either kind, here for every table
+    /// captured so far (its ignored columns read from its update trigger) and later for <see cref="ChangeCapture.InstallAsync"/>.
+    /// </summary>
+    private static string KeyedCaptureSql => $$"""
+        CREATE FUNCTION loomworks_capture_inserted() RETURNS trigger LANGUAGE plpgsql AS $fn$
+        DECLARE
+            op bigint := coalesce(nullif(current_setting('loomworks.operation_id', true), '')::bigint, loomworks_next_operation_id());
+        BEGIN
+            -- OFFSET 0 keeps each row's jsonb and key computed once: flattened, every use would compute them again.
+            INSERT INTO loomworks_change (operation_id, table_name, row_key, row_hash, kind, new_row)
+            SELECT op, TG_TABLE_NAME, n.k, loomworks_row_hash(TG_TABLE_NAME, n.k), 'I', n.j
+            FROM (SELECT r.j, jsonb_build_object(TG_ARGV[0], r.j -> TG_ARGV[0]) AS k
+                  FROM (SELECT to_jsonb(t) AS j FROM loomworks_new_rows t OFFSET 0) r OFFSET 0) n;
+            RETURN NULL;
+        END
+        $fn$;
+
+        CREATE FUNCTION loomworks_capture_deleted() RETURNS trigger LANGUAGE plpgsql AS $fn$
+        DECLARE
+            op bigint := coalesce(nullif(current_setting('loomworks.operation_id', true), '')::bigint, loomworks_next_operation_id());
+        BEGIN
+            INSERT INTO loomworks_change (operation_id, table_name, row_key, row_hash, kind, old_row)
+            SELECT op, TG_TABLE_NAME, o.k, loomworks_row_hash(TG_TABLE_NAME, o.k), 'D', o.j
+            FROM (SELECT r.j, jsonb_build_object(TG_ARGV[0], r.j -> TG_ARGV[0]) AS k
+                  FROM (SELECT to_jsonb(t) AS j FROM loomworks_old_rows t OFFSET 0) r OFFSET 0) o;
+            RETURN NULL;
+        END
+        $fn$;
+
+        -- Old and new rows pair up by position: PostgreSQL adds each updated row's old and new version to the two
+        -- transition tables together. A row left as it was is not captured; a row whose key moved is its insertion under
+        -- the new key (its deletion under the old one is loomworks_capture_key_moved's).
+        CREATE FUNCTION loomworks_capture_updated() RETURNS trigger LANGUAGE plpgsql AS $fn$
+        DECLARE
+            op bigint := coalesce(nullif(current_setting('loomworks.operation_id', true), '')::bigint, loomworks_next_operation_id());
+        BEGIN
+            INSERT INTO loomworks_change (operation_id, table_name, row_key, row_hash, kind, old_row, new_row)
+            SELECT op, TG_TABLE_NAME, p.k, loomworks_row_hash(TG_TABLE_NAME, p.k),
+                   CASE WHEN p.moved THEN 'I' ELSE 'U' END, CASE WHEN NOT p.moved THEN p.o END, p.n
+            FROM (SELECT u.o, u.n, jsonb_build_object(TG_ARGV[0], u.n -> TG_ARGV[0]) AS k, u.o -> TG_ARGV[0] <> u.n -> TG_ARGV[0] AS moved
+                  FROM unnest(ARRAY(SELECT to_jsonb(t) FROM loomworks_old_rows t), ARRAY(SELECT to_jsonb(t) FROM loomworks_new_rows t)) u(o, n)
+                  OFFSET 0) p
+            WHERE p.moved OR p.o <> p.n;
+            RETURN NULL;
+        END
+        $fn$;
+
+        -- A row trigger on UPDATE OF the key column: the deletion of each row whose key the statement moved.
+        CREATE FUNCTION loomworks_capture_key_moved() RETURNS trigger LANGUAGE plpgsql AS $fn$
+        DECLARE
+            o jsonb := to_jsonb(OLD);
+            k jsonb := jsonb_build_object(TG_ARGV[0], o -> TG_ARGV[0]);
+        BEGIN
+            IF k = jsonb_build_object(TG_ARGV[0], to_jsonb(NEW) -> TG_ARGV[0]) THEN
+                RETURN NULL;
+            END IF;
+            INSERT INTO loomworks_change (operation_id, table_name, row_key, row_hash, kind, old_row)
+            VALUES (coalesce(nullif(current_setting('loomworks.operation_id', true), '')::bigint, loomworks_next_operation_id()),
+                    TG_TABLE_NAME, k, loomworks_row_hash(TG_TABLE_NAME, k), 'D', o);
+            RETURN NULL;
+        END
+        $fn$;
+
+        -- Installs (or replaces) the capture triggers of one table: the functions above when its key is one column and no
+        -- update of it is ignored, else loomworks_capture_statement with its key columns and ignored columns.
+        CREATE FUNCTION loomworks_install_capture(t text, ignored text[]) RETURNS void LANGUAGE plpgsql AS $fn$
+        DECLARE
+            keys text[];
+        BEGIN
+            EXECUTE $key${{ChangeCapture.KeyColumnsQuery}}$key$ INTO keys USING t;
+            IF keys IS NULL THEN
+                RAISE EXCEPTION 'table % does not exist in this database', t;
+            END IF;
+            EXECUTE format('DROP TRIGGER IF EXISTS {{ChangeCapture.TriggerName}} ON %1$I; DROP TRIGGER IF EXISTS {{ChangeCapture.KeyTriggerName}} ON %1$I', t);
+            IF cardinality(keys) = 1 AND cardinality(ignored) = 0 THEN
+                EXECUTE format($create${{string.Concat(ChangeCapture.KeyedCreateStatements)}}$create$, t, keys[1]);
+            ELSE
+                EXECUTE format($create${{string.Concat(ChangeCapture.CreateStatements("%1$I", "%2$L", "%3$L"))}}$create$, t, keys::text, ignored::text);
+            END IF;
+        END
+        $fn$;
+
+        DO $reinstall$
+        DECLARE
+            captured record;
+        BEGIN
+            FOR captured IN
+                SELECT c.relname, (string_to_array(encode(g.tgargs, 'escape'), '\000'))[2]::text[] AS ignored
+                FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE g.tgname = '{{ChangeCapture.TriggerNames[1]}}' AND n.nspname = 'public'
+            LOOP
+                PERFORM loomworks_install_capture(captured.relname, captured.ignored);
+            END LOOP;
+        END
+        $reinstall$;
+        """;
 
     /// <summary>The text of <paramref name="sql"/> from <paramref name="from"/> up to <paramref name="to"/>.</summary>
     private static string Between(string sql, string from, string to)
