@@ -298,13 +298,19 @@ public sealed class UndoServiceTests(PostgresFixture postgres)
             UPDATE loomworks_change SET changed_at = now() - interval '40 days' WHERE operation_id = {old};
             UPDATE loomworks_ai_operation_log SET created_at = now() - interval '40 days' WHERE id = {old};
             """);
+        // A change made outside any operation, as old: pruned too, though no log row dates it.
+        await ErpShape.ExecuteAsync(ds, """
+            UPDATE res_partner SET email = 'outside@example.com' WHERE id = 1;
+            UPDATE loomworks_change SET changed_at = now() - interval '40 days' WHERE new_row ->> 'email' = 'outside@example.com';
+            """);
         var recent = await ErpShape.RunAsync(ds, new OperationInfo("create", "res.partner"), "INSERT INTO res_partner (name) VALUES ('New')");
 
         var log = new OperationLog(ds);
         var before = (await log.FindAsync(old, None))!;
         Assert.Equal(3, before.ChangeCount);
 
-        Assert.Equal(3L, await OperationLogRetention.PruneAsync(ds, 30, None));
+        Assert.Equal(4L, await OperationLogRetention.PruneAsync(ds, 30, None));
+        Assert.Equal(0L, await ErpShape.ScalarAsync<long>(ds, "SELECT count(*) FROM loomworks_change WHERE new_row ->> 'email' = 'outside@example.com'"));
 
         // The log still says what the pruned operation changed: its summary was stored before its change rows went.
         var after = (await log.FindAsync(old, None))!;
