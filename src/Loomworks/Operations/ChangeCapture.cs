@@ -6,8 +6,9 @@ namespace Loomworks.Operations;
 /// <summary>
 /// Attaches the change-capture triggers to tables of a tenant database: three statement-level triggers per table
 /// (insert, update, delete) that each write a statement's changed rows with one INSERT … SELECT over its transition
-/// table, and on a table keyed by one column a row trigger for updates that move its key (migration 2010). Changes made outside an operation are captured too, under an id no log row has (a null one before
-/// migration 2005): undo and rewind then see them and can name them instead of silently overwriting them.
+/// table, and on a table keyed by one column a row trigger for updates that move its key (migration 2010). Changes made
+/// outside an operation are captured too, under an id no log row has (a null one before migration 2005): undo and
+/// rewind then see them and can name them instead of silently overwriting them.
 /// </summary>
 public static partial class ChangeCapture
 {
@@ -123,8 +124,9 @@ public static partial class ChangeCapture
     }
 
     /// <summary>
-    /// SQL (a DO block, for a schema migration) that installs the capture triggers on each table exactly as
-    /// <see cref="InstallAsync"/> does, replacing the row-level trigger of the first capture. Updates that change only
+    /// The SQL of migration 2004, kept as it was (a DO block): the three statement triggers on each table, all calling
+    /// loomworks_capture_statement, replacing the row-level trigger of the first capture; migration 2010 reinstalls
+    /// them with loomworks_install_capture, as <see cref="InstallAsync"/> does. Updates that change only
     /// <paramref name="ignoredUpdates"/> columns of a table are not captured: bookkeeping such as a user's last login
     /// is not a business change, and capturing it would make every login a change outside any operation that blocks
     /// rewinds.

@@ -774,7 +774,7 @@ public static class OperationsSchema
     /// as the trigger's argument instead of an array parsed on every call, and an update no longer checks for moved keys
     /// in a statement of its own (that check and its materialised rows cost a fifth of a captured write). A moved key is
     /// rare and is caught by a row trigger that fires only when an UPDATE names the key column
-    /// (<c>loomworks_capture_update_key</c>): it captures the old row's deletion, and PostgreSQL fires row triggers
+    /// (<c>loomworks_capture_update_key</c>; a trigger naming columns cannot have transition tables): it captures the old row's deletion, and PostgreSQL fires row triggers
     /// before statement triggers, so every deletion is logged before the statement's updates and insertions and undo
     /// (newest first) removes new keys before it brings old ones back. A key changed by a BEFORE trigger without the
     /// UPDATE naming it would escape that trigger; Loomworks' tables have none. Other tables keep
