@@ -723,25 +723,21 @@ public static class OperationsSchema
             IF TG_OP <> 'DELETE' THEN
                 news := ARRAY(SELECT to_jsonb(t) FROM loomworks_new_rows t);
             END IF;
-            -- Keys of several columns, and updates that changed a key: a row whose key changed is captured as its deletion
-            -- and an insertion, every deletion first, so undo (newest first) removes the new keys before it brings the old
-            -- ones back.
-            INSERT INTO loomworks_change (operation_id, table_name, row_key, row_hash, kind, old_row, new_row)
-            SELECT coalesce(op, (SELECT loomworks_next_operation_id())), TG_TABLE_NAME, x.k, loomworks_row_hash(TG_TABLE_NAME, x.k), x.kind, x.o, x.n
-            FROM (SELECT p.o, p.n, p.ord, (SELECT jsonb_object_agg(k, p.o -> k) FROM unnest(keys) k) AS ko,
-                         (SELECT jsonb_object_agg(k, p.n -> k) FROM unnest(keys) k) AS kn
-                  FROM unnest(olds, news) WITH ORDINALITY p(o, n, ord)) p
-            CROSS JOIN LATERAL (VALUES (1, p.ko, 'D'::"char", p.o, NULL::jsonb), (2, p.ko, 'U', p.o, p.n), (3, p.kn, 'I', NULL, p.n))
-                x(step, k, kind, o, n)
-            WHERE CASE x.step WHEN 1 THEN p.o IS NOT NULL AND p.ko IS DISTINCT FROM p.kn
-                              WHEN 2 THEN p.ko = p.kn AND p.o - ignored <> p.n - ignored
-                              ELSE p.n IS NOT NULL AND p.ko IS DISTINCT FROM p.kn END
-            ORDER BY x.step, p.ord;
-            RETURN NULL;
-        END
+        """ + HashedGeneralCaptureSql + """
         $fn$;
 
         """ + RowHashReadersSql;
+
+    /// <summary>
+    /// The general path of migration 2008's capture function (keys of several columns, updates that moved a key) as it
+    /// was, but writing each change row's hash too.
+    /// </summary>
+    private static string HashedGeneralCaptureSql =>
+        Between(CheapCaptureSql, "\n    -- Keys of several columns, and updates that changed a key", "$fn$;")
+            .Replace("INSERT INTO loomworks_change (operation_id, table_name, row_key, kind, old_row, new_row)",
+                "INSERT INTO loomworks_change (operation_id, table_name, row_key, row_hash, kind, old_row, new_row)", StringComparison.Ordinal)
+            .Replace("TG_TABLE_NAME, x.k, x.kind, x.o, x.n", "TG_TABLE_NAME, x.k, loomworks_row_hash(TG_TABLE_NAME, x.k), x.kind, x.o, x.n",
+                StringComparison.Ordinal);
 
     /// <summary>
     /// The functions of earlier migrations that write or look up change rows by row, as they were but with the hash:

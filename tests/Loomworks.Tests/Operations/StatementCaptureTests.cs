@@ -23,6 +23,29 @@ public sealed class StatementCaptureTests(PostgresFixture postgres)
         return dataSource;
     }
 
+    /// <summary>
+    /// A tenant as it was before migration <paramref name="version"/>: the operations schema up to it, capture triggers
+    /// as migration 2004 installed them, two partners, two categories and two links.
+    /// </summary>
+    private async Task<NpgsqlDataSource> TenantBeforeAsync(string test, int version)
+    {
+        var database = await postgres.CreateDatabaseAsync("stmtcap_" + test);
+        await postgres.ExecuteAsync(database, ErpShape.Sql);
+        var ds = postgres.DataSource(database);
+        await using (var connection = await ds.OpenConnectionAsync())
+        {
+            await SchemaMigrator.ApplyAsync(connection, OperationsSchema.All.Where(m => m.Version < version), None);
+            await using var install = new NpgsqlCommand(ChangeCapture.InstallSql(ErpShape.Tables), connection);
+            await install.ExecuteNonQueryAsync();
+        }
+        await ErpShape.ExecuteAsync(ds, """
+            INSERT INTO res_partner (name) VALUES ('Azure Interior'), ('Deco Addict');
+            INSERT INTO res_partner_category (name) VALUES ('Vendor'), ('Prospect');
+            INSERT INTO res_partner_res_partner_category_rel VALUES (1, 1), (2, 1);
+            """);
+        return ds;
+    }
+
     [Fact]
     public async Task A_statement_touching_many_rows_captures_each_changed_row_once_and_undo_restores_them_all()
     {
@@ -344,19 +367,8 @@ public sealed class StatementCaptureTests(PostgresFixture postgres)
     [Fact]
     public async Task A_tenant_upgraded_to_the_cheaper_capture_undoes_changes_captured_before_and_after_the_upgrade()
     {
-        var database = await postgres.CreateDatabaseAsync("stmtcap_cheaper");
-        await postgres.ExecuteAsync(database, ErpShape.Sql);
-        var ds = postgres.DataSource(database);
-        await using (var connection = await ds.OpenConnectionAsync())
-        {
-            await SchemaMigrator.ApplyAsync(connection, OperationsSchema.All.Where(m => m.Version < 2008), None);
-            await using var install = new NpgsqlCommand(ChangeCapture.InstallSql(ErpShape.Tables), connection);
-            await install.ExecuteNonQueryAsync();
-        }
+        var ds = await TenantBeforeAsync("cheaper", 2008);
         await ErpShape.ExecuteAsync(ds, """
-            INSERT INTO res_partner (name) VALUES ('Azure Interior'), ('Deco Addict');
-            INSERT INTO res_partner_category (name) VALUES ('Vendor'), ('Prospect');
-            INSERT INTO res_partner_res_partner_category_rel VALUES (1, 1), (2, 1);
             INSERT INTO sale_order (name, partner_id) VALUES ('S0', 1), ('S1', 2);
             INSERT INTO sale_order_line (order_id, name) VALUES (1, 'a'), (1, 'b'), (2, 'c');
             """);
@@ -387,19 +399,8 @@ public sealed class StatementCaptureTests(PostgresFixture postgres)
     [Fact]
     public async Task A_tenant_upgraded_to_hashed_row_lookups_finds_conflicts_and_undoes_exactly_across_the_upgrade()
     {
-        var database = await postgres.CreateDatabaseAsync("stmtcap_rowhash");
-        await postgres.ExecuteAsync(database, ErpShape.Sql);
-        var ds = postgres.DataSource(database);
-        await using (var connection = await ds.OpenConnectionAsync())
-        {
-            await SchemaMigrator.ApplyAsync(connection, OperationsSchema.All.Where(m => m.Version < 2009), None);
-            await using var install = new NpgsqlCommand(ChangeCapture.InstallSql(ErpShape.Tables), connection);
-            await install.ExecuteNonQueryAsync();
-        }
+        var ds = await TenantBeforeAsync("rowhash", 2009);
         await ErpShape.ExecuteAsync(ds, """
-            INSERT INTO res_partner (name) VALUES ('Azure Interior'), ('Deco Addict');
-            INSERT INTO res_partner_category (name) VALUES ('Vendor'), ('Prospect');
-            INSERT INTO res_partner_res_partner_category_rel VALUES (1, 1), (2, 1);
             INSERT INTO sale_order (name, partner_id) VALUES ('S0', 1);
             INSERT INTO sale_order_line (order_id, name) VALUES (1, 'a');
             """);
