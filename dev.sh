@@ -74,6 +74,17 @@ case "${1:-}" in
       failed=$((failed + $(value failed) + $(value error) + $(value timeout) + $(value aborted)))
       skipped=$((skipped + $(value notExecuted)))
     done
+    # Name each failed test with the start of its message just above the tally, where a CI log's tail shows it.
+    python3 - "$results" <<'PY'
+import glob, sys, xml.etree.ElementTree as ET
+for trx in glob.glob(sys.argv[1] + "/*.trx"):
+    for result in ET.parse(trx).getroot().iter():
+        if result.tag.endswith("UnitTestResult") and result.get("outcome") not in ("Passed", "NotExecuted"):
+            message = next((e.text or "" for e in result.iter() if e.tag.endswith("Message")), "")
+            print(f"{result.get('outcome')}: {result.get('testName')}")
+            for line in message.strip().splitlines()[:12]:
+                print(f"    {line[:300]}")
+PY
     rm -rf "$results"
     if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
       failed=1 # the runner failed without recording a failed test (a crash or a build error): count it

@@ -160,20 +160,28 @@ public sealed class SubscriptionExpiryService(TenantLifecycle lifecycle, ILogger
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(TimeSpan.FromMinutes(1));
-        do
+        try
         {
-            try
+            do
             {
-                foreach (var subdomain in await lifecycle.SuspendExpiredAsync(stoppingToken))
+                try
                 {
-                    logger.LogInformation("tenant {Subdomain} suspended: its subscription has expired", subdomain);
+                    foreach (var subdomain in await lifecycle.SuspendExpiredAsync(stoppingToken))
+                    {
+                        logger.LogInformation("tenant {Subdomain} suspended: its subscription has expired", subdomain);
+                    }
+                }
+                catch (Npgsql.NpgsqlException e)
+                {
+                    logger.LogWarning("subscription expiry check failed: {Message}", e.Message);
                 }
             }
-            catch (Npgsql.NpgsqlException e)
-            {
-                logger.LogWarning("subscription expiry check failed: {Message}", e.Message);
-            }
+            while (await timer.WaitForNextTickAsync(stoppingToken));
         }
-        while (await timer.WaitForNextTickAsync(stoppingToken));
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Shutting down. A host disposed without being stopped first cancels here, and an uncaught cancellation
+            // would be logged as a crash of the service.
+        }
     }
 }

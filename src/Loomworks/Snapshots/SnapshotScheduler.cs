@@ -24,6 +24,10 @@ public sealed class SnapshotScheduler(SnapshotsFeature feature, TenantStore tena
             {
                 await RunOnceAsync(DateTimeOffset.UtcNow, stoppingToken);
             }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return; // shutting down in the middle of a pass
+            }
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 logger.LogError(e, "Scheduled snapshot work failed");
