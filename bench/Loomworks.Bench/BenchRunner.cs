@@ -27,6 +27,7 @@ public static class BenchRunner
         TenantScale,
         new DatabaseManagerScenario(),
         new OperationsScenario(),
+        new OperationsRpcScenario(),
         new RpcSearchReadScenario(),
         new SnapshotCreateScenario(),
         new TenantRestoreScenario(),

@@ -138,7 +138,7 @@ public sealed class OperationsScenario : IScenario
     /// Runs each of <paramref name="kinds"/> <paramref name="count"/> times, one call of each in turn (the order rotating
     /// from call to call), and returns the total milliseconds of each kind.
     /// </summary>
-    private static async Task<double[]> InterleavedAsync(int count, int run, CancellationToken cancellationToken, params Func<Task<long>>[] kinds)
+    internal static async Task<double[]> InterleavedAsync(int count, int run, CancellationToken cancellationToken, params Func<Task<long>>[] kinds)
     {
         var totals = new double[kinds.Length];
         for (var i = 0; i < count; i++)

@@ -1,17 +1,9 @@
-using Loomworks.Security;
-using Loomworks.Operations;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
-using Loomworks.Configuration;
 using Loomworks.Postgres;
-using Loomworks.Records;
 using Loomworks.Rpc;
-using Loomworks.Server.Hosting;
-using Loomworks.Tenancy;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 
 namespace Loomworks.Bench;
@@ -47,48 +39,15 @@ public sealed class RpcSearchReadScenario : IScenario
     private static async Task<IReadOnlyList<ScenarioResult>> MeasureAsync(PostgresEndpoint endpoint, int runs, CancellationToken ct)
     {
         const string db = "bench_rpc";
-        await using (var admin = new NpgsqlConnection(endpoint.ConnectionString("postgres")))
+        await using var server = await BenchRpcServer.StartAsync(endpoint, 55611, [db], async (tenant, ct) =>
         {
-            await admin.OpenAsync(ct);
-            await DatabaseAdmin.EnsureDatabaseAsync(endpoint, "bench_mgmt", ct);
-            await DatabaseAdmin.EnsureDatabaseAsync(endpoint, db, ct);
-        }
-        await using (var tenant = new NpgsqlConnection(endpoint.ConnectionString(db)))
-        {
-            await tenant.OpenAsync(ct);
-            var setup = new ErpTenantSetup();
-            await SchemaMigrator.ApplyAsync(tenant, setup.Migrations, ct);
-            await setup.CreateAdminUserAsync(tenant, "admin", Passwords.Hash("admin"), ct);
             await using var seed = new NpgsqlCommand("""
                 INSERT INTO res_partner (name, complete_name, email, phone, active, is_company)
                 SELECT 'Partner ' || g, 'Partner ' || g, 'p' || g || '@example.test', '+32 2 ' || g, true, false FROM generate_series(1, 500) g
                 """, tenant);
             await seed.ExecuteNonQueryAsync(ct);
-        }
-        var port = 55611;
-        var settings = LoomworksSettings.Defaults(new Dictionary<string, string>
-        {
-            ["db_host"] = endpoint.Host,
-            ["db_port"] = endpoint.Port.ToString(CultureInfo.InvariantCulture),
-            ["db_user"] = endpoint.Username,
-            ["http_interface"] = "127.0.0.1",
-            ["http_port"] = port.ToString(CultureInfo.InvariantCulture),
-            ["loomworks_mgmt_db"] = "bench_mgmt",
-            ["log_level"] = "warn",
-        });
-        await using var postgres = await PostgresServer.OpenAsync(settings, NullLogger.Instance, ct);
-        await using var app = LoomworksWebApp.Build(settings, postgres);
-        await app.Services.GetRequiredService<ManagementDatabase>().MigrateAsync(ct);
-        await using (var mgmt = new NpgsqlConnection(endpoint.ConnectionString("bench_mgmt")))
-        {
-            await mgmt.OpenAsync(ct);
-            await using var insert = new NpgsqlCommand(
-                "INSERT INTO loomworks_tenant (name, subdomain, database_name, state) VALUES ('bench', 'bench-rpc', $1, 'active') ON CONFLICT DO NOTHING", mgmt);
-            insert.Parameters.AddWithValue(db);
-            await insert.ExecuteNonQueryAsync(ct);
-        }
-        await app.StartAsync(ct);
-        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        }, ct);
+        var http = server.Http;
         await using var raw = NpgsqlDataSource.Create(endpoint.ConnectionString(db));
 
         var jsonBody = """
@@ -148,7 +107,6 @@ public sealed class RpcSearchReadScenario : IScenario
             json.Add(await RoundAsync(Json, RequestsPerRound));
             xml.Add(await RoundAsync(Xml, RequestsPerRound));
         }
-        await app.StopAsync(ct);
         return
         [
             new ScenarioResult("rpc-search-read jsonrpc p50", json.Latencies, baseline.Latencies, "raw Npgsql p50",
