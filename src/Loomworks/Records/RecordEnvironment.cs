@@ -23,6 +23,12 @@ public sealed class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransac
 
     private bool ActiveTest => !Context.TryGetValue("active_test", out var v) || Values.Truthy(v);
 
+    /// <summary>
+    /// True while a sale order's order_line commands run: the order's own recompute follows them, so the lines they
+    /// create, write or delete leave the order's amounts alone (one recompute per call, not one per line).
+    /// </summary>
+    private bool _orderAmountsDeferred;
+
     // ---- search ---------------------------------------------------------------------------------------------------
 
     public async Task<List<long>> SearchAsync(ModelDef model, object? domain, long offset, long? limit, string? order,
@@ -372,6 +378,29 @@ public sealed class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransac
             names.Add("\"" + name + "\"");
             placeholders.Add(value is null ? "NULL" : sql.Add(value));
         }
+        if (model == ModelRegistry.SaleOrderLine)
+        {
+            // A new line's stored computed fields go into its INSERT, computed from the values it is created with as
+            // RecomputeAsync computes them from the columns: no UPDATE of the row just inserted.
+            string Value(string field) => names.IndexOf("\"" + field + "\"") is var i and >= 0 && placeholders[i] != "NULL"
+                ? $"CAST({placeholders[i]} AS double precision)" : "NULL";
+            var subtotal = LineSubtotalSql(Value("product_uom_qty"), Value("price_unit"), Value("discount"));
+            names.AddRange(["price_subtotal", "price_total"]);
+            placeholders.AddRange([subtotal, subtotal]);
+            if (columns.GetValueOrDefault("name") is null && names.IndexOf("\"product_id\"") is var p and >= 0 && placeholders[p] != "NULL")
+            {
+                var productName = $"(SELECT pp.name FROM product_product pp WHERE pp.id = {placeholders[p]})";
+                if (names.IndexOf("\"name\"") is var n and >= 0)
+                {
+                    placeholders[n] = productName;
+                }
+                else
+                {
+                    names.Add("\"name\"");
+                    placeholders.Add(productName);
+                }
+            }
+        }
         names.AddRange(["create_uid", "write_uid", "create_date", "write_date"]);
         var uid = sql.Add(Uid);
         placeholders.AddRange([uid, uid, "now() at time zone 'utc'", "now() at time zone 'utc'"]);
@@ -386,7 +415,17 @@ public sealed class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransac
         {
             await ApplyCommandsAsync(model, field, id, commands, ct);
         }
-        await RecomputeAsync(model, [id], ct);
+        if (model == ModelRegistry.SaleOrderLine)
+        {
+            if (!_orderAmountsDeferred)
+            {
+                await RecomputeOrdersAsync([System.Convert.ToInt64(columns["order_id"], CultureInfo.InvariantCulture)], ct);
+            }
+        }
+        else
+        {
+            await RecomputeAsync(model, [id], creating: true, ct);
+        }
         return id;
     }
 
@@ -440,7 +479,11 @@ public sealed class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransac
                 await ApplyCommandsAsync(model, field, id, commands, ct);
             }
         }
-        await RecomputeAsync(model, distinct, ct);
+        // Amounts follow the lines: an order's own fields change none of its computed ones (its name is set once, at create).
+        if (model != ModelRegistry.SaleOrder || x2many.Any(x => x.Item1.Name == "order_line"))
+        {
+            await RecomputeAsync(model, distinct, creating: false, ct);
+        }
         Records.Attachments.MarkDereferenced(this, replaced);
         return true;
     }
@@ -454,7 +497,8 @@ public sealed class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransac
             throw OdooException.User("You can not remove the admin user as it is used internally for resources created by Odoo (updates, module installation, ...)");
         }
         await EnsureExistAsync(model, distinct, ct);
-        var orders = model == ModelRegistry.SaleOrderLine ? await ScalarsAsync("SELECT DISTINCT order_id FROM sale_order_line WHERE id = ANY($1)", distinct, ct) : [];
+        var orders = model == ModelRegistry.SaleOrderLine && !_orderAmountsDeferred
+            ? await ScalarsAsync("SELECT DISTINCT order_id FROM sale_order_line WHERE id = ANY($1)", distinct, ct) : [];
         // Only the rows go, as in Odoo: the files are marked and left to the collector.
         var files = model == ModelRegistry.Attachment ? await Records.Attachments.StoreFnamesAsync(this, distinct, ct) : [];
         var sql = new SqlBuilder();
@@ -612,6 +656,19 @@ public sealed class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransac
 
     private async Task ApplyCommandsAsync(ModelDef model, FieldDef field, long id, object? commands, CancellationToken ct)
     {
+        if (model == ModelRegistry.SaleOrder && field.Name == "order_line" && !_orderAmountsDeferred)
+        {
+            _orderAmountsDeferred = true;
+            try
+            {
+                await ApplyCommandsAsync(model, field, id, commands, ct);
+            }
+            finally
+            {
+                _orderAmountsDeferred = false;
+            }
+            return;
+        }
         var comodel = ModelRegistry.Get(field.Relation!);
         if (commands is null or false)
         {
@@ -765,7 +822,11 @@ public sealed class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransac
 
     // ---- stored computed fields ------------------------------------------------------------------------------------
 
-    private async Task RecomputeAsync(ModelDef model, long[] ids, CancellationToken ct)
+    /// <summary>
+    /// The stored computed fields of <paramref name="ids"/> after a create or write. A new line needs none (its INSERT
+    /// computed them); a new order gets its name and its amounts in one UPDATE.
+    /// </summary>
+    private async Task RecomputeAsync(ModelDef model, long[] ids, bool creating, CancellationToken ct)
     {
         if (model == ModelRegistry.Partner)
         {
@@ -780,28 +841,40 @@ public sealed class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransac
         }
         else if (model == ModelRegistry.SaleOrderLine)
         {
-            await ExecuteAsync("""
-                UPDATE sale_order_line SET
-                    price_subtotal = round((coalesce(product_uom_qty, 0) * coalesce(price_unit, 0) * (1 - coalesce(discount, 0) / 100.0))::numeric, 2),
-                    price_total = round((coalesce(product_uom_qty, 0) * coalesce(price_unit, 0) * (1 - coalesce(discount, 0) / 100.0))::numeric, 2),
+            var subtotal = LineSubtotalSql("product_uom_qty", "price_unit", "discount");
+            await ExecuteAsync($"""
+                UPDATE sale_order_line SET price_subtotal = {subtotal}, price_total = {subtotal},
                     name = coalesce(name, (SELECT pp.name FROM product_product pp WHERE pp.id = product_id))
                 WHERE id = ANY($1)
                 """, ids, ct);
-            await RecomputeOrdersAsync((await ScalarsAsync("SELECT DISTINCT order_id FROM sale_order_line WHERE id = ANY($1)", ids, ct)).ToArray(), ct);
+            if (!_orderAmountsDeferred)
+            {
+                await RecomputeOrdersAsync((await ScalarsAsync("SELECT DISTINCT order_id FROM sale_order_line WHERE id = ANY($1)", ids, ct)).ToArray(), ct);
+            }
         }
         else if (model == ModelRegistry.SaleOrder)
         {
-            await ExecuteAsync("UPDATE sale_order SET name = 'S' || lpad(id::text, 5, '0') WHERE id = ANY($1) AND name = 'New'", ids, ct);
-            await RecomputeOrdersAsync(ids, ct);
+            await ExecuteAsync(creating ? NewOrdersSql : OrderAmountsSql, ids, ct);
         }
     }
 
-    private Task RecomputeOrdersAsync(long[] orderIds, CancellationToken ct) => ExecuteAsync("""
+    /// <summary>A line's subtotal (and total: no taxes) from its quantity, unit price and discount, given as SQL expressions.</summary>
+    private static string LineSubtotalSql(string quantity, string unitPrice, string discount) =>
+        $"round((coalesce({quantity}, 0) * coalesce({unitPrice}, 0) * (1 - coalesce({discount}, 0) / 100.0))::numeric, 2)";
+
+    private const string OrderAmountsSql = """
         UPDATE sale_order o SET amount_untaxed = s.total, amount_tax = 0, amount_total = s.total
         FROM (SELECT so.id, coalesce(sum(l.price_subtotal), 0) AS total FROM sale_order so
               LEFT JOIN sale_order_line l ON l.order_id = so.id WHERE so.id = ANY($1) GROUP BY so.id) s
         WHERE o.id = s.id
-        """, orderIds, ct);
+        """;
+
+    /// <summary>New orders: their amounts, and the name S00042 from the id when the client left the default.</summary>
+    private static readonly string NewOrdersSql = OrderAmountsSql.Replace(
+        "SET amount_untaxed", "SET name = CASE WHEN o.name = 'New' THEN 'S' || lpad(o.id::text, 5, '0') ELSE o.name END, amount_untaxed",
+        StringComparison.Ordinal);
+
+    private Task RecomputeOrdersAsync(long[] orderIds, CancellationToken ct) => ExecuteAsync(OrderAmountsSql, orderIds, ct);
 
     private async Task ExecuteAsync(string text, long[] ids, CancellationToken ct)
     {

@@ -143,9 +143,12 @@ public sealed class DomainAndOrmTests(PostgresFixture postgres) : IAsyncLifetime
         });
         Assert.Equal(17.25, lines["amount_total"]);
         Assert.Equal("draft", lines["state"]);
-        Assert.StartsWith("S", (string)lines["name"]!, StringComparison.Ordinal);
+        Assert.Equal($"S{order:00000}", lines["name"]);
         var lineIds = ((List<object?>)lines["order_line"]!).Cast<long>().ToList();
         Assert.Equal(2, lineIds.Count);
+        var lineRows = await _db.AdminAsync(env => env.ReadAsync(ModelRegistry.SaleOrderLine, lineIds, ["name", "price_subtotal", "price_total"], Ct));
+        Assert.Equal(("Widget", 15.0, 15.0), ((string)lineRows[0]["name"]!, lineRows[0]["price_subtotal"], lineRows[0]["price_total"]));
+        Assert.Equal(("Service", 2.25, 2.25), ((string)lineRows[1]["name"]!, lineRows[1]["price_subtotal"], lineRows[1]["price_total"]));
         var after = await _db.AdminAsync(async env =>
         {
             await env.WriteAsync(ModelRegistry.SaleOrder, [order], D(("order_line", L(L(2L, lineIds[1]), L(1L, lineIds[0], D(("product_uom_qty", 1.0)))))), Ct);
@@ -154,6 +157,33 @@ public sealed class DomainAndOrmTests(PostgresFixture postgres) : IAsyncLifetime
         Assert.Equal(5.0, after["amount_total"]);
         await _db.AdminAsync(env => env.UnlinkAsync(ModelRegistry.SaleOrder, [order], Ct));
         Assert.Equal(0, await postgres.ScalarAsync<long>(_db.Name, $"SELECT count(*) FROM sale_order_line WHERE id = {lineIds[0]}"));
+    }
+
+    [Fact]
+    public async Task Order_lines_created_written_or_deleted_on_their_own_recompute_their_order()
+    {
+        decimal Total(Dictionary<string, object?> row) => System.Convert.ToDecimal(row["amount_total"], System.Globalization.CultureInfo.InvariantCulture);
+        var (order, line) = await _db.AdminAsync(async env =>
+        {
+            var order = await env.CreateOneAsync(ModelRegistry.SaleOrder, D(("partner_id", _acme), ("name", "PO-7")), Ct);
+            var line = await env.CreateOneAsync(ModelRegistry.SaleOrderLine,
+                D(("order_id", order), ("name", "Desk"), ("product_uom_qty", 2.0), ("price_unit", 150.0), ("discount", 10.0)), Ct);
+            return (order, line);
+        });
+        async Task<Dictionary<string, object?>> OrderAsync() =>
+            (await _db.AdminAsync(env => env.ReadAsync(ModelRegistry.SaleOrder, [order], ["name", "amount_total"], Ct)))[0];
+        var created = await OrderAsync();
+        Assert.Equal("PO-7", created["name"]);
+        Assert.Equal(270m, Total(created));
+
+        await _db.AdminAsync(env => env.WriteAsync(ModelRegistry.SaleOrderLine, [line], D(("discount", 0.0)), Ct));
+        Assert.Equal(300m, Total(await OrderAsync()));
+        // A write of the order's own fields leaves its name and amounts as they were.
+        await _db.AdminAsync(env => env.WriteAsync(ModelRegistry.SaleOrder, [order], D(("client_order_ref", "REF-1")), Ct));
+        var written = await OrderAsync();
+        Assert.Equal(("PO-7", 300m), ((string)written["name"]!, Total(written)));
+        await _db.AdminAsync(env => env.UnlinkAsync(ModelRegistry.SaleOrderLine, [line], Ct));
+        Assert.Equal(0m, Total(await OrderAsync()));
     }
 
     [Fact]
