@@ -479,8 +479,11 @@ public sealed class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransac
                 await ApplyCommandsAsync(model, field, id, commands, ct);
             }
         }
-        // Amounts follow the lines: an order's own fields change none of its computed ones (its name is set once, at create).
-        if (model != ModelRegistry.SaleOrder || x2many.Any(x => x.Item1.Name == "order_line"))
+        // Only writes of what a stored computed field depends on recompute it: an order's amounts follow its lines (its
+        // name is set once, at create), a partner's complete name its name, parent and company flag.
+        var recompute = model == ModelRegistry.SaleOrder ? x2many.Any(x => x.Item1.Name == "order_line")
+            : model != ModelRegistry.Partner || columns.Keys.Any(c => c is "name" or "parent_id" or "is_company");
+        if (recompute)
         {
             await RecomputeAsync(model, distinct, creating: false, ct);
         }

@@ -160,6 +160,21 @@ public sealed class DomainAndOrmTests(PostgresFixture postgres) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_partners_complete_name_follows_its_name_and_its_parents_name()
+    {
+        async Task<string> CompleteNameAsync(long id) =>
+            (string)(await _db.AdminAsync(env => env.ReadAsync(Partner, [id], ["complete_name"], Ct)))[0]["complete_name"]!;
+        await _db.AdminAsync(env => env.WriteAsync(Partner, [_alice], D(("email", "alice@new.example")), Ct));
+        Assert.Equal("Acme, Alice", await CompleteNameAsync(_alice));
+        await _db.AdminAsync(env => env.WriteAsync(Partner, [_acme], D(("name", "Acme Corp")), Ct));
+        Assert.Equal("Acme Corp, Alice", await CompleteNameAsync(_alice));
+        await _db.AdminAsync(env => env.WriteAsync(Partner, [_alice], D(("parent_id", _carol)), Ct));
+        Assert.Equal("Carol O'Hara, Alice", await CompleteNameAsync(_alice));
+        await _db.AdminAsync(env => env.WriteAsync(Partner, [_alice], D(("is_company", true)), Ct));
+        Assert.Equal("Alice", await CompleteNameAsync(_alice));
+    }
+
+    [Fact]
     public async Task Order_lines_created_written_or_deleted_on_their_own_recompute_their_order()
     {
         decimal Total(Dictionary<string, object?> row) => System.Convert.ToDecimal(row["amount_total"], System.Globalization.CultureInfo.InvariantCulture);
