@@ -36,7 +36,7 @@ public static partial class ChangeCapture
     {
         foreach (var table in tableNames.Distinct(StringComparer.Ordinal))
         {
-            Quote(table);
+            _ = Quote(table); // refuses a malformed name or one of Loomworks' own tables before the database sees it
             await using var command = new NpgsqlCommand("SELECT loomworks_install_capture($1, '{}')", connection);
             command.Parameters.AddWithValue(table);
             try

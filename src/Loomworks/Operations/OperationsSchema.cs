@@ -764,6 +764,10 @@ public static class OperationsSchema
                 + "ORDER BY l.id DESC LIMIT 1", StringComparison.Ordinal))
         .Replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", StringComparison.Ordinal);
 
+    /// <summary>The operation id of the transaction's changes: the one it runs under, else one drawn now (and kept for the rest).</summary>
+    private const string CurrentOperationIdSql =
+        "coalesce(nullif(current_setting('loomworks.operation_id', true), '')::bigint, loomworks_next_operation_id())";
+
     /// <summary>
     /// Migration 2010: tables keyed by one column with no ignored columns (every business table but the users') get a
     /// capture function per event, each a single INSERT … SELECT with nothing to decide at run time: the key column comes
@@ -785,7 +789,7 @@ public static class OperationsSchema
         -- the new key (its deletion under the old one is loomworks_capture_key_moved's).
         CREATE FUNCTION loomworks_capture_updated() RETURNS trigger LANGUAGE plpgsql AS $fn$
         DECLARE
-            op bigint := coalesce(nullif(current_setting('loomworks.operation_id', true), '')::bigint, loomworks_next_operation_id());
+            op bigint := {{CurrentOperationIdSql}};
         BEGIN
             INSERT INTO loomworks_change (operation_id, table_name, row_key, row_hash, kind, old_row, new_row)
             SELECT op, TG_TABLE_NAME, p.k, loomworks_row_hash(TG_TABLE_NAME, p.k),
@@ -808,7 +812,7 @@ public static class OperationsSchema
                 RETURN NULL;
             END IF;
             INSERT INTO loomworks_change (operation_id, table_name, row_key, row_hash, kind, old_row)
-            VALUES (coalesce(nullif(current_setting('loomworks.operation_id', true), '')::bigint, loomworks_next_operation_id()),
+            VALUES ({{CurrentOperationIdSql}},
                     TG_TABLE_NAME, k, loomworks_row_hash(TG_TABLE_NAME, k), 'D', o);
             RETURN NULL;
         END
@@ -855,7 +859,7 @@ public static class OperationsSchema
     private static string RowsCapturedSql(string function, char kind, string column, string rows) => $$"""
         CREATE FUNCTION {{function}}() RETURNS trigger LANGUAGE plpgsql AS $fn$
         DECLARE
-            op bigint := coalesce(nullif(current_setting('loomworks.operation_id', true), '')::bigint, loomworks_next_operation_id());
+            op bigint := {{CurrentOperationIdSql}};
         BEGIN
             -- OFFSET 0 keeps each row's jsonb and key computed once: flattened, every use would compute them again.
             INSERT INTO loomworks_change (operation_id, table_name, row_key, row_hash, kind, {{column}})
