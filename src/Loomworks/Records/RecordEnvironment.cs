@@ -424,7 +424,7 @@ public sealed class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransac
         }
         else
         {
-            await RecomputeAsync(model, [id], creating: true, ct);
+            await RecomputeAsync(model, [id], written: null, ct);
         }
         return id;
     }
@@ -479,14 +479,7 @@ public sealed class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransac
                 await ApplyCommandsAsync(model, field, id, commands, ct);
             }
         }
-        // Only writes of what a stored computed field depends on recompute it: an order's amounts follow its lines (its
-        // name is set once, at create), a partner's complete name its name, parent and company flag.
-        var recompute = model == ModelRegistry.SaleOrder ? x2many.Any(x => x.Item1.Name == "order_line")
-            : model != ModelRegistry.Partner || columns.Keys.Any(c => c is "name" or "parent_id" or "is_company");
-        if (recompute)
-        {
-            await RecomputeAsync(model, distinct, creating: false, ct);
-        }
+        await RecomputeAsync(model, distinct, [.. columns.Keys, .. x2many.Select(x => x.Item1.Name)], ct);
         Records.Attachments.MarkDereferenced(this, replaced);
         return true;
     }
@@ -826,12 +819,15 @@ public sealed class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransac
     // ---- stored computed fields ------------------------------------------------------------------------------------
 
     /// <summary>
-    /// The stored computed fields of <paramref name="ids"/> after a create or write. A new line needs none (its INSERT
-    /// computed them); a new order gets its name and its amounts in one UPDATE.
+    /// The stored computed fields of <paramref name="ids"/> after a create (<paramref name="written"/> null) or after a
+    /// write of the <paramref name="written"/> fields, which recomputes only what depends on them: a partner's complete
+    /// name its name, parent and company flag, an order's amounts its lines (its name is set once, at create). A new
+    /// line needs none (its INSERT computed them); a new order gets its name and its amounts in one UPDATE.
     /// </summary>
-    private async Task RecomputeAsync(ModelDef model, long[] ids, bool creating, CancellationToken ct)
+    private async Task RecomputeAsync(ModelDef model, long[] ids, IReadOnlyCollection<string>? written, CancellationToken ct)
     {
-        if (model == ModelRegistry.Partner)
+        bool Wrote(params string[] fields) => written is null || fields.Any(written.Contains);
+        if (model == ModelRegistry.Partner && Wrote("name", "parent_id", "is_company"))
         {
             // Own names first, then the children whose complete name shows this one.
             await ExecuteAsync("""
@@ -855,9 +851,9 @@ public sealed class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransac
                 await RecomputeOrdersAsync((await ScalarsAsync("SELECT DISTINCT order_id FROM sale_order_line WHERE id = ANY($1)", ids, ct)).ToArray(), ct);
             }
         }
-        else if (model == ModelRegistry.SaleOrder)
+        else if (model == ModelRegistry.SaleOrder && Wrote("order_line"))
         {
-            await ExecuteAsync(creating ? NewOrdersSql : OrderAmountsSql, ids, ct);
+            await ExecuteAsync(written is null ? NewOrdersSql : OrderAmountsSql, ids, ct);
         }
     }
 
