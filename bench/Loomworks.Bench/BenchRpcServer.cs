@@ -31,6 +31,9 @@ public sealed class BenchRpcServer : IAsyncDisposable
 
     public HttpClient Http { get; }
 
+    /// <summary>The subdomain a tenant database is registered under (its name with dashes), for X-Loomworks-Tenant.</summary>
+    public static string Subdomain(string database) => database.Replace('_', '-');
+
     /// <summary>Creates each tenant database (<paramref name="seed"/> runs on each, after its migrations) and starts the server.</summary>
     public static async Task<BenchRpcServer> StartAsync(PostgresEndpoint endpoint, int port, IReadOnlyList<string> databases,
         Func<NpgsqlConnection, CancellationToken, Task> seed, CancellationToken ct)
@@ -67,7 +70,7 @@ public sealed class BenchRpcServer : IAsyncDisposable
                 await using var insert = new NpgsqlCommand(
                     "INSERT INTO loomworks_tenant (name, subdomain, database_name, state) VALUES ($1, $2, $1, 'active') ON CONFLICT DO NOTHING", mgmt);
                 insert.Parameters.AddWithValue(db);
-                insert.Parameters.AddWithValue(db.Replace('_', '-'));
+                insert.Parameters.AddWithValue(Subdomain(db));
                 await insert.ExecuteNonQueryAsync(ct);
             }
         }

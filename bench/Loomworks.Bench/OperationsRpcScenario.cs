@@ -37,12 +37,12 @@ public sealed class OperationsRpcScenario : IScenario
                     await ChangeCapture.RemoveAsync(tenant, ErpTenantSetup.CapturedTables, ct);
                 }
             }, cancellationToken);
-            var partnerId = 0L;
+            var partners = new Dictionary<string, long>();
             var orders = new Dictionary<string, long>();
             foreach (var db in new[] { Captured, Uncaptured })
             {
-                partnerId = await CallAsync(server.Http, db, "res.partner", "search", "[[[\"name\", \"=\", \"Azure Interior\"]]]", cancellationToken);
-                orders[db] = await CreateAsync(server.Http, db, partnerId, cancellationToken);
+                partners[db] = await CallAsync(server.Http, db, "res.partner", "search", "[[[\"name\", \"=\", \"Azure Interior\"]]]", cancellationToken);
+                orders[db] = await CreateAsync(server.Http, db, partners[db], cancellationToken);
             }
             var createWith = new List<double>();
             var createWithout = new List<double>();
@@ -51,8 +51,8 @@ public sealed class OperationsRpcScenario : IScenario
             for (var run = -1; run < runs; run++)
             {
                 var create = await OperationsScenario.InterleavedAsync(Batch, Math.Max(run, 0), cancellationToken,
-                    () => CreateAsync(server.Http, Captured, partnerId, cancellationToken),
-                    () => CreateAsync(server.Http, Uncaptured, partnerId, cancellationToken));
+                    () => CreateAsync(server.Http, Captured, partners[Captured], cancellationToken),
+                    () => CreateAsync(server.Http, Uncaptured, partners[Uncaptured], cancellationToken));
                 var write = await OperationsScenario.InterleavedAsync(Batch, Math.Max(run, 0), cancellationToken,
                     () => WriteAsync(server.Http, Captured, orders[Captured], cancellationToken),
                     () => WriteAsync(server.Http, Uncaptured, orders[Uncaptured], cancellationToken));
@@ -99,7 +99,7 @@ public sealed class OperationsRpcScenario : IScenario
             """;
         using var content = new StringContent(body, Encoding.UTF8, "application/json");
         using var request = new HttpRequestMessage(HttpMethod.Post, "/jsonrpc") { Content = content };
-        request.Headers.Add("X-Loomworks-Tenant", db.Replace('_', '-'));
+        request.Headers.Add("X-Loomworks-Tenant", BenchRpcServer.Subdomain(db));
         using var response = await http.SendAsync(request, ct);
         using var answer = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync(ct));
         if (!answer.RootElement.TryGetProperty("result", out var result))
