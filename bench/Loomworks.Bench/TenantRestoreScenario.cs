@@ -38,11 +38,17 @@ public sealed class TenantRestoreScenario : IScenario
         var fullCluster = new List<double>();
         var dumpLoad = new List<double>();
         var sum = new List<double>();
-        var neighbourDuring = new List<double>();
-        var neighbourQuiet = new List<double>();
+        NeighbourMeasure[] neighbourLoads =
+        [
+            // What a tenant's users do: record something, read back what was recorded last (100 rows by the key).
+            new("light", "insert + read of the 100 newest rows", "goal ratio ≤ 3",
+                "INSERT INTO record (body) VALUES ('neighbour'); SELECT count(*) FROM record WHERE id > (SELECT max(id) - 100 FROM record)"),
+            // A report over the whole table every cycle (about 150 MB, most of a core): page cache and CPU both contended.
+            new("scan", "insert + count over the whole table", "no goal: a report's load, for comparison",
+                "INSERT INTO record (body) VALUES ('neighbour'); SELECT count(*) FROM record WHERE id > 100"),
+        ];
         var unavailable = new List<double>();
         var withCleanup = new List<double>();
-        var oursBesideLoad = new List<double>();
         // One restore of the tenant: time until the job reports done, and until its scratch folder is gone.
         async Task<(double Done, double Cleaned)> RestoreOnceAsync()
         {
@@ -78,16 +84,20 @@ public sealed class TenantRestoreScenario : IScenario
                 withCleanup.Add(cleaned);
                 unavailable.Add(await probe.StopAsync());
             }
-            // The neighbour measure: the same restore again while the neighbour's load runs, then the load alone as long.
-            using (var load = new NeighbourLoad(cluster.DataSources.For("bench-n1")))
+            // The neighbour measures: the same restore again while a neighbour's load runs, then that load alone as long;
+            // once with the light load the goal names, once with the scan load (a whole-table count every cycle).
+            foreach (var load in neighbourLoads)
             {
-                oursBesideLoad.Add((await RestoreOnceAsync()).Done);
-                neighbourDuring.AddRange(await load.StopAsync());
-            }
-            using (var load = new NeighbourLoad(cluster.DataSources.For("bench-n1")))
-            {
-                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(oursBesideLoad[^1], 30_000)), cancellationToken);
-                neighbourQuiet.AddRange(await load.StopAsync());
+                using (var during = new NeighbourLoad(cluster.DataSources.For("bench-n1"), load.Sql))
+                {
+                    load.RestoreBeside.Add((await RestoreOnceAsync()).Done);
+                    load.During.AddRange(await during.StopAsync());
+                }
+                using (var quiet = new NeighbourLoad(cluster.DataSources.For("bench-n1"), load.Sql))
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(load.RestoreBeside[^1], 30_000)), cancellationToken);
+                    load.Quiet.AddRange(await quiet.StopAsync());
+                }
             }
             await BenchRunner.SettleAsync(cluster.DataSources.For("postgres"));
             var b = await FullClusterRestoreAsync(cluster, snapshot, cancellationToken);
@@ -97,20 +107,25 @@ public sealed class TenantRestoreScenario : IScenario
             dumpLoad.Add(c);
             sum.Add(b + c);
         }
-        var p99During = SnapshotCreateScenario.Percentile(neighbourDuring, 0.99);
-        var p99Quiet = SnapshotCreateScenario.Percentile(neighbourQuiet, 0.99);
-        return
-        [
+        var results = new List<ScenarioResult>
+        {
             new ScenarioResult($"tenant-restore {megabytes} MB", ours, sum, "B + C",
                 string.Create(CultureInfo.InvariantCulture,
                     $"B full-cluster restore {BenchRunner.Median(fullCluster):F0} ms, C dump+load {BenchRunner.Median(dumpLoad):F0} ms; " +
                     $"goal ≤ 1.1 × (B + C); tenant unavailable max {unavailable.Max():F0} ms (goal ≤ 100 ms); " +
                     $"until the scratch folder is gone {BenchRunner.Median(withCleanup):F0} ms")),
-            new ScenarioResult("neighbour p99 during restore", [p99During], [p99Quiet], "same load, no restore",
+        };
+        foreach (var load in neighbourLoads)
+        {
+            results.Add(new ScenarioResult($"neighbour p99 during restore ({load.Name})",
+                [SnapshotCreateScenario.Percentile(load.During, 0.99)], [SnapshotCreateScenario.Percentile(load.Quiet, 0.99)],
+                "same load, no restore",
                 string.Create(CultureInfo.InvariantCulture,
-                    $"{neighbourDuring.Count} vs {neighbourQuiet.Count} statements; goal ratio ≤ 3; " +
-                    $"the restore beside that load took {BenchRunner.Median(oursBesideLoad):F0} ms")),
-        ];
+                    $"{load.Description} every 20 ms; {load.During.Count} vs {load.Quiet.Count} statements; {load.Goal}; " +
+                    $"p50 {BenchRunner.Median(load.During):F1} vs {BenchRunner.Median(load.Quiet):F1} ms; " +
+                    $"the restore beside that load took {BenchRunner.Median(load.RestoreBeside):F0} ms")));
+        }
+        return results;
     }
 
     /// <summary>(B) the same backup and target restored whole into a scratch folder, started and replayed to the pause.</summary>
@@ -195,20 +210,27 @@ public sealed class TenantRestoreScenario : IScenario
         public void Report(RestoreJob value) => report(value);
     }
 
-    /// <summary>A light load on a neighbour: an insert and a read every 20 ms, each statement's latency recorded.</summary>
+    /// <summary>A neighbour's load, its latencies beside a restore and alone, and how long the restores beside it took.</summary>
+    private sealed record NeighbourMeasure(string Name, string Description, string Goal, string Sql)
+    {
+        public List<double> During { get; } = [];
+        public List<double> Quiet { get; } = [];
+        public List<double> RestoreBeside { get; } = [];
+    }
+
+    /// <summary>A load on a neighbour: its statements every 20 ms, each round trip's latency recorded.</summary>
     private sealed class NeighbourLoad : IDisposable
     {
         private readonly CancellationTokenSource _stop = new();
         private readonly List<double> _latencies = [];
         private readonly Task _task;
 
-        public NeighbourLoad(NpgsqlDataSource dataSource) => _task = Task.Run(async () =>
+        public NeighbourLoad(NpgsqlDataSource dataSource, string sql) => _task = Task.Run(async () =>
         {
             while (!_stop.IsCancellationRequested)
             {
                 var watch = Stopwatch.StartNew();
-                await using (var command = dataSource.CreateCommand(
-                    "INSERT INTO record (body) VALUES ('neighbour'); SELECT count(*) FROM record WHERE id > 100"))
+                await using (var command = dataSource.CreateCommand(sql))
                 {
                     await command.ExecuteNonQueryAsync();
                 }
