@@ -91,12 +91,16 @@ public sealed class TenantRestoreScenario : IScenario
                 using (var during = new NeighbourLoad(cluster.DataSources.For("bench-n1"), load.Sql))
                 {
                     load.RestoreBeside.Add((await RestoreOnceAsync()).Done);
-                    load.During.AddRange(await during.StopAsync());
+                    var (latencies, perSecond) = await during.StopAsync();
+                    load.During.AddRange(latencies);
+                    load.DuringRate.Add(perSecond);
                 }
                 using (var quiet = new NeighbourLoad(cluster.DataSources.For("bench-n1"), load.Sql))
                 {
                     await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(load.RestoreBeside[^1], 30_000)), cancellationToken);
-                    load.Quiet.AddRange(await quiet.StopAsync());
+                    var (latencies, perSecond) = await quiet.StopAsync();
+                    load.Quiet.AddRange(latencies);
+                    load.QuietRate.Add(perSecond);
                 }
             }
             await BenchRunner.SettleAsync(cluster.DataSources.For("postgres"));
@@ -121,7 +125,8 @@ public sealed class TenantRestoreScenario : IScenario
                 [SnapshotCreateScenario.Percentile(load.During, 0.99)], [SnapshotCreateScenario.Percentile(load.Quiet, 0.99)],
                 "same load, no restore",
                 string.Create(CultureInfo.InvariantCulture,
-                    $"{load.Description} every 20 ms; {load.During.Count} vs {load.Quiet.Count} statements; {load.Goal}; " +
+                    $"{load.Description} started every 20 ms; {load.During.Count} vs {load.Quiet.Count} statements, " +
+                    $"{BenchRunner.Median(load.DuringRate):F1} vs {BenchRunner.Median(load.QuietRate):F1} per second; {load.Goal}; " +
                     $"p50 {BenchRunner.Median(load.During):F1} vs {BenchRunner.Median(load.Quiet):F1} ms; " +
                     $"the restore beside that load took {BenchRunner.Median(load.RestoreBeside):F0} ms")));
         }
@@ -216,34 +221,47 @@ public sealed class TenantRestoreScenario : IScenario
         public List<double> During { get; } = [];
         public List<double> Quiet { get; } = [];
         public List<double> RestoreBeside { get; } = [];
+        public List<double> DuringRate { get; } = [];
+        public List<double> QuietRate { get; } = [];
     }
 
-    /// <summary>A load on a neighbour: its statements every 20 ms, each round trip's latency recorded.</summary>
+    /// <summary>
+    /// A load on a neighbour: its statements started every 20 ms (at once when the previous one ran late), as users who
+    /// do not wait for each other would; each round trip's latency recorded, and the rate the load kept up.
+    /// </summary>
     private sealed class NeighbourLoad : IDisposable
     {
+        private static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(20);
         private readonly CancellationTokenSource _stop = new();
         private readonly List<double> _latencies = [];
+        private readonly Stopwatch _clock = Stopwatch.StartNew();
         private readonly Task _task;
 
         public NeighbourLoad(NpgsqlDataSource dataSource, string sql) => _task = Task.Run(async () =>
         {
+            var next = TimeSpan.Zero;
             while (!_stop.IsCancellationRequested)
             {
-                var watch = Stopwatch.StartNew();
+                var started = _clock.Elapsed;
                 await using (var command = dataSource.CreateCommand(sql))
                 {
                     await command.ExecuteNonQueryAsync();
                 }
-                _latencies.Add(watch.Elapsed.TotalMilliseconds);
-                await Task.Delay(20);
+                _latencies.Add((_clock.Elapsed - started).TotalMilliseconds);
+                next += Interval;
+                var wait = next - _clock.Elapsed;
+                if (wait > TimeSpan.Zero)
+                {
+                    await Task.Delay(wait);
+                }
             }
         });
 
-        public async Task<IReadOnlyList<double>> StopAsync()
+        public async Task<(IReadOnlyList<double> Latencies, double PerSecond)> StopAsync()
         {
             await _stop.CancelAsync();
             await _task;
-            return _latencies;
+            return (_latencies, _latencies.Count / _clock.Elapsed.TotalSeconds);
         }
 
         public void Dispose() => _stop.Dispose();
