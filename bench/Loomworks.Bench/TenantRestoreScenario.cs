@@ -91,16 +91,12 @@ public sealed class TenantRestoreScenario : IScenario
                 using (var during = new NeighbourLoad(cluster.DataSources.For("bench-n1"), load.Sql))
                 {
                     load.RestoreBeside.Add((await RestoreOnceAsync()).Done);
-                    var (latencies, perSecond) = await during.StopAsync();
-                    load.During.AddRange(latencies);
-                    load.DuringRate.Add(perSecond);
+                    load.During.Add(await during.StopAsync());
                 }
                 using (var quiet = new NeighbourLoad(cluster.DataSources.For("bench-n1"), load.Sql))
                 {
                     await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(load.RestoreBeside[^1], 30_000)), cancellationToken);
-                    var (latencies, perSecond) = await quiet.StopAsync();
-                    load.Quiet.AddRange(latencies);
-                    load.QuietRate.Add(perSecond);
+                    load.Quiet.Add(await quiet.StopAsync());
                 }
             }
             await BenchRunner.SettleAsync(cluster.DataSources.For("postgres"));
@@ -122,12 +118,12 @@ public sealed class TenantRestoreScenario : IScenario
         foreach (var load in neighbourLoads)
         {
             results.Add(new ScenarioResult($"neighbour p99 during restore ({load.Name})",
-                [SnapshotCreateScenario.Percentile(load.During, 0.99)], [SnapshotCreateScenario.Percentile(load.Quiet, 0.99)],
+                [SnapshotCreateScenario.Percentile(load.During.Latencies, 0.99)], [SnapshotCreateScenario.Percentile(load.Quiet.Latencies, 0.99)],
                 "same load, no restore",
                 string.Create(CultureInfo.InvariantCulture,
-                    $"{load.Description} started every 20 ms; {load.During.Count} vs {load.Quiet.Count} statements, " +
-                    $"{BenchRunner.Median(load.DuringRate):F1} vs {BenchRunner.Median(load.QuietRate):F1} per second; {load.Goal}; " +
-                    $"p50 {BenchRunner.Median(load.During):F1} vs {BenchRunner.Median(load.Quiet):F1} ms; " +
+                    $"{load.Description} started every 20 ms; {load.During.Latencies.Count} vs {load.Quiet.Latencies.Count} statements, " +
+                    $"{BenchRunner.Median(load.During.Rates):F1} vs {BenchRunner.Median(load.Quiet.Rates):F1} per second; {load.Goal}; " +
+                    $"p50 {BenchRunner.Median(load.During.Latencies):F1} vs {BenchRunner.Median(load.Quiet.Latencies):F1} ms; " +
                     $"the restore beside that load took {BenchRunner.Median(load.RestoreBeside):F0} ms")));
         }
         return results;
@@ -218,11 +214,22 @@ public sealed class TenantRestoreScenario : IScenario
     /// <summary>A neighbour's load, its latencies beside a restore and alone, and how long the restores beside it took.</summary>
     private sealed record NeighbourMeasure(string Name, string Description, string Goal, string Sql)
     {
-        public List<double> During { get; } = [];
-        public List<double> Quiet { get; } = [];
+        public LoadSamples During { get; } = new();
+        public LoadSamples Quiet { get; } = new();
         public List<double> RestoreBeside { get; } = [];
-        public List<double> DuringRate { get; } = [];
-        public List<double> QuietRate { get; } = [];
+    }
+
+    /// <summary>The latencies of a load's runs and the rate (statements per second) each run kept up.</summary>
+    private sealed class LoadSamples
+    {
+        public List<double> Latencies { get; } = [];
+        public List<double> Rates { get; } = [];
+
+        public void Add((IReadOnlyList<double> Latencies, double PerSecond) run)
+        {
+            Latencies.AddRange(run.Latencies);
+            Rates.Add(run.PerSecond);
+        }
     }
 
     /// <summary>
