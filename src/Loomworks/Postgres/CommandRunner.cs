@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Text;
 
 namespace Loomworks.Postgres;
@@ -38,6 +39,8 @@ public static class CommandRunner
     /// process it forks, so each backend is a group of its own, where nice alone changes nothing: a nice-19 restore
     /// backend took as large a share of the CPU as a tenant's. False when refused (the kernel takes one such change a
     /// tenth of a second from an unprivileged user) or the process is gone; true without autogroup, as nothing is needed.
+    /// A process in our own session (runuser, which starts the low-priority command) is left alone: its group is ours,
+    /// and lowering it would put this whole server, every tenant's requests included, behind the restore it runs.
     /// </summary>
     public static bool LowerSessionGroup(int pid)
     {
@@ -47,13 +50,25 @@ public static class CommandRunner
         }
         try
         {
+            if (SessionOf(pid) == SessionOf(Environment.ProcessId))
+            {
+                return true;
+            }
             File.WriteAllText($"/proc/{pid}/autogroup", "19");
             return true;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
         {
             return false;
         }
+    }
+
+    /// <summary>The session a process belongs to, from /proc/PID/stat ("pid (name) state ppid pgrp session …").</summary>
+    private static int SessionOf(int pid)
+    {
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        // The name may hold spaces and parentheses: the fields are counted from its closing one.
+        return int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[3], CultureInfo.InvariantCulture);
     }
 
     public static ProcessStartInfo StartInfo(string program, IEnumerable<string> arguments, string? asUser = null)

@@ -137,6 +137,53 @@ public sealed partial class TenantRestoreTests(PitrFixture pitr) : IClassFixture
     }
 
     [Fact]
+    public async Task A_restore_lowers_its_scratch_copy_but_never_the_session_of_the_server_that_runs_it()
+    {
+        // The server's scheduling group starts unlowered when we may set it (root, as CI runs), so a restore that lowered
+        // it would show; whatever it started as, the restore must leave it so.
+        if (CommandRunner.IsRoot)
+        {
+            File.WriteAllText("/proc/self/autogroup", "0");
+        }
+        var ours = File.ReadAllText("/proc/self/autogroup");
+        await TenantWithDataAsync("rs-priority");
+        var snapshot = await pitr.Feature.Snapshots.CreateAsync("rs-priority", null, SnapshotTypes.Manual, None);
+        var restore = pitr.Feature.Restore;
+        string? scratchGroup = null;
+        restore.AfterStep = step =>
+        {
+            if (step != RestoreSteps.TargetReached)
+            {
+                return;
+            }
+            // The scratch copy's postmaster, replayed and waiting to be dumped; its lowering is polled for, not raced.
+            var pidFile = new[] { restore.MemoryRoot!, restore.ScratchRoot }.Where(Directory.Exists).SelectMany(Directory.GetDirectories)
+                .Select(dir => Path.Combine(dir, "pgdata", "postmaster.pid")).Single(File.Exists);
+            var group = $"/proc/{File.ReadLines(pidFile).First()}/autogroup";
+            for (var tries = 0; tries < 200 && !(scratchGroup = File.ReadAllText(group)).EndsWith("nice 19\n", StringComparison.Ordinal); tries++)
+            {
+                Thread.Sleep(50);
+            }
+        };
+        try
+        {
+            var job = await RestoreAsync(new RestoreRequest("rs-priority", SnapshotId: snapshot.Id));
+            Assert.True(job.State == "done", job.Error);
+        }
+        finally
+        {
+            restore.AfterStep = null;
+        }
+
+        Assert.EndsWith("nice 19\n", scratchGroup, StringComparison.Ordinal);
+        Assert.Equal(ours, File.ReadAllText("/proc/self/autogroup"));
+        if (CommandRunner.IsRoot)
+        {
+            Assert.EndsWith("nice 0\n", ours, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task Restore_to_a_time_and_to_an_LSN()
     {
         await TenantWithDataAsync("rs-time");
