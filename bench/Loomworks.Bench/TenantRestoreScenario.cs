@@ -49,20 +49,23 @@ public sealed class TenantRestoreScenario : IScenario
         ];
         var unavailable = new List<double>();
         var withCleanup = new List<double>();
-        // One restore of the tenant: time until the job reports done, and until its scratch folder is gone.
-        async Task<(double Done, double Cleaned)> RestoreOnceAsync()
+        // One restore of the tenant: time until the job reports done, and until its scratch folder is gone. The steps'
+        // ends go to `steps` (on the scenario's clock) so that a neighbour's latencies can be told by step.
+        async Task<(double Done, double Cleaned)> RestoreOnceAsync(RestoreTimeline? steps = null)
         {
             var watch = Stopwatch.StartNew();
             var doneAt = 0.0;
             var job = await cluster.Feature.Restore.StartAsync(new RestoreRequest("bench-big", SnapshotId: snapshot.Id), cancellationToken);
             job = await cluster.Feature.Restore.RunAsync(job.Id, new SynchronousProgress(j =>
             {
+                steps?.Reached(j.Step);
                 if (j.State == "done" && doneAt == 0)
                 {
                     doneAt = watch.Elapsed.TotalMilliseconds;
                 }
             }), cancellationToken);
             var cleaned = watch.Elapsed.TotalMilliseconds;
+            steps?.Reached(RestoreTimeline.CleanedUp);
             if (job.State != "done")
             {
                 throw new InvalidOperationException($"restore failed: {job.Error}");
@@ -90,8 +93,8 @@ public sealed class TenantRestoreScenario : IScenario
             {
                 using (var during = new NeighbourLoad(cluster.DataSources.For("bench-n1"), load.Sql))
                 {
-                    load.RestoreBeside.Add((await RestoreOnceAsync()).Done);
-                    load.During.Add(await during.StopAsync());
+                    load.RestoreBeside.Add((await RestoreOnceAsync(load.Timeline)).Done);
+                    load.During.Add(await during.StopAsync(load.Timeline));
                 }
                 using (var quiet = new NeighbourLoad(cluster.DataSources.For("bench-n1"), load.Sql))
                 {
@@ -124,7 +127,8 @@ public sealed class TenantRestoreScenario : IScenario
                     $"{load.Description} started every 20 ms; {load.During.Latencies.Count} vs {load.Quiet.Latencies.Count} statements, " +
                     $"{BenchRunner.Median(load.During.Rates):F1} vs {BenchRunner.Median(load.Quiet.Rates):F1} per second; {load.Goal}; " +
                     $"p50 {BenchRunner.Median(load.During.Latencies):F1} vs {BenchRunner.Median(load.Quiet.Latencies):F1} ms; " +
-                    $"the restore beside that load took {BenchRunner.Median(load.RestoreBeside):F0} ms")));
+                    $"the restore beside that load took {BenchRunner.Median(load.RestoreBeside):F0} ms; " +
+                    $"p99 by restore step: {load.Timeline.Describe()}")));
         }
         return results;
     }
@@ -217,6 +221,48 @@ public sealed class TenantRestoreScenario : IScenario
         public LoadSamples During { get; } = new();
         public LoadSamples Quiet { get; } = new();
         public List<double> RestoreBeside { get; } = [];
+        public RestoreTimeline Timeline { get; } = new();
+    }
+
+    /// <summary>
+    /// When each restore step ended, and the neighbour's latencies by the step they started in: which part of a restore
+    /// the neighbour feels. Times are on one clock shared by the restore's progress and the load.
+    /// </summary>
+    private sealed class RestoreTimeline
+    {
+        /// <summary>After done: the scratch folder removed, the run returned.</summary>
+        public const int CleanedUp = RestoreSteps.Done + 1;
+
+        private static readonly string[] StepNames =
+            ["pgbackrest restore", "replay", "dump and load", "grants and flush", "swap", "finish", "cleanup"];
+
+        private readonly List<(TimeSpan At, int Step)> _marks = [];
+        private readonly List<double>[] _latencies = [.. StepNames.Select(_ => new List<double>())];
+
+        public static Stopwatch Clock { get; } = Stopwatch.StartNew();
+
+        public void Reached(int step)
+        {
+            if (_marks.Count == 0 || _marks[^1].Step != step)
+            {
+                _marks.Add((Clock.Elapsed, step));
+            }
+        }
+
+        /// <summary>Files a latency under the step running when it started; one before this restore's first mark or after its last is dropped.</summary>
+        public void Add(TimeSpan startedAt, double latency)
+        {
+            var end = _marks.FindIndex(m => m.At >= startedAt);
+            if (end >= 0 && _marks[end].Step >= RestoreSteps.FilesRestored)
+            {
+                _latencies[_marks[end].Step - 1].Add(latency);
+            }
+        }
+
+        public string Describe() => string.Join(", ", StepNames.Select((name, i) => _latencies[i].Count == 0
+            ? $"{name} -"
+            : string.Create(CultureInfo.InvariantCulture,
+                $"{name} {SnapshotCreateScenario.Percentile(_latencies[i], 0.99):F1} ms ({_latencies[i].Count})")));
     }
 
     /// <summary>The latencies of a load's runs and the rate (statements per second) each run kept up.</summary>
@@ -240,7 +286,7 @@ public sealed class TenantRestoreScenario : IScenario
     {
         private static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(20);
         private readonly CancellationTokenSource _stop = new();
-        private readonly List<double> _latencies = [];
+        private readonly List<(TimeSpan StartedAt, double Latency)> _samples = [];
         private readonly Stopwatch _clock = Stopwatch.StartNew();
         private readonly Task _task;
 
@@ -250,11 +296,12 @@ public sealed class TenantRestoreScenario : IScenario
             while (!_stop.IsCancellationRequested)
             {
                 var started = _clock.Elapsed;
+                var startedAt = RestoreTimeline.Clock.Elapsed;
                 await using (var command = dataSource.CreateCommand(sql))
                 {
                     await command.ExecuteNonQueryAsync();
                 }
-                _latencies.Add((_clock.Elapsed - started).TotalMilliseconds);
+                _samples.Add((startedAt, (_clock.Elapsed - started).TotalMilliseconds));
                 next += Interval;
                 var wait = next - _clock.Elapsed;
                 if (wait > TimeSpan.Zero)
@@ -264,11 +311,16 @@ public sealed class TenantRestoreScenario : IScenario
             }
         });
 
-        public async Task<(IReadOnlyList<double> Latencies, double PerSecond)> StopAsync()
+        /// <summary>Ends the load; its latencies, the rate it kept, and each latency filed in <paramref name="timeline"/>.</summary>
+        public async Task<(IReadOnlyList<double> Latencies, double PerSecond)> StopAsync(RestoreTimeline? timeline = null)
         {
             await _stop.CancelAsync();
             await _task;
-            return (_latencies, _latencies.Count / _clock.Elapsed.TotalSeconds);
+            foreach (var (startedAt, latency) in _samples)
+            {
+                timeline?.Add(startedAt, latency);
+            }
+            return ([.. _samples.Select(s => s.Latency)], _samples.Count / _clock.Elapsed.TotalSeconds);
         }
 
         public void Dispose() => _stop.Dispose();
