@@ -972,18 +972,31 @@ public sealed partial class TenantRestore(
             return;
         }
         await tenants.SetStateAsync(job.TenantId, TenantStates.Restoring, cancellationToken);
+        await ReplaceDatabaseAsync(target, job.NewDatabase, job.AsideDatabase!, cancellationToken);
+        await tenants.SetStateAsync(job.TenantId, TenantStates.Active, cancellationToken);
+    }
+
+    /// <summary>
+    /// Puts <paramref name="replacement"/> in the place of <paramref name="target"/>, which is set aside under
+    /// <paramref name="asideName"/>; run again after a crash, it finishes what is left. The tenant cannot be reached
+    /// from the refusal of new sessions until the renames commit, both at once, so nothing leaves it without a database.
+    /// </summary>
+    private async Task ReplaceDatabaseAsync(string target, string replacement, string asideName, CancellationToken cancellationToken)
+    {
         var quotedTarget = DatabaseAdmin.QuoteIdentifier(target);
-        if (await DatabaseExistsAsync(job.NewDatabase, cancellationToken))
+        if (await DatabaseExistsAsync(replacement, cancellationToken))
         {
             if (await DatabaseExistsAsync(target, cancellationToken))
             {
                 await ExecuteAsync($"ALTER DATABASE {quotedTarget} ALLOW_CONNECTIONS false", cancellationToken);
-                await RenameAsync(target, job.AsideDatabase!, cancellationToken);
+                await RenameAsync([(target, asideName), (replacement, target)], cancellationToken);
             }
-            await RenameAsync(job.NewDatabase, target, cancellationToken);
+            else
+            {
+                await RenameAsync(replacement, target, cancellationToken);
+            }
         }
         await ExecuteAsync($"ALTER DATABASE {quotedTarget} ALLOW_CONNECTIONS true", cancellationToken);
-        await tenants.SetStateAsync(job.TenantId, TenantStates.Active, cancellationToken);
     }
 
     private async Task UndoStepsAsync(RestoreJob job, CancellationToken cancellationToken)
@@ -991,45 +1004,65 @@ public sealed partial class TenantRestore(
         var target = job.TargetDatabase;
         var undone = "lwundone_" + job.Id.ToString(CultureInfo.InvariantCulture);
         await tenants.SetStateAsync(job.TenantId, TenantStates.Restoring, cancellationToken);
-        if (await DatabaseExistsAsync(job.AsideDatabase!, cancellationToken))
-        {
-            if (await DatabaseExistsAsync(target, cancellationToken))
-            {
-                await ExecuteAsync($"ALTER DATABASE {DatabaseAdmin.QuoteIdentifier(target)} ALLOW_CONNECTIONS false", cancellationToken);
-                await RenameAsync(target, undone, cancellationToken);
-            }
-            await RenameAsync(job.AsideDatabase!, target, cancellationToken);
-        }
-        await ExecuteAsync($"ALTER DATABASE {DatabaseAdmin.QuoteIdentifier(target)} ALLOW_CONNECTIONS true", cancellationToken);
+        await ReplaceDatabaseAsync(target, job.AsideDatabase!, undone, cancellationToken);
         await tenants.SetStateAsync(job.TenantId, TenantStates.Active, cancellationToken);
         await ExecuteAsync($"DROP DATABASE IF EXISTS {DatabaseAdmin.QuoteIdentifier(undone)} WITH (FORCE)", cancellationToken);
         await jobs.MarkUndoneAsync(job.Id, cancellationToken);
     }
 
-    /// <summary>Renames a database after closing its sessions; retried, since a session may slip in between.</summary>
-    private async Task RenameAsync(string from, string to, CancellationToken cancellationToken)
+    private Task RenameAsync(string from, string to, CancellationToken cancellationToken) => RenameAsync([(from, to)], cancellationToken);
+
+    /// <summary>
+    /// Renames databases, in order and in one transaction, after closing their sessions; retried, since a session may
+    /// slip in between.
+    /// </summary>
+    private async Task RenameAsync(IReadOnlyList<(string From, string To)> renames, CancellationToken cancellationToken)
     {
         for (var attempt = 0; ; attempt++)
         {
-            if (evictDatabase is not null)
+            foreach (var (from, _) in renames)
             {
-                await evictDatabase(from);
-            }
-            await using (var terminate = admin.CreateCommand(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()"))
-            {
-                terminate.Parameters.AddWithValue(from);
-                await terminate.ExecuteScalarAsync(cancellationToken);
+                await CloseSessionsAsync(from, cancellationToken);
             }
             try
             {
-                await ExecuteAsync($"ALTER DATABASE {DatabaseAdmin.QuoteIdentifier(from)} RENAME TO {DatabaseAdmin.QuoteIdentifier(to)}", cancellationToken);
+                await using var connection = await admin.OpenConnectionAsync(cancellationToken);
+                await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+                foreach (var (from, to) in renames)
+                {
+                    await using var rename = new NpgsqlCommand(
+                        $"ALTER DATABASE {DatabaseAdmin.QuoteIdentifier(from)} RENAME TO {DatabaseAdmin.QuoteIdentifier(to)}", connection, transaction);
+                    await rename.ExecuteNonQueryAsync(cancellationToken);
+                }
+                await transaction.CommitAsync(cancellationToken);
                 return;
             }
             catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.ObjectInUse && attempt < 50)
             {
                 await Task.Delay(20, cancellationToken);
             }
+        }
+    }
+
+    /// <summary>
+    /// Ends every session on <paramref name="database"/> and waits until they are gone. A rename that still finds one
+    /// waits on its own in steps of 100 ms, which was most of a swap with the tenant in use; this wait polls every 2 ms,
+    /// for at most 5 s, after which the rename's own wait and the retries above take over.
+    /// </summary>
+    private async Task CloseSessionsAsync(string database, CancellationToken cancellationToken)
+    {
+        if (evictDatabase is not null)
+        {
+            await evictDatabase(database);
+        }
+        await using var terminate = admin.CreateCommand("""
+            SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()
+            """);
+        terminate.Parameters.AddWithValue(database);
+        var watch = Stopwatch.StartNew();
+        while ((long)(await terminate.ExecuteScalarAsync(cancellationToken))! > 0 && watch.Elapsed < TimeSpan.FromSeconds(5))
+        {
+            await Task.Delay(2, cancellationToken);
         }
     }
 
