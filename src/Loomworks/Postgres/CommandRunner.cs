@@ -28,11 +28,13 @@ public static class CommandRunner
     /// Wraps a command so it yields the CPU and disk to everything else: nice 19 and <paramref name="ioClass"/> (ionice's
     /// options), in a session of its own. Linux shares the CPU between sessions first (autogroup, on by default) and
     /// applies nice only inside one, so the session's group must be lowered too (<see cref="LowerSessionGroup"/>), which
-    /// without a session of its own would lower the caller's.
+    /// without a session of its own would lower the caller's. It runs on <see cref="LowPriorityCpus"/>, off the CPU kept
+    /// for the tenants, and so do the processes it starts.
     /// </summary>
     public static (string Program, List<string> Arguments) LowPriority(string program, IEnumerable<string> arguments,
         params string[] ioClass) =>
-        ("/usr/bin/setsid", ["-w", "/usr/bin/nice", "-n", "19", "/usr/bin/ionice", .. ioClass, program, .. arguments]);
+        ("/usr/bin/setsid", ["-w", "/usr/bin/nice", "-n", "19", "/usr/bin/ionice", .. ioClass,
+            .. LowPriorityCpus.List is { } cpus ? new[] { "/usr/bin/taskset", "-c", cpus } : [], program, .. arguments]);
 
     /// <summary>
     /// Gives the scheduling group of <paramref name="pid"/>'s session nice 19. PostgreSQL starts a session for every

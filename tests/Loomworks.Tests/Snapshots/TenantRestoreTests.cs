@@ -137,7 +137,7 @@ public sealed partial class TenantRestoreTests(PitrFixture pitr) : IClassFixture
     }
 
     [Fact]
-    public async Task A_restore_lowers_its_scratch_copy_but_never_the_session_of_the_server_that_runs_it()
+    public async Task A_restore_lowers_its_scratch_copy_and_keeps_it_off_the_first_CPU_but_never_lowers_the_server_that_runs_it()
     {
         // The server's scheduling group starts unlowered when we may set it (root, as CI runs), so a restore that lowered
         // it would show; whatever it started as, the restore must leave it so.
@@ -150,6 +150,7 @@ public sealed partial class TenantRestoreTests(PitrFixture pitr) : IClassFixture
         var snapshot = await pitr.Feature.Snapshots.CreateAsync("rs-priority", null, SnapshotTypes.Manual, None);
         var restore = pitr.Feature.Restore;
         string? scratchGroup = null;
+        string? scratchCpus = null;
         restore.AfterStep = step =>
         {
             if (step != RestoreSteps.TargetReached)
@@ -159,7 +160,9 @@ public sealed partial class TenantRestoreTests(PitrFixture pitr) : IClassFixture
             // The scratch copy's postmaster, replayed and waiting to be dumped; its lowering is polled for, not raced.
             var pidFile = new[] { restore.MemoryRoot!, restore.ScratchRoot }.Where(Directory.Exists).SelectMany(Directory.GetDirectories)
                 .Select(dir => Path.Combine(dir, "pgdata", "postmaster.pid")).Single(File.Exists);
-            var group = $"/proc/{File.ReadLines(pidFile).First()}/autogroup";
+            var process = $"/proc/{File.ReadLines(pidFile).First()}";
+            scratchCpus = File.ReadLines(process + "/status").Single(l => l.StartsWith("Cpus_allowed_list:", StringComparison.Ordinal));
+            var group = process + "/autogroup";
             for (var tries = 0; tries < 200 && !(scratchGroup = File.ReadAllText(group)).EndsWith("nice 19\n", StringComparison.Ordinal); tries++)
             {
                 Thread.Sleep(50);
@@ -176,6 +179,13 @@ public sealed partial class TenantRestoreTests(PitrFixture pitr) : IClassFixture
         }
 
         Assert.EndsWith("nice 19\n", scratchGroup, StringComparison.Ordinal);
+        // Started through taskset and found by the lowering loop, the copy keeps off the first CPU: the tenants keep it.
+        if (Environment.ProcessorCount > 1)
+        {
+            var allowed = LowPriorityCpus.Parse(scratchCpus!["Cpus_allowed_list:".Length..]);
+            Assert.Equal(LowPriorityCpus.Cpus, allowed);
+            Assert.DoesNotContain(0, allowed);
+        }
         Assert.Equal(ours, File.ReadAllText("/proc/self/autogroup"));
         if (CommandRunner.IsRoot)
         {
