@@ -309,13 +309,12 @@ public sealed class TenantRestoreScenario : IScenario
             var next = TimeSpan.Zero;
             while (!_stop.IsCancellationRequested)
             {
-                var started = _clock.Elapsed;
-                var startedAt = RestoreTimeline.Clock.Elapsed;
+                var started = RestoreTimeline.Clock.Elapsed;
                 await using (var command = dataSource.CreateCommand(sql))
                 {
                     await command.ExecuteNonQueryAsync();
                 }
-                _samples.Add((startedAt, (_clock.Elapsed - started).TotalMilliseconds));
+                _samples.Add((started, (RestoreTimeline.Clock.Elapsed - started).TotalMilliseconds));
                 next += Interval;
                 var wait = next - _clock.Elapsed;
                 if (wait > TimeSpan.Zero)

@@ -52,7 +52,7 @@ public static class CommandRunner
         }
         try
         {
-            if (SessionOf(pid) == SessionOf(Environment.ProcessId))
+            if (StatField(pid, StatSession) == OwnSession.Value)
             {
                 return true;
             }
@@ -65,12 +65,21 @@ public static class CommandRunner
         }
     }
 
-    /// <summary>The session a process belongs to, from /proc/PID/stat ("pid (name) state ppid pgrp session …").</summary>
-    private static int SessionOf(int pid)
+    /// <summary>Fields of /proc/PID/stat ("pid (name) state ppid pgrp session …"), counted from the state as 0.</summary>
+    public const int StatParent = 1;
+
+    /// <inheritdoc cref="StatParent"/>
+    public const int StatSession = 3;
+
+    /// <summary>Our own session, which does not change while we run.</summary>
+    private static readonly Lazy<int> OwnSession = new(() => StatField(Environment.ProcessId, StatSession));
+
+    /// <summary>A numeric field of /proc/PID/stat (<see cref="StatParent"/>, <see cref="StatSession"/>).</summary>
+    public static int StatField(int pid, int field)
     {
         var stat = File.ReadAllText($"/proc/{pid}/stat");
         // The name may hold spaces and parentheses: the fields are counted from its closing one.
-        return int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[3], CultureInfo.InvariantCulture);
+        return int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[field], CultureInfo.InvariantCulture);
     }
 
     public static ProcessStartInfo StartInfo(string program, IEnumerable<string> arguments, string? asUser = null)

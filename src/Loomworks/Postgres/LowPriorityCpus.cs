@@ -21,7 +21,7 @@ public static partial class LowPriorityCpus
     public static IReadOnlyList<int> Cpus { get; } = Spare(Allowed());
 
     /// <summary>The CPUs as taskset's list ("1,2,3"), or null when nothing is restricted.</summary>
-    public static string? List => Cpus.Count == 0 ? null : string.Join(',', Cpus);
+    public static string? List { get; } = Cpus.Count == 0 ? null : string.Join(',', Cpus);
 
     /// <summary>All CPUs in <paramref name="allowed"/> but the first; none when it holds fewer than two.</summary>
     public static IReadOnlyList<int> Spare(IReadOnlyList<int> allowed) => allowed.Count < 2 ? [] : [.. allowed.Order().Skip(1)];

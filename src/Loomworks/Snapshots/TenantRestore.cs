@@ -1101,8 +1101,8 @@ public sealed partial class TenantRestore(
             await StopScratchAsync(pgData);
         }
         KillHelpersOf(scratch);
-        // Removed by a low-priority rm on the restore's CPUs: freeing gigabytes of a copy in memory is long kernel work,
-        // which from this process held up a neighbour's queries by up to 94 ms on a kernel that does not preempt it.
+        // Removed by a low-priority rm on the restore's CPUs rather than by this process: freeing gigabytes of a copy in
+        // memory is long kernel work, which belongs off the CPU kept for the tenants.
         var (program, arguments) = Idle("/bin/rm", ["-rf", "--", scratch]);
         var removed = await CommandRunner.RunAsync(program, arguments, null, TimeSpan.FromMinutes(30), CancellationToken.None);
         if (!removed.Succeeded && Directory.Exists(scratch))
@@ -1153,9 +1153,7 @@ public sealed partial class TenantRestore(
             (int, int, bool)? process = null;
             try
             {
-                // stat is "pid (name) state ppid …", and the name may hold spaces and parentheses.
-                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
-                var parent = int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[1], CultureInfo.InvariantCulture);
+                var parent = CommandRunner.StatField(pid, CommandRunner.StatParent);
                 process = (pid, parent, File.ReadAllBytes(Path.Combine(dir, "cmdline")).AsSpan().IndexOf(marker) >= 0);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)
