@@ -117,11 +117,18 @@ public static class CommandRunner
         RunAsync(program, arguments, asUser, timeout, new Dictionary<string, string>(), cancellationToken);
 
     /// <summary>As above, with variables added to the program's environment.</summary>
+    /// <summary>
+    /// Runs <paramref name="program"/> and collects its output. <paramref name="input"/>, when given, writes the program's
+    /// standard input, which is closed after it; if it fails, the program is ended and the result is a failure naming
+    /// why, never a success on input cut short.
+    /// </summary>
     public static async Task<CommandResult> RunAsync(string program, IEnumerable<string> arguments, string? asUser,
-        TimeSpan? timeout, IReadOnlyDictionary<string, string> environment, CancellationToken cancellationToken)
+        TimeSpan? timeout, IReadOnlyDictionary<string, string> environment, CancellationToken cancellationToken,
+        Func<Stream, CancellationToken, Task>? input = null)
     {
         ArgumentNullException.ThrowIfNull(environment);
         using var process = new Process { StartInfo = StartInfo(program, arguments, asUser) };
+        process.StartInfo.RedirectStandardInput = input is not null;
         foreach (var (name, value) in environment)
         {
             process.StartInfo.Environment[name] = value;
@@ -142,8 +149,13 @@ public static class CommandRunner
         process.BeginErrorReadLine();
         using var timeoutSource = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeoutSource.CancelAfter(timeout ?? TimeSpan.FromMinutes(5));
+        string? inputFailure = null;
         try
         {
+            if (input is not null)
+            {
+                inputFailure = await FeedAsync(process, input, timeoutSource.Token);
+            }
             await process.WaitForExitAsync(timeoutSource.Token);
         }
         catch (OperationCanceledException)
@@ -156,7 +168,45 @@ public static class CommandRunner
             throw new TimeoutException($"{program} did not finish within {timeout ?? TimeSpan.FromMinutes(5)}");
         }
         // WaitForExitAsync returns once the streams are drained as well.
-        return new CommandResult(process.ExitCode, output.ToString(), error.ToString());
+        return inputFailure is null
+            ? new CommandResult(process.ExitCode, output.ToString(), error.ToString())
+            : new CommandResult(process.ExitCode == 0 ? -1 : process.ExitCode, output.ToString(), error + $"writing its input failed: {inputFailure}\n");
+    }
+
+    /// <summary>
+    /// Writes the process's input and closes it; on failure ends the process (which would otherwise wait for the rest, or
+    /// take what it got as all there is) and says why. A program that stops reading first is not a failure of the input:
+    /// its own exit code and messages tell.
+    /// </summary>
+    private static async Task<string?> FeedAsync(Process process, Func<Stream, CancellationToken, Task> input, CancellationToken cancellationToken)
+    {
+        var stdin = process.StandardInput.BaseStream;
+        try
+        {
+            await input(stdin, cancellationToken);
+            await stdin.DisposeAsync();
+            return null;
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Ended before its input is closed: an end of input now would read as the end of the data.
+            var stoppedReading = e is IOException && process.WaitForExit(TimeSpan.FromSeconds(1)) && process.ExitCode != 0;
+            process.Kill(entireProcessTree: true);
+            DisposeQuietly(stdin);
+            return stoppedReading ? null : e.Message;
+        }
+    }
+
+    private static void DisposeQuietly(Stream stream)
+    {
+        try
+        {
+            stream.Dispose();
+        }
+        catch (IOException)
+        {
+            // a pipe whose reader is gone
+        }
     }
 
     /// <summary>Hands a file or directory to the user PostgreSQL runs as (only needed, and only possible, as root).</summary>

@@ -48,6 +48,9 @@ public static class RestoreSteps
 /// <summary>Reads and writes restore jobs in loomworks_mgmt.</summary>
 public sealed class RestoreJobStore(NpgsqlDataSource management)
 {
+    /// <summary>The management database the jobs are kept in.</summary>
+    public string DatabaseName { get; } = new NpgsqlConnectionStringBuilder(management.ConnectionString).Database!;
+
     private const string Columns = """
         id, tenant_id, source_database, target_database, as_subdomain, target_type, target, snapshot_id, backup_set,
         include_only, state, step, step_name, progress, error, scratch_dir, new_database, aside_database, created_at,

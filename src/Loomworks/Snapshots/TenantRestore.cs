@@ -41,6 +41,9 @@ public sealed partial class TenantRestore(
     /// <summary>Set by the tests: called after each persisted step; throwing from it simulates a crash there.</summary>
     internal Action<int>? AfterStep { get; set; }
 
+    /// <summary>How long the last load waited to keep its pace beside other tenants' work (see <see cref="LoadPace"/>).</summary>
+    internal TimeSpan LastLoadPacedFor { get; private set; }
+
     /// <summary>Free bytes where scratch copies go; replaceable by the tests to simulate a full disk.</summary>
     internal Func<string, long> FreeBytes { get; set; } = path => new DriveInfo(path).AvailableFreeSpace;
 
@@ -616,6 +619,60 @@ public sealed partial class TenantRestore(
     /// </summary>
     private async Task CopyAsync(RestoreJob job, string scratch, string run, int port, Action dumped, CancellationToken cancellationToken)
     {
+        // Watched from the dump on, so that the load knows from its first byte whether others are at work.
+        using var watching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var pace = new LoadPace();
+        var watch = WatchOtherTenantsAsync(pace, [job.NewDatabase, job.TargetDatabase, jobs.DatabaseName, "postgres"], watching.Token);
+        try
+        {
+            await DumpAndLoadAsync(job, scratch, run, port, dumped, pace, cancellationToken);
+        }
+        finally
+        {
+            await watching.CancelAsync();
+            await SettleAsync(watch);
+            LastLoadPacedFor = pace.PacedFor;
+            if (pace.PacedFor > TimeSpan.Zero)
+            {
+                logger.LogInformation("Restore job {Job}: the load waited {Seconds:F1} s in all to keep its pace beside other tenants' work",
+                    job.Id, pace.PacedFor.TotalSeconds);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Tells <paramref name="pace"/>, four times a second, when a client session of a database other than
+    /// <paramref name="excluded"/> (the restore's own, the management database, the admin connections') last started or
+    /// ended a statement: pg_stat_activity has it at once, where the databases' transaction counters lag up to a second.
+    /// </summary>
+    private async Task WatchOtherTenantsAsync(LoadPace pace, string[] excluded, CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                await using (var command = admin.CreateCommand("""
+                    SELECT extract(epoch FROM clock_timestamp() - max(CASE WHEN state = 'active' THEN clock_timestamp() ELSE state_change END))::float8
+                    FROM pg_stat_activity
+                    WHERE backend_type = 'client backend' AND datname <> ALL($1) AND pid <> pg_backend_pid()
+                    """))
+                {
+                    command.Parameters.AddWithValue(excluded);
+                    var seconds = await command.ExecuteScalarAsync(cancellationToken);
+                    pace.Observe(seconds is double since ? TimeSpan.FromSeconds(Math.Max(0, since)) : null);
+                }
+                await Task.Delay(250, cancellationToken);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // the load is over
+        }
+    }
+
+    private async Task DumpAndLoadAsync(RestoreJob job, string scratch, string run, int port, Action dumped, LoadPace pace,
+        CancellationToken cancellationToken)
+    {
         var dump = Path.Combine(scratch, "dump");
         if (Directory.Exists(dump))
         {
@@ -658,7 +715,7 @@ public sealed partial class TenantRestore(
                 return;
             }
             await RestoreDumpAsync(job, dump, environment, ["--section=pre-data"], cancellationToken);
-            await LoadFrozenAsync(job, scratch, dump, frozen, environment, cancellationToken);
+            await LoadFrozenAsync(job, scratch, frozen, environment, pace, cancellationToken);
             // Everything else of the data section (sequence values, large objects) and all of post-data.
             var list = Path.Combine(scratch, "rest.list");
             var handled = frozen.Select(t => t.DumpId).ToHashSet();
@@ -708,16 +765,12 @@ public sealed partial class TenantRestore(
     /// <summary>
     /// The ordinary tables of the dump whose rows are loaded frozen, named and described by the paused copy (the dump's
     /// listing is ambiguous for names with spaces). Only a UTF-8 database qualifies, so that the script's names and the
-    /// data files' bytes share psql's client encoding; and only names a psql script line can carry and a data file path
-    /// psql's \copy can quote. Anything else is left to pg_restore, which loads it as before.
+    /// data files' bytes share psql's client encoding; and only names a psql script line can carry. Anything else is
+    /// left to pg_restore, which loads it as before.
     /// </summary>
     private static async Task<IReadOnlyList<FrozenTable>> FrozenTablesAsync(RestoreJob job, string dump, IReadOnlyList<string> contents,
         string run, int port, CancellationToken cancellationToken)
     {
-        if (dump.Contains('\'', StringComparison.Ordinal) || dump.Contains('\\', StringComparison.Ordinal))
-        {
-            return [];
-        }
         var entries = new Dictionary<long, int>();
         foreach (var line in contents)
         {
@@ -766,41 +819,88 @@ public sealed partial class TenantRestore(
     /// loads them unfrozen, so the index builds that follow set a hint bit on every heap page, writing each page a
     /// second time and, with data checksums, a full-page image of it into WAL when a checkpoint came between (the
     /// load's own WAL brings one): a 300 MB table wrote 290 MB of WAL for its primary key instead of 6 MB. Frozen rows
-    /// need no hint bits and later vacuums skip their pages. Two psql scripts share the tables, largest first.
+    /// need no hint bits and later vacuums skip their pages. Two psql scripts share the tables, largest first; each reads
+    /// its tables' rows from its standard input, which this process writes at the pace <paramref name="pace"/> sets.
     /// </summary>
-    private async Task LoadFrozenAsync(RestoreJob job, string scratch, string dump, IReadOnlyList<FrozenTable> tables,
-        Dictionary<string, string> environment, CancellationToken cancellationToken)
+    private async Task LoadFrozenAsync(RestoreJob job, string scratch, IReadOnlyList<FrozenTable> tables,
+        Dictionary<string, string> environment, LoadPace pace, CancellationToken cancellationToken)
     {
-        var scripts = new[] { new StringBuilder(), new StringBuilder() };
+        var workers = new[] { new List<FrozenTable>(), new List<FrozenTable>() };
         var sizes = new long[2];
         foreach (var table in tables.OrderByDescending(t => t.Bytes))
         {
             var worker = sizes[0] <= sizes[1] ? 0 : 1;
             sizes[worker] += table.Bytes;
-            scripts[worker].Append(CultureInfo.InvariantCulture, $"BEGIN;\nTRUNCATE ONLY {table.Name};\n")
-                .Append(CultureInfo.InvariantCulture, $"\\copy {table.Name} {table.Columns} FROM '{table.DataFile}' WITH (FREEZE)\n")
-                .Append("COMMIT;\n");
+            workers[worker].Add(table);
         }
         var clientEnvironment = new Dictionary<string, string>(environment) { ["PGCLIENTENCODING"] = "UTF8" };
         var runs = new List<Task<CommandResult>>();
-        for (var i = 0; i < scripts.Length; i++)
+        for (var i = 0; i < workers.Length; i++)
         {
-            if (scripts[i].Length == 0)
+            if (workers[i].Count == 0)
             {
                 continue;
             }
-            var script = Path.Combine(scratch, $"load-{i}.sql");
-            await File.WriteAllTextAsync(script, scripts[i].ToString(), cancellationToken);
-            CommandRunner.GiveToServerUser(script);
+            var script = new StringBuilder();
+            foreach (var table in workers[i])
+            {
+                script.Append(CultureInfo.InvariantCulture, $"BEGIN;\nTRUNCATE ONLY {table.Name};\n")
+                    .Append(CultureInfo.InvariantCulture, $"\\copy {table.Name} {table.Columns} FROM pstdin WITH (FREEZE)\n")
+                    .Append("COMMIT;\n");
+            }
+            var path = Path.Combine(scratch, $"load-{i}.sql");
+            await File.WriteAllTextAsync(path, script.ToString(), cancellationToken);
+            CommandRunner.GiveToServerUser(path);
             var (program, arguments) = Idle(binaries.Value["psql"],
-                ["-X", "-q", "-v", "ON_ERROR_STOP=1", .. LiveConnection(job.NewDatabase), "-f", script]);
+                ["-X", "-q", "-v", "ON_ERROR_STOP=1", .. LiveConnection(job.NewDatabase), "-f", path]);
+            var feed = workers[i];
             runs.Add(CommandRunner.RunAsync(program, arguments, CommandRunner.ServerUser, TimeSpan.FromHours(6), clientEnvironment,
-                cancellationToken));
+                cancellationToken, (stdin, token) => FeedTablesAsync(feed, stdin, pace, token)));
         }
         foreach (var result in await Task.WhenAll(runs))
         {
             Check(result, $"loading the rows into {job.NewDatabase}");
         }
+    }
+
+    /// <summary>
+    /// Writes each table's rows in turn, each ended by the line "\." that ends a \copy's rows and nothing after it: pg_dump
+    /// ends a data file with that line and two empty ones, which the next table's \copy would take for rows. A row cannot
+    /// be that line (COPY writes a backslash in data as two).
+    /// </summary>
+    private static async Task FeedTablesAsync(IEnumerable<FrozenTable> tables, Stream stdin, LoadPace pace, CancellationToken cancellationToken)
+    {
+        foreach (var table in tables)
+        {
+            await using var data = new FileStream(table.DataFile, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16,
+                FileOptions.Asynchronous | FileOptions.SequentialScan);
+            var (rows, ended) = await RowsLengthAsync(data, cancellationToken);
+            data.Position = 0;
+            await pace.CopyAsync(data, rows, stdin, cancellationToken);
+            if (!ended)
+            {
+                await stdin.WriteAsync("\\.\n"u8.ToArray(), cancellationToken);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The length of a COPY data file up to and with its closing "\." line, or all of it when it has none (no rows, or
+    /// rows alone).
+    /// </summary>
+    internal static async Task<(long Length, bool Ended)> RowsLengthAsync(Stream data, CancellationToken cancellationToken)
+    {
+        var tail = new byte[(int)Math.Min(data.Length, 64)];
+        data.Position = data.Length - tail.Length;
+        await data.ReadExactlyAsync(tail, cancellationToken);
+        var end = tail.Length;
+        while (end > 0 && tail[end - 1] == (byte)'\n')
+        {
+            end--;
+        }
+        var ended = end >= 2 && tail[end - 2] == (byte)'\\' && tail[end - 1] == (byte)'.' && end < tail.Length
+            && (end == 2 ? tail.Length == data.Length : tail[end - 3] == (byte)'\n');
+        return ended ? (data.Length - tail.Length + end + 1, true) : (data.Length, false);
     }
 
     /// <summary>A tool that failed: the error names it and carries its messages.</summary>

@@ -83,6 +83,46 @@ public sealed partial class TenantRestoreTests(PitrFixture pitr) : IClassFixture
     }
 
     [Fact]
+    public async Task Every_table_comes_back_whole_and_the_load_keeps_its_pace_while_another_tenant_works()
+    {
+        // One large table for one load worker; for the other, several fed one after the other through the same input:
+        // an empty one, and text that looks like the end of the rows (a lone "\.", empty strings, backslashes).
+        await pitr.CreateTenantAsync("rs-paced");
+        await pitr.ExecuteAsync("rs-paced", """
+            CREATE TABLE large (id int PRIMARY KEY, body text NOT NULL);
+            INSERT INTO large SELECT g, repeat(md5(g::text), 30) FROM generate_series(1, 10000) g;
+            CREATE TABLE nothing (id int PRIMARY KEY);
+            CREATE TABLE odd (line text);
+            INSERT INTO odd VALUES ('\.'), (''), ('\'), ('a\.'), (E'two\nlines'), (E'\\.'), (NULL), ('');
+            CREATE TABLE small (id int PRIMARY KEY, name text);
+            INSERT INTO small SELECT g, 'name ' || g FROM generate_series(1, 50) g;
+            """);
+        await pitr.CreateTenantAsync("rs-busy");
+        await pitr.ExecuteAsync("rs-busy", "CREATE TABLE hit (id bigserial PRIMARY KEY)");
+        var before = await pitr.ContentAsync("rs-paced");
+        var snapshot = await pitr.Feature.Snapshots.CreateAsync("rs-paced", null, SnapshotTypes.Manual, None);
+        await pitr.ExecuteAsync("rs-paced", "DELETE FROM odd; TRUNCATE large; DROP TABLE small");
+
+        using var stop = new CancellationTokenSource();
+        var neighbour = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                await pitr.ExecuteAsync("rs-busy", "INSERT INTO hit DEFAULT VALUES");
+                await Task.Delay(5, TestContext.Current.CancellationToken);
+            }
+        }, TestContext.Current.CancellationToken);
+        var job = await RestoreAsync(new RestoreRequest("rs-paced", SnapshotId: snapshot.Id));
+        await stop.CancelAsync();
+        await neighbour;
+
+        Assert.True(job.State == "done", job.Error);
+        Assert.Equal(before, await pitr.ContentAsync("rs-paced"));
+        Assert.Equal(8L, await pitr.ScalarAsync<long>("rs-paced", "SELECT count(*) FROM odd"));
+        Assert.True(pitr.Feature.Restore.LastLoadPacedFor > TimeSpan.Zero, "the load kept its pace while rs-busy worked");
+    }
+
+    [Fact]
     public async Task The_scratch_copy_goes_to_memory_when_it_fits_and_to_disk_when_it_does_not()
     {
         await TenantWithDataAsync("rs-memory");
