@@ -178,6 +178,9 @@ public static class ConfigKeys
         "Keep a restore's scratch copy in memory (/dev/shm) when it needs less than half of the memory available, so its " +
         "gigabytes of throwaway writes never queue on the disk before the live tenants' commits; otherwise it goes to " +
         "loomworks_restore_scratch_dir.");
+    public static readonly ConfigKey RestorePacedMbPerSecond = new("loomworks_restore_paced_mb_per_s", "20", ConfigValueKind.WholeNumber,
+        "Rate (MB/s) at which a tenant restore loads its rows while other tenants are at work, whose commits wait for the " +
+        "load's WAL; it loads at full speed while they are idle. 0: always at full speed.", Minimum: 0, Maximum: 100000);
     public static readonly ConfigKey PgDataDir = new("loomworks_pg_data_dir", null, ConfigValueKind.Text,
         "Data directory of the external PostgreSQL server (db_host) when it is on this machine: Loomworks then sets up " +
         "pgBackRest for it (pg1-path), as it does for the embedded cluster.");
@@ -205,7 +208,7 @@ public static class ConfigKeys
         BackupFullIntervalDays, BackupDiffIntervalHours,
         AttachmentMaxMb,
         SessionIdleDays,
-        RestoreScratchDir, RestoreInMemory,
+        RestoreScratchDir, RestoreInMemory, RestorePacedMbPerSecond,
         PgDataDir, PgBackRestConfig, PgBackRestStanza,
         LoginCooldownAfter, LoginCooldownDuration,
     ];

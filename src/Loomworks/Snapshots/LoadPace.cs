@@ -6,30 +6,29 @@ namespace Loomworks.Snapshots;
 /// The pace of a restore's load into the live server. Its WAL is every tenant's WAL: a neighbour's commit waits until
 /// all WAL written before it is on disk, so a load at full speed (about 100 MB/s on our test machine) put a neighbour's
 /// p99 at 8-14 ms against 2 ms without a restore, where the same load at 20 MB/s gave 4.4 ms. The load therefore runs at
-/// full speed while the other tenants are idle, and at <see cref="PacedBytesPerSecond"/> from the moment one of them
-/// works until <see cref="QuietAfter"/> without any.
+/// full speed while the other tenants are idle, and at <paramref name="pacedBytesPerSecond"/> (all its workers together;
+/// 0: never paced) from the moment one of them works until <see cref="QuietAfter"/> without any.
 /// </summary>
-public sealed class LoadPace
+public sealed class LoadPace(long pacedBytesPerSecond)
 {
-    /// <summary>The load's rate while other tenants work.</summary>
-    public const long PacedBytesPerSecond = 20L << 20;
-
     /// <summary>How long after the other tenants' last statement the load keeps its pace.</summary>
     public static readonly TimeSpan QuietAfter = TimeSpan.FromSeconds(2);
 
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly object _lock = new();
     private TimeSpan? _lastWork;
+    // When the bytes sent so far may have gone at the paced rate; a worker ahead of it waits.
+    private TimeSpan _due;
     private TimeSpan _pacedFor;
 
-    /// <summary>Whether the load is held to <see cref="PacedBytesPerSecond"/> now.</summary>
+    /// <summary>Whether the load is held to its paced rate now.</summary>
     public bool Paced
     {
         get
         {
             lock (_lock)
             {
-                return _lastWork is { } at && _clock.Elapsed - at < QuietAfter;
+                return IsPaced(_clock.Elapsed);
             }
         }
     }
@@ -65,30 +64,40 @@ public sealed class LoadPace
     public async Task CopyAsync(Stream source, long length, Stream destination, CancellationToken cancellationToken)
     {
         var buffer = new byte[64 * 1024];
-        // When the bytes sent so far may have gone at the paced rate; waited for whenever it is ahead of the clock.
-        var due = _clock.Elapsed;
         int read;
         while (length > 0 && (read = await source.ReadAsync(buffer.AsMemory(0, (int)Math.Min(buffer.Length, length)), cancellationToken)) > 0)
         {
             length -= read;
             await destination.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
-            var now = _clock.Elapsed;
-            if (!Paced)
-            {
-                due = now;
-                continue;
-            }
-            due = (due > now ? due : now) + TimeSpan.FromSeconds(read / (double)PacedBytesPerSecond);
-            var wait = due - now;
+            var wait = Reserve(read);
             // Timers are not finer than a millisecond or two: short waits add up until one is worth sleeping.
             if (wait > TimeSpan.FromMilliseconds(5))
             {
                 await Task.Delay(wait, cancellationToken);
-                lock (_lock)
-                {
-                    _pacedFor += wait;
-                }
             }
         }
     }
+
+    /// <summary>Accounts for <paramref name="bytes"/> sent; how long to wait before sending more.</summary>
+    private TimeSpan Reserve(int bytes)
+    {
+        lock (_lock)
+        {
+            var now = _clock.Elapsed;
+            if (!IsPaced(now))
+            {
+                _due = now;
+                return TimeSpan.Zero;
+            }
+            _due = (_due > now ? _due : now) + TimeSpan.FromSeconds(bytes / (double)pacedBytesPerSecond);
+            var wait = _due - now;
+            if (wait > TimeSpan.FromMilliseconds(5))
+            {
+                _pacedFor += wait;
+            }
+            return wait;
+        }
+    }
+
+    private bool IsPaced(TimeSpan now) => pacedBytesPerSecond > 0 && _lastWork is { } at && now - at < QuietAfter;
 }

@@ -55,7 +55,10 @@ public sealed class SnapshotsFeature
             settings.Get(ConfigKeys.RestoreScratchDir) is { Length: > 0 } scratch ? Path.GetFullPath(scratch) : Path.Combine(settings.DataDir, "restore"),
             settings.GetBool(ConfigKeys.RestoreInMemory) ? TenantRestore.MemoryRootFor(settings.DataDir) : null,
             settings.GetInt(ConfigKeys.KeepPreRestoreHours),
-            loggers.CreateLogger<TenantRestore>(), dataSources.EvictAsync);
+            loggers.CreateLogger<TenantRestore>(), dataSources.EvictAsync)
+        {
+            PacedBytesPerSecond = settings.GetInt(ConfigKeys.RestorePacedMbPerSecond) * (1L << 20),
+        };
         return new SnapshotsFeature(backRest, snapshots, restore, settings, dataSources.For("postgres"), binaries);
     }
 

@@ -41,6 +41,9 @@ public sealed partial class TenantRestore(
     /// <summary>Set by the tests: called after each persisted step; throwing from it simulates a crash there.</summary>
     internal Action<int>? AfterStep { get; set; }
 
+    /// <summary>The load's rate while other tenants work (loomworks_restore_paced_mb_per_s); 0: never paced.</summary>
+    public long PacedBytesPerSecond { get; init; } = 20L << 20;
+
     /// <summary>How long the last load waited to keep its pace beside other tenants' work (see <see cref="LoadPace"/>).</summary>
     internal TimeSpan LastLoadPacedFor { get; private set; }
 
@@ -621,7 +624,7 @@ public sealed partial class TenantRestore(
     {
         // Watched from the dump on, so that the load knows from its first byte whether others are at work.
         using var watching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var pace = new LoadPace();
+        var pace = new LoadPace(PacedBytesPerSecond);
         var watch = WatchOtherTenantsAsync(pace, [job.NewDatabase, job.TargetDatabase, jobs.DatabaseName, "postgres"], watching.Token);
         try
         {

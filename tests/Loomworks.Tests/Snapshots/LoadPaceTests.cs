@@ -11,7 +11,7 @@ public sealed class LoadPaceTests
     [Fact]
     public void The_load_is_paced_from_the_other_tenants_work_until_they_have_been_quiet_a_while()
     {
-        var pace = new LoadPace();
+        var pace = new LoadPace(20L << 20);
         Assert.False(pace.Paced);
         pace.Observe(null);
         Assert.False(pace.Paced);
@@ -22,13 +22,17 @@ public sealed class LoadPaceTests
         // An older sighting does not move the last work back.
         pace.Observe(LoadPace.QuietAfter + TimeSpan.FromSeconds(1));
         Assert.True(pace.Paced);
+
+        var never = new LoadPace(0);
+        never.Observe(TimeSpan.Zero);
+        Assert.False(never.Paced);
     }
 
     [Fact]
     public async Task A_copy_sends_exactly_the_bytes_asked_for_and_waits_only_when_paced()
     {
         var data = Enumerable.Range(0, 1 << 20).Select(i => (byte)i).ToArray();
-        var pace = new LoadPace();
+        var pace = new LoadPace(20L << 20);
         using (var target = new MemoryStream())
         {
             await pace.CopyAsync(new MemoryStream(data), 300_000, target, None);
