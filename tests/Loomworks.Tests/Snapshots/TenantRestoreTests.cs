@@ -28,6 +28,19 @@ public sealed partial class TenantRestoreTests(PitrFixture pitr) : IClassFixture
         DROP TABLE invoice;
         """);
 
+    /// <summary>A neighbour inserting into its table hit every 5 ms until <paramref name="stop"/>; how many rows it wrote.</summary>
+    private Task<int> KeepWritingAsync(string database, CancellationToken stop) => Task.Run(async () =>
+    {
+        var written = 0;
+        while (!stop.IsCancellationRequested)
+        {
+            await pitr.ExecuteAsync(database, "INSERT INTO hit DEFAULT VALUES");
+            written++;
+            await Task.Delay(5, TestContext.Current.CancellationToken);
+        }
+        return written;
+    }, TestContext.Current.CancellationToken);
+
     private async Task<RestoreJob> RestoreAsync(RestoreRequest request)
     {
         var job = await pitr.Feature.Restore.StartAsync(request, None);
@@ -50,19 +63,10 @@ public sealed partial class TenantRestoreTests(PitrFixture pitr) : IClassFixture
         Assert.NotEqual(before, damaged);
 
         using var stop = new CancellationTokenSource();
-        var written = 0;
-        var neighbour = Task.Run(async () =>
-        {
-            while (!stop.IsCancellationRequested)
-            {
-                await pitr.ExecuteAsync("rs-neighbour", "INSERT INTO hit DEFAULT VALUES");
-                written++;
-                await Task.Delay(5, TestContext.Current.CancellationToken);
-            }
-        }, TestContext.Current.CancellationToken);
+        var neighbour = KeepWritingAsync("rs-neighbour", stop.Token);
         var job = await RestoreAsync(new RestoreRequest("rs-main", SnapshotId: snapshot.Id));
         await stop.CancelAsync();
-        await neighbour;
+        var written = await neighbour;
 
         Assert.True(job.State == "done", job.Error);
         Assert.Equal(100, job.Progress);
@@ -104,14 +108,7 @@ public sealed partial class TenantRestoreTests(PitrFixture pitr) : IClassFixture
         await pitr.ExecuteAsync("rs-paced", "DELETE FROM odd; TRUNCATE large; DROP TABLE small");
 
         using var stop = new CancellationTokenSource();
-        var neighbour = Task.Run(async () =>
-        {
-            while (!stop.IsCancellationRequested)
-            {
-                await pitr.ExecuteAsync("rs-busy", "INSERT INTO hit DEFAULT VALUES");
-                await Task.Delay(5, TestContext.Current.CancellationToken);
-            }
-        }, TestContext.Current.CancellationToken);
+        var neighbour = KeepWritingAsync("rs-busy", stop.Token);
         var job = await RestoreAsync(new RestoreRequest("rs-paced", SnapshotId: snapshot.Id));
         await stop.CancelAsync();
         await neighbour;
