@@ -871,31 +871,31 @@ public sealed partial class TenantRestore(
     /// ends a data file with that line and two empty ones, which the next table's \copy would take for rows. A row cannot
     /// be that line (COPY writes a backslash in data as two).
     /// </summary>
-    private static async Task FeedTablesAsync(IEnumerable<FrozenTable> tables, Stream stdin, LoadPace pace, CancellationToken cancellationToken)
-    {
-        foreach (var table in tables)
+    private static Task FeedTablesAsync(IEnumerable<FrozenTable> tables, Stream stdin, LoadPace pace, CancellationToken cancellationToken) =>
+        Task.Factory.StartNew(() =>
         {
-            await using var data = new FileStream(table.DataFile, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16,
-                FileOptions.Asynchronous | FileOptions.SequentialScan);
-            var (rows, ended) = await RowsLengthAsync(data, cancellationToken);
-            data.Position = 0;
-            await pace.CopyAsync(data, rows, stdin, cancellationToken);
-            if (!ended)
+            foreach (var table in tables)
             {
-                await stdin.WriteAsync("\\.\n"u8.ToArray(), cancellationToken);
+                using var data = new FileStream(table.DataFile, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
+                var (rows, ended) = RowsLength(data);
+                data.Position = 0;
+                pace.Copy(data, rows, stdin, CommandRunner.QueuedBytes, cancellationToken);
+                if (!ended)
+                {
+                    stdin.Write("\\.\n"u8);
+                }
             }
-        }
-    }
+        }, cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
     /// <summary>
     /// The length of a COPY data file up to and with its closing "\." line, or all of it when it has none (no rows, or
     /// rows alone).
     /// </summary>
-    internal static async Task<(long Length, bool Ended)> RowsLengthAsync(Stream data, CancellationToken cancellationToken)
+    internal static (long Length, bool Ended) RowsLength(Stream data)
     {
         var tail = new byte[(int)Math.Min(data.Length, 64)];
         data.Position = data.Length - tail.Length;
-        await data.ReadExactlyAsync(tail, cancellationToken);
+        data.ReadExactly(tail);
         var end = tail.Length;
         while (end > 0 && tail[end - 1] == (byte)'\n')
         {

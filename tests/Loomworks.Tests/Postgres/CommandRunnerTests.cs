@@ -20,6 +20,22 @@ public sealed class CommandRunnerTests
     }
 
     [Fact]
+    public async Task The_input_pipe_holds_a_megabyte_and_says_how_much_is_not_read_yet()
+    {
+        int? queued = null;
+        var result = await CommandRunner.RunAsync("/bin/sleep", ["0.5"], null, TimeSpan.FromSeconds(30), NoEnvironment, None,
+            async (stdin, token) =>
+            {
+                // More than the 64 KB a pipe holds by default; sleep reads none of it.
+                await stdin.WriteAsync(new byte[900_000], token);
+                queued = CommandRunner.QueuedBytes(stdin);
+            });
+        Assert.True(result.Succeeded, result.Diagnostic);
+        Assert.Equal(900_000, queued);
+        Assert.Null(CommandRunner.QueuedBytes(new MemoryStream()));
+    }
+
+    [Fact]
     public async Task Input_that_fails_midway_ends_the_program_and_the_result_says_why()
     {
         var result = await CommandRunner.RunAsync("/usr/bin/wc", ["-c"], null, TimeSpan.FromSeconds(30), NoEnvironment, None,

@@ -29,20 +29,20 @@ public sealed class LoadPaceTests
     }
 
     [Fact]
-    public async Task A_copy_sends_exactly_the_bytes_asked_for_and_waits_only_when_paced()
+    public void A_copy_sends_exactly_the_bytes_asked_for_and_waits_only_when_paced()
     {
         var data = Enumerable.Range(0, 1 << 20).Select(i => (byte)i).ToArray();
         var pace = new LoadPace(20L << 20);
         using (var target = new MemoryStream())
         {
-            await pace.CopyAsync(new MemoryStream(data), 300_000, target, None);
+            pace.Copy(new MemoryStream(data), 300_000, target, _ => null, None);
             Assert.Equal(data.AsSpan(0, 300_000).ToArray(), target.ToArray());
             Assert.Equal(TimeSpan.Zero, pace.PacedFor);
         }
         pace.Observe(TimeSpan.Zero);
         using (var target = new MemoryStream())
         {
-            await pace.CopyAsync(new MemoryStream(data), data.Length, target, None);
+            pace.Copy(new MemoryStream(data), data.Length, target, _ => null, None);
             Assert.Equal(data, target.ToArray());
             Assert.True(pace.PacedFor > TimeSpan.Zero, "a megabyte at the paced rate takes some waiting");
         }
@@ -57,17 +57,17 @@ public sealed class LoadPaceTests
     // A row whose text ends in a backslash and a dot is written with the backslash doubled: it does not end the rows.
     [InlineData("x\\\\.\n", 5, false)]
     [InlineData("x\\.\n", 4, false)]
-    public async Task A_data_file_is_sent_up_to_its_closing_line_and_no_further(string file, long length, bool ended)
+    public void A_data_file_is_sent_up_to_its_closing_line_and_no_further(string file, long length, bool ended)
     {
-        await using var data = new MemoryStream(Encoding.UTF8.GetBytes(file));
-        Assert.Equal((length, ended), await TenantRestore.RowsLengthAsync(data, None));
+        using var data = new MemoryStream(Encoding.UTF8.GetBytes(file));
+        Assert.Equal((length, ended), TenantRestore.RowsLength(data));
     }
 
     [Fact]
-    public async Task A_long_data_file_is_measured_from_its_tail()
+    public void A_long_data_file_is_measured_from_its_tail()
     {
         var rows = string.Concat(Enumerable.Range(0, 10_000).Select(i => $"{i}\trow {i}\n"));
-        await using var data = new MemoryStream(Encoding.UTF8.GetBytes(rows + "\\.\n\n\n"));
-        Assert.Equal((Encoding.UTF8.GetByteCount(rows) + 3L, true), await TenantRestore.RowsLengthAsync(data, None));
+        using var data = new MemoryStream(Encoding.UTF8.GetBytes(rows + "\\.\n\n\n"));
+        Assert.Equal((Encoding.UTF8.GetByteCount(rows) + 3L, true), TenantRestore.RowsLength(data));
     }
 }
