@@ -116,9 +116,8 @@ public static partial class CommandRunner
         TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
         RunAsync(program, arguments, asUser, timeout, new Dictionary<string, string>(), cancellationToken);
 
-    /// <summary>As above, with variables added to the program's environment.</summary>
     /// <summary>
-    /// Runs <paramref name="program"/> and collects its output. <paramref name="input"/>, when given, writes the program's
+    /// As above, with variables added to the program's environment. <paramref name="input"/>, when given, writes the program's
     /// standard input, which is closed after it; if it fails, the program is ended and the result is a failure naming
     /// why, never a success on input cut short.
     /// </summary>
@@ -183,8 +182,8 @@ public static partial class CommandRunner
         var stdin = process.StandardInput.BaseStream;
         if (stdin is System.IO.Pipes.PipeStream pipe)
         {
-            // A pipe holds 64 KB: a program reading fast waits for us every 64 KB (a gigabyte loaded through psql took
-            // twice as long). 1 MB is what any user may ask for (fs.pipe-max-size); refused, the pipe stays as it was.
+            // A pipe holds 64 KB; with 1 MB a writer can put large chunks in whenever they fit and stay ahead of a fast
+            // reader (see QueuedBytes). 1 MB is what any user may ask for (fs.pipe-max-size); refused, it stays as it was.
             _ = SetPipeSize(pipe.SafePipeHandle, FcntlSetPipeSize, 1 << 20);
         }
         try

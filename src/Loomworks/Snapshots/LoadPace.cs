@@ -63,9 +63,9 @@ public sealed class LoadPace(long pacedBytesPerSecond)
 
     /// <summary>
     /// Copies the first <paramref name="length"/> bytes of <paramref name="source"/> into <paramref name="destination"/>, at
-    /// the pace <see cref="Paced"/> says. It blocks its thread: with an await between chunks, the hops between threads
-    /// made a gigabyte's load through psql take 16 s instead of 10. <paramref name="queued"/> says how much of what was
-    /// written the reader has not taken yet (see <see cref="CommandRunner.QueuedBytes"/>).
+    /// the pace <see cref="Paced"/> says, blocking its thread (one long copy, where an await per chunk only adds hops
+    /// between threads). <paramref name="queued"/> says how much of what was written the reader has not taken yet (see
+    /// <see cref="CommandRunner.QueuedBytes"/>).
     /// </summary>
     public void Copy(Stream source, long length, Stream destination, Func<Stream, int?> queued, CancellationToken cancellationToken)
     {
