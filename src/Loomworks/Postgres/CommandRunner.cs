@@ -184,7 +184,7 @@ public static partial class CommandRunner
         {
             // A pipe holds 64 KB; with 1 MB a writer can put large chunks in whenever they fit and stay ahead of a fast
             // reader (see QueuedBytes). 1 MB is what any user may ask for (fs.pipe-max-size); refused, it stays as it was.
-            _ = SetPipeSize(pipe.SafePipeHandle, FcntlSetPipeSize, 1 << 20);
+            _ = SetPipeSize(pipe.SafePipeHandle, FcntlSetPipeSize, InputPipeBytes);
         }
         try
         {
@@ -201,6 +201,9 @@ public static partial class CommandRunner
             return stoppedReading ? null : e.Message;
         }
     }
+
+    /// <summary>What a program's input pipe holds when the kernel grants it (see <see cref="QueuedBytes"/>).</summary>
+    public const int InputPipeBytes = 1 << 20;
 
     private const int FcntlSetPipeSize = 1031;
     private const int IoctlBytesQueued = 0x541B;

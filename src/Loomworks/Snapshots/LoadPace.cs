@@ -15,8 +15,14 @@ public sealed class LoadPace(long pacedBytesPerSecond)
     /// <summary>How long after the other tenants' last statement the load keeps its pace.</summary>
     public static readonly TimeSpan QuietAfter = TimeSpan.FromSeconds(2);
 
-    /// <summary>Backlog in the reader's pipe under which the next chunk is written: the chunk then fits in the 1 MB pipe.</summary>
-    private const int RefillBelow = 768 * 1024;
+    /// <summary>A quarter of the pipe psql reads from, so that it always finds rows waiting.</summary>
+    private const int Chunk = CommandRunner.InputPipeBytes / 4;
+
+    /// <summary>Backlog in the reader's pipe under which the next chunk is written: the chunk then fits.</summary>
+    private const int RefillBelow = CommandRunner.InputPipeBytes - Chunk;
+
+    /// <summary>Sleeps are not finer than a millisecond or two: shorter waits add up until one is worth sleeping.</summary>
+    private static readonly TimeSpan ShortestWait = TimeSpan.FromMilliseconds(5);
 
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly object _lock = new();
@@ -64,13 +70,11 @@ public sealed class LoadPace(long pacedBytesPerSecond)
     /// <summary>
     /// Copies the first <paramref name="length"/> bytes of <paramref name="source"/> into <paramref name="destination"/>, at
     /// the pace <see cref="Paced"/> says, blocking its thread (one long copy, where an await per chunk only adds hops
-    /// between threads). <paramref name="queued"/> says how much of what was written the reader has not taken yet (see
-    /// <see cref="CommandRunner.QueuedBytes"/>).
+    /// between threads).
     /// </summary>
-    public void Copy(Stream source, long length, Stream destination, Func<Stream, int?> queued, CancellationToken cancellationToken)
+    public void Copy(Stream source, long length, Stream destination, CancellationToken cancellationToken)
     {
-        // A quarter of the pipe psql reads from (CommandRunner makes it 1 MB), so it always finds rows waiting.
-        var buffer = new byte[256 * 1024];
+        var buffer = new byte[Chunk];
         int read;
         while (length > 0 && (read = source.Read(buffer, 0, (int)Math.Min(buffer.Length, length))) > 0)
         {
@@ -78,22 +82,20 @@ public sealed class LoadPace(long pacedBytesPerSecond)
             length -= read;
             // Written only where it fits: a writer blocked on a full pipe is woken by every 4 KB psql reads, and that
             // ping-pong, not the copying, made the load through the pipe half again slower than psql reading the file.
-            while (queued(destination) > RefillBelow)
+            while (CommandRunner.QueuedBytes(destination) > RefillBelow)
             {
                 cancellationToken.WaitHandle.WaitOne(1);
             }
             destination.Write(buffer, 0, read);
-            var wait = Reserve(read);
-            // Sleeps are not finer than a millisecond or two: short waits add up until one is worth sleeping.
-            if (wait > TimeSpan.FromMilliseconds(5))
+            if (Reserve(read) is { } wait)
             {
                 cancellationToken.WaitHandle.WaitOne(wait);
             }
         }
     }
 
-    /// <summary>Accounts for <paramref name="bytes"/> sent; how long to wait before sending more.</summary>
-    private TimeSpan Reserve(int bytes)
+    /// <summary>Accounts for <paramref name="bytes"/> sent; how long to sleep before sending more, if worth it.</summary>
+    private TimeSpan? Reserve(int bytes)
     {
         lock (_lock)
         {
@@ -101,14 +103,15 @@ public sealed class LoadPace(long pacedBytesPerSecond)
             if (!IsPaced(now))
             {
                 _due = now;
-                return TimeSpan.Zero;
+                return null;
             }
             _due = (_due > now ? _due : now) + TimeSpan.FromSeconds(bytes / (double)pacedBytesPerSecond);
             var wait = _due - now;
-            if (wait > TimeSpan.FromMilliseconds(5))
+            if (wait <= ShortestWait)
             {
-                _pacedFor += wait;
+                return null;
             }
+            _pacedFor += wait;
             return wait;
         }
     }

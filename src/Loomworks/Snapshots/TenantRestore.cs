@@ -879,7 +879,7 @@ public sealed partial class TenantRestore(
                 using var data = new FileStream(table.DataFile, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
                 var (rows, ended) = RowsLength(data);
                 data.Position = 0;
-                pace.Copy(data, rows, stdin, CommandRunner.QueuedBytes, cancellationToken);
+                pace.Copy(data, rows, stdin, cancellationToken);
                 if (!ended)
                 {
                     stdin.Write("\\.\n"u8);

@@ -35,14 +35,14 @@ public sealed class LoadPaceTests
         var pace = new LoadPace(20L << 20);
         using (var target = new MemoryStream())
         {
-            pace.Copy(new MemoryStream(data), 300_000, target, _ => null, None);
+            pace.Copy(new MemoryStream(data), 300_000, target, None);
             Assert.Equal(data.AsSpan(0, 300_000).ToArray(), target.ToArray());
             Assert.Equal(TimeSpan.Zero, pace.PacedFor);
         }
         pace.Observe(TimeSpan.Zero);
         using (var target = new MemoryStream())
         {
-            pace.Copy(new MemoryStream(data), data.Length, target, _ => null, None);
+            pace.Copy(new MemoryStream(data), data.Length, target, None);
             Assert.Equal(data, target.ToArray());
             Assert.True(pace.PacedFor > TimeSpan.Zero, "a megabyte at the paced rate takes some waiting");
         }
