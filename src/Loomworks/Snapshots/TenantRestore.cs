@@ -1247,13 +1247,20 @@ public sealed partial class TenantRestore(
 
     /// <summary>
     /// Ends what still works on a scratch folder once its PostgreSQL is gone: the archive-get worker that fetches WAL
-    /// ahead detaches from the copy and may still be filling the spool.
+    /// ahead detaches from the copy and may still be filling the spool. Waits (at most 5 s) until they are gone: a killed
+    /// process still runs until the kernel has torn it down, and a caller that saw it return takes the folder as free.
     /// </summary>
     private static void KillHelpersOf(string scratch)
     {
-        foreach (var process in Processes(scratch).Where(p => p.MentionsScratch))
+        var watch = Stopwatch.StartNew();
+        while (Processes(scratch).Where(p => p.MentionsScratch).Select(p => p.Pid).ToList() is { Count: > 0 } helpers
+            && watch.Elapsed < TimeSpan.FromSeconds(5))
         {
-            _ = Kill(process.Pid, 9);
+            foreach (var pid in helpers)
+            {
+                _ = Kill(pid, 9);
+            }
+            Thread.Sleep(10);
         }
     }
 
