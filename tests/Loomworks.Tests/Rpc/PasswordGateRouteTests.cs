@@ -76,6 +76,13 @@ public sealed class PasswordGateRouteTests(PostgresFixture postgres)
             Assert.Equal(HttpStatusCode.Unauthorized, unknown.StatusCode);
         }
         Assert.Equal(before + 1, gate.HashChecks);
+    }
+
+    [Fact]
+    public async Task The_tenant_login_page_answers_an_unknown_login_as_slowly_as_a_wrong_password()
+    {
+        await using var server = await StartAsync(postgres, "gate_timing", after: 1000);
+        using var rpc = new RpcClient(server.Url);
 
         // The page answers as slowly for an unknown login as for a known one: a loose relation of medians, since the
         // measure is only meant to tell a hash from no hash (a wrong password takes hundreds of times longer than none).

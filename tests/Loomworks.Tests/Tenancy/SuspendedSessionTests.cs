@@ -75,7 +75,7 @@ public sealed class SuspendedSessionTests(PostgresFixture postgres)
         await using var _ = host;
         // Another instance's suspend whose NOTIFY has not arrived here yet: the row changes, this cache still says active.
         await postgres.ExecuteAsync("susp_other_mgmt", "UPDATE loomworks_tenant SET state = 'suspended' WHERE subdomain = 'susp-other'");
-        Assert.Equal(TenantStates.Active, (await host.Get<TenantCache>().BySubdomainAsync("susp-other", Ct))!.State);
+        Assert.Equal(TenantStates.Active, (await host.Get<TenantCache>().ByDatabaseAsync("susp-other", Ct))!.State);
 
         using var refused = await SessionInfoAsync(host, cookie);
         Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);

@@ -80,7 +80,7 @@ public sealed class TenantHeaderTrustTests(PostgresFixture postgres)
         var where = $"WHERE credential_kind = '{CrossTenantAudit.IgnoredHeaderKind}' AND client_address = '{outsider}'";
         Assert.Equal(1L, await postgres.ScalarAsync<long>(management, "SELECT count(*) FROM loomworks_audit_cross_tenant " + where));
         Assert.Equal("ht-beta|ht-alpha.trust.test|/web/tenant/info|true", await postgres.ScalarAsync<string>(management,
-            "SELECT concat_ws('|', credential_database, routed_database, path, refused) FROM loomworks_audit_cross_tenant " + where));
+            "SELECT concat_ws('|', credential_database, routed_database, path, refused::text) FROM loomworks_audit_cross_tenant " + where));
     }
 
     [Fact]
