@@ -30,7 +30,12 @@ public static class TenancyServerExtensions
         services.AddSingleton<TenantCache>();
         services.AddSingleton<TenantRouter>();
         services.AddSingleton<CrossTenantAudit>();
-        services.AddSingleton(sp => new MasterPassword(sp.GetRequiredService<ManagementDatabase>(), settings.AdminPassword));
+        services.AddSingleton(new TenantHeaderTrust(settings.TrustedProxies));
+        // Every password check of a tenant's users (RPC, web sessions, the tenant pages) goes through this one gate,
+        // around the LoginCooldown the RPC layer registers.
+        services.AddSingleton<Security.PasswordGate>();
+        services.AddSingleton(sp => new MasterPassword(sp.GetRequiredService<ManagementDatabase>(), settings.AdminPassword,
+            logger: sp.GetRequiredService<ILogger<MasterPassword>>()));
         services.AddSingleton<TenantChangeListener>();
         services.AddHostedService(sp => sp.GetRequiredService<TenantChangeListener>());
         services.AddHostedService<SubscriptionExpiryService>();
@@ -43,6 +48,17 @@ public static class TenancyServerExtensions
     {
         app.Use(async (context, next) =>
         {
+            // First, for every path: the tenant header of a client that is not trusted is dropped before anything
+            // (this router, the RPC layer, web sessions) can read it, and the attempt is audited.
+            var options = context.RequestServices.GetRequiredService<TenancyOptions>();
+            if (options.TenantHeader is { } header && context.Request.Headers.TryGetValue(header, out var named)
+                && !context.RequestServices.GetRequiredService<TenantHeaderTrust>().Trusts(context.Connection.RemoteIpAddress))
+            {
+                context.Request.Headers.Remove(header);
+                await context.RequestServices.GetRequiredService<CrossTenantAudit>().IgnoredTenantHeaderAsync(header, named.ToString(),
+                    context.Connection.RemoteIpAddress?.ToString(), context.Request.Host.Value, context.Request.Path.Value,
+                    context.RequestAborted);
+            }
             var path = context.Request.Path.Value ?? "/";
             if (Matches(path, TenantlessPrefixes) || Matches(path, SelfRoutingPrefixes))
             {
@@ -50,7 +66,6 @@ public static class TenancyServerExtensions
                 return;
             }
             var router = context.RequestServices.GetRequiredService<TenantRouter>();
-            var options = context.RequestServices.GetRequiredService<TenancyOptions>();
             var outcome = await router.RouteAsync(new RoutingRequest(
                 context.Request.Host.Value ?? "",
                 options.TenantHeader is null ? null : context.Request.Headers[options.TenantHeader].FirstOrDefault(),

@@ -186,7 +186,9 @@ public static class TenantAdminApi
         }
     }
 
-    /// <summary>Guards an admin route group: HTTP Basic user admin and the master password, rate limited per address.</summary>
+    /// <summary>
+    /// Guards an admin route group: HTTP Basic user admin and the master password, rate limited per address and globally.
+    /// </summary>
     public static RouteGroupBuilder RequireMasterPassword(this RouteGroupBuilder group) => group.AddEndpointFilter(RequireMasterPasswordAsync);
 
     private static async ValueTask<object?> RequireMasterPasswordAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
@@ -195,7 +197,10 @@ public static class TenantAdminApi
         var master = http.RequestServices.GetRequiredService<MasterPassword>();
         var client = http.Connection.RemoteIpAddress?.ToString() ?? "unknown";
         var (user, password) = ParseBasic(http.Request.Headers.Authorization.ToString());
-        var result = await master.VerifyAsync(user == "admin" ? password : null, client, http.RequestAborted);
+        // No credentials at all is how clients ask which scheme to use: answered 401 but not counted as a failure.
+        var result = user is null
+            ? await master.WithoutCredentialsAsync(client, http.RequestAborted)
+            : await master.VerifyAsync(user == "admin" ? password : null, client, http.RequestAborted);
         switch (result)
         {
             case MasterPasswordResult.Accepted:
@@ -205,7 +210,8 @@ public static class TenantAdminApi
             case MasterPasswordResult.RateLimited:
                 var wait = master.LockedFor(client) ?? MasterPassword.LockOut;
                 http.Response.Headers.RetryAfter = ((int)Math.Ceiling(wait.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
-                return Problem(429, "too many failures", "too many wrong master passwords from this address; wait before trying again");
+                return Problem(429, "too many failures",
+                    "too many wrong master passwords from this address or from everyone; wait before trying again");
             default:
                 http.Response.Headers.WWWAuthenticate = "Basic realm=\"loomworks admin\"";
                 return Problem(401, "authentication required",

@@ -1,4 +1,6 @@
 using Loomworks.Records;
+using Loomworks.Security;
+using System.Globalization;
 using System.Text.Json.Serialization;
 using Loomworks.Postgres;
 using Loomworks.Tenancy;
@@ -66,9 +68,14 @@ public static class TenantPages
     }
 
     private static async Task<Results<Ok<TenantInfo>, JsonHttpResult<Problem>>> LoginAsync(HttpContext context,
-        TenantDataSources dataSources, IDataProtectionProvider protection, CancellationToken ct)
+        TenantDataSources dataSources, IDataProtectionProvider protection, PasswordGate gate, CancellationToken ct)
     {
         var routed = context.Features.Get<TenantFeature>()!;
+        var client = context.Connection.RemoteIpAddress?.ToString();
+        if (gate.CoolingFor(routed.Tenant.DatabaseName, client) is { } wait)
+        {
+            return CoolingDown(context, wait);
+        }
         LoginBody? body;
         try
         {
@@ -82,8 +89,20 @@ public static class TenantPages
         {
             return TypedResults.Json(new Problem("bad_request", "login and password are required"), statusCode: 400);
         }
-        await using var connection = await dataSources.For(routed.Tenant.DatabaseName).OpenConnectionAsync(ct);
-        if (!await TenantSchema.CheckPasswordAsync(connection, loginName, password, ct))
+        string? hash;
+        await using (var command = dataSources.For(routed.Tenant.DatabaseName).CreateCommand(
+            "SELECT password FROM res_users WHERE login = $1 AND active"))
+        {
+            command.Parameters.AddWithValue(loginName);
+            hash = await command.ExecuteScalarAsync(ct) as string;
+        }
+        // API keys are for the API, not for interactive sessions, as in Odoo: only the password is checked.
+        var check = gate.Check(routed.Tenant.DatabaseName, client, password, hash);
+        if (check.Verdict == PasswordVerdict.CoolingDown)
+        {
+            return CoolingDown(context, gate.CoolingFor(routed.Tenant.DatabaseName, client) ?? gate.Cooldown.Duration);
+        }
+        if (!check.Accepted)
         {
             return TypedResults.Json(new Problem("access_denied", "wrong login or password"), statusCode: 401);
         }
@@ -92,6 +111,12 @@ public static class TenantPages
             new CookieOptions { HttpOnly = true, SameSite = SameSiteMode.Lax });
         return TypedResults.Ok(new TenantInfo(routed.Tenant.Subdomain, routed.Tenant.DatabaseName, routed.Tenant.DatabaseName,
             routed.Tenant.State, routed.Method, loginName));
+    }
+
+    private static JsonHttpResult<Problem> CoolingDown(HttpContext context, TimeSpan wait)
+    {
+        context.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(wait.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+        return TypedResults.Json(new Problem("login_cooldown", LoginCooldown.Message), statusCode: StatusCodes.Status429TooManyRequests);
     }
 
     private static (string Database, string Login)? Unprotect(IDataProtectionProvider protection, string cookie)

@@ -14,10 +14,11 @@ namespace Loomworks.Rpc;
 /// nothing that decides the answer has changed and the call needs no query at all; when it differs the hashes are
 /// read again and PBKDF2 runs only if they changed. A changed password, a revoked or expired key, a deactivated user
 /// or a removed group is therefore seen on the very next call. Entries never cross databases. Secrets that need
-/// checking go through the <see cref="LoginCooldown"/>: a remembered one does not, so an integration that already
-/// holds a valid key keeps working while its address is cooling down.
+/// checking go through the <see cref="PasswordGate"/> (the cooldown, and the same PBKDF2 work for an unknown login or
+/// uid as for a known one): a remembered one does not, so an integration that already holds a valid key keeps working
+/// while its address is cooling down.
 /// </summary>
-public sealed class RpcAuthenticator(LoginCooldown? cooldown = null)
+public sealed class RpcAuthenticator(PasswordGate gate)
 {
     private const int MaxEntries = 10_000;
     private readonly ConcurrentDictionary<(string Db, long Uid, string Digest), Verified> _verified = new();
@@ -27,10 +28,8 @@ public sealed class RpcAuthenticator(LoginCooldown? cooldown = null)
     /// <summary>A secret found valid: under which stamp, against which stored hashes, and until when (an expiring key).</summary>
     private sealed record Verified(Guid Stamp, string Fingerprint, DateTime? ValidUntilUtc);
 
-    private long _hashChecks;
-
-    /// <summary>How many times a secret went through PBKDF2 here: a call with a remembered secret must not add one.</summary>
-    internal long HashChecks => Interlocked.Read(ref _hashChecks);
+    /// <summary>How many times a secret went through PBKDF2 at the gate: a call with a remembered secret must not add one.</summary>
+    internal long HashChecks => gate.HashChecks;
 
     /// <summary>
     /// The uid for login + password (or API key), or null; never throws for wrong credentials. While
@@ -44,7 +43,7 @@ public sealed class RpcAuthenticator(LoginCooldown? cooldown = null)
             return null;
         }
         ArgumentNullException.ThrowIfNull(database);
-        if (cooldown?.IsCooling(database.Name, client) == true)
+        if (gate.CoolingFor(database.Name, client) is not null)
         {
             return null;
         }
@@ -58,13 +57,13 @@ public sealed class RpcAuthenticator(LoginCooldown? cooldown = null)
                 command.Parameters.AddWithValue(login);
                 if (await command.ExecuteScalarAsync(ct) is not int id)
                 {
-                    cooldown?.Failed(database.Name, client);
+                    gate.Check(database.Name, client, password, passwordHash: null);
                     return null;
                 }
                 uid = id;
             }
             var stamp = await SecurityStamp.ReadAsync(connection, transaction, ct);
-            if (!await VerifyAsync(connection, transaction, (database.Name, uid, Digest(password)), password, stamp, client, ct))
+            if (!(await VerifyAsync(connection, transaction, (database.Name, uid, Digest(password)), password, stamp, client, ct)).Accepted)
             {
                 return null;
             }
@@ -106,11 +105,14 @@ public sealed class RpcAuthenticator(LoginCooldown? cooldown = null)
         {
             return;
         }
-        if (cooldown?.IsCooling(db, client) == true)
+        var check = gate.CoolingFor(db, client) is null
+            ? await VerifyAsync(connection, transaction, key, password, stamp, client, ct)
+            : new PasswordCheck(PasswordVerdict.CoolingDown);
+        if (check.Verdict == PasswordVerdict.CoolingDown)
         {
             throw OdooException.Denied(LoginCooldown.Message);
         }
-        if (!await VerifyAsync(connection, transaction, key, password, stamp, client, ct))
+        if (!check.Accepted)
         {
             throw OdooException.Denied();
         }
@@ -156,7 +158,7 @@ public sealed class RpcAuthenticator(LoginCooldown? cooldown = null)
         return await command.ExecuteScalarAsync(ct) is not null;
     }
 
-    private async Task<bool> VerifyAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction,
+    private async Task<PasswordCheck> VerifyAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction,
         (string Db, long Uid, string Digest) cacheKey, string secret, Guid stamp, string? client, CancellationToken ct)
     {
         string? passwordHash;
@@ -174,8 +176,7 @@ public sealed class RpcAuthenticator(LoginCooldown? cooldown = null)
             await using var reader = await command.ExecuteReaderAsync(ct);
             if (!await reader.ReadAsync(ct))
             {
-                cooldown?.Failed(cacheKey.Db, client);
-                return false;
+                return gate.Check(cacheKey.Db, client, secret, passwordHash: null);
             }
             passwordHash = reader.IsDBNull(0) ? null : reader.GetString(0);
             do
@@ -192,37 +193,17 @@ public sealed class RpcAuthenticator(LoginCooldown? cooldown = null)
             && (known.ValidUntilUtc is not { } until || until > DateTime.UtcNow))
         {
             Remember(_verified, cacheKey, known with { Stamp = stamp });
-            cooldown?.Succeeded(cacheKey.Db, client);
-            return true;
+            gate.Cooldown.Succeeded(cacheKey.Db, client);
+            return new PasswordCheck(PasswordVerdict.Password);
         }
         // PBKDF2 runs here only: for a secret never seen with these hashes, or a wrong one.
-        DateTime? validUntil;
-        if (Slow(secret, passwordHash))
+        var check = gate.Check(cacheKey.Db, client, secret, passwordHash, keys.Select(k => k.Hash).ToList());
+        if (check.Accepted)
         {
-            validUntil = null;
+            var validUntil = check.Verdict == PasswordVerdict.ApiKey ? keys[check.KeyIndex].Expires : null;
+            Remember(_verified, cacheKey, new Verified(stamp, fingerprint, validUntil));
         }
-        else if (keys.FindIndex(k => Slow(secret, k.Hash)) is var found and >= 0)
-        {
-            validUntil = keys[found].Expires;
-        }
-        else
-        {
-            cooldown?.Failed(cacheKey.Db, client);
-            return false;
-        }
-        Remember(_verified, cacheKey, new Verified(stamp, fingerprint, validUntil));
-        cooldown?.Succeeded(cacheKey.Db, client);
-        return true;
-    }
-
-    private bool Slow(string secret, string? hash)
-    {
-        if (hash is null)
-        {
-            return false;
-        }
-        Interlocked.Increment(ref _hashChecks);
-        return Passwords.Verify(secret, hash);
+        return check;
     }
 
     private static void Remember<TKey, TValue>(ConcurrentDictionary<TKey, TValue> cache, TKey key, TValue value) where TKey : notnull

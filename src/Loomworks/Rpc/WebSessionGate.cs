@@ -21,7 +21,8 @@ public sealed class WebSessionGate(
     TenantCache cache,
     TenancyOptions options,
     CrossTenantAudit audit,
-    TenantDataSources dataSources)
+    TenantDataSources dataSources,
+    TenantStore tenants)
 {
     public const string CredentialKind = "web session";
 
@@ -41,10 +42,34 @@ public sealed class WebSessionGate(
         {
             throw await CrossTenantAsync(http, cookie, routed.DatabaseName, ct);
         }
+        await RequireServedAsync(cookie.Database, ct);
         var database = await databases.OpenAsync(http, cookie.Database, ct);
         var user = await store.ResolveAsync(database.DataSource, database.Name, cookie, touch: true, ct)
             ?? throw SessionErrors.Expired("unknown, logged out, idle too long, or its user's password changed");
         return new WebSession(database, cookie, user);
+    }
+
+    /// <summary>
+    /// Refuses a session whose tenant the management database does not show as active. Routing answers from a cache
+    /// that learns of a suspend by NOTIFY, a moment after it committed; a session is never served in that moment.
+    /// </summary>
+    private async Task RequireServedAsync(string databaseName, CancellationToken ct)
+    {
+        var tenant = await tenants.FindByDatabaseAsync(databaseName, ct);
+        if (tenant?.State == TenantStates.Active)
+        {
+            return;
+        }
+        var error = SessionErrors.Expired(tenant is null
+            ? $"no tenant database '{TenantRules.Printable(databaseName)}'"
+            : $"tenant '{tenant.Subdomain}' is {tenant.State}");
+        error.Data[RpcRefusals.StatusKey] = tenant?.State switch
+        {
+            null => StatusCodes.Status404NotFound,
+            TenantStates.Suspended or TenantStates.Archived => StatusCodes.Status403Forbidden,
+            _ => StatusCodes.Status503ServiceUnavailable,
+        };
+        throw error;
     }
 
     /// <summary>

@@ -80,11 +80,8 @@ public sealed class WebSessionOptions
 /// is valid while its user is active, its credentials unchanged, it was used within the idle timeout, and the row
 /// was written for this very database (a duplicated or branched database does not inherit its source's sessions).
 /// </summary>
-public sealed class WebSessionStore(WebSessionOptions options, LoginCooldown? cooldown = null)
+public sealed class WebSessionStore(WebSessionOptions options, PasswordGate gate)
 {
-    // Compared against when the login is unknown, so an unknown login costs as much time as a wrong password.
-    private static readonly Lazy<string> DecoyHash = new(() => Passwords.Hash(Convert.ToHexString(RandomNumberGenerator.GetBytes(16))));
-
     public WebSessionOptions Options => options;
 
     /// <summary>Checks login and password (API keys are for the API, not for interactive sessions, as in Odoo) and opens a session; null when they are wrong.</summary>
@@ -96,7 +93,7 @@ public sealed class WebSessionStore(WebSessionOptions options, LoginCooldown? co
         {
             return null;
         }
-        if (cooldown?.IsCooling(database.Name, clientAddress) == true)
+        if (gate.CoolingFor(database.Name, clientAddress) is not null)
         {
             throw OdooException.Denied(LoginCooldown.Message);
         }
@@ -113,12 +110,16 @@ public sealed class WebSessionStore(WebSessionOptions options, LoginCooldown? co
                 hash = reader.IsDBNull(1) ? null : reader.GetString(1);
             }
         }
-        if (!Passwords.Verify(password, hash ?? DecoyHash.Value) || hash is null)
+        // An unknown login is checked against the gate's decoy, so it takes as long as a wrong password.
+        var check = gate.Check(database.Name, clientAddress, password, hash);
+        if (check.Verdict == PasswordVerdict.CoolingDown)
         {
-            cooldown?.Failed(database.Name, clientAddress);
+            throw OdooException.Denied(LoginCooldown.Message);
+        }
+        if (!check.Accepted)
+        {
             return null;
         }
-        cooldown?.Succeeded(database.Name, clientAddress);
         var cookie = WebSessionCookie.Issue(database.Name);
         await using var transaction = await connection.BeginTransactionAsync(ct);
         await using (var batch = new NpgsqlBatch(connection, transaction))

@@ -24,9 +24,18 @@ public sealed class LoginCooldown(int after, TimeSpan duration, TimeProvider? ti
     public TimeSpan Duration { get; } = duration;
 
     /// <summary>True while <paramref name="client"/> may not try a password on <paramref name="db"/>.</summary>
-    public bool IsCooling(string db, string? client) =>
-        After > 0 && _failures.TryGetValue((db, client ?? ""), out var entry)
-        && entry.Failures >= After && _time.GetUtcNow() - entry.Last < Duration;
+    public bool IsCooling(string db, string? client) => RemainingWait(db, client) is not null;
+
+    /// <summary>How long <paramref name="client"/> must still wait before trying a password on <paramref name="db"/>, or null.</summary>
+    public TimeSpan? RemainingWait(string db, string? client)
+    {
+        if (After <= 0 || !_failures.TryGetValue((db, client ?? ""), out var entry) || entry.Failures < After)
+        {
+            return null;
+        }
+        var left = Duration - (_time.GetUtcNow() - entry.Last);
+        return left > TimeSpan.Zero ? left : null;
+    }
 
     public void Failed(string db, string? client)
     {

@@ -3,7 +3,8 @@ using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
 using Loomworks.Security;
-using Npgsql;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Loomworks.Tenancy;
 
@@ -14,27 +15,36 @@ public enum MasterPasswordResult
     Rejected,
     /// <summary>No admin_passwd is configured: everything that needs it stays off.</summary>
     Disabled,
-    /// <summary>Too many recent failures from this client address; try again after the lock-out.</summary>
+    /// <summary>Too many recent failures from this client address, or from everyone; try again after the lock-out.</summary>
     RateLimited,
 }
 
 /// <summary>
 /// The master password (admin_passwd): plain or passlib pbkdf2_sha512 in the configuration, or a hash stored in
-/// loomworks_settings by a later change, which wins. Failures are counted per client address and locked out.
+/// loomworks_settings by a later change, which wins. Failures are counted per client address and locked out, and
+/// across all addresses under a global ceiling, so guesses spread over many addresses are slowed down too. A request
+/// without credentials is only told to send them: it is not a failure.
 /// </summary>
-public sealed class MasterPassword(ManagementDatabase management, string? configured, TimeProvider? time = null)
+public sealed class MasterPassword(ManagementDatabase management, string? configured, TimeProvider? time = null,
+    ILogger<MasterPassword>? logger = null)
 {
     public const string SettingKey = "admin_passwd";
     public const int DefaultRounds = 600_000;
     public const int MaxFailures = 5;
     public static readonly TimeSpan FailureWindow = TimeSpan.FromMinutes(1);
     public static readonly TimeSpan LockOut = TimeSpan.FromMinutes(1);
+
+    /// <summary>Failures from all addresses together within <see cref="FailureWindow"/> that lock everyone out.</summary>
+    public const int MaxGlobalFailures = 50;
+    public static readonly TimeSpan GlobalLockOut = TimeSpan.FromMinutes(1);
     private const string Prefix = "$pbkdf2-sha512$";
 
     private readonly TimeProvider _time = time ?? TimeProvider.System;
     private readonly ConcurrentDictionary<string, Failures> _failures = new(StringComparer.Ordinal);
     // A verified candidate is remembered by its SHA-256 so each admin call does not pay 600,000 PBKDF2 rounds.
     private volatile Verified? _verified;
+    private readonly Failures _global = new();
+    private readonly ILogger _logger = logger ?? (ILogger)NullLogger.Instance;
 
     private sealed record Verified(string Stored, byte[] CandidateDigest);
 
@@ -48,15 +58,30 @@ public sealed class MasterPassword(ManagementDatabase management, string? config
     /// <summary>How long the address must still wait, or null when it may try.</summary>
     public TimeSpan? LockedFor(string clientAddress)
     {
+        var now = _time.GetUtcNow();
+        TimeSpan left;
+        lock (_global)
+        {
+            left = _global.LockedUntil - now;
+        }
         if (_failures.TryGetValue(clientAddress, out var f))
         {
             lock (f)
             {
-                var left = f.LockedUntil - _time.GetUtcNow();
-                return left > TimeSpan.Zero ? left : null;
+                left = f.LockedUntil - now > left ? f.LockedUntil - now : left;
             }
         }
-        return null;
+        return left > TimeSpan.Zero ? left : null;
+    }
+
+    /// <summary>The answer to a request that sent no credentials at all: uncounted, so it locks nobody out.</summary>
+    public async Task<MasterPasswordResult> WithoutCredentialsAsync(string clientAddress, CancellationToken cancellationToken)
+    {
+        if (await StoredAsync(cancellationToken) is null)
+        {
+            return MasterPasswordResult.Disabled;
+        }
+        return LockedFor(clientAddress) is null ? MasterPasswordResult.Rejected : MasterPasswordResult.RateLimited;
     }
 
     public async Task<MasterPasswordResult> VerifyAsync(string? candidate, string clientAddress, CancellationToken cancellationToken)
@@ -75,22 +100,35 @@ public sealed class MasterPassword(ManagementDatabase management, string? config
             _failures.TryRemove(clientAddress, out _);
             return MasterPasswordResult.Accepted;
         }
-        var failures = _failures.GetOrAdd(clientAddress, _ => new Failures());
+        var now = _time.GetUtcNow();
+        Count(_failures.GetOrAdd(clientAddress, _ => new Failures()), now, MaxFailures, LockOut);
+        if (Count(_global, now, MaxGlobalFailures, GlobalLockOut))
+        {
+            _logger.LogWarning("{Count} wrong master passwords within {Window} s from all addresses: the master password " +
+                "(admin API, database manager) is refused to everyone for {LockOut} s", MaxGlobalFailures, FailureWindow.TotalSeconds,
+                GlobalLockOut.TotalSeconds);
+        }
+        return MasterPasswordResult.Rejected;
+    }
+
+    /// <summary>Counts one failure in its window; true when it reached <paramref name="max"/> and locked.</summary>
+    private static bool Count(Failures failures, DateTimeOffset now, int max, TimeSpan lockOut)
+    {
         lock (failures)
         {
-            var now = _time.GetUtcNow();
             if (now - failures.WindowStart > FailureWindow)
             {
                 failures.WindowStart = now;
                 failures.Count = 0;
             }
-            if (++failures.Count >= MaxFailures)
+            if (++failures.Count < max)
             {
-                failures.LockedUntil = now + LockOut;
-                failures.Count = 0;
+                return false;
             }
+            failures.LockedUntil = now + lockOut;
+            failures.Count = 0;
+            return true;
         }
-        return MasterPasswordResult.Rejected;
     }
 
     /// <summary>The hash stored by a change of the master password, else the configured value, else null.</summary>

@@ -5,13 +5,16 @@ namespace Loomworks.Tenancy;
 
 /// <summary>
 /// Suspend, activate, archive, delete and limit changes of existing tenants. Each change, its audit row and its
-/// NOTIFY are one transaction; a state change from a state that does not allow it is refused and names both.
+/// NOTIFY are one transaction; a state change from a state that does not allow it is refused and names both. This
+/// instance's <see cref="TenantCache"/> forgets the tenant before the change returns, so the next request it serves
+/// sees the new state without waiting for its own NOTIFY.
 /// </summary>
 public sealed class TenantLifecycle(
     ManagementDatabase management,
     TenantDataSources dataSources,
     TenancyOptions options,
-    ITenantDatabaseSetup? schema = null)
+    ITenantDatabaseSetup? schema = null,
+    TenantCache? cache = null)
 {
     public Task<Tenant> SuspendAsync(string subdomain, string actor, CancellationToken ct, string reason = "") =>
         MoveAsync(subdomain, TenantStates.Suspended, [TenantStates.Active, TenantStates.Suspended], "suspended", reason, actor, ct);
@@ -51,6 +54,7 @@ public sealed class TenantLifecycle(
                 force ? $"forced from {tenant.State}" : "", actor, ct);
             await transaction.CommitAsync(ct);
         }
+        cache?.Evict(tenant.Subdomain, tenant.DatabaseName);
         await dataSources.EvictAsync(tenant.DatabaseName);
         await using (var server = await dataSources.For("postgres").OpenConnectionAsync(ct))
         {
@@ -200,6 +204,7 @@ public sealed class TenantLifecycle(
         await TenantEventLog.RecordAsync(connection, tenant.Id, tenant.Subdomain, tenant.DatabaseName, "limits_changed",
             Describe(change), actor, ct);
         await transaction.CommitAsync(ct);
+        cache?.Evict(tenant.Subdomain, tenant.DatabaseName);
         return (await new TenantStore(management).FindBySubdomainAsync(subdomain, ct))!;
     }
 
@@ -228,6 +233,10 @@ public sealed class TenantLifecycle(
             suspended.Add(subdomain);
         }
         await transaction.CommitAsync(ct);
+        foreach (var (_, subdomain, database) in rows)
+        {
+            cache?.Evict(subdomain, database);
+        }
         return suspended;
     }
 
@@ -252,6 +261,7 @@ public sealed class TenantLifecycle(
         }
         await TenantEventLog.RecordAsync(connection, tenant.Id, tenant.Subdomain, tenant.DatabaseName, @event, reason, actor, ct);
         await transaction.CommitAsync(ct);
+        cache?.Evict(tenant.Subdomain, tenant.DatabaseName);
         return tenant with { State = target };
     }
 

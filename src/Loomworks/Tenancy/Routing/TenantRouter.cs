@@ -20,7 +20,8 @@ public sealed record RoutingOutcome(Tenant? Tenant, int StatusCode, string Code,
 }
 
 /// <summary>
-/// Finds a request's tenant in DESIGN.md's order: the tenant header, a subdomain of loomworks_base_domain (exact
+/// Finds a request's tenant in DESIGN.md's order: the tenant header (only a trusted client's reaches here, see
+/// <see cref="TenantHeaderTrust"/>; dbfilter still applies to it), a subdomain of loomworks_base_domain (exact
 /// suffix; www, api and admin are not tenants), the request's database, dbfilter (%h, %d; matched against the whole
 /// name, never as a prefix), then the single-database rule. The tenant found is then checked for its state.
 /// </summary>
@@ -45,8 +46,14 @@ public sealed class TenantRouter(TenantCache cache, TenancyOptions options)
                 return RoutingOutcome.Unknown($"the {options.TenantHeader} header names no tenant");
             }
             var tenant = await cache.BySubdomainAsync(name, ct);
-            return tenant is null
-                ? RoutingOutcome.Unknown($"no tenant '{TenantRules.Printable(name)}' (named by the {options.TenantHeader} header)")
+            if (tenant is null)
+            {
+                return RoutingOutcome.Unknown($"no tenant '{TenantRules.Printable(name)}' (named by the {options.TenantHeader} header)");
+            }
+            // The header picks among the databases this host serves; it never reaches one dbfilter refuses.
+            return Filter(host) is { } headerFilter && !headerFilter.IsMatch(tenant.DatabaseName)
+                ? RoutingOutcome.Unknown(
+                    $"database '{tenant.DatabaseName}' (named by the {options.TenantHeader} header) is not served on this host (dbfilter)")
                 : Check(tenant, "header");
         }
 
