@@ -74,9 +74,14 @@ public sealed class EmbeddedCluster
     {
         // Decided before anything is written: a refused start leaves data_dir as it found it.
         var plan = ClusterGuard.Decide(DataDir, PgData, _options.Marker, _options.Creation);
+        // A cluster is only created, or re-created deliberately, where its marker can be written.
+        var markerRequired = plan.Records && (plan.MayCreate || _options.Creation == ClusterCreation.Deliberate);
         if (plan.Records)
         {
-            _options.Marker!.EnsureWritable();
+            if (markerRequired)
+            {
+                _options.Marker!.EnsureWritable();
+            }
             WarnIfMarkerInsideDataDir();
         }
         PrepareDirectories();
@@ -92,7 +97,7 @@ public sealed class EmbeddedCluster
             }
             if (plan.Records)
             {
-                RecordCluster();
+                RecordCluster(markerRequired);
             }
             WriteSettings();
             if (await RunningPostmasterAsync(cancellationToken) is { } pid)
@@ -225,11 +230,24 @@ public sealed class EmbeddedCluster
         Directory.Move(scratch, PgData);
     }
 
-    private void RecordCluster()
+    /// <summary>
+    /// Writes the marker. A cluster made before markers existed is still served when its marker cannot be written
+    /// (a configuration folder the service user may not write), with a warning saying how to protect it.
+    /// </summary>
+    private void RecordCluster(bool required)
     {
         var identifier = ClusterMarker.SystemIdentifierOf(PgData)
             ?? throw new InvalidOperationException($"{PgData} has no global/pg_control to record");
-        _options.Marker!.Write(new ClusterRecord(DataDir, identifier, DateTimeOffset.UtcNow));
+        try
+        {
+            _options.Marker!.Write(new ClusterRecord(DataDir, identifier, DateTimeOffset.UtcNow));
+        }
+        catch (Exception e) when (!required && e is InvalidOperationException or IOException or UnauthorizedAccessException)
+        {
+            _logger.LogWarning("The PostgreSQL cluster in {DataDir} is not recorded, so an emptied data_dir would not be " +
+                "noticed: {Reason}", DataDir, e.Message);
+            return;
+        }
         _logger.LogInformation("Recorded the PostgreSQL cluster in {DataDir} (system identifier {Identifier}) in {Marker}",
             DataDir, identifier, _options.Marker.Path);
     }
