@@ -32,8 +32,10 @@ public sealed class PitrCluster : IAsyncDisposable
         {
             ["data_dir"] = cluster._scratch.Path,
             ["db_port"] = port.ToString(CultureInfo.InvariantCulture),
+            // A throwaway cluster: its marker goes with it rather than into the machine's /var/lib/loomworks.state.
+            ["loomworks_state_dir"] = System.IO.Path.Combine(cluster._scratch.Path, "state"),
         });
-        cluster.Server = await PostgresServer.OpenAsync(cluster.Settings, NullLogger.Instance);
+        cluster.Server = await PostgresServer.OpenAsync(cluster.Settings, NullLogger.Instance, ClusterCreation.FirstStart);
         await DatabaseAdmin.EnsureDatabaseAsync(cluster.Server.Endpoint, cluster.Settings.ManagementDatabase, CancellationToken.None);
         (cluster.DataSources, cluster.Management) = ManagementDatabase.Open(cluster.Server.Endpoint, cluster.Settings.ManagementDatabase);
         await cluster.Management.MigrateAsync(CancellationToken.None);

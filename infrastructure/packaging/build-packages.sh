@@ -71,7 +71,7 @@ normalise_modes() {
 stage() {
   local arch=$1 tree=$2 program=$3
   install -d -m 0755 "$tree/usr/lib" "$tree/usr/bin" "$tree/etc/loomworks" "$tree/var/lib/loomworks" \
-    "$tree/var/log/loomworks" "$tree/usr/share/doc/loomworks-erp"
+    "$tree/var/lib/loomworks.state" "$tree/var/log/loomworks" "$tree/usr/share/doc/loomworks-erp"
   cp -a "$program" "$tree/usr/lib/loomworks"
   ln -s ../lib/loomworks/loomworks "$tree/usr/bin/loomworks"
   install -m 0644 "$here/loomworks.conf" "$tree/etc/loomworks/loomworks.conf"
@@ -99,7 +99,8 @@ build_deb() {
   gzip -9n <"$root/CHANGELOG.md" >"$tree/usr/share/doc/loomworks-erp/CHANGELOG.md.gz"
   chmod 0644 "$tree/usr/share/doc/loomworks-erp/changelog.gz" "$tree/usr/share/doc/loomworks-erp/CHANGELOG.md.gz"
   install -m 0644 "$here/debian/lintian-overrides" "$tree/usr/share/lintian/overrides/loomworks-erp"
-  install -m 0755 "$here/debian/postinst" "$here/debian/prerm" "$here/debian/postrm" "$tree/DEBIAN/"
+  install -m 0755 "$here/debian/postinst" "$here/debian/prerm" "$here/debian/postrm" "$here/debian/config" "$tree/DEBIAN/"
+  install -m 0644 "$here/debian/templates" "$tree/DEBIAN/"
   echo /etc/loomworks/loomworks.conf >"$tree/DEBIAN/conffiles"
   chmod 0644 "$tree/DEBIAN/conffiles"
   (cd "$tree" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | LC_ALL=C sort -z | xargs -0 md5sum) \
@@ -115,7 +116,7 @@ Version: $version
 Architecture: $arch
 Maintainer: Loomworks Team <dev@loomworks.app>
 Installed-Size: $size
-Depends: adduser, libc6 (>= 2.34), libgcc-s1, libssl3, libstdc++6, zlib1g, tzdata, ca-certificates, postgresql-client, pgbackrest
+Depends: adduser, debconf (>= 0.5) | debconf-2.0, libc6 (>= 2.34), libgcc-s1, libssl3, libstdc++6, zlib1g, tzdata, ca-certificates, postgresql-client, pgbackrest
 Recommends: postgresql (>= 15)
 Section: web
 Priority: optional

@@ -15,7 +15,8 @@ public static class DoctorCommand
     public static Command Create(ConfigOptions config)
     {
         var command = new Command("doctor",
-            "Check PostgreSQL (reachable, wal_level, archive_mode), pgBackRest (also for an external server) and data_dir; print a fix for each failure.");
+            "Check PostgreSQL (reachable, wal_level, archive_mode), pgBackRest (also for an external server) and data_dir; " +
+            "print a fix for each failure. Creates nothing: a missing embedded cluster is a failure, not made here.");
         command.SetAction(async (parseResult, cancellationToken) =>
         {
             if (LoomworksCli.LoadSettings(config, parseResult) is not { } settings)
@@ -57,7 +58,11 @@ public static class DoctorCommand
                 ? new Check("archive_mode", true, archiveMode)
                 : new Check("archive_mode", false, $"{archiveMode}; WAL must be archived for point-in-time restore",
                     "ALTER SYSTEM SET archive_mode = on; then restart PostgreSQL"));
-            if (postgres.Embedded is null)
+            if (postgres.Embedded is not null)
+            {
+                checks.Add(MarkerCheck(settings));
+            }
+            else
             {
                 // The operator's own server: what pgBackRest needs from it and from the keys that name it.
                 foreach (var finding in await ExternalServer.DiagnoseAsync(settings, postgres.Endpoint, connection, cancellationToken))
@@ -65,6 +70,10 @@ public static class DoctorCommand
                     checks.Add(new Check("pgbackrest " + finding.Name, finding.Passed, finding.Detail, finding.Fix));
                 }
             }
+        }
+        catch (ClusterRefusedException e)
+        {
+            checks.Add(new Check("postgresql", false, e.Problem, e.Fix));
         }
         catch (Exception e) when (e is InvalidOperationException or NpgsqlException or System.Net.Sockets.SocketException)
         {
@@ -83,11 +92,23 @@ public static class DoctorCommand
         return checks;
     }
 
+    private static Check MarkerCheck(LoomworksSettings settings)
+    {
+        var marker = ClusterMarker.For(settings);
+        return marker.Read() is { } record
+            ? new Check("cluster marker", true, $"{marker.Path} records this cluster (system identifier {record.SystemIdentifier})")
+            : new Check("cluster marker", true, $"{marker.Path} records no cluster yet; the server's next start records this one");
+    }
+
+    /// <summary>Probes data_dir without creating it: only the server's first start does that.</summary>
     private static Check DataDirWritable(string dataDir)
     {
+        if (!Directory.Exists(dataDir))
+        {
+            return new Check("data_dir", true, $"{dataDir} does not exist yet; `loomworks server` creates it on its first start");
+        }
         try
         {
-            Directory.CreateDirectory(dataDir);
             var probe = Path.Combine(dataDir, $".doctor-{Environment.ProcessId}");
             File.WriteAllText(probe, "");
             File.Delete(probe);

@@ -29,6 +29,7 @@ public static class LoomworksCli
         root.Subcommands.Add(BackupCommand.Create(config));
         root.Subcommands.Add(SnapshotCommand.Create(config));
         root.Subcommands.Add(RestoreCommand.Create(config));
+        RootHelp.Install(root);
         return root;
     }
 

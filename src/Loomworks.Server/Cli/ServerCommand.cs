@@ -12,22 +12,31 @@ public static class ServerCommand
 {
     public static Command Create(ConfigOptions config)
     {
-        var command = new Command("server", "Run the HTTP server (the default command); SIGTERM or Ctrl-C stops it and its embedded PostgreSQL.");
+        var command = new Command("server",
+            "Run the HTTP server (the default command); SIGTERM or Ctrl-C stops it and its embedded PostgreSQL. Its first " +
+            "start creates the embedded cluster in data_dir and records it (loomworks_state_dir); no other command creates one.");
+        var initCluster = new Option<bool>("--init-cluster")
+        {
+            Description = "Create a new, empty embedded cluster even though the marker records one that data_dir no longer " +
+                "holds, or record the cluster data_dir holds as the one to serve. Only after checking that the old one is gone for good.",
+        };
+        command.Options.Add(initCluster);
         command.SetAction(async (parseResult, cancellationToken) =>
             LoomworksCli.LoadSettings(config, parseResult) is { } settings
-                ? await RunAsync(settings, cancellationToken)
+                ? await RunAsync(settings,
+                    parseResult.GetValue(initCluster) ? ClusterCreation.Deliberate : ClusterCreation.FirstStart, cancellationToken)
                 : LoomworksCli.ConfigErrorExitCode);
         return command;
     }
 
-    public static async Task<int> RunAsync(LoomworksSettings settings, CancellationToken cancellationToken)
+    public static async Task<int> RunAsync(LoomworksSettings settings, ClusterCreation creation, CancellationToken cancellationToken)
     {
         using var loggerFactory = LoggerFactory.Create(logging => logging.AddLoomworksLogging(settings));
         var logger = loggerFactory.CreateLogger("Loomworks.Server");
         PostgresServer postgres;
         try
         {
-            postgres = await PostgresServer.OpenAsync(settings, logger, cancellationToken);
+            postgres = await PostgresServer.OpenAsync(settings, logger, creation, cancellationToken);
         }
         catch (InvalidOperationException e)
         {

@@ -102,6 +102,10 @@ public static class ConfigKeys
     public static readonly ConfigKey DataDir = new("data_dir", null, ConfigValueKind.Text,
         "Where Loomworks keeps the embedded cluster, the filestore and backups " +
         "(default /var/lib/loomworks as root, else ~/.local/share/Loomworks).");
+    public static readonly ConfigKey StateDir = new("loomworks_state_dir", null, ConfigValueKind.Text,
+        "Folder outside data_dir where the server records the embedded cluster it created, so that a later start finding " +
+        "data_dir empty refuses instead of creating a new one (default: /var/lib/loomworks.state for /etc/loomworks and " +
+        "as root, else the folder of the configuration file in use, else $XDG_STATE_HOME/loomworks).");
     public static readonly ConfigKey HttpInterface = new("http_interface", "", ConfigValueKind.Text,
         "Address to listen on; empty means every interface.");
     public static readonly ConfigKey HttpPort = new("http_port", "8069", ConfigValueKind.WholeNumber,
@@ -198,7 +202,7 @@ public static class ConfigKeys
     /// <summary>All keys, in the order the README documents them.</summary>
     public static readonly IReadOnlyList<ConfigKey> All =
     [
-        DbHost, DbPort, DbUser, DbPassword, DbName, DbFilter, DbMaxConn, DbSslMode, ListDb, AdminPasswd, DataDir,
+        DbHost, DbPort, DbUser, DbPassword, DbName, DbFilter, DbMaxConn, DbSslMode, ListDb, AdminPasswd, DataDir, StateDir,
         HttpInterface, HttpPort, GeventPort, ProxyMode, Workers, MaxCronThreads, LimitMemorySoft, LimitMemoryHard,
         LimitTimeCpu, LimitTimeReal, LimitRequest, LogLevel, LogFormat, MgmtDb, TrustedProxies, ShutdownTimeout,
         TenantRouting, BaseDomain, TenantHeader, StrictIsolation, AuditCrossTenant, BackupRepo,

@@ -24,11 +24,18 @@ public sealed record EmbeddedClusterOptions
     public bool Durable { get; init; } = true;
 
     public int MaxConnections { get; init; } = 200;
+
+    /// <summary>Whether this start may create the cluster; throwaway test clusters keep the default.</summary>
+    public ClusterCreation Creation { get; init; } = ClusterCreation.FirstStart;
+
+    /// <summary>Where the created cluster is recorded (outside data_dir); null keeps no record (throwaway clusters).</summary>
+    public ClusterMarker? Marker { get; init; }
 }
 
 /// <summary>
-/// A PostgreSQL cluster Loomworks runs itself under data_dir: initdb with checksums on first start, started with
-/// the server, shared by every Loomworks process on the same data_dir, stopped by the last one to leave.
+/// A PostgreSQL cluster Loomworks runs itself under data_dir: initdb with checksums on the server's first start only
+/// (<see cref="ClusterGuard"/>), started with the server, shared by every Loomworks process on the same data_dir,
+/// stopped by the last one to leave.
 /// The tests start their throwaway clusters with the same class.
 /// </summary>
 public sealed class EmbeddedCluster
@@ -62,15 +69,35 @@ public sealed class EmbeddedCluster
     /// <summary>The password for TCP connections on the loopback port (pgBackRest, psql -h 127.0.0.1).</summary>
     public string? TcpPassword => File.Exists(PasswordFile) ? File.ReadAllText(PasswordFile).Trim() : null;
 
-    /// <summary>Initialises the cluster if needed, then starts it or joins the one already running.</summary>
+    /// <summary>Initialises the cluster if this start may, then starts it or joins the one already running.</summary>
     public async Task StartAsync(CancellationToken cancellationToken = default)
     {
+        // Decided before anything is written: a refused start leaves data_dir as it found it.
+        var plan = ClusterGuard.Decide(DataDir, PgData, _options.Marker, _options.Creation);
+        // A cluster is only created, or re-created deliberately, where its marker can be written.
+        var markerRequired = plan.Records && (plan.MayCreate || _options.Creation == ClusterCreation.Deliberate);
+        if (plan.Records)
+        {
+            if (markerRequired)
+            {
+                _options.Marker!.EnsureWritable();
+            }
+            WarnIfMarkerInsideDataDir();
+        }
         PrepareDirectories();
         using (await FileLock.AcquireAsync(Path.Combine(DataDir, "postgres.lock"), cancellationToken))
         {
             if (!File.Exists(Path.Combine(PgData, "PG_VERSION")))
             {
+                if (!plan.MayCreate)
+                {
+                    throw new InvalidOperationException($"the PostgreSQL cluster in {PgData} disappeared while starting");
+                }
                 await InitDbAsync(cancellationToken);
+            }
+            if (plan.Records)
+            {
+                RecordCluster(markerRequired);
             }
             WriteSettings();
             if (await RunningPostmasterAsync(cancellationToken) is { } pid)
@@ -201,6 +228,38 @@ public sealed class EmbeddedCluster
             Directory.Delete(PgData);
         }
         Directory.Move(scratch, PgData);
+    }
+
+    /// <summary>
+    /// Writes the marker. A cluster made before markers existed is still served when its marker cannot be written
+    /// (a configuration folder the service user may not write), with a warning saying how to protect it.
+    /// </summary>
+    private void RecordCluster(bool required)
+    {
+        var identifier = ClusterMarker.SystemIdentifierOf(PgData)
+            ?? throw new InvalidOperationException($"{PgData} has no global/pg_control to record");
+        try
+        {
+            _options.Marker!.Write(new ClusterRecord(DataDir, identifier, DateTimeOffset.UtcNow));
+        }
+        catch (Exception e) when (!required && e is InvalidOperationException or IOException or UnauthorizedAccessException)
+        {
+            _logger.LogWarning("The PostgreSQL cluster in {DataDir} is not recorded, so an emptied data_dir would not be " +
+                "noticed: {Reason}", DataDir, e.Message);
+            return;
+        }
+        _logger.LogInformation("Recorded the PostgreSQL cluster in {DataDir} (system identifier {Identifier}) in {Marker}",
+            DataDir, identifier, _options.Marker.Path);
+    }
+
+    private void WarnIfMarkerInsideDataDir()
+    {
+        var folder = Path.GetFullPath(Path.GetDirectoryName(_options.Marker!.Path)!) + Path.DirectorySeparatorChar;
+        if (folder.StartsWith(Path.GetFullPath(DataDir) + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+        {
+            _logger.LogWarning("The cluster marker {Marker} is inside data_dir, so an emptied data_dir takes it along; " +
+                "set loomworks_state_dir to a folder outside {DataDir}", _options.Marker.Path, DataDir);
+        }
     }
 
     /// <summary>Rewritten on every start, so a changed port or archive command takes effect.</summary>

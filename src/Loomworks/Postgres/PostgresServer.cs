@@ -6,7 +6,7 @@ namespace Loomworks.Postgres;
 
 /// <summary>
 /// The PostgreSQL server Loomworks works against: the external one named by db_host, or the embedded cluster,
-/// which is started (or joined) on open and left on dispose.
+/// which is started (or joined) on open and left on dispose; only the server creates it.
 /// </summary>
 public sealed class PostgresServer : IAsyncDisposable
 {
@@ -21,7 +21,16 @@ public sealed class PostgresServer : IAsyncDisposable
     public PostgresEndpoint Endpoint { get; }
     public EmbeddedCluster? Embedded { get; }
 
-    public static async Task<PostgresServer> OpenAsync(LoomworksSettings settings, ILogger logger,
+    /// <summary>Opens the server for a command: an embedded cluster must already exist, none is created.</summary>
+    public static Task<PostgresServer> OpenAsync(LoomworksSettings settings, ILogger logger,
+        CancellationToken cancellationToken = default) =>
+        OpenAsync(settings, logger, ClusterCreation.Never, cancellationToken);
+
+    /// <summary>
+    /// Opens the server; <paramref name="creation"/> says whether the embedded cluster may be created (the server's
+    /// first start, or --init-cluster). The cluster is checked against its marker (<see cref="ClusterGuard"/>).
+    /// </summary>
+    public static async Task<PostgresServer> OpenAsync(LoomworksSettings settings, ILogger logger, ClusterCreation creation,
         CancellationToken cancellationToken = default)
     {
         if (!settings.UsesEmbeddedPostgres)
@@ -40,6 +49,8 @@ public sealed class PostgresServer : IAsyncDisposable
             ArchiveTimeoutSeconds = settings.GetInt(ConfigKeys.ArchiveTimeout),
             ArchiveCommand = ArchiveCommandFor(settings.DataDir),
             MaxConnections = Math.Max(100, settings.MaxConnections * 2),
+            Creation = creation,
+            Marker = ClusterMarker.For(settings),
         }, logger);
         await cluster.StartAsync(cancellationToken);
         return new PostgresServer(cluster.Endpoint, cluster);

@@ -28,10 +28,12 @@ public sealed partial class DebPackageTests(PackageFixture packages)
         Assert.Equal(Package, conffiles.Trim());
         var control = await ControlFileAsync("conffiles");
         Assert.Equal("/etc/loomworks/loomworks.conf", control.Trim());
-        foreach (var script in new[] { "postinst", "prerm", "postrm" })
+        foreach (var script in new[] { "postinst", "prerm", "postrm", "config" })
         {
             Assert.StartsWith("#!/bin/sh", await ControlFileAsync(script), StringComparison.Ordinal);
         }
+        Assert.Contains("Template: loomworks-erp/purge_data\nType: boolean\nDefault: false\n", await ControlFileAsync("templates"),
+            StringComparison.Ordinal);
     }
 
     [Fact]
@@ -52,6 +54,7 @@ public sealed partial class DebPackageTests(PackageFixture packages)
         Assert.Equal("-rw-r--r--", entries["./usr/share/man/man1/loomworks.1.gz"].Mode);
         Assert.StartsWith("d", entries["./var/lib/loomworks/"].Mode, StringComparison.Ordinal);
         Assert.StartsWith("d", entries["./var/log/loomworks/"].Mode, StringComparison.Ordinal);
+        Assert.StartsWith("d", entries["./var/lib/loomworks.state/"].Mode, StringComparison.Ordinal);
         Assert.Contains("./usr/lib/loomworks/libcoreclr.so", entries.Keys);
         Assert.Contains("./usr/lib/loomworks/loomworks.dll", entries.Keys);
         Assert.Contains("./usr/lib/loomworks/Loomworks.Core.dll", entries.Keys);
@@ -111,8 +114,9 @@ public sealed partial class DebPackageTests(PackageFixture packages)
             await machine.DpkgAsync("-P", Package);
             var (status, _) = await Tool.RunAsync("dpkg-query", ["-W", Package]);
             Assert.NotEqual(0, status);
+            // Its server ran on a scratch data_dir: /var/lib/loomworks held nothing to keep, so the marker goes too.
             foreach (var path in new[] { "/usr/lib/loomworks", "/usr/bin/loomworks", "/etc/loomworks", "/var/lib/loomworks",
-                         "/var/log/loomworks", "/lib/systemd/system/loomworks.service", "/usr/share/doc/loomworks-erp",
+                         "/var/lib/loomworks.state", "/var/log/loomworks", "/lib/systemd/system/loomworks.service", "/usr/share/doc/loomworks-erp",
                          "/etc/systemd/system/multi-user.target.wants/loomworks.service" })
             {
                 Assert.False(Path.Exists(path), $"{path} is left after dpkg -P");

@@ -7,6 +7,7 @@ namespace Loomworks.Tests.Distribution;
 public sealed class DpkgMachine : IAsyncDisposable
 {
     private const string LockPath = "/tmp/loomworks-tests-dpkg.lock";
+    private static readonly string[] KeptByPurge = ["/var/lib/loomworks", "/var/lib/loomworks.state"];
     private readonly FileStream _lock;
 
     private DpkgMachine(FileStream fileLock) => _lock = fileLock;
@@ -27,18 +28,21 @@ public sealed class DpkgMachine : IAsyncDisposable
         }
     }
 
-    public async Task DpkgAsync(params string[] arguments)
+    public Task<string> DpkgAsync(params string[] arguments) => DpkgAsync(arguments, new Dictionary<string, string?>());
+
+    /// <summary>Runs dpkg non-interactively (debconf questions take their answer or default) and returns its output.</summary>
+    public async Task<string> DpkgAsync(string[] arguments, IReadOnlyDictionary<string, string?> environment)
     {
         // dpkg runs only while this test holds the machine.
         ObjectDisposedException.ThrowIf(!_lock.CanRead, this);
         var deadline = DateTime.UtcNow.AddMinutes(3);
+        var variables = new Dictionary<string, string?>(environment) { ["DEBIAN_FRONTEND"] = "noninteractive" };
         while (true)
         {
-            var (exitCode, output) = await Tool.RunAsync("dpkg", arguments,
-                environment: new Dictionary<string, string?> { ["DEBIAN_FRONTEND"] = "noninteractive" });
+            var (exitCode, output) = await Tool.RunAsync("dpkg", arguments, environment: variables);
             if (exitCode == 0)
             {
-                return;
+                return output;
             }
             if (!output.Contains("lock", StringComparison.OrdinalIgnoreCase) || DateTime.UtcNow > deadline)
             {
@@ -48,13 +52,23 @@ public sealed class DpkgMachine : IAsyncDisposable
         }
     }
 
-    /// <summary>Purges the package if any trace of it is known to dpkg (installed, or configuration left).</summary>
-    public async Task PurgeAsync(string package)
+    /// <summary>
+    /// Purges the package if any trace of it is known to dpkg (installed, or configuration left); with
+    /// <paramref name="removeData"/> its data goes too (LOOMWORKS_PURGE_DATA=yes), as does data an earlier purge kept.
+    /// </summary>
+    public async Task PurgeAsync(string package, bool removeData = true)
     {
         var (exitCode, _) = await Tool.RunAsync("dpkg-query", ["-W", package]);
         if (exitCode == 0)
         {
-            await DpkgAsync("-P", package);
+            await DpkgAsync(["-P", package], new Dictionary<string, string?> { ["LOOMWORKS_PURGE_DATA"] = removeData ? "yes" : null });
+        }
+        if (removeData)
+        {
+            foreach (var kept in KeptByPurge.Where(Directory.Exists))
+            {
+                Directory.Delete(kept, recursive: true);
+            }
         }
     }
 

@@ -38,6 +38,7 @@ public sealed class RpmPackageTests(PackageFixture packages)
         var modes = await Tool.RunOkAsync("rpm", "-qp", "--queryformat", "[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILENAMES}\n]", packages.RpmPath);
         Tool.AssertContainsAll(modes,
             "drwxr-x--- loomworks:loomworks /var/lib/loomworks",
+            "drwxr-x--- loomworks:loomworks /var/lib/loomworks.state",
             "-rw-r----- root:loomworks /etc/loomworks/loomworks.conf",
             "-rwxr-xr-x root:root /usr/lib/loomworks/loomworks");
 
@@ -47,6 +48,46 @@ public sealed class RpmPackageTests(PackageFixture packages)
             "useradd -r -g loomworks -d /var/lib/loomworks -s /sbin/nologin",
             "systemctl --no-reload disable --now loomworks.service",
             "systemctl try-restart loomworks.service");
+    }
+
+    /// <summary>
+    /// The %postun scriptlet as packed, run by sh with rpm's argument ($1 = packages left), on this machine's
+    /// /var/lib/loomworks: Debian's rpm cannot run scriptlets in an --root tree, which has no shell.
+    /// </summary>
+    [Fact]
+    public async Task Erase_keeps_the_tenants_data_unless_LOOMWORKS_PURGE_DATA_is_yes()
+    {
+        var postun = await Tool.RunOkAsync("rpm", "-qp", "--queryformat", "%{POSTUN}", packages.RpmPath);
+        await using var machine = await DpkgMachine.LockAsync();
+        await machine.PurgeAsync("loomworks-erp");
+        try
+        {
+            var cluster = "/var/lib/loomworks/postgres/PG_VERSION";
+            var marker = "/var/lib/loomworks.state/loomworks-cluster.marker";
+            foreach (var file in new[] { cluster, marker })
+            {
+                Directory.CreateDirectory(Path.GetDirectoryName(file)!);
+                await File.WriteAllTextAsync(file, "15");
+            }
+
+            var (upgraded, upgradeOutput) = await Tool.RunAsync("sh", ["-c", postun, "postun", "1"]);
+            var (erased, eraseOutput) = await Tool.RunAsync("sh", ["-c", postun, "postun", "0"]);
+            Assert.True(upgraded == 0 && erased == 0, upgradeOutput + eraseOutput);
+            Assert.DoesNotContain("kept", upgradeOutput);
+            Assert.Contains("kept /var/lib/loomworks", eraseOutput);
+            Assert.Contains("LOOMWORKS_PURGE_DATA=yes rpm -e loomworks-erp", eraseOutput);
+            Assert.True(File.Exists(cluster) && File.Exists(marker), "rpm -e removed the tenants' data");
+
+            var (purged, purgeOutput) = await Tool.RunAsync("sh", ["-c", postun, "postun", "0"],
+                environment: new Dictionary<string, string?> { ["LOOMWORKS_PURGE_DATA"] = "yes" });
+            Assert.True(purged == 0, purgeOutput);
+            Assert.False(Directory.Exists("/var/lib/loomworks"), "LOOMWORKS_PURGE_DATA=yes rpm -e kept /var/lib/loomworks");
+            Assert.False(Directory.Exists("/var/lib/loomworks.state"), "LOOMWORKS_PURGE_DATA=yes rpm -e kept the marker");
+        }
+        finally
+        {
+            await machine.PurgeAsync("loomworks-erp");
+        }
     }
 
     [Fact]

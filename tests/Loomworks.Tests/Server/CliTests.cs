@@ -107,7 +107,8 @@ public sealed class CliTests : IDisposable
         Directory.CreateDirectory(empty);
 
         var (exitCode, output) = await LoomworksProcess.RunAsync(
-            ["server", "--data-dir", _scratch.File("d"), "--loomworks-pg-bindir", empty, "--http-port", $"{Scratch.FreePort()}"]);
+            ["server", "--data-dir", _scratch.File("d"), "--loomworks-pg-bindir", empty, "--http-port", $"{Scratch.FreePort()}",
+                "--loomworks-state-dir", _scratch.File("state")]);
 
         Assert.Equal(1, exitCode);
         Assert.Contains("postgresql-15", output);
@@ -120,7 +121,8 @@ public sealed class CliTests : IDisposable
         await File.WriteAllTextAsync(blocker, "");
 
         var (exitCode, output) = await LoomworksProcess.RunAsync(
-            ["server", "--data-dir", Path.Combine(blocker, "data"), "--http-port", $"{Scratch.FreePort()}"]);
+            ["server", "--data-dir", Path.Combine(blocker, "data"), "--http-port", $"{Scratch.FreePort()}",
+                "--loomworks-state-dir", _scratch.File("state")]);
 
         Assert.Equal(1, exitCode);
         Assert.Contains("is not writable", output);
@@ -135,7 +137,8 @@ public sealed class CliTests : IDisposable
         File.SetUnixFileMode(closed, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
 
         var (exitCode, output) = await LoomworksProcess.RunAsync(
-            ["server", "--data-dir", Path.Combine(closed, "data"), "--http-port", $"{Scratch.FreePort()}"]);
+            ["server", "--data-dir", Path.Combine(closed, "data"), "--http-port", $"{Scratch.FreePort()}",
+                "--loomworks-state-dir", _scratch.File("state")]);
 
         Assert.Equal(1, exitCode);
         Assert.Contains("cannot enter", output);
@@ -144,11 +147,18 @@ public sealed class CliTests : IDisposable
     [Fact]
     public async Task Doctor_passes_on_the_embedded_default_and_names_each_check()
     {
-        var (exitCode, output) = await LoomworksProcess.RunAsync(
-            ["doctor", "--data-dir", _scratch.File("d"), "--db-port", $"{Scratch.FreePort()}"]);
+        // The server's first start creates the cluster; the doctor then checks it, running or stopped.
+        string[] embedded = ["--data-dir", _scratch.File("d"), "--db-port", $"{Scratch.FreePort()}",
+            "--loomworks-state-dir", _scratch.File("state")];
+        await using (var server = LoomworksProcess.Start(["server", "--http-port", $"{Scratch.FreePort()}", .. embedded]))
+        {
+            await server.WaitForOutputAsync("is serving", TimeSpan.FromSeconds(90));
+        }
+
+        var (exitCode, output) = await LoomworksProcess.RunAsync(["doctor", .. embedded]);
 
         Assert.True(exitCode == 0, output);
-        foreach (var check in new[] { "data_dir", "pgbackrest", "postgresql", "wal_level", "archive_mode" })
+        foreach (var check in new[] { "data_dir", "pgbackrest", "postgresql", "wal_level", "archive_mode", "cluster marker" })
         {
             Assert.Contains($"PASS  {check}:", output);
         }

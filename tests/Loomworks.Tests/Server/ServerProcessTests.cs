@@ -16,7 +16,8 @@ public sealed class ServerProcessTests : IDisposable
     private string DataDir => _scratch.File("data");
 
     private LoomworksProcess StartServer(int httpPort) =>
-        LoomworksProcess.Start(["server", "--data-dir", DataDir, "--http-port", $"{httpPort}", "--db-port", $"{_dbPort}"]);
+        LoomworksProcess.Start(["server", "--data-dir", DataDir, "--http-port", $"{httpPort}", "--db-port", $"{_dbPort}",
+            "--loomworks-state-dir", _scratch.File("state")]);
 
     private static async Task<HttpStatusCode> GetAsync(int port, string path) =>
         (await Http.GetAsync(new Uri($"http://127.0.0.1:{port}{path}"))).StatusCode;

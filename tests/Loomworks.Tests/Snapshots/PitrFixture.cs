@@ -15,6 +15,7 @@ namespace Loomworks.Tests.Snapshots;
 public sealed class PitrFixture : IAsyncLifetime
 {
     private readonly Scratch _scratch = new("pitr");
+    private readonly Scratch _state = new("pitr-state");
     private Dictionary<string, string> _settings = [];
 
     public LoomworksSettings Settings { get; private set; } = null!;
@@ -32,9 +33,10 @@ public sealed class PitrFixture : IAsyncLifetime
             ["data_dir"] = _scratch.Path,
             ["db_port"] = Scratch.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["loomworks_archive_timeout"] = "30",
+            ["loomworks_state_dir"] = _state.Path,
         };
         Settings = LoomworksSettings.Defaults(_settings);
-        Server = await PostgresServer.OpenAsync(Settings, NullLogger.Instance);
+        Server = await PostgresServer.OpenAsync(Settings, NullLogger.Instance, ClusterCreation.FirstStart);
         await DatabaseAdmin.EnsureDatabaseAsync(Server.Endpoint, Settings.ManagementDatabase, CancellationToken.None);
         (DataSources, Management) = ManagementDatabase.Open(Server.Endpoint, Settings.ManagementDatabase);
         await Management.MigrateAsync(CancellationToken.None);
@@ -49,6 +51,7 @@ public sealed class PitrFixture : IAsyncLifetime
         await Server.DisposeAsync();
         Feature.BackRest.Dispose();
         _scratch.Dispose();
+        _state.Dispose();
     }
 
     /// <summary>A tenant made the way provisioning will: its database and an active row (dropped first if left over).</summary>
