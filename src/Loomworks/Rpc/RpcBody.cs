@@ -91,6 +91,11 @@ public sealed class RpcBody : IDisposable
     /// </summary>
     public static async Task<(RpcBody? Body, RpcBodyRefusal Refusal)> ReadAsync(HttpContext http, long maxBytes, RpcBodyBudget budget)
     {
+        // Set first: a body refused unread is then one Kestrel closes the connection on rather than drains.
+        if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+        {
+            limit.MaxRequestBodySize = maxBytes + 1;
+        }
         var declared = http.Request.ContentLength;
         if (declared > maxBytes)
         {
@@ -99,10 +104,6 @@ public sealed class RpcBody : IDisposable
         if (declared > budget.AvailableBytes)
         {
             return (null, RpcBodyRefusal.Busy);
-        }
-        if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
-        {
-            limit.MaxRequestBodySize = maxBytes + 1;
         }
         var body = new RpcBody(budget);
         try
