@@ -25,8 +25,7 @@ public sealed class RpcHostileInputTests(RpcHostileInputTests.Fixture fixture) :
         public PostgresFixture Postgres => postgres;
 
         public async ValueTask InitializeAsync() => Server = await RpcServer.StartAsync(postgres, "rpc_hostile",
-            new Dictionary<string, string> { ["loomworks_rpc_bodies_in_flight_mb"] = InFlightMb.ToString(System.Globalization.CultureInfo.InvariantCulture) },
-            BodyCap);
+            new Dictionary<string, string>(), BodyCap);
 
         public async ValueTask DisposeAsync() => await Server.DisposeAsync();
     }
@@ -103,18 +102,27 @@ public sealed class RpcHostileInputTests(RpcHostileInputTests.Fixture fixture) :
     [Fact]
     public async Task A_body_that_would_pass_the_in_flight_memory_bound_gets_503_with_retry_after()
     {
+        // A server of its own, whose bound is below the per-request cap.
+        await using var server = await RpcServer.StartAsync(fixture.Postgres, "rpc_hostile_in_flight",
+            new Dictionary<string, string> { ["loomworks_rpc_bodies_in_flight_mb"] = InFlightMb.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+            BodyCap);
+        using var client = new RpcClient(server.Url);
+        async Task<(int Status, string? RetryAfter, string Text)> PostAsync(HttpContent content)
+        {
+            using var response = await client.Http.PostAsync("/jsonrpc", content);
+            return ((int)response.StatusCode, response.Headers.RetryAfter?.ToString(), await response.Content.ReadAsStringAsync());
+        }
         // Chunked, so no Content-Length announces it: under the per-request cap, over what all bodies in flight may hold.
-        var content = new GeneratedContent((InFlightMb + 1) * 1024L * 1024, "application/json", chunked: true);
-        var (status, retryAfter, text) = await PostAsync("/jsonrpc", content);
+        var (status, retryAfter, text) = await PostAsync(new GeneratedContent((InFlightMb + 1) * 1024L * 1024, "application/json", chunked: true));
         Assert.Equal(503, status);
         Assert.Equal("5", retryAfter);
         Assert.Contains("loomworks_rpc_bodies_in_flight_mb", JsonErrorMessage(text), StringComparison.Ordinal);
         // What the refused body held is given back: a body just under the bound is read afterwards.
-        var (underStatus, _, underText) = await PostAsync("/jsonrpc",
-            new GeneratedContent((InFlightMb - 1) * 1024L * 1024, "application/json", chunked: true));
+        var (underStatus, _, underText) = await PostAsync(new GeneratedContent((InFlightMb - 1) * 1024L * 1024, "application/json", chunked: true));
         Assert.Equal(200, underStatus);
         Assert.Contains("maximum configured depth", JsonErrorMessage(underText), StringComparison.Ordinal);
-        await AssertAnsweringAsync();
+        var (versionStatus, version) = await client.JsonRpcAsync("common", "version");
+        Assert.Equal((200, "18.0"), (versionStatus, version.GetProperty("result").GetProperty("server_version").GetString()));
     }
 
     [Fact]
