@@ -31,7 +31,8 @@ public sealed class RpcBodiesScenario : IScenario
             var results = new List<ScenarioResult>();
             foreach (var chunked in new[] { false, true })
             {
-                var (idle, peak, after, statuses) = (new List<double>(), new List<double>(), new List<double>(), new SortedDictionary<string, int>());
+                var (idle, peak, after) = (new List<double>(), new List<double>(), new List<double>());
+                var statuses = new SortedDictionary<string, int>();
                 for (var run = 0; run < runs; run++)
                 {
                     await SettleAsync();
@@ -51,7 +52,8 @@ public sealed class RpcBodiesScenario : IScenario
                 var kind = chunked ? "chunked" : "declared";
                 results.Add(new ScenarioResult($"rpc-bodies {kind}: peak RSS (MB)", peak, idle, "idle RSS (MB)",
                     string.Create(CultureInfo.InvariantCulture,
-                        $"{kind}: idle {BenchRunner.Median(idle):F0} MB, peak {BenchRunner.Median(peak):F0} MB, after {BenchRunner.Median(after):F0} MB " +
+                        $"{kind}: idle {BenchRunner.Median(idle):F0} MB, peak {BenchRunner.Median(peak):F0} MB, " +
+                        $"after {BenchRunner.Median(after):F0} MB " +
                         $"(medians of {runs}); answers: {string.Join(", ", statuses.Select(s => $"{s.Value}x {s.Key}"))}")));
             }
             return results;
@@ -176,7 +178,8 @@ public sealed class RpcBodiesScenario : IScenario
         private readonly long _length;
         private readonly bool _chunked;
 
-        private static ReadOnlySpan<byte> Prefix => "{\"jsonrpc\":\"2.0\",\"method\":\"call\",\"params\":{\"service\":\"common\",\"method\":\"version\",\"args\":[\""u8;
+        private static ReadOnlySpan<byte> Prefix =>
+            "{\"jsonrpc\":\"2.0\",\"method\":\"call\",\"params\":{\"service\":\"common\",\"method\":\"version\",\"args\":[\""u8;
 
         public GeneratedBody(long length, bool chunked)
         {

@@ -15,7 +15,8 @@ public static class DatabaseUnavailableAnswers
         {
             await next(http);
         }
-        catch (Exception e) when (DatabaseUnavailable.Matches(e) && !http.Response.HasStarted && !http.RequestAborted.IsCancellationRequested)
+        catch (Exception e) when (DatabaseUnavailable.Matches(e) && !http.Response.HasStarted
+            && !http.RequestAborted.IsCancellationRequested)
         {
             var message = DatabaseUnavailable.Describe(e);
             http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(DatabaseUnavailableAnswers))

@@ -14,6 +14,8 @@ public static class RpcEndpoints
     private const string XmlType = "text/xml; charset=utf-8";
     private const string JsonType = "application/json; charset=utf-8";
     private const long Mebibyte = 1024 * 1024;
+    private static readonly string RetryAfter =
+        DatabaseUnavailable.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>An error answer in the shape of the endpoint's protocol, with an HTTP status.</summary>
     internal delegate IResult ErrorAnswer(OdooException error, Exception original, int status);
@@ -30,7 +32,11 @@ public static class RpcEndpoints
 
     public static IServiceCollection AddRpc(this IServiceCollection services, LoomworksSettings settings)
     {
-        services.AddSingleton(new RpcOptions { ListDatabases = settings.GetBool(ConfigKeys.ListDb), MaxBodyBytes = BodyCapBytes(settings) });
+        services.AddSingleton(new RpcOptions
+        {
+            ListDatabases = settings.GetBool(ConfigKeys.ListDb),
+            MaxBodyBytes = BodyCapBytes(settings),
+        });
         services.AddSingleton(new RpcBodyBudget(settings.GetInt(ConfigKeys.RpcBodiesInFlightMb) * Mebibyte));
         services.AddSingleton(new LoginCooldown(settings.GetInt(ConfigKeys.LoginCooldownAfter),
             TimeSpan.FromSeconds(settings.GetInt(ConfigKeys.LoginCooldownDuration))));
@@ -71,14 +77,15 @@ public static class RpcEndpoints
                 $"Request body larger than the limit of {options.MaxBodyBytes} bytes (loomworks_rpc_body_max_mb)",
                 "werkzeug.exceptions.RequestEntityTooLarge")),
             RpcBodyRefusal.Busy => (StatusCodes.Status503ServiceUnavailable, new OdooException(OdooErrorKind.ServerError,
-                $"The server holds as much request body data as loomworks_rpc_bodies_in_flight_mb allows ({budget.CapacityBytes / Mebibyte} MB); " +
-                "try again in a few seconds", "werkzeug.exceptions.ServiceUnavailable")),
+                "The server holds as much request body data as loomworks_rpc_bodies_in_flight_mb allows " +
+                $"({budget.CapacityBytes / Mebibyte} MB); try again in a few seconds", "werkzeug.exceptions.ServiceUnavailable")),
             _ => (StatusCodes.Status400BadRequest, new OdooException(OdooErrorKind.ServerError,
-                "The request body is incomplete: fewer bytes than its Content-Length, or broken chunked encoding", "werkzeug.exceptions.BadRequest")),
+                "The request body is incomplete: fewer bytes than its Content-Length, or broken chunked encoding",
+                "werkzeug.exceptions.BadRequest")),
         };
         if (status == StatusCodes.Status503ServiceUnavailable)
         {
-            http.Response.Headers.RetryAfter = DatabaseUnavailable.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            http.Response.Headers.RetryAfter = RetryAfter;
         }
         return (null, answer(error, error, status));
     }
@@ -90,7 +97,7 @@ public static class RpcEndpoints
         {
             return null;
         }
-        http.Response.Headers.RetryAfter = DatabaseUnavailable.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        http.Response.Headers.RetryAfter = RetryAfter;
         return StatusCodes.Status503ServiceUnavailable;
     }
 
@@ -103,7 +110,8 @@ public static class RpcEndpoints
         RpcOptions options, ILogger logger)
     {
         IResult Fault(OdooException error, Exception original, int status) =>
-            Answer(XmlRpcCodec.WriteFault(legacy ? LegacyCode(error) : error.FaultCode, Message(error, original, options)), "text/xml", status);
+            Answer(XmlRpcCodec.WriteFault(legacy ? LegacyCode(error) : error.FaultCode, Message(error, original, options)), "text/xml",
+                status);
         var read = await ReadBodyAsync(http, options, Fault);
         if (read.Body is null)
         {
@@ -157,7 +165,8 @@ public static class RpcEndpoints
         }
         catch (Exception e) when (e is not OperationCanceledException || !http.RequestAborted.IsCancellationRequested)
         {
-            return Answer(JsonRpcError(id, Describe(e, logger), e, options), "application/json", UnavailableStatus(http, e) ?? StatusCodes.Status200OK);
+            return Answer(JsonRpcError(id, Describe(e, logger), e, options), "application/json",
+                UnavailableStatus(http, e) ?? StatusCodes.Status200OK);
         }
     }
 
@@ -297,7 +306,8 @@ public static class RpcEndpoints
             case var _ when DatabaseUnavailable.Matches(e):
                 // PostgreSQL restarting or out of reach: the client retries; the log says so without a stack.
                 logger.LogWarning("RPC call failed: {Message}", DatabaseUnavailable.Describe(e));
-                return new OdooException(OdooErrorKind.ServerError, DatabaseUnavailable.Describe(e), "werkzeug.exceptions.ServiceUnavailable");
+                return new OdooException(OdooErrorKind.ServerError, DatabaseUnavailable.Describe(e),
+                    "werkzeug.exceptions.ServiceUnavailable");
             case OdooException odoo:
                 return odoo;
             case RpcProtocolException protocol:

@@ -61,7 +61,8 @@ public static class JsonWireReader
                 }
                 return reader.TryGetDouble(out var real) && double.IsFinite(real)
                     ? real
-                    : throw RpcProtocolException.BadRequest($"Invalid JSON data: the number at byte {reader.TokenStartIndex} is out of range");
+                    : throw RpcProtocolException.BadRequest(
+                        $"Invalid JSON data: the number at byte {reader.TokenStartIndex} is out of range");
             case JsonTokenType.StartArray:
             {
                 var list = new List<object?>();
@@ -104,8 +105,8 @@ public static class JsonWireReader
         }
         if (text.Contains('\0', StringComparison.Ordinal))
         {
-            throw RpcProtocolException.BadRequest(
-                $"Invalid JSON data: the string at byte {reader.TokenStartIndex} contains NUL (\\u0000), which PostgreSQL text cannot store");
+            throw RpcProtocolException.BadRequest($"Invalid JSON data: the string at byte {reader.TokenStartIndex} contains NUL " +
+                "(\\u0000), which PostgreSQL text cannot store");
         }
         return text;
     }

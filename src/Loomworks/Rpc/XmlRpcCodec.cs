@@ -5,7 +5,8 @@ namespace Loomworks.Rpc;
 
 /// <summary>
 /// XML-RPC as Odoo speaks it. The reader (<see cref="XmlRpcReader"/>) refuses DTDs and entities before expanding anything
-/// (no XXE, no billion laughs) and limits nesting and size while reading; the writer sends None as False and strips the control characters XML cannot carry.
+/// (no XXE, no billion laughs) and limits nesting and size while reading; the writer sends None as False and strips the
+/// control characters XML cannot carry.
 /// </summary>
 public static class XmlRpcCodec
 {

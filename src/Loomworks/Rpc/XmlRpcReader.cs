@@ -284,7 +284,8 @@ internal sealed class XmlRpcReader
         {
             return type switch
             {
-                "int" or "i4" or "i8" or "i2" or "i1" => long.Parse(text.Trim(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture),
+                "int" or "i4" or "i8" or "i2" or "i1" =>
+                    long.Parse(text.Trim(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture),
                 "boolean" => text.Trim() switch
                 {
                     "1" => true,
@@ -293,8 +294,9 @@ internal sealed class XmlRpcReader
                 },
                 "string" => text,
                 "double" or "float" => double.Parse(text.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture),
-                "dateTime.iso8601" => DateTime.ParseExact(text.Trim(), ["yyyyMMdd'T'HH:mm:ss", "yyyy-MM-dd'T'HH:mm:ss", "yyyyMMdd'T'HHmmss"],
-                    CultureInfo.InvariantCulture, DateTimeStyles.None),
+                "dateTime.iso8601" => DateTime.ParseExact(text.Trim(),
+                    ["yyyyMMdd'T'HH:mm:ss", "yyyy-MM-dd'T'HH:mm:ss", "yyyyMMdd'T'HHmmss"], CultureInfo.InvariantCulture,
+                    DateTimeStyles.None),
                 _ => throw Malformed($"unknown value type <{type}>"),
             };
         }

@@ -30,7 +30,8 @@ public sealed class RpcDatabaseRestartTests(RpcDatabaseRestartTests.Fixture fixt
         }
     }
 
-    private static async Task<(int Status, string? RetryAfter, string Text)> PostAsync(HttpClient http, string path, byte[] body, string mediaType)
+    private static async Task<(int Status, string? RetryAfter, string Text)> PostAsync(HttpClient http, string path, byte[] body,
+        string mediaType)
     {
         using var content = new ByteArrayContent(body);
         content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue(mediaType);
@@ -46,7 +47,11 @@ public sealed class RpcDatabaseRestartTests(RpcDatabaseRestartTests.Fixture fixt
         var search = Encoding.UTF8.GetBytes(JsonSerializer.Serialize(new
         {
             jsonrpc = "2.0", method = "call", id = 9,
-            @params = new { service = "object", method = "execute_kw", args = new object[] { server.Db, 2, "admin", "res.partner", "search_count", new object[] { Array.Empty<object>() } } },
+            @params = new
+            {
+                service = "object", method = "execute_kw",
+                args = new object[] { server.Db, 2, "admin", "res.partner", "search_count", new object[] { Array.Empty<object>() } },
+            },
         }));
         var xmlSearch = Loomworks.Rpc.XmlRpcCodec.WriteRequest("execute_kw",
             [server.Db, 2L, "admin", "res.partner", "search_count", new List<object?> { new List<object?>() }]);
@@ -67,7 +72,8 @@ public sealed class RpcDatabaseRestartTests(RpcDatabaseRestartTests.Fixture fixt
             Assert.Equal("5", retryAfter);
             var (isFault, fault) = Loomworks.Rpc.XmlRpcCodec.ReadResponse(Encoding.UTF8.GetBytes(text));
             Assert.True(isFault);
-            Assert.Contains("The database server is unavailable", (string)((Dictionary<string, object?>)fault!)["faultString"]!, StringComparison.Ordinal);
+            Assert.Contains("The database server is unavailable", (string)((Dictionary<string, object?>)fault!)["faultString"]!,
+                StringComparison.Ordinal);
         }
         finally
         {

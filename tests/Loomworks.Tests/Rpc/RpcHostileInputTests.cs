@@ -104,7 +104,10 @@ public sealed class RpcHostileInputTests(RpcHostileInputTests.Fixture fixture) :
     {
         // A server of its own, whose bound is below the per-request cap.
         await using var server = await RpcServer.StartAsync(fixture.Postgres, "rpc_hostile_in_flight",
-            new Dictionary<string, string> { ["loomworks_rpc_bodies_in_flight_mb"] = InFlightMb.ToString(System.Globalization.CultureInfo.InvariantCulture) },
+            new Dictionary<string, string>
+            {
+                ["loomworks_rpc_bodies_in_flight_mb"] = InFlightMb.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            },
             BodyCap);
         using var client = new RpcClient(server.Url);
         async Task<(int Status, string? RetryAfter, string Text)> PostAsync(HttpContent content)
@@ -113,12 +116,14 @@ public sealed class RpcHostileInputTests(RpcHostileInputTests.Fixture fixture) :
             return ((int)response.StatusCode, response.Headers.RetryAfter?.ToString(), await response.Content.ReadAsStringAsync());
         }
         // Chunked, so no Content-Length announces it: under the per-request cap, over what all bodies in flight may hold.
-        var (status, retryAfter, text) = await PostAsync(new GeneratedContent((InFlightMb + 1) * 1024L * 1024, "application/json", chunked: true));
+        var (status, retryAfter, text) =
+            await PostAsync(new GeneratedContent((InFlightMb + 1) * 1024L * 1024, "application/json", chunked: true));
         Assert.Equal(503, status);
         Assert.Equal("5", retryAfter);
         Assert.Contains("loomworks_rpc_bodies_in_flight_mb", JsonErrorMessage(text), StringComparison.Ordinal);
         // What the refused body held is given back: a body just under the bound is read afterwards.
-        var (underStatus, _, underText) = await PostAsync(new GeneratedContent((InFlightMb - 1) * 1024L * 1024, "application/json", chunked: true));
+        var (underStatus, _, underText) =
+            await PostAsync(new GeneratedContent((InFlightMb - 1) * 1024L * 1024, "application/json", chunked: true));
         Assert.Equal(200, underStatus);
         Assert.Contains("maximum configured depth", JsonErrorMessage(underText), StringComparison.Ordinal);
         var (versionStatus, version) = await client.JsonRpcAsync("common", "version");
@@ -145,7 +150,8 @@ public sealed class RpcHostileInputTests(RpcHostileInputTests.Fixture fixture) :
     public async Task More_values_than_the_limit_are_refused_in_both_protocols()
     {
         var values = MaxValues + 1;
-        var xml = XmlCall("version", "<param><value><array><data>" + string.Concat(Enumerable.Repeat("<value/>", values)) + "</data></array></value></param>");
+        var xml = XmlCall("version",
+            "<param><value><array><data>" + string.Concat(Enumerable.Repeat("<value/>", values)) + "</data></array></value></param>");
         var (_, code, message) = await _client.RawXmlAsync("/xmlrpc/2/common", xml);
         Assert.Equal(1L, code);
         Assert.Contains($"more than {MaxValues} values", message, StringComparison.Ordinal);
@@ -164,7 +170,8 @@ public sealed class RpcHostileInputTests(RpcHostileInputTests.Fixture fixture) :
     [InlineData(new byte[] { 0x61, 0xED, 0xA0, 0x80, 0x62 }, "is not valid UTF-8")] // a surrogate encoded in UTF-8
     public async Task Invalid_text_in_json_is_a_bad_request_naming_the_problem(byte[] inString, string expected)
     {
-        var before = Encoding.UTF8.GetBytes("{\"jsonrpc\":\"2.0\",\"method\":\"call\",\"params\":{\"service\":\"common\",\"method\":\"login\",\"args\":[\""
+        var before = Encoding.UTF8.GetBytes(
+            "{\"jsonrpc\":\"2.0\",\"method\":\"call\",\"params\":{\"service\":\"common\",\"method\":\"login\",\"args\":[\""
             + _server.Db + "\",\"");
         var after = Encoding.UTF8.GetBytes("\",\"admin\"]},\"id\":3}");
         var (status, _, text) = await PostAsync("/jsonrpc", Bytes([.. before, .. inString, .. after], "application/json"));
@@ -184,7 +191,8 @@ public sealed class RpcHostileInputTests(RpcHostileInputTests.Fixture fixture) :
         Assert.Equal(200, status);
         var message = answer.GetProperty("error").GetProperty("data").GetProperty("message").GetString();
         Assert.Contains("contains NUL (\\u0000), which PostgreSQL text cannot store", message, StringComparison.Ordinal);
-        Assert.Equal(0, await fixture.Postgres.ScalarAsync<long>(_server.Db, "SELECT count(*) FROM res_partner WHERE name LIKE 'nul%partner'"));
+        Assert.Equal(0, await fixture.Postgres.ScalarAsync<long>(_server.Db,
+            "SELECT count(*) FROM res_partner WHERE name LIKE 'nul%partner'"));
         await AssertAnsweringAsync();
     }
 
