@@ -1,17 +1,25 @@
 using System.Buffers;
+using System.Collections.Concurrent;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
 
 namespace Loomworks.Rpc;
 
 /// <summary>
-/// The memory all RPC request bodies being read or handled may hold together. Bodies reserve it chunk by chunk as
-/// their bytes arrive and give it back when their request is answered, so many large bodies at once cannot exhaust
-/// the server: the one that would pass the bound is refused (503) instead of read.
+/// The memory all RPC request bodies being read or handled may hold together. Bodies take it chunk by chunk as their
+/// bytes arrive and give it back when their request is answered, so many large bodies at once cannot exhaust the
+/// server: the one that would pass the bound is refused (503) instead of read. Full-size chunks are reused while
+/// bodies are in flight, so a burst allocates no more than the bound, and are let go once the burst is over.
 /// </summary>
 public sealed class RpcBodyBudget(long capacityBytes)
 {
+    private readonly ConcurrentStack<byte[]> _free = new();
+    private const long CollectAfterBytes = 64L * 1024 * 1024;
+    private const int SmallChunk = 4096;
+
     private long _available = capacityBytes;
+    private long _releasedSinceCollection;
+    private int _collecting;
 
     public long CapacityBytes { get; } = capacityBytes;
 
@@ -32,7 +40,43 @@ public sealed class RpcBodyBudget(long capacityBytes)
         return false;
     }
 
-    public void Release(long bytes) => Interlocked.Add(ref _available, bytes);
+    /// <summary>
+    /// Gives memory back. Once large bodies have come and gone and little is in flight, a full collection is queued: the
+    /// chunks are garbage by then, and without one the server would keep their memory resident while it idles.
+    /// </summary>
+    /// <summary>A chunk of at least <paramref name="size"/> bytes: a reused full-size one, or a small one from the shared pool.</summary>
+    public byte[] RentChunk(int size) => size > SmallChunk
+        ? _free.TryPop(out var chunk) ? chunk : new byte[RpcBody.ChunkSize]
+        : ArrayPool<byte>.Shared.Rent(Math.Max(size, 16));
+
+    public void ReturnChunk(byte[] chunk)
+    {
+        if (chunk.Length == RpcBody.ChunkSize)
+        {
+            _free.Push(chunk);
+        }
+        else
+        {
+            ArrayPool<byte>.Shared.Return(chunk);
+        }
+    }
+
+    public void Release(long bytes)
+    {
+        var available = Interlocked.Add(ref _available, bytes);
+        if (Interlocked.Add(ref _releasedSinceCollection, bytes) < CollectAfterBytes || CapacityBytes - available > CollectAfterBytes / 4
+            || Interlocked.Exchange(ref _collecting, 1) == 1)
+        {
+            return;
+        }
+        Interlocked.Exchange(ref _releasedSinceCollection, 0);
+        _free.Clear();
+        ThreadPool.UnsafeQueueUserWorkItem(_ =>
+        {
+            GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
+            Volatile.Write(ref _collecting, 0);
+        }, null);
+    }
 }
 
 /// <summary>Why a body was not read whole.</summary>
@@ -166,10 +210,10 @@ public sealed class RpcBody : IDisposable
 
     private bool AddChunk(int size)
     {
-        var chunk = ArrayPool<byte>.Shared.Rent(Math.Max(size, 16));
+        var chunk = _budget.RentChunk(size);
         if (!_budget.TryReserve(chunk.Length))
         {
-            ArrayPool<byte>.Shared.Return(chunk);
+            _budget.ReturnChunk(chunk);
             return false;
         }
         _reserved += chunk.Length;
@@ -182,7 +226,7 @@ public sealed class RpcBody : IDisposable
     {
         foreach (var chunk in _chunks)
         {
-            ArrayPool<byte>.Shared.Return(chunk);
+            _budget.ReturnChunk(chunk);
         }
         _chunks.Clear();
         _lastFilled = 0;
