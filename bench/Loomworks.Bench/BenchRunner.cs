@@ -29,6 +29,7 @@ public static class BenchRunner
         new OperationsScenario(),
         new OperationsRpcScenario(),
         new RpcSearchReadScenario(),
+        new RpcBodiesScenario(),
         new SnapshotCreateScenario(),
         new TenantRestoreScenario(),
     ];

@@ -36,6 +36,7 @@ public static class LoomworksWebApp
         configure?.Invoke(builder);
 
         var app = builder.Build();
+        app.UseDatabaseUnavailableAnswers();
         app.UseLoomworksForwardedHeaders(settings);
         app.UseLoomworksTenancy();
         app.MapHealth();

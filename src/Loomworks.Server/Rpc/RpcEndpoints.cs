@@ -13,10 +13,31 @@ public static class RpcEndpoints
 {
     private const string XmlType = "text/xml; charset=utf-8";
     private const string JsonType = "application/json; charset=utf-8";
+    private const long Mebibyte = 1024 * 1024;
+    private static readonly string RetryAfter =
+        DatabaseUnavailable.RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>An error answer in the shape of the endpoint's protocol, with an HTTP status.</summary>
+    internal delegate IResult ErrorAnswer(OdooException error, Exception original, int status);
+
+    /// <summary>
+    /// The configured body cap, or one just large enough for the largest attachment: base64 is 4/3 of the bytes, XML-RPC
+    /// clients wrap it in lines, and the call around it is small. The in-flight bound keeps many such bodies in check.
+    /// </summary>
+    internal static long BodyCapBytes(LoomworksSettings settings)
+    {
+        var configured = settings.GetInt(ConfigKeys.RpcBodyMaxMb);
+        return configured > 0 ? configured * Mebibyte : settings.GetInt(ConfigKeys.AttachmentMaxMb) * Mebibyte * 7 / 5 + Mebibyte;
+    }
 
     public static IServiceCollection AddRpc(this IServiceCollection services, LoomworksSettings settings)
     {
-        services.AddSingleton(new RpcOptions { ListDatabases = settings.GetBool(ConfigKeys.ListDb) });
+        services.AddSingleton(new RpcOptions
+        {
+            ListDatabases = settings.GetBool(ConfigKeys.ListDb),
+            MaxBodyBytes = BodyCapBytes(settings),
+        });
+        services.AddSingleton(new RpcBodyBudget(settings.GetInt(ConfigKeys.RpcBodiesInFlightMb) * Mebibyte));
         services.AddSingleton(new LoginCooldown(settings.GetInt(ConfigKeys.LoginCooldownAfter),
             TimeSpan.FromSeconds(settings.GetInt(ConfigKeys.LoginCooldownDuration))));
         services.AddSingleton<RpcAuthenticator>();
@@ -38,80 +59,75 @@ public static class RpcEndpoints
         return app;
     }
 
-    /// <summary>The body, or null when it is over the limit (the caller answers 413).</summary>
-    internal static async Task<byte[]?> ReadBodyAsync(HttpContext http, RpcOptions options)
+    /// <summary>
+    /// The body in pooled chunks, or the refusal to answer instead: 413 over the cap, 503 with Retry-After when the
+    /// bodies in flight hold the memory bound, 400 for a broken body. Nothing beyond the cap is read.
+    /// </summary>
+    internal static async Task<(RpcBody? Body, IResult? Refusal)> ReadBodyAsync(HttpContext http, RpcOptions options, ErrorAnswer answer)
     {
-        if (http.Request.ContentLength > options.MaxBodyBytes)
+        var budget = http.RequestServices.GetRequiredService<RpcBodyBudget>();
+        var (body, refusal) = await RpcBody.ReadAsync(http, options.MaxBodyBytes, budget);
+        if (body is not null)
         {
-            return null;
+            return (body, null);
         }
-        if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+        var (status, error) = refusal switch
         {
-            limit.MaxRequestBodySize = options.MaxBodyBytes + 1;
-        }
-        // Small declared bodies (nearly every call) are read into one array of their size; a hostile length cannot
-        // make us allocate much before the bytes arrive, larger bodies grow with what actually comes.
-        if (http.Request.ContentLength is { } declared and > 0 and <= 64 * 1024)
+            RpcBodyRefusal.TooLarge => (StatusCodes.Status413PayloadTooLarge, new OdooException(OdooErrorKind.ServerError,
+                $"Request body larger than the limit of {options.MaxBodyBytes} bytes (loomworks_rpc_body_max_mb)",
+                "werkzeug.exceptions.RequestEntityTooLarge")),
+            RpcBodyRefusal.Busy => (StatusCodes.Status503ServiceUnavailable, new OdooException(OdooErrorKind.ServerError,
+                "The server holds as much request body data as loomworks_rpc_bodies_in_flight_mb allows " +
+                $"({budget.CapacityBytes / Mebibyte} MB); try again in a few seconds", "werkzeug.exceptions.ServiceUnavailable")),
+            _ => (StatusCodes.Status400BadRequest, new OdooException(OdooErrorKind.ServerError,
+                "The request body is incomplete: fewer bytes than its Content-Length, or broken chunked encoding",
+                "werkzeug.exceptions.BadRequest")),
+        };
+        if (status == StatusCodes.Status503ServiceUnavailable)
         {
-            var exact = new byte[declared];
-            var filled = 0;
-            try
-            {
-                int got;
-                while (filled < exact.Length && (got = await http.Request.Body.ReadAsync(exact.AsMemory(filled), http.RequestAborted)) > 0)
-                {
-                    filled += got;
-                }
-            }
-            catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
-            {
-                return null;
-            }
-            return filled == exact.Length ? exact : exact[..filled];
+            http.Response.Headers.RetryAfter = RetryAfter;
         }
-        using var buffer = new MemoryStream();
-        var chunk = new byte[81920];
-        try
-        {
-            int read;
-            while ((read = await http.Request.Body.ReadAsync(chunk, http.RequestAborted)) > 0)
-            {
-                if (buffer.Length + read > options.MaxBodyBytes)
-                {
-                    return null;
-                }
-                buffer.Write(chunk, 0, read);
-            }
-        }
-        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
-        {
-            return null;
-        }
-        return buffer.ToArray();
+        return (null, answer(error, error, status));
     }
 
-    internal static ContentHttpResult TooLarge(RpcOptions options) => TypedResults.Content(
-        $"Request body larger than the limit of {options.MaxBodyBytes} bytes", "text/plain", statusCode: StatusCodes.Status413PayloadTooLarge);
+    /// <summary>503 with Retry-After when PostgreSQL is unreachable or restarting; null for every other failure.</summary>
+    internal static int? UnavailableStatus(HttpContext http, Exception e)
+    {
+        if (!DatabaseUnavailable.Matches(e))
+        {
+            return null;
+        }
+        http.Response.Headers.RetryAfter = RetryAfter;
+        return StatusCodes.Status503ServiceUnavailable;
+    }
+
+    /// <summary>Bytes with a status: the protocol's error shape is kept whatever the HTTP status says.</summary>
+    internal static IResult Answer(byte[] bytes, string mediaType, int status) => status == StatusCodes.Status200OK
+        ? TypedResults.Bytes(bytes, mediaType + "; charset=utf-8")
+        : TypedResults.Text(System.Text.Encoding.UTF8.GetString(bytes), mediaType, System.Text.Encoding.UTF8, status);
 
     private static async Task<IResult> XmlRpcAsync(HttpContext http, string service, bool legacy, RpcDispatcher dispatcher,
         RpcOptions options, ILogger logger)
     {
-        var body = await ReadBodyAsync(http, options);
-        if (body is null)
+        IResult Fault(OdooException error, Exception original, int status) =>
+            Answer(XmlRpcCodec.WriteFault(legacy ? LegacyCode(error) : error.FaultCode, Message(error, original, options)), "text/xml",
+                status);
+        var read = await ReadBodyAsync(http, options, Fault);
+        if (read.Body is null)
         {
-            return TooLarge(options);
+            return read.Refusal!;
         }
+        using var body = read.Body;
         try
         {
-            var (method, args) = XmlRpcCodec.ReadRequest(body);
+            using var stream = body.OpenRead();
+            var (method, args) = XmlRpcCodec.ReadRequest(stream, http.RequestAborted);
             var result = await dispatcher.DispatchAsync(http, service, method, args, http.RequestAborted);
             return TypedResults.Bytes(XmlRpcCodec.WriteResponse(result), XmlType);
         }
         catch (Exception e) when (e is not OperationCanceledException || !http.RequestAborted.IsCancellationRequested)
         {
-            var error = Describe(e, logger);
-            object code = legacy ? LegacyCode(error) : error.FaultCode;
-            return TypedResults.Bytes(XmlRpcCodec.WriteFault(code, Message(error, e, options)), XmlType);
+            return Fault(Describe(e, logger), e, UnavailableStatus(http, e) ?? StatusCodes.Status200OK);
         }
     }
 
@@ -125,11 +141,13 @@ public static class RpcEndpoints
 
     private static async Task<IResult> JsonRpcAsync(HttpContext http, RpcDispatcher dispatcher, RpcOptions options, ILogger<RpcDispatcher> logger)
     {
-        var body = await ReadBodyAsync(http, options);
-        if (body is null)
+        var read = await ReadBodyAsync(http, options,
+            (error, original, status) => Answer(JsonRpcError(null, error, original, options), "application/json", status));
+        if (read.Body is null)
         {
-            return TooLarge(options);
+            return read.Refusal!;
         }
+        using var body = read.Body;
         object? id = null;
         try
         {
@@ -147,7 +165,8 @@ public static class RpcEndpoints
         }
         catch (Exception e) when (e is not OperationCanceledException || !http.RequestAborted.IsCancellationRequested)
         {
-            return TypedResults.Bytes(JsonRpcError(id, Describe(e, logger), e, options), JsonType);
+            return Answer(JsonRpcError(id, Describe(e, logger), e, options), "application/json",
+                UnavailableStatus(http, e) ?? StatusCodes.Status200OK);
         }
     }
 
@@ -155,7 +174,7 @@ public static class RpcEndpoints
     /// Checks a JSON-RPC request's content type and shape; returns its params (null when absent) and its id.
     /// Throws <see cref="RpcProtocolException"/> or <see cref="JsonException"/> for what is not a JSON-RPC request.
     /// </summary>
-    internal static Dictionary<string, object?>? ReadJsonRpc(HttpContext http, byte[] body, out object? id)
+    internal static Dictionary<string, object?>? ReadJsonRpc(HttpContext http, RpcBody body, out object? id)
     {
         id = null;
         var mediaType = http.Request.ContentType?.Split(';')[0].Trim();
@@ -163,12 +182,8 @@ public static class RpcEndpoints
         {
             throw RpcProtocolException.BadRequest($"Request inferred type is incompatible with the expected content type: {mediaType ?? "none"}; send application/json");
         }
-        using var document = JsonDocument.Parse(body, JsonRpcCodec.ReadOptions);
-        if (document.RootElement.ValueKind != JsonValueKind.Object)
-        {
-            throw RpcProtocolException.BadRequest("Invalid JSON-RPC request: the body must be an object");
-        }
-        var request = (Dictionary<string, object?>)JsonRpcCodec.ToWire(document.RootElement)!;
+        var request = JsonWireReader.Read(body.Sequence, http.RequestAborted) as Dictionary<string, object?>
+            ?? throw RpcProtocolException.BadRequest("Invalid JSON-RPC request: the body must be an object");
         id = request.GetValueOrDefault("id");
         return request.GetValueOrDefault("params") switch
         {
@@ -209,11 +224,13 @@ public static class RpcEndpoints
     private static async Task<IResult> Json2Async(HttpContext http, string model, string method, RpcDispatcher dispatcher,
         IRpcDatabases databases, RpcAuthenticator authenticator, RpcOptions options, ILogger<RpcDispatcher> logger)
     {
-        var body = await ReadBodyAsync(http, options);
-        if (body is null)
+        var read = await ReadBodyAsync(http, options, (error, original, status) =>
+            Answer(JsonRpcCodec.Serialize(w => WriteErrorData(w, error, original, options)), "application/json", status));
+        if (read.Body is null)
         {
-            return TooLarge(options);
+            return read.Refusal!;
         }
+        using var body = read.Body;
         try
         {
             var authorization = http.Request.Headers.Authorization.ToString();
@@ -234,8 +251,7 @@ public static class RpcEndpoints
             }
             else
             {
-                using var document = JsonDocument.Parse(body, JsonRpcCodec.ReadOptions);
-                named = JsonRpcCodec.ToWire(document.RootElement) as Dictionary<string, object?>
+                named = JsonWireReader.Read(body.Sequence, http.RequestAborted) as Dictionary<string, object?>
                     ?? throw RpcProtocolException.BadRequest("The JSON-2 body must be an object of named parameters");
             }
             var args = new List<object?>();
@@ -249,7 +265,7 @@ public static class RpcEndpoints
         catch (Exception e) when (e is not OperationCanceledException || !http.RequestAborted.IsCancellationRequested)
         {
             var error = Describe(e, logger);
-            var status = RpcRefusals.StatusOf(e) ?? error.Kind switch
+            var status = UnavailableStatus(http, e) ?? RpcRefusals.StatusOf(e) ?? error.Kind switch
             {
                 OdooErrorKind.AccessDenied => StatusCodes.Status401Unauthorized,
                 OdooErrorKind.AccessError => StatusCodes.Status403Forbidden,
@@ -287,6 +303,11 @@ public static class RpcEndpoints
     {
         switch (e)
         {
+            case var _ when DatabaseUnavailable.Matches(e):
+                // PostgreSQL restarting or out of reach: the client retries; the log says so without a stack.
+                logger.LogWarning("RPC call failed: {Message}", DatabaseUnavailable.Describe(e));
+                return new OdooException(OdooErrorKind.ServerError, DatabaseUnavailable.Describe(e),
+                    "werkzeug.exceptions.ServiceUnavailable");
             case OdooException odoo:
                 return odoo;
             case RpcProtocolException protocol:

@@ -129,11 +129,13 @@ public static class WebSessionEndpoints
     private static async Task<IResult> JsonRouteAsync(HttpContext http, RpcOptions options, ILogger logger,
         Func<Dictionary<string, object?>, Task<object?>> handler)
     {
-        var body = await RpcEndpoints.ReadBodyAsync(http, options);
-        if (body is null)
+        var read = await RpcEndpoints.ReadBodyAsync(http, options, (error, original, status) =>
+            RpcEndpoints.Answer(RpcEndpoints.JsonRpcError(null, error, original, options), "application/json", status));
+        if (read.Body is null)
         {
-            return RpcEndpoints.TooLarge(options);
+            return read.Refusal!;
         }
+        using var body = read.Body;
         object? id = null;
         try
         {
@@ -147,7 +149,8 @@ public static class WebSessionEndpoints
             var bytes = expired
                 ? RpcEndpoints.JsonRpcError(id, error, e, options, 100, "Odoo Session Expired")
                 : RpcEndpoints.JsonRpcError(id, error, e, options);
-            var status = expired ? RpcRefusals.StatusOf(e) ?? StatusCodes.Status200OK : StatusCodes.Status200OK;
+            var status = RpcEndpoints.UnavailableStatus(http, e)
+                ?? (expired ? RpcRefusals.StatusOf(e) ?? StatusCodes.Status200OK : StatusCodes.Status200OK);
             return TypedResults.Text(System.Text.Encoding.UTF8.GetString(bytes), "application/json", System.Text.Encoding.UTF8, status);
         }
     }

@@ -174,6 +174,12 @@ public static class ConfigKeys
     public static readonly ConfigKey AttachmentMaxMb = new("loomworks_attachment_max_mb", "64", ConfigValueKind.WholeNumber,
         "Largest attachment (ir.attachment datas) a client may store, in MB; bigger ones are refused with a UserError.",
         Minimum: 1, Maximum: 4096);
+    public static readonly ConfigKey RpcBodyMaxMb = new("loomworks_rpc_body_max_mb", "0", ConfigValueKind.WholeNumber,
+        "Largest RPC request body (XML-RPC, JSON-RPC, JSON-2, /web/ JSON routes), in MB; bigger ones get 413. " +
+        "0: just enough for the largest attachment, base64-encoded (loomworks_attachment_max_mb x 1.4 + 1).", Minimum: 0, Maximum: 8192);
+    public static readonly ConfigKey RpcBodiesInFlightMb = new("loomworks_rpc_bodies_in_flight_mb", "256", ConfigValueKind.WholeNumber,
+        "Memory (MB) the RPC request bodies being read and handled may hold together; a body that would pass it gets 503 " +
+        "with Retry-After.", Minimum: 1, Maximum: 65536);
     public static readonly ConfigKey SessionIdleDays = new("loomworks_session_idle_days", "7", ConfigValueKind.WholeNumber,
         "Days a web session (session_id cookie) stays valid without being used.", Minimum: 1, Maximum: 3650);
     public static readonly ConfigKey RestoreScratchDir = new("loomworks_restore_scratch_dir", null, ConfigValueKind.Text,
@@ -210,7 +216,7 @@ public static class ConfigKeys
         DemoTenant,
         RestoreMaxSizeMb,
         BackupFullIntervalDays, BackupDiffIntervalHours,
-        AttachmentMaxMb,
+        AttachmentMaxMb, RpcBodyMaxMb, RpcBodiesInFlightMb,
         SessionIdleDays,
         RestoreScratchDir, RestoreInMemory, RestorePacedMbPerSecond,
         PgDataDir, PgBackRestConfig, PgBackRestStanza,

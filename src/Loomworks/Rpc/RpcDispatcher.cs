@@ -186,7 +186,7 @@ public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager m
                 logger.LogInformation("{State} in {Model}.{Method}, retry {Attempt}/{Max} in {Wait}", e.SqlState, model, method, attempt, MaxTries, wait);
                 await Task.Delay(wait, ct);
             }
-            catch (Exception e) when (e is OdooException or OperationException or PostgresException)
+            catch (Exception e) when (e is OdooException or OperationException || e is PostgresException && !DatabaseUnavailable.Matches(e))
             {
                 var error = e switch
                 {

@@ -1,131 +1,28 @@
 using System.Globalization;
 using System.Text;
-using System.Xml;
-using System.Xml.Linq;
-using Loomworks.Records;
 
 namespace Loomworks.Rpc;
 
 /// <summary>
-/// XML-RPC as Odoo speaks it. The reader refuses DTDs and entities before expanding anything (no XXE, no billion
-/// laughs) and limits nesting; the writer sends None as False and strips the control characters XML cannot carry.
+/// XML-RPC as Odoo speaks it. The reader (<see cref="XmlRpcReader"/>) refuses DTDs and entities before expanding anything
+/// (no XXE, no billion laughs) and limits nesting and size while reading; the writer sends None as False and strips the
+/// control characters XML cannot carry.
 /// </summary>
 public static class XmlRpcCodec
 {
-    private const int MaxDepth = 64;
-
     /// <summary>Markup characters, the control characters XML cannot carry, and the two non-characters Escape drops.</summary>
     private static readonly System.Buffers.SearchValues<char> NeedsEscape = System.Buffers.SearchValues.Create(
         "&<>\u0000\u0001\u0002\u0003\u0004\u0005\u0006\u0007\u0008\u000B\u000C\u000E\u000F\u0010\u0011\u0012\u0013\u0014\u0015\u0016\u0017\u0018\u0019\u001A\u001B\u001C\u001D\u001E\u001F\uFFFE\uFFFF");
 
     public static (string Method, List<object?> Params) ReadRequest(byte[] body)
     {
-        var settings = new XmlReaderSettings
-        {
-            DtdProcessing = DtdProcessing.Prohibit,
-            XmlResolver = null,
-            MaxCharactersFromEntities = 0,
-            IgnoreComments = true,
-            IgnoreProcessingInstructions = true,
-        };
-        XDocument document;
-        try
-        {
-            using var stream = new MemoryStream(body, writable: false);
-            using var reader = XmlReader.Create(stream, settings);
-            document = XDocument.Load(reader, LoadOptions.PreserveWhitespace);
-        }
-        catch (XmlException e) when (e.Message.Contains("DTD", StringComparison.OrdinalIgnoreCase))
-        {
-            throw RpcProtocolException.BadRequest("XML-RPC requests may not contain a DTD or entity declarations");
-        }
-        catch (XmlException e)
-        {
-            throw RpcProtocolException.BadRequest($"Malformed XML-RPC request: {e.Message}");
-        }
-        var call = document.Root;
-        if (call is null || call.Name.LocalName != "methodCall")
-        {
-            throw RpcProtocolException.BadRequest("Malformed XML-RPC request: the root element must be <methodCall>");
-        }
-        var method = call.Element("methodName")?.Value.Trim();
-        if (string.IsNullOrEmpty(method))
-        {
-            throw RpcProtocolException.BadRequest("Malformed XML-RPC request: <methodName> is missing");
-        }
-        var parameters = new List<object?>();
-        foreach (var param in call.Element("params")?.Elements("param") ?? [])
-        {
-            parameters.Add(ReadValue(param.Element("value") ?? throw RpcProtocolException.BadRequest("Malformed XML-RPC request: <param> without <value>"), 0));
-        }
-        return (method, parameters);
+        using var stream = new MemoryStream(body, writable: false);
+        return XmlRpcReader.ReadRequest(stream, CancellationToken.None);
     }
 
-    private static object? ReadValue(XElement value, int depth)
-    {
-        if (depth > MaxDepth)
-        {
-            throw RpcProtocolException.BadRequest($"Malformed XML-RPC request: values nested deeper than {MaxDepth} levels");
-        }
-        var typed = value.Elements().FirstOrDefault();
-        if (typed is null)
-        {
-            return value.Value; // a bare <value>text</value> is a string
-        }
-        var text = typed.Value;
-        try
-        {
-            switch (typed.Name.LocalName)
-            {
-                case "int" or "i4" or "i8" or "i2" or "i1":
-                    return long.Parse(text.Trim(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture);
-                case "boolean":
-                    return text.Trim() switch
-                    {
-                        "1" => true,
-                        "0" => false,
-                        _ => throw RpcProtocolException.BadRequest($"Malformed XML-RPC request: '{text}' is not a boolean"),
-                    };
-                case "string":
-                    return text;
-                case "double" or "float":
-                    return double.Parse(text.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture);
-                case "dateTime.iso8601":
-                    return DateTime.ParseExact(text.Trim(), ["yyyyMMdd'T'HH:mm:ss", "yyyy-MM-dd'T'HH:mm:ss", "yyyyMMdd'T'HHmmss"],
-                        CultureInfo.InvariantCulture, DateTimeStyles.None);
-                case "base64":
-                    return Convert.FromBase64String(text.Trim());
-                case "nil":
-                    return null;
-                case "array":
-                    return (typed.Element("data")?.Elements("value") ?? []).Select(v => ReadValue(v, depth + 1)).ToList();
-                case "struct":
-                {
-                    var result = new Dictionary<string, object?>(StringComparer.Ordinal);
-                    foreach (var member in typed.Elements("member"))
-                    {
-                        var name = member.Element("name")?.Value
-                            ?? throw RpcProtocolException.BadRequest("Malformed XML-RPC request: <member> without <name>");
-                        result[name] = ReadValue(member.Element("value")
-                            ?? throw RpcProtocolException.BadRequest("Malformed XML-RPC request: <member> without <value>"), depth + 1);
-                    }
-                    return result;
-                }
-                default:
-                    throw RpcProtocolException.BadRequest($"Malformed XML-RPC request: unknown value type <{typed.Name.LocalName}>");
-            }
-        }
-        catch (FormatException)
-        {
-            throw RpcProtocolException.BadRequest($"Malformed XML-RPC request: '{Truncate(text)}' is not a valid <{typed.Name.LocalName}>");
-        }
-        catch (OverflowException)
-        {
-            throw RpcProtocolException.BadRequest($"Malformed XML-RPC request: '{Truncate(text)}' is out of range for <{typed.Name.LocalName}>");
-        }
-    }
-
-    private static string Truncate(string text) => text.Length > 64 ? text[..64] + "…" : text;
+    /// <summary>Reads a methodCall as it streams from <paramref name="body"/>; limits are checked while reading.</summary>
+    public static (string Method, List<object?> Params) ReadRequest(Stream body, CancellationToken ct) =>
+        XmlRpcReader.ReadRequest(body, ct);
 
     /// <summary>A methodCall document, for clients of the API (tests, benches, tools).</summary>
     public static byte[] WriteRequest(string method, IEnumerable<object?> parameters)
@@ -146,18 +43,8 @@ public static class XmlRpcCodec
     /// <summary>Reads a methodResponse: the result, or the fault as (code, message) with IsFault set.</summary>
     public static (bool IsFault, object? Value) ReadResponse(byte[] body)
     {
-        var settings = new XmlReaderSettings { DtdProcessing = DtdProcessing.Prohibit, XmlResolver = null };
         using var stream = new MemoryStream(body, writable: false);
-        using var reader = XmlReader.Create(stream, settings);
-        var root = XDocument.Load(reader, LoadOptions.PreserveWhitespace).Root
-            ?? throw RpcProtocolException.BadRequest("empty response");
-        if (root.Element("fault")?.Element("value") is { } fault)
-        {
-            return (true, ReadValue(fault, 0));
-        }
-        var value = root.Element("params")?.Element("param")?.Element("value")
-            ?? throw RpcProtocolException.BadRequest("Malformed XML-RPC response: no <param>");
-        return (false, ReadValue(value, 0));
+        return XmlRpcReader.ReadResponse(stream);
     }
 
     public static byte[] WriteResponse(object? result)
