@@ -20,7 +20,6 @@ public sealed class UndoCascadeTests(PostgresFixture postgres)
     {
         [ModelRegistry.ApiKeys.Table] = "a revoked key stays revoked",
         [WebSessionSchema.Table] = "a session ended by its user's deletion stays ended",
-        ["ir_model_access"] = "TEMP",
     };
 
     /// <summary>
