@@ -122,6 +122,26 @@ public sealed class UndoCascadeTests(PostgresFixture postgres)
     }
 
     [Fact]
+    public async Task Undo_that_would_bring_a_row_back_whose_parent_a_later_operation_deleted_names_the_key_and_changes_nothing()
+    {
+        var db = await RecordsDatabase.CreateAsync(postgres, "undo_cascade_parent_gone");
+        await ErpShape.ExecuteAsync(db.DataSource, """
+            INSERT INTO res_partner (id, name) VALUES (100, 'Parent');
+            INSERT INTO res_partner (id, name, parent_id) VALUES (101, 'Child', 100);
+            """);
+        var child = await UnlinkAsync(db, ModelRegistry.Partner, 101);
+        await UnlinkAsync(db, ModelRegistry.Partner, 100);
+        var state = await StateAsync(db.DataSource);
+
+        var e = await Assert.ThrowsAsync<OperationException>(() => new UndoService(db.DataSource).UndoAsync(child, false, null, None));
+
+        Assert.Equal(OperationErrorKind.Failed, e.Kind);
+        Assert.Contains("res_partner_parent_id_fkey", e.Message, StringComparison.Ordinal);
+        Assert.Equal(state, await StateAsync(db.DataSource));
+        Assert.False((await new OperationLog(db.DataSource).FindAsync(child, None))!.Undone);
+    }
+
+    [Fact]
     public async Task Every_foreign_key_with_an_on_delete_action_is_undone_with_its_links_and_redone()
     {
         var db = await RecordsDatabase.CreateAsync(postgres, "undo_cascade_every_key");
