@@ -33,6 +33,10 @@ public static partial class OperationsSchema
             keys text;
             n integer;
         BEGIN
+            -- Without a deletion to bring back, newest first never points a row at one that is not there.
+            IF NOT EXISTS (SELECT FROM loomworks_change WHERE operation_id = op AND kind = 'D') THEN
+                RETURN CASE WHEN careful THEN loomworks_apply_inverse(op) ELSE loomworks_apply_inverse_directly(op) END;
+            END IF;
             SELECT string_agg(format('%I.%I', ns.nspname, c.conname), ', ') INTO keys
             FROM pg_constraint c JOIN pg_class r ON r.oid = c.conrelid JOIN pg_namespace ns ON ns.oid = r.relnamespace
             WHERE c.contype = 'f' AND c.condeferrable AND NOT c.condeferred AND ns.nspname = 'public';
