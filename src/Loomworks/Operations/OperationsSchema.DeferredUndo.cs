@@ -66,7 +66,8 @@ public static partial class OperationsSchema
             """);
 
     /// <summary>loomworks_undo as migration 2009 last defined it.</summary>
-    private static string NewestUndoSql => RowHashReadersSql[RowHashReadersSql.IndexOf("CREATE OR REPLACE FUNCTION loomworks_undo(", StringComparison.Ordinal)..];
+    private static string NewestUndoSql =>
+        RowHashReadersSql[RowHashReadersSql.IndexOf("CREATE OR REPLACE FUNCTION loomworks_undo(", StringComparison.Ordinal)..];
 
     /// <summary><paramref name="sql"/> with its one <paramref name="old"/> replaced; a text that is not there is a bug here.</summary>
     private static string ReplaceOnce(string sql, string old, string replacement)

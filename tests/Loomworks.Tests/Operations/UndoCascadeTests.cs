@@ -1,3 +1,4 @@
+using System.Globalization;
 using Loomworks.Operations;
 using Loomworks.Records;
 using Loomworks.Tests.Infrastructure;
@@ -74,7 +75,7 @@ public sealed class UndoCascadeTests(PostgresFixture postgres)
     }
 
     [Fact]
-    public async Task Undo_of_deleting_a_company_and_its_partner_which_point_at_each_other_restores_both_and_everything_that_pointed_at_them()
+    public async Task Undo_of_deleting_a_company_and_its_partner_which_point_at_each_other_restores_both_and_all_that_pointed_at_them()
     {
         var db = await RecordsDatabase.CreateAsync(postgres, "undo_cascade_company");
         await ErpShape.ExecuteAsync(db.DataSource, """
@@ -167,7 +168,10 @@ public sealed class UndoCascadeTests(PostgresFixture postgres)
             }
         }
         Assert.Equal(0L, await ErpShape.ScalarAsync<long>(ds,
-            "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND cardinality(conkey) <> 1 AND connamespace = 'public'::regnamespace"));
+            """
+            SELECT count(*) FROM pg_constraint
+            WHERE contype = 'f' AND cardinality(conkey) <> 1 AND connamespace = 'public'::regnamespace
+            """));
         var acting = keys.Where(k => k.Action is 'n' or 'c' or 'd').ToList();
         Assert.Contains(acting, k => k.Name == "res_partner_parent_id_fkey" && k.Action == 'n');
         Assert.Contains(acting, k => k.Name == "sale_order_line_order_id_fkey" && k.Action == 'c');
@@ -178,13 +182,15 @@ public sealed class UndoCascadeTests(PostgresFixture postgres)
         {
             if (!ErpTenantSetup.CapturedTables.Contains(key.Child))
             {
-                Assert.True(UncapturedChildren.ContainsKey(key.Child), $"{key.Name}: {key.Child} is not captured, so undo cannot bring its rows back");
+                Assert.True(UncapturedChildren.ContainsKey(key.Child),
+                    $"{key.Name}: {key.Child} is not captured, so undo cannot bring its rows back");
                 continue;
             }
-            Assert.True(NewRow.ContainsKey(key.Parent) && NewRow.ContainsKey(key.Child), $"{key.Name}: add a new row of {key.Parent} and {key.Child}");
+            Assert.True(NewRow.ContainsKey(key.Parent) && NewRow.ContainsKey(key.Child),
+                $"{key.Name}: add a new row of {key.Parent} and {key.Child}");
             number++;
             var parent = await ErpShape.ScalarAsync<int>(ds, $"{Insert(key.Parent, 2 * number, null, null)} RETURNING \"{key.Key}\"");
-            await ErpShape.ExecuteAsync(ds, Insert(key.Child, 2 * number + 1, key.Column, parent.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+            await ErpShape.ExecuteAsync(ds, Insert(key.Child, 2 * number + 1, key.Column, parent.ToString(CultureInfo.InvariantCulture)));
             var linked = $"SELECT count(*) FROM \"{key.Child}\" WHERE \"{key.Column}\" = {parent}";
             var before = await StateAsync(ds);
             var delete = await ErpShape.RunAsync(ds, new OperationInfo("unlink", key.Parent.Replace('_', '.')),
@@ -236,7 +242,7 @@ public sealed class UndoCascadeTests(PostgresFixture postgres)
 
     private static string Insert(string table, int number, string? column, string? value)
     {
-        var row = NewRow[table].ToDictionary(c => c.Key, c => string.Format(System.Globalization.CultureInfo.InvariantCulture, c.Value, number));
+        var row = NewRow[table].ToDictionary(c => c.Key, c => string.Format(CultureInfo.InvariantCulture, c.Value, number));
         if (column is not null)
         {
             row[column] = value!;
