@@ -27,10 +27,21 @@ public sealed class ErpTenantSetup : ITenantDatabaseSetup
     public static readonly IReadOnlyDictionary<string, string[]> IgnoredUpdates =
         new Dictionary<string, string[]>(StringComparer.Ordinal) { [ModelRegistry.Users.Table] = ["login_date"] };
 
-    /// <summary>Every table of the registry's models and their many2many relations, but for the log's own and <see cref="Uncaptured"/>.</summary>
-    public static IReadOnlyList<string> CapturedTables { get; } = ModelRegistry.All
+    /// <summary>
+    /// Tables a model's deletion changes without being one of its fields, captured since migration 2013 so that undo
+    /// brings them back too: a group's access rights go with it (ON DELETE CASCADE).
+    /// </summary>
+    private static readonly string[] CapturedSince2013 = ["ir_model_access"];
+
+    /// <summary>The tables captured by migrations 2001 and 2004, whose SQL stays as it was.</summary>
+    private static IReadOnlyList<string> FirstCaptured { get; } = ModelRegistry.All
         .SelectMany(m => m.FieldList.Where(f => f.Type == FieldType.Many2many).Select(f => f.RelationTable!).Prepend(m.Table))
         .Where(t => !t.StartsWith("loomworks_", StringComparison.Ordinal) && !Uncaptured.Contains(t))
+        .Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+
+    /// <summary>Every table of the registry's models and their many2many relations, but for the log's own and <see cref="Uncaptured"/>,
+    /// and the tables their deletions change.</summary>
+    public static IReadOnlyList<string> CapturedTables { get; } = FirstCaptured.Concat(CapturedSince2013)
         .Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
 
     /// <summary>The log as a model: ids and users as integer columns, times in UTC without zone, JSON as text, and
@@ -67,11 +78,13 @@ public sealed class ErpTenantSetup : ITenantDatabaseSetup
     [
         .. TenantSchema.All,
         .. OperationsSchema.All,
-        new(2001, "change capture on the ERP core's tables", ChangeCapture.RowTriggerInstallSql(CapturedTables, IgnoredUpdates)),
+        new(2001, "change capture on the ERP core's tables", ChangeCapture.RowTriggerInstallSql(FirstCaptured, IgnoredUpdates)),
         new(2002, "the operation log as the model loomworks.ai.operation.log", ModelSql),
-        new(2004, "statement-level change capture on the ERP core's tables", ChangeCapture.InstallSql(CapturedTables, IgnoredUpdates)),
+        new(2004, "statement-level change capture on the ERP core's tables", ChangeCapture.InstallSql(FirstCaptured, IgnoredUpdates)),
         new(2007, "the operation log model reads what an operation changed from its change rows",
             ModelViewSql("CREATE OR REPLACE", "loomworks_operation_log_read")),
+        new(2013, "change capture on the access rights a group's deletion removes",
+            string.Concat(CapturedSince2013.Select(t => $"SELECT loomworks_install_capture('{t}', '{{}}');\n"))),
     ];
 
     public IReadOnlyList<Migration> Migrations => All;

@@ -8,7 +8,7 @@ namespace Loomworks.Operations;
 /// triggers write, the trigger functions, the log row written with the commit, and the server-side functions that
 /// find conflicts and undo operations (loomworks_undo, one statement for any number of operations).
 /// </summary>
-public static class OperationsSchema
+public static partial class OperationsSchema
 {
     /// <summary>The transaction-local setting that carries the current operation id to the row triggers.</summary>
     public const string OperationSetting = "loomworks.operation_id";
@@ -61,6 +61,7 @@ public static class OperationsSchema
         // Every captured row paid about 11 k instructions (a twelfth of its capture) to keep this index, which only the
         // hourly retention pass read; retention now finds old rows through their operation ids.
         new(2011, "no index on the change time", "DROP INDEX IF EXISTS loomworks_change_time;"),
+        new(2012, "foreign keys deferrable, and deferred while an undo applies its inverse", DeferredUndoSql),
     ];
 
     /// <summary>The SQL of migration 2000, kept as it was: later migrations replace several of its functions.</summary>
