@@ -13,7 +13,8 @@ public sealed partial class DatabaseManager
     private static readonly string[] Refusals =
     [
         "permission denied", "must be superuser", "must be owner", "must be member of role", "must have privileges",
-        "must be able to SET ROLE", "backslash commands are restricted",
+        "must have admin option", "must be able to SET ROLE", "backslash commands are restricted",
+        "cannot run inside a transaction block",
     ];
 
     private async Task LoadPlainAsync(string name, ZipArchiveEntry dumpEntry, RestoreRole role, CancellationToken cancellationToken)

@@ -33,7 +33,7 @@ internal sealed class RestoreRole
     /// <summary>How psql and pg_restore log in as the role.</summary>
     public PgLogin Login => new(Name, _password);
 
-    /// <summary>Creates (or resets) the role of the freshly created, empty <paramref name="database"/> and grants it what a load needs.</summary>
+    /// <summary>Creates (or resets) the role of the new, empty <paramref name="database"/> and grants it what a load needs.</summary>
     public static async Task<RestoreRole> PrepareAsync(TenantDataSources dataSources, string database, CancellationToken cancellationToken)
     {
         var role = new RestoreRole(dataSources.Endpoint, database, Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(24)));
@@ -123,7 +123,8 @@ internal sealed class RestoreRole
         await using var command = new NpgsqlCommand("""
             SELECT r.rolsuper OR r.rolcreaterole OR r.rolcreatedb OR r.rolreplication OR r.rolbypassrls,
                    EXISTS (SELECT 1 FROM pg_auth_members m
-                            WHERE m.member = r.oid OR (m.roleid = r.oid AND m.member <> (SELECT oid FROM pg_roles WHERE rolname = current_user))),
+                            WHERE m.member = r.oid
+                               OR (m.roleid = r.oid AND m.member <> (SELECT oid FROM pg_roles WHERE rolname = current_user))),
                    EXISTS (SELECT 1 FROM pg_db_role_setting s WHERE s.setrole = r.oid)
               FROM pg_roles r WHERE r.rolname = $1
             """, connection);
@@ -145,10 +146,12 @@ internal sealed class RestoreRole
         var salted = Rfc2898DeriveBytes.Pbkdf2(Encoding.UTF8.GetBytes(password), salt, iterations, HashAlgorithmName.SHA256, 32);
         var storedKey = SHA256.HashData(HMACSHA256.HashData(salted, "Client Key"u8));
         var serverKey = HMACSHA256.HashData(salted, "Server Key"u8);
-        return $"SCRAM-SHA-256${iterations}:{Convert.ToBase64String(salt)}${Convert.ToBase64String(storedKey)}:{Convert.ToBase64String(serverKey)}";
+        return $"SCRAM-SHA-256${iterations}:{Convert.ToBase64String(salt)}$" +
+            $"{Convert.ToBase64String(storedKey)}:{Convert.ToBase64String(serverKey)}";
     }
 
-    private static async Task<NpgsqlConnection> OpenAdminAsync(PostgresEndpoint endpoint, string database, CancellationToken cancellationToken)
+    private static async Task<NpgsqlConnection> OpenAdminAsync(PostgresEndpoint endpoint, string database,
+        CancellationToken cancellationToken)
     {
         var connection = new NpgsqlConnection(endpoint.ConnectionString(database, "loomworks-backups") + ";Pooling=false");
         await connection.OpenAsync(cancellationToken);
