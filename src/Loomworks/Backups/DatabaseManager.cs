@@ -27,6 +27,9 @@ public sealed partial class DatabaseManager(
 
     public FileStore FileStore => fileStore;
 
+    /// <summary>The places and space on disk for uploads waiting to be restored, shared by every caller of this manager.</summary>
+    public UploadSpool Uploads { get; } = new(options);
+
     private ManagementDatabase Management => management;
 
     // ---------------------------------------------------------------- dump
@@ -114,31 +117,9 @@ public sealed partial class DatabaseManager(
         CancellationToken cancellationToken = default)
     {
         DatabaseNames.Check(name, options.ManagementDatabase);
-        Directory.CreateDirectory(options.TempDir);
-        var spool = Path.Combine(options.TempDir, $"restore-{Guid.NewGuid():N}");
-        try
-        {
-            await using (var file = new FileStream(spool, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20, useAsync: true))
-            {
-                var buffer = new byte[1 << 20];
-                long total = 0;
-                int read;
-                while ((read = await input.ReadAsync(buffer, cancellationToken)) > 0)
-                {
-                    total += read;
-                    if (total > options.MaxRestoreBytes)
-                    {
-                        throw BackupArchive.TooLarge(options.MaxRestoreBytes);
-                    }
-                    await file.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
-                }
-            }
-            await RestoreFileAsync(name, spool, copy, neutralize, cancellationToken);
-        }
-        finally
-        {
-            File.Delete(spool);
-        }
+        using var upload = Uploads.Begin("restore");
+        await upload.WriteFromAsync(input, cancellationToken);
+        await RestoreFileAsync(name, upload.Path, copy, neutralize, cancellationToken);
     }
 
     /// <summary>
