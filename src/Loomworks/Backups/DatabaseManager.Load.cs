@@ -14,7 +14,7 @@ public sealed partial class DatabaseManager
     [
         "permission denied", "must be superuser", "must be owner", "must be member of role", "must have privileges",
         "must have admin option", "must be able to SET ROLE", "backslash commands are restricted",
-        "cannot run inside a transaction block",
+        "cannot run inside a transaction block", "\\unrestrict: wrong key",
     ];
 
     private async Task LoadPlainAsync(string name, ZipArchiveEntry dumpEntry, RestoreRole role, CancellationToken cancellationToken)

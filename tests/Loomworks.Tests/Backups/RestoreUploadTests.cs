@@ -35,6 +35,7 @@ public sealed class RestoreUploadTests(PostgresFixture pg)
             using var body = new StreamedForm([], 64 << 20, [("master_pwd", "secret"), ("name", h.Name("target"))],
                 _ => { spooled.AddRange(Spooled(h)); return Task.CompletedTask; });
             var response = await TryPostAsync(http, body);
+            Assert.Empty(spooled);
             if (response is not null)
             {
                 Assert.Equal(HttpStatusCode.Forbidden, response.StatusCode);
@@ -42,7 +43,6 @@ public sealed class RestoreUploadTests(PostgresFixture pg)
                     await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
                 response.Dispose();
             }
-            Assert.Empty(spooled);
             Assert.Empty(Spooled(h));
             using var health = await http.GetAsync("/web/health");
             Assert.Equal(HttpStatusCode.OK, health.StatusCode);
