@@ -141,6 +141,49 @@ public sealed class RestoreUploadTests(PostgresFixture pg)
         }
     }
 
+    [Fact]
+    public async Task A_hostile_backup_sent_to_db_restore_over_json_rpc_is_refused_naming_the_statement_and_leaves_nothing()
+    {
+        await using var h = await ManagerHarness.CreateAsync(pg, "up-rpc");
+        var source = await h.SeedAsync("src");
+        var target = h.Name("target");
+        var marker = Path.Combine(Path.GetTempPath(), $"loomworks-hostile-{Guid.NewGuid():N}");
+        var good = h.Scratch.File("good.zip");
+        await h.Manager().DumpToFileAsync(source, good, cancellationToken: TestContext.Current.CancellationToken);
+        var hostile = h.Scratch.File("hostile.zip");
+        await HostileRestoreTests.RewriteDumpAsync(good, hostile, $"COPY (SELECT 1) TO PROGRAM 'touch {marker}';");
+        var (app, http, _) = await StartAsync(h);
+        await using (app)
+        using (http)
+        {
+            try
+            {
+                var call = System.Text.Json.JsonSerializer.Serialize(new
+                {
+                    jsonrpc = "2.0", method = "call", id = 1,
+                    @params = new { service = "db", method = "restore", args = new object[]
+                    {
+                        "secret", target, Convert.ToBase64String(await File.ReadAllBytesAsync(hostile, TestContext.Current.CancellationToken)),
+                    } },
+                });
+                using var response = await http.PostAsync("/jsonrpc", new StringContent(call, Encoding.UTF8, "application/json"),
+                    TestContext.Current.CancellationToken);
+                var answer = await response.Content.ReadAsStringAsync(TestContext.Current.CancellationToken);
+                Assert.Contains("\"error\"", answer, StringComparison.Ordinal);
+                Assert.Contains("TO PROGRAM", answer, StringComparison.Ordinal);
+                Assert.False(File.Exists(marker), "the backup's program ran");
+                await h.AssertAbsentAsync(target);
+                Assert.Equal(0, await h.CountAsync("postgres",
+                    $"SELECT count(*) FROM pg_roles WHERE rolname = '{TenantProvisioner.RoleNameFor(target)}'"));
+                Assert.Empty(Spooled(h));
+            }
+            finally
+            {
+                File.Delete(marker);
+            }
+        }
+    }
+
     private async Task<(WebApplication App, HttpClient Http, int Port)> StartAsync(ManagerHarness h, bool listDb = true,
         Dictionary<string, string>? extra = null)
     {
