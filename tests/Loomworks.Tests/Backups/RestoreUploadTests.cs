@@ -99,7 +99,8 @@ public sealed class RestoreUploadTests(PostgresFixture pg)
                 await Task.Delay(50, TestContext.Current.CancellationToken);
             }
 
-            using var second = new StreamedForm([("master_pwd", "secret"), ("name", h.Name("second"))], 4 << 20, [], _ => Task.CompletedTask);
+            using var second = new StreamedForm([("master_pwd", "secret"), ("name", h.Name("second"))], 4 << 20, [],
+                _ => Task.CompletedTask);
             var refused = await TryPostAsync(http, second);
             Assert.NotNull(refused);
             using (refused)
@@ -158,13 +159,11 @@ public sealed class RestoreUploadTests(PostgresFixture pg)
         {
             try
             {
+                var data = Convert.ToBase64String(await File.ReadAllBytesAsync(hostile, TestContext.Current.CancellationToken));
                 var call = System.Text.Json.JsonSerializer.Serialize(new
                 {
                     jsonrpc = "2.0", method = "call", id = 1,
-                    @params = new { service = "db", method = "restore", args = new object[]
-                    {
-                        "secret", target, Convert.ToBase64String(await File.ReadAllBytesAsync(hostile, TestContext.Current.CancellationToken)),
-                    } },
+                    @params = new { service = "db", method = "restore", args = new object[] { "secret", target, data } },
                 });
                 using var response = await http.PostAsync("/jsonrpc", new StringContent(call, Encoding.UTF8, "application/json"),
                     TestContext.Current.CancellationToken);
@@ -209,7 +208,10 @@ public sealed class RestoreUploadTests(PostgresFixture pg)
         var app = LoomworksWebApp.Build(settings, server);
         await app.Services.GetRequiredService<ManagementDatabase>().MigrateAsync(default);
         await app.StartAsync();
-        var http = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        var http = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false })
+        {
+            BaseAddress = new Uri($"http://127.0.0.1:{port}"),
+        };
         return (app, http, port);
     }
 
