@@ -16,6 +16,15 @@ public static class DatabaseManagerEndpoints
 {
     private const int MaxFieldChars = 4096;
 
+    /// <summary>Parts of a restore form beyond Odoo's five (and a few unknown ones) are refused, not read on and on.</summary>
+    private const int MaxSections = 16;
+
+    /// <summary>The fields of Odoo's restore form kept besides the file; others are read and dropped.</summary>
+    private static readonly HashSet<string> RestoreFields = new(StringComparer.Ordinal)
+    {
+        "master_pwd", "name", "copy", "neutralize_database",
+    };
+
     /// <summary>The database manager, its master-password gate, the filestore and its collector, and recovery of interrupted jobs at start.</summary>
     public static IServiceCollection AddDatabaseManager(this IServiceCollection services, LoomworksSettings settings)
     {
@@ -169,46 +178,56 @@ public static class DatabaseManagerEndpoints
             return Error(new DatabaseManagerException(DatabaseManagerError.InvalidBackup,
                 "send the backup as multipart/form-data with fields master_pwd, name, backup_file"), "restore");
         }
-        Directory.CreateDirectory(options.TempDir);
-        var spool = Path.Combine(options.TempDir, $"upload-{Guid.NewGuid():N}");
+        UploadSpool.SpooledUpload? upload = null;
         var fields = new Dictionary<string, string>(StringComparer.Ordinal);
-        var passwordChecked = false;
-        var haveFile = false;
         try
         {
+            // Not a byte of the body is read while the manager is off.
+            await gate.CheckEnabledAsync(context.RequestAborted);
             var reader = new MultipartReader(boundary, context.Request.Body);
+            var sections = 0;
             while (await reader.ReadNextSectionAsync(context.RequestAborted) is { } section)
             {
+                if (++sections > MaxSections)
+                {
+                    throw new DatabaseManagerException(DatabaseManagerError.InvalidBackup,
+                        $"the form has more than {MaxSections} parts; send master_pwd, backup_file, name, copy, neutralize_database");
+                }
                 if (!ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition))
                 {
                     continue;
                 }
                 var field = HeaderUtilities.RemoveQuotes(disposition.Name).Value ?? "";
-                if (field == "backup_file")
+                if (field != "backup_file")
                 {
-                    if (!passwordChecked && fields.TryGetValue("master_pwd", out var password))
+                    var value = await ReadFieldAsync(section.Body, field, context.RequestAborted);
+                    if (RestoreFields.Contains(field))
                     {
-                        // Browsers send fields in form order: a wrong password is refused before the upload is stored.
-                        await gate.CheckAsync(password, Client(context), context.RequestAborted);
-                        passwordChecked = true;
+                        fields[field] = value;
                     }
-                    await SpoolAsync(section.Body, spool, options.MaxRestoreBytes, context.RequestAborted);
-                    haveFile = true;
+                    continue;
                 }
-                else
+                if (upload is not null)
                 {
-                    fields[field] = await ReadFieldAsync(section.Body, field, context.RequestAborted);
+                    throw new DatabaseManagerException(DatabaseManagerError.InvalidBackup, "the form has more than one backup_file");
                 }
+                // Odoo's form, as every browser, sends master_pwd first: the password is checked before a byte of the file is
+                // stored, and a body that puts the file first is refused rather than held anywhere.
+                if (!fields.TryGetValue("master_pwd", out var password))
+                {
+                    throw new DatabaseManagerException(DatabaseManagerError.AccessDenied,
+                        "Access Denied: master_pwd must come before backup_file in the form; nothing was stored");
+                }
+                await gate.CheckAsync(password, Client(context), context.RequestAborted);
+                upload = manager.Uploads.Begin("upload");
+                await upload.WriteFromAsync(section.Body, context.RequestAborted);
             }
-            if (!passwordChecked)
+            if (upload is null)
             {
                 await gate.CheckAsync(fields.GetValueOrDefault("master_pwd"), Client(context), context.RequestAborted);
-            }
-            if (!haveFile)
-            {
                 throw new DatabaseManagerException(DatabaseManagerError.InvalidBackup, "no backup_file was uploaded");
             }
-            await manager.RestoreFileAsync(fields.GetValueOrDefault("name") ?? "", spool,
+            await manager.RestoreFileAsync(fields.GetValueOrDefault("name") ?? "", upload.Path,
                 Truthy(fields.GetValueOrDefault("copy")), Truthy(fields.GetValueOrDefault("neutralize_database")), context.RequestAborted);
             return Redirect();
         }
@@ -227,24 +246,7 @@ public static class DatabaseManagerEndpoints
         }
         finally
         {
-            File.Delete(spool);
-        }
-    }
-
-    private static async Task SpoolAsync(Stream body, string path, long maxBytes, CancellationToken cancellationToken)
-    {
-        await using var file = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20, useAsync: true);
-        var buffer = new byte[1 << 16];
-        long total = 0;
-        int read;
-        while ((read = await body.ReadAsync(buffer, cancellationToken)) > 0)
-        {
-            total += read;
-            if (total > maxBytes)
-            {
-                throw BackupArchive.TooLarge(maxBytes);
-            }
-            await file.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
+            upload?.Dispose();
         }
     }
 
@@ -285,6 +287,7 @@ public static class DatabaseManagerEndpoints
         {
             DatabaseManagerError.Disabled or DatabaseManagerError.AccessDenied => StatusCodes.Status403Forbidden,
             DatabaseManagerError.TooManyAttempts => StatusCodes.Status429TooManyRequests,
+            DatabaseManagerError.Busy => StatusCodes.Status503ServiceUnavailable,
             DatabaseManagerError.NotFound => StatusCodes.Status404NotFound,
             DatabaseManagerError.AlreadyExists => StatusCodes.Status409Conflict,
             DatabaseManagerError.Failed => StatusCodes.Status500InternalServerError,

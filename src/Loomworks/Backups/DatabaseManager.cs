@@ -27,6 +27,9 @@ public sealed partial class DatabaseManager(
 
     public FileStore FileStore => fileStore;
 
+    /// <summary>The places and space on disk for uploads waiting to be restored, shared by every caller of this manager.</summary>
+    public UploadSpool Uploads { get; } = new(options);
+
     private ManagementDatabase Management => management;
 
     // ---------------------------------------------------------------- dump
@@ -114,31 +117,9 @@ public sealed partial class DatabaseManager(
         CancellationToken cancellationToken = default)
     {
         DatabaseNames.Check(name, options.ManagementDatabase);
-        Directory.CreateDirectory(options.TempDir);
-        var spool = Path.Combine(options.TempDir, $"restore-{Guid.NewGuid():N}");
-        try
-        {
-            await using (var file = new FileStream(spool, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20, useAsync: true))
-            {
-                var buffer = new byte[1 << 20];
-                long total = 0;
-                int read;
-                while ((read = await input.ReadAsync(buffer, cancellationToken)) > 0)
-                {
-                    total += read;
-                    if (total > options.MaxRestoreBytes)
-                    {
-                        throw BackupArchive.TooLarge(options.MaxRestoreBytes);
-                    }
-                    await file.WriteAsync(buffer.AsMemory(0, read), cancellationToken);
-                }
-            }
-            await RestoreFileAsync(name, spool, copy, neutralize, cancellationToken);
-        }
-        finally
-        {
-            File.Delete(spool);
-        }
+        using var upload = Uploads.Begin("restore");
+        await upload.WriteFromAsync(input, cancellationToken);
+        await RestoreFileAsync(name, upload.Path, copy, neutralize, cancellationToken);
     }
 
     /// <summary>
@@ -194,19 +175,21 @@ public sealed partial class DatabaseManager(
         try
         {
             await CreateDatabaseAsync(name, "template0", work.Token);
+            var role = await RestoreRole.PrepareAsync(dataSources, name, work.Token);
             await job.StepAsync("database_created", work.Token);
             if (zip is not null)
             {
                 files = StageFilestoreAsync(name, path, work);
-                await LoadPlainAsync(name, zip, dumpEntry!, work.Token);
+                await LoadPlainAsync(name, dumpEntry!, role, work.Token);
             }
             else
             {
-                using var restore = tools.Start("pg_restore", PgRestoreArguments(name, path, options.RestoreJobs));
-                await restore.WaitAsync(work.Token);
+                await LoadCustomAsync(name, path, role, work.Token);
             }
             await job.StepAsync("loaded", work.Token);
-            await using (var connection = await OpenOwnAsync(name, work.Token))
+            await role.CheckLoadAsync(work.Token);
+            // The loaded tables, triggers and functions are the file's: they are changed only by the role that made them.
+            await using (var connection = await role.OpenAsync(work.Token))
             {
                 CheckSchema(await SchemaMigrator.CurrentVersionAsync(connection, work.Token));
                 if (copy)
@@ -218,6 +201,7 @@ public sealed partial class DatabaseManager(
                     await NeutralizeAsync(connection, work.Token);
                 }
             }
+            await role.EndAsync(dataSources, work.Token);
             await job.StepAsync("adjusted", work.Token);
             if (files is not null && await files)
             {
@@ -241,55 +225,6 @@ public sealed partial class DatabaseManager(
         }
         logger.LogInformation("Restored database {Database} from a {Format} backup", name, format);
     }
-
-    private async Task LoadPlainAsync(string name, ZipArchive zip, ZipArchiveEntry dumpEntry, CancellationToken cancellationToken)
-    {
-        long total = 0;
-        using var psql = tools.Start("psql",
-            ["-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-o", "/dev/null", "-d", name, "-f", "-"],
-            redirectInput: true);
-        var sent = false;
-        try
-        {
-            await using var source = new CappedReadStream(await dumpEntry.OpenAsync(cancellationToken), dumpEntry.FullName,
-                dumpEntry.Length, dumpEntry.CompressedLength, options.MaxCompressionRatio,
-                n => (total += n) <= options.MaxRestoreBytes);
-            var tail = new DumpTail();
-            await psql.FeedInputAsync(source, tail.Add, cancellationToken);
-            // Closing psql's input commits its transaction; a dump cut at a statement boundary would load without error,
-            // so the input must first be seen to end as every pg_dump output does.
-            if (!tail.IsComplete)
-            {
-                throw new DatabaseManagerException(DatabaseManagerError.InvalidBackup,
-                    $"dump.sql in the zip is truncated: it does not end with pg_dump's \"{DumpTail.CompletionLine}\" line; nothing was restored");
-            }
-            psql.Process.StandardInput.Close();
-            sent = true;
-        }
-        catch (IOException) when (psql.Process.WaitForExit(TimeSpan.FromSeconds(10)))
-        {
-            // psql stopped reading (a failed statement with ON_ERROR_STOP): its own message is the reason. The broken pipe
-            // can be seen a moment before psql has exited, so it is given that moment.
-            sent = true;
-        }
-        catch (InvalidDataException e)
-        {
-            throw new DatabaseManagerException(DatabaseManagerError.InvalidBackup, $"dump.sql in the zip is damaged: {e.Message}", e);
-        }
-        finally
-        {
-            if (!sent)
-            {
-                // Half a dump must never be committed: psql runs it in one transaction, and dies uncommitted here.
-                psql.Kill();
-            }
-        }
-        await psql.WaitAsync(cancellationToken);
-    }
-
-    /// <summary>pg_restore of a custom-format file into an empty database, in parallel (a file on disk allows it).</summary>
-    public static IReadOnlyList<string> PgRestoreArguments(string database, string path, int jobs) =>
-        ["--no-owner", "--no-acl", "--exit-on-error", $"--jobs={Math.Max(1, jobs)}", "-d", database, path];
 
     /// <summary>
     /// Unpacks the zip's filestore/ into the staging folder through its own reader of the file (a ZipArchive is not
@@ -838,54 +773,6 @@ public sealed partial class DatabaseManager(
         {
             // Closing the session releases the advisory lock.
             await connection.DisposeAsync();
-        }
-    }
-}
-
-/// <summary>The last bytes of a plain SQL dump seen so far: enough to tell whether pg_dump finished writing it.</summary>
-internal sealed class DumpTail
-{
-    public const string CompletionLine = "-- PostgreSQL database dump complete";
-    private const int Kept = 256;
-    private readonly byte[] _tail = new byte[Kept];
-    private int _length;
-
-    public void Add(ReadOnlySpan<byte> data)
-    {
-        if (data.Length >= Kept)
-        {
-            data[^Kept..].CopyTo(_tail);
-            _length = Kept;
-            return;
-        }
-        var keep = Math.Min(_length, Kept - data.Length);
-        _tail.AsSpan(_length - keep, keep).CopyTo(_tail);
-        data.CopyTo(_tail.AsSpan(keep));
-        _length = keep + data.Length;
-    }
-
-    /// <summary>
-    /// True when pg_dump's completion comment is the last line that says anything: only blank lines, comment dashes
-    /// and the \unrestrict of newer pg_dump versions may follow it.
-    /// </summary>
-    public bool IsComplete
-    {
-        get
-        {
-            var lines = System.Text.Encoding.UTF8.GetString(_tail, 0, _length).Split('\n');
-            for (var i = lines.Length - 1; i >= 0; i--)
-            {
-                var line = lines[i].Trim();
-                if (line == CompletionLine)
-                {
-                    return true;
-                }
-                if (line.Length > 0 && line != "--" && !line.StartsWith("\\unrestrict ", StringComparison.Ordinal))
-                {
-                    return false;
-                }
-            }
-            return false;
         }
     }
 }

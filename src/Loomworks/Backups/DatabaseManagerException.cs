@@ -11,6 +11,9 @@ public enum DatabaseManagerError
     AlreadyExists,
     NotFound,
     InvalidBackup,
+
+    /// <summary>The uploads in progress take all the places or space there is: the client may try again later.</summary>
+    Busy,
     Failed,
 }
 
@@ -20,6 +23,6 @@ public sealed class DatabaseManagerException(DatabaseManagerError error, string 
 {
     public DatabaseManagerError Error { get; } = error;
 
-    /// <summary>For <see cref="DatabaseManagerError.TooManyAttempts"/>: when the client may try again.</summary>
+    /// <summary>For <see cref="DatabaseManagerError.TooManyAttempts"/> and <see cref="DatabaseManagerError.Busy"/>: when the client may try again.</summary>
     public TimeSpan? RetryAfter { get; init; }
 }

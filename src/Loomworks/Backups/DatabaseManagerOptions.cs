@@ -17,6 +17,12 @@ public sealed class DatabaseManagerOptions
     /// <summary>The most bytes a backup may expand to (upload size and unpacked size alike).</summary>
     public long MaxRestoreBytes { get; init; } = 100L * 1024 * 1024 * 1024;
 
+    /// <summary>Restore uploads spooled at once (web form and db.restore alike); more are refused as busy.</summary>
+    public int MaxConcurrentUploads { get; init; } = 2;
+
+    /// <summary>The most bytes all spooled uploads together may hold on data_dir's disk.</summary>
+    public long MaxSpoolBytes { get; init; } = 200L * 1024 * 1024 * 1024;
+
     /// <summary>The highest compression ratio an entry of more than 1 MB may have; SQL text compresses about 10×.</summary>
     public int MaxCompressionRatio { get; init; } = 200;
 
@@ -45,6 +51,8 @@ public sealed class DatabaseManagerOptions
         DataDir = settings.DataDir,
         ManagementDatabase = settings.ManagementDatabase,
         MaxRestoreBytes = settings.GetInt(ConfigKeys.RestoreMaxSizeMb) * 1024L * 1024,
+        MaxConcurrentUploads = settings.GetInt(ConfigKeys.RestoreMaxUploads),
+        MaxSpoolBytes = settings.GetInt(ConfigKeys.RestoreSpoolMaxMb) * 1024L * 1024,
         SupportedSchemaVersion = schema.Migrations.Count > 0 ? schema.Migrations.Max(m => m.Version) : DefaultSupportedSchemaVersion,
     };
 }

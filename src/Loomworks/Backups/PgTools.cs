@@ -17,8 +17,12 @@ public sealed partial class PgTools(PostgresEndpoint endpoint, string binDirecto
 
     public string BinDirectory => binDirectory;
 
-    /// <summary>Starts <paramref name="program"/>; the caller pipes its standard streams and then awaits <see cref="PgProcess.WaitAsync"/>.</summary>
-    public PgProcess Start(string program, IEnumerable<string> arguments, bool redirectInput = false, bool redirectOutput = false)
+    /// <summary>
+    /// Starts <paramref name="program"/>; the caller pipes its standard streams and then awaits <see cref="PgProcess.WaitAsync"/>.
+    /// It logs in as the server's administrator, or as <paramref name="login"/> when given.
+    /// </summary>
+    public PgProcess Start(string program, IEnumerable<string> arguments, bool redirectInput = false, bool redirectOutput = false,
+        PgLogin? login = null)
     {
         var info = new ProcessStartInfo(Path.Combine(binDirectory, program))
         {
@@ -35,7 +39,7 @@ public sealed partial class PgTools(PostgresEndpoint endpoint, string binDirecto
         // Connection settings travel in the environment, never on a command line other users can read.
         info.Environment["PGHOST"] = endpoint.Host;
         info.Environment["PGPORT"] = endpoint.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        info.Environment["PGUSER"] = endpoint.Username;
+        info.Environment["PGUSER"] = login?.User ?? endpoint.Username;
         info.Environment["PGAPPNAME"] = "loomworks-backups";
         info.Environment["PGSSLMODE"] = endpoint.SslMode switch
         {
@@ -46,9 +50,9 @@ public sealed partial class PgTools(PostgresEndpoint endpoint, string binDirecto
             SslMode.VerifyFull => "verify-full",
             _ => "prefer",
         };
-        if (endpoint.Password is not null)
+        if ((login is null ? endpoint.Password : login.Password) is { } password)
         {
-            info.Environment["PGPASSWORD"] = endpoint.Password;
+            info.Environment["PGPASSWORD"] = password;
         }
         var process = new Process { StartInfo = info };
         try
@@ -101,6 +105,9 @@ public sealed partial class PgTools(PostgresEndpoint endpoint, string binDirecto
         return await output;
     }
 }
+
+/// <summary>A role and its password for a program that must not run as the server's administrator.</summary>
+public sealed record PgLogin(string User, string Password);
 
 /// <summary>A running PostgreSQL program; its error output is drained continuously (the last 8 KB kept) so it never blocks.</summary>
 public sealed class PgProcess : IDisposable

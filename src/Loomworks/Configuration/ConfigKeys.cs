@@ -167,6 +167,12 @@ public static class ConfigKeys
     public static readonly ConfigKey RestoreMaxSizeMb = new("loomworks_restore_max_size_mb", "102400", ConfigValueKind.WholeNumber,
         "Largest backup the database manager accepts, uploaded and unpacked (MB); bigger ones are refused as zip bombs.",
         Minimum: 1);
+    public static readonly ConfigKey RestoreMaxUploads = new("loomworks_restore_max_uploads", "2", ConfigValueKind.WholeNumber,
+        "Restore uploads (/web/database/restore and db.restore) spooled to data_dir/tmp at once; more are refused with 503.",
+        Minimum: 1, Maximum: 64);
+    public static readonly ConfigKey RestoreSpoolMaxMb = new("loomworks_restore_spool_max_mb", "204800", ConfigValueKind.WholeNumber,
+        "Most MB all restore uploads together may hold in data_dir/tmp; an upload that would pass it is refused with 503.",
+        Minimum: 1);
     public static readonly ConfigKey BackupFullIntervalDays = new("loomworks_backup_full_interval_days", "7", ConfigValueKind.WholeNumber,
         "Days between scheduled full pgBackRest backups; 0 switches scheduled backups off.", Minimum: 0, Maximum: 365);
     public static readonly ConfigKey BackupDiffIntervalHours = new("loomworks_backup_diff_interval_hours", "24", ConfigValueKind.WholeNumber,
@@ -214,7 +220,7 @@ public static class ConfigKeys
         TenantRouting, BaseDomain, TenantHeader, StrictIsolation, AuditCrossTenant, BackupRepo,
         SnapshotRetentionDays, AutoSnapshotInterval, KeepPreRestoreHours, OplogRetentionDays, PgBinDir, ArchiveTimeout,
         DemoTenant,
-        RestoreMaxSizeMb,
+        RestoreMaxSizeMb, RestoreMaxUploads, RestoreSpoolMaxMb,
         BackupFullIntervalDays, BackupDiffIntervalHours,
         AttachmentMaxMb, RpcBodyMaxMb, RpcBodiesInFlightMb,
         SessionIdleDays,
