@@ -29,6 +29,7 @@ public static class BenchRunner
         new OperationsScenario(),
         new OperationsRpcScenario(),
         new RpcSearchReadScenario(),
+        new ManyTenantsScenario(),
         new SnapshotCreateScenario(),
         new TenantRestoreScenario(),
     ];

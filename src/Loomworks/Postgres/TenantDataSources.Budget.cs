@@ -39,53 +39,51 @@ public sealed partial class TenantDataSources
         {
             total += pool.Total;
         }
-        return total + (_restartWatch is null ? 0 : 1);
+        return total + _dedicatedOpen;
     }
 
-    /// <summary>
-    /// Runs before a pool opens a physical connection (already counted as in use): makes room if it can, unless others
-    /// are already waiting, whose turn comes first.
-    /// </summary>
+    /// <summary>Runs before a pool opens a physical connection (already counted as in use): makes room if it can.</summary>
     private void MakeRoom(string database)
     {
         lock (_lock)
         {
-            if (_waiters.Count == 0)
-            {
-                TryMakeRoomLocked(database);
-            }
+            TryMakeRoomLocked(database, closeBusyPools: false);
         }
     }
 
     /// <summary>
-    /// Runs once a physical connection is open. When the budget is exceeded because every connection is in use, the
-    /// new one waits its turn (first come, first served) until something comes free, or fails after the timeout.
+    /// Runs once a physical connection is open. When the budget is still exceeded, every other connection being in use or
+    /// belonging to a database that has some in use, the new one waits, not counted, until there is room for it, and
+    /// fails after the timeout. Waiting a moment spares busy databases: their idle connections are closed only when no
+    /// room came otherwise.
     /// </summary>
     private async Task WaitForRoomAsync(string database)
     {
-        LinkedListNode<string> turn;
         lock (_lock)
         {
-            if (_waiters.Count == 0 && TryMakeRoomLocked(database))
+            if (TryMakeRoomLocked(database, closeBusyPools: false))
             {
                 return;
             }
-            turn = _waiters.AddLast(database);
+            _waiting++;
         }
         var started = Stopwatch.GetTimestamp();
+        var pause = 1;
         try
         {
             while (true)
             {
-                await Task.Delay(TimeSpan.FromMilliseconds(5));
+                await Task.Delay(pause);
+                pause = Math.Min(pause * 2, 10);
+                var waited = Stopwatch.GetElapsedTime(started);
                 lock (_lock)
                 {
-                    if (_waiters.First == turn && TryMakeRoomLocked(database, waiting: 1))
+                    if (TryMakeRoomLocked(database, closeBusyPools: waited > BusyPoolGrace, admitsWaiter: true))
                     {
                         return;
                     }
                 }
-                if (Stopwatch.GetElapsedTime(started) > WaitTimeout)
+                if (waited > WaitTimeout)
                 {
                     throw new NpgsqlException(
                         $"All {MaxConnections} PostgreSQL connections allowed by db_maxconn are in use and none came free within " +
@@ -98,27 +96,30 @@ public sealed partial class TenantDataSources
         {
             lock (_lock)
             {
-                _waiters.Remove(turn);
+                _waiting--;
             }
         }
     }
 
+    private static readonly TimeSpan BusyPoolGrace = TimeSpan.FromMilliseconds(20);
+
     /// <summary>
     /// Closes idle connections of other databases, least recently used first and databases with nothing in use before
-    /// the others, until the count is within the budget. True when it is. Connections waiting their turn are open but
-    /// not counted: they are admitted one by one.
+    /// the others, until the count is within the budget. True when it is. Waiting connections are open but not counted.
     /// </summary>
     /// <param name="database">The database that needs the room: its own idle connections are not closed for it.</param>
-    /// <param name="waiting">Of the queued connections (open but not yet admitted), how many are admitted by this room.</param>
-    private bool TryMakeRoomLocked(string database, int waiting = 0)
+    /// <param name="closeBusyPools">Whether a database with connections in use may lose its idle ones.</param>
+    /// <param name="admitsWaiter">The room is for a waiting connection, which becomes counted once it fits.</param>
+    private bool TryMakeRoomLocked(string database, bool closeBusyPools, bool admitsWaiter = false)
     {
         HashSet<string>? cleared = null;
-        while (CountLocked() - _waiters.Count + waiting > MaxConnections)
+        while (CountLocked() - _waiting + (admitsWaiter ? 1 : 0) > MaxConnections)
         {
             Pool? victim = null;
             foreach (var pool in _byName.Values)
             {
-                if (pool.Idle == 0 || pool.Database == database || cleared?.Contains(pool.Database) == true)
+                if (pool.Idle == 0 || pool.Database == database || cleared?.Contains(pool.Database) == true
+                    || (pool.Used > 0 && !closeBusyPools))
                 {
                     continue;
                 }

@@ -16,8 +16,9 @@ public sealed partial class TenantDataSources : IAsyncDisposable
     private readonly Lock _lock = new();
     private readonly Dictionary<string, Pool> _byName = new(StringComparer.Ordinal);
     private readonly HashSet<string> _pinned;
-    // Physical connections open but not yet admitted, oldest first (each holds its database's name).
-    private readonly LinkedList<string> _waiters = new();
+    // Physical connections open but waiting for room, and dedicated connections open now (both under _lock).
+    private int _waiting;
+    private int _dedicatedOpen;
     private readonly string _poolNamePrefix = $"loomworks-{Guid.NewGuid():N}/";
     private readonly TimeSpan _dormantAfter;
     private readonly Timer _dormantSweep;
@@ -142,7 +143,10 @@ public sealed partial class TenantDataSources : IAsyncDisposable
         return builder.Build();
     }
 
-    /// <summary>A connection outside every pool, for LISTEN: it stays open for the life of the listener.</summary>
+    /// <summary>
+    /// A connection outside every pool, for LISTEN: it stays open for the life of the listener. While open it counts
+    /// against the budget like a pooled one.
+    /// </summary>
     public NpgsqlConnection CreateDedicatedConnection(string databaseName, string applicationName)
     {
         var builder = new NpgsqlConnectionStringBuilder(Endpoint.ConnectionString(databaseName, applicationName))
@@ -151,7 +155,24 @@ public sealed partial class TenantDataSources : IAsyncDisposable
             KeepAlive = 15,
             Timeout = 5,
         };
-        return new NpgsqlConnection(builder.ConnectionString);
+        var connection = new NpgsqlConnection(builder.ConnectionString);
+        connection.StateChange += (_, change) =>
+        {
+            var opened = change.CurrentState == System.Data.ConnectionState.Open;
+            var closed = change.OriginalState == System.Data.ConnectionState.Open && !opened;
+            if (opened || closed)
+            {
+                lock (_lock)
+                {
+                    _dedicatedOpen += opened ? 1 : -1;
+                    if (opened)
+                    {
+                        TryMakeRoomLocked(databaseName, closeBusyPools: false);
+                    }
+                }
+            }
+        };
+        return connection;
     }
 
     /// <summary>Closes the pool of a database about to be dropped, renamed or restored.</summary>
