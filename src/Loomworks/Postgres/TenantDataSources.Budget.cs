@@ -101,11 +101,11 @@ public sealed partial class TenantDataSources
         }
     }
 
-    private static readonly TimeSpan BusyPoolGrace = TimeSpan.FromMilliseconds(20);
+    private static readonly TimeSpan BusyPoolGrace = TimeSpan.FromMilliseconds(200);
 
     /// <summary>
-    /// Closes idle connections of other databases, least recently used first and databases with nothing in use before
-    /// the others, until the count is within the budget. True when it is. Waiting connections are open but not counted.
+    /// Closes idle connections of other databases, those with nothing in use first (least recently used first), until the
+    /// count is within the budget. True when it is. Waiting connections are open but not counted.
     /// </summary>
     /// <param name="database">The database that needs the room: its own idle connections are not closed for it.</param>
     /// <param name="closeBusyPools">Whether a database with connections in use may lose its idle ones.</param>
@@ -123,7 +123,10 @@ public sealed partial class TenantDataSources
                 {
                     continue;
                 }
-                if (victim is null || (pool.Used == 0, -pool.LastUsed).CompareTo((victim.Used == 0, -victim.LastUsed)) > 0)
+                // Databases with nothing in use first, least recently used first; among busy ones, the one with the
+                // most idle connections, which it needs least.
+                if (victim is null || (pool.Used == 0, pool.Used == 0 ? -pool.LastUsed : pool.Idle)
+                        .CompareTo((victim.Used == 0, victim.Used == 0 ? -victim.LastUsed : victim.Idle)) > 0)
                 {
                     victim = pool;
                 }
