@@ -53,7 +53,8 @@ public sealed class ManyTenantsScenario : IScenario
         {
             await using var seed = new NpgsqlCommand("""
                 INSERT INTO res_partner (name, complete_name, email, phone, active, is_company)
-                SELECT 'Partner ' || g, 'Partner ' || g, 'p' || g || '@example.test', '+32 2 ' || g, true, false FROM generate_series(1, 500) g
+                SELECT 'Partner ' || g, 'Partner ' || g, 'p' || g || '@example.test', '+32 2 ' || g, true, false
+                FROM generate_series(1, 500) g
                 """, tenant);
             await seed.ExecuteNonQueryAsync(ct);
         }, ct, cloneFirst: true, passwordRounds: 1000, maxConnections: MaxConnections);
@@ -73,7 +74,8 @@ public sealed class ManyTenantsScenario : IScenario
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"many-tenants: median of {runs} run(s) [min–max], db_maxconn {MaxConnections}, {WarmUp.TotalSeconds:0} s warm-up, " +
             $"{Window.TotalSeconds:0} s measured"));
-        Console.WriteLine("| tenants | clients | req/s | p50 (ms) | p99 (ms) | new sessions/s | max PG connections | req/s vs N=5 | p99 vs N=5 | errors |");
+        Console.WriteLine("| tenants | clients | req/s | p50 (ms) | p99 (ms) | new sessions/s | max PG connections | " +
+            "req/s vs N=5 | p99 vs N=5 | errors |");
         Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         var reference = results[Cases[0]];
         var rows = new List<ScenarioResult>();
@@ -83,7 +85,8 @@ public sealed class ManyTenantsScenario : IScenario
             string Cell(Func<Measure, double> f, string format) =>
                 string.Create(CultureInfo.InvariantCulture,
                     $"{BenchRunner.Median(m.Select(f).ToList()).ToString(format, CultureInfo.InvariantCulture)} " +
-                    $"[{m.Min(f).ToString(format, CultureInfo.InvariantCulture)}–{m.Max(f).ToString(format, CultureInfo.InvariantCulture)}]");
+                    $"[{m.Min(f).ToString(format, CultureInfo.InvariantCulture)}–" +
+                    $"{m.Max(f).ToString(format, CultureInfo.InvariantCulture)}]");
             var rate = BenchRunner.Median(m.Select(x => x.Rate).ToList());
             var p99 = BenchRunner.Median(m.Select(x => x.P99).ToList());
             var refRate = BenchRunner.Median(reference.Select(x => x.Rate).ToList());

@@ -209,7 +209,8 @@ public sealed class TenantDataSourcesTests(PostgresFixture postgres)
     public async Task After_a_server_restart_the_first_request_of_every_database_succeeds()
     {
         using var scratch = new Scratch("tds-restart");
-        var cluster = new EmbeddedCluster(new EmbeddedClusterOptions { DataDir = scratch.Path, Port = Scratch.FreePort(), Durable = false });
+        var cluster = new EmbeddedCluster(
+            new EmbeddedClusterOptions { DataDir = scratch.Path, Port = Scratch.FreePort(), Durable = false });
         await cluster.StartAsync(Ct);
         try
         {
