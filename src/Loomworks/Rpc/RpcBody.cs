@@ -40,10 +40,6 @@ public sealed class RpcBodyBudget(long capacityBytes)
         return false;
     }
 
-    /// <summary>
-    /// Gives memory back. Once large bodies have come and gone and little is in flight, a full collection is queued: the
-    /// chunks are garbage by then, and without one the server would keep their memory resident while it idles.
-    /// </summary>
     /// <summary>A chunk of at least <paramref name="size"/> bytes: a reused full-size one, or a small one from the shared pool.</summary>
     public byte[] RentChunk(int size) => size > SmallChunk
         ? _free.TryPop(out var chunk) ? chunk : new byte[RpcBody.ChunkSize]
@@ -61,6 +57,10 @@ public sealed class RpcBodyBudget(long capacityBytes)
         }
     }
 
+    /// <summary>
+    /// Gives memory back. Once large bodies have come and gone and little is in flight, a full collection is queued: the
+    /// chunks are garbage by then, and without one the server would keep their memory resident while it idles.
+    /// </summary>
     public void Release(long bytes)
     {
         var available = Interlocked.Add(ref _available, bytes);
@@ -100,6 +100,9 @@ public sealed class RpcBody : IDisposable
 {
     public const int ChunkSize = 64 * 1024;
 
+    /// <summary>How far over the cap a declared body may be and still be drained after its 413 (see <see cref="ReadAsync"/>).</summary>
+    public const long RefusedBodyDrainBytes = 1024 * 1024;
+
     private readonly List<byte[]> _chunks = [];
     private readonly RpcBodyBudget _budget;
     private long _reserved;
@@ -135,12 +138,13 @@ public sealed class RpcBody : IDisposable
     /// </summary>
     public static async Task<(RpcBody? Body, RpcBodyRefusal Refusal)> ReadAsync(HttpContext http, long maxBytes, RpcBodyBudget budget)
     {
-        // Set first: a body refused unread is then one Kestrel closes the connection on rather than drains.
+        var declared = http.Request.ContentLength;
+        // Set first: a body refused unread is then one Kestrel closes the connection on rather than drains. A declared
+        // body only a little over the cap is drained after the answer, so that a client still sending it reads the 413.
         if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
         {
-            limit.MaxRequestBodySize = maxBytes + 1;
+            limit.MaxRequestBodySize = (declared > maxBytes && declared - maxBytes <= RefusedBodyDrainBytes ? declared.Value : maxBytes) + 1;
         }
-        var declared = http.Request.ContentLength;
         if (declared > maxBytes)
         {
             return (null, RpcBodyRefusal.TooLarge);
