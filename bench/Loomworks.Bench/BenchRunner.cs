@@ -30,7 +30,6 @@ public static class BenchRunner
         new OperationsRpcScenario(),
         new RpcSearchReadScenario(),
         new RpcBodiesScenario(),
-        new ManyTenantsScenario(),
         new SnapshotCreateScenario(),
         new TenantRestoreScenario(),
     ];

@@ -9,8 +9,8 @@ public sealed class ManagementDatabase(NpgsqlDataSource dataSource)
     public NpgsqlDataSource DataSource { get; } = dataSource;
 
     /// <summary>
-    /// A registry of data sources with the management database (and postgres) pinned, so that the registry never
-    /// disposes the data source this object holds as dormant, and the management database on it.
+    /// A registry of data sources with the management database (and postgres) pinned, so that LRU eviction never
+    /// disposes the data source this object holds, and the management database on it.
     /// </summary>
     public static (TenantDataSources DataSources, ManagementDatabase Management) Open(PostgresEndpoint endpoint, string name,
         int maxConnections = 64)
