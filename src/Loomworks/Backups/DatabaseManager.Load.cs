@@ -37,7 +37,8 @@ public sealed partial class DatabaseManager
             if (!tail.IsComplete)
             {
                 throw new DatabaseManagerException(DatabaseManagerError.InvalidBackup,
-                    $"dump.sql in the zip is truncated: it does not end with pg_dump's \"{DumpTail.CompletionLine}\" line; nothing was restored");
+                    $"dump.sql in the zip is truncated: it does not end with pg_dump's \"{DumpTail.CompletionLine}\" line; " +
+                    "nothing was restored");
             }
             psql.Process.StandardInput.Close();
             sent = true;

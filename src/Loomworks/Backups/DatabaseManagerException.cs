@@ -23,6 +23,9 @@ public sealed class DatabaseManagerException(DatabaseManagerError error, string 
 {
     public DatabaseManagerError Error { get; } = error;
 
-    /// <summary>For <see cref="DatabaseManagerError.TooManyAttempts"/> and <see cref="DatabaseManagerError.Busy"/>: when the client may try again.</summary>
+    /// <summary>
+    /// For <see cref="DatabaseManagerError.TooManyAttempts"/> and <see cref="DatabaseManagerError.Busy"/>: when the client
+    /// may try again.
+    /// </summary>
     public TimeSpan? RetryAfter { get; init; }
 }

@@ -143,7 +143,8 @@ public sealed class RpcBody : IDisposable
         // body only a little over the cap is drained after the answer, so that a client still sending it reads the 413.
         if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
         {
-            limit.MaxRequestBodySize = (declared > maxBytes && declared - maxBytes <= RefusedBodyDrainBytes ? declared.Value : maxBytes) + 1;
+            var drained = declared > maxBytes && declared - maxBytes <= RefusedBodyDrainBytes;
+            limit.MaxRequestBodySize = (drained ? declared!.Value : maxBytes) + 1;
         }
         if (declared > maxBytes)
         {
