@@ -119,7 +119,7 @@ public static class BenchRunner
     /// Lets the disk catch up before a timed step: a checkpoint, then every dirty page of the machine written out, so
     /// no step pays for the writes of the one before it.
     /// </summary>
-    public static async Task SettleAsync(NpgsqlDataSource admin)
+    public static async Task SettleAsync(PooledDatabase admin)
     {
         await using (var checkpoint = admin.CreateCommand("CHECKPOINT"))
         {

@@ -47,7 +47,7 @@ public sealed class DatabaseManagerScenario : IScenario
     private static async Task<IReadOnlyList<ScenarioResult>> MeasureAsync(PostgresEndpoint endpoint, string dataDir, int runs,
         CancellationToken cancellationToken)
     {
-        await using var dataSources = new TenantDataSources(endpoint, pinned: ["bench-mgmt", "postgres"]);
+        await using var dataSources = new TenantDataSources(endpoint);
         var admin = dataSources.For("postgres");
         await Exec(admin, "CREATE DATABASE \"bench-mgmt\"");
         var management = new ManagementDatabase(dataSources.For("bench-mgmt"));
@@ -182,7 +182,7 @@ public sealed class DatabaseManagerScenario : IScenario
     /// notes that process's VmRSS when idle and at its highest during the operation. Each HTTP run takes turns with a
     /// run of its baseline, as the library rows do, so both meet the same state of the cluster and the machine.
     /// </summary>
-    private static async Task<IReadOnlyList<ScenarioResult>> OverHttpAsync(PostgresEndpoint endpoint, string dataDir, NpgsqlDataSource admin,
+    private static async Task<IReadOnlyList<ScenarioResult>> OverHttpAsync(PostgresEndpoint endpoint, string dataDir, PooledDatabase admin,
         string zip, int runs, Baselines baselines, double tenantMb, CancellationToken cancellationToken)
     {
         await using var server = await ServerProcess.StartAsync(endpoint, dataDir, cancellationToken);
@@ -269,14 +269,14 @@ public sealed class DatabaseManagerScenario : IScenario
     private static FormUrlEncodedContent Form(params (string Key, string Value)[] fields) =>
         new(fields.Select(f => new KeyValuePair<string, string>(f.Key, f.Value)));
 
-    private static async Task Exec(NpgsqlDataSource dataSource, string sql)
+    private static async Task Exec(PooledDatabase dataSource, string sql)
     {
         await using var command = dataSource.CreateCommand(sql);
         command.CommandTimeout = 0;
         await command.ExecuteNonQueryAsync();
     }
 
-    private static async Task<long> Scalar(NpgsqlDataSource dataSource, string sql)
+    private static async Task<long> Scalar(PooledDatabase dataSource, string sql)
     {
         await using var command = dataSource.CreateCommand(sql);
         return (long)(await command.ExecuteScalarAsync())!;

@@ -114,7 +114,7 @@ public sealed class OperationsScenario : IScenario
         }
     }
 
-    private static async Task<NpgsqlDataSource> DatabaseAsync(EmbeddedCluster cluster, TenantDataSources dataSources, string name,
+    private static async Task<PooledDatabase> DatabaseAsync(EmbeddedCluster cluster, TenantDataSources dataSources, string name,
         bool capture, CancellationToken cancellationToken)
     {
         await DatabaseAdmin.EnsureDatabaseAsync(cluster.Endpoint, name, cancellationToken);
@@ -156,7 +156,7 @@ public sealed class OperationsScenario : IScenario
     }
 
     /// <summary>One RPC-sized call: its own transaction, wrapped in an operation when capture is on.</summary>
-    private static async Task<long> OneAsync(NpgsqlDataSource dataSource, string sql, long? parameter, bool asOperation, string? session,
+    private static async Task<long> OneAsync(PooledDatabase dataSource, string sql, long? parameter, bool asOperation, string? session,
         CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);

@@ -52,7 +52,7 @@ public sealed class TenancyBench : IAsyncDisposable
             var cluster = new EmbeddedCluster(new EmbeddedClusterOptions { DataDir = scratch.Path, Port = FreePort(), Durable = true });
             await cluster.StartAsync(ct);
             await DatabaseAdmin.EnsureDatabaseAsync(cluster.Endpoint, ManagementName, ct);
-            var dataSources = new TenantDataSources(cluster.Endpoint, MaxConnections, [ManagementName, "postgres"]);
+            var dataSources = new TenantDataSources(cluster.Endpoint, MaxConnections);
             var management = new ManagementDatabase(dataSources.For(ManagementName));
             await management.MigrateAsync(ct);
             var options = new TenancyOptions(ManagementName, TemplateName, scratch.Path, TenantHeader, BaseDomain,

@@ -311,7 +311,7 @@ public sealed class TenantRestoreScenario : IScenario
         private readonly Stopwatch _clock = Stopwatch.StartNew();
         private readonly Task _task;
 
-        public NeighbourLoad(NpgsqlDataSource dataSource, string sql) => _task = Task.Run(async () =>
+        public NeighbourLoad(PooledDatabase dataSource, string sql) => _task = Task.Run(async () =>
         {
             var next = TimeSpan.Zero;
             while (!_stop.IsCancellationRequested)

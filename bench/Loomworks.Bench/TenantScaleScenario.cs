@@ -78,7 +78,7 @@ public sealed class TenantScaleScenario : IScenario
             $"{TenancyBench.ManagementName} size {TenancyBench.Mib(managementBefore)} before, {TenancyBench.Mib(managementAfter)} after; " +
             $"VmRSS {TenancyBench.Mib(rssBefore)} before routing, {TenancyBench.Mib(rssAfter)} after routing one request to each tenant " +
             $"({TenancyBench.Mib(rssAfterGc)} after a GC) in {routing / 1000:F1} s; " +
-            $"registry: {bench.DataSources.Count} pools open, {bench.DataSources.Evictions} evicted (max {bench.DataSources.MaxPools}); " +
+            $"registry: {bench.DataSources.Count} pools open, {bench.DataSources.Evictions} evictions, {bench.DataSources.Held} connections held; " +
             $"cache lookups that reached the database: {cache.DatabaseLookups}");
         return [new ScenarioResult(Name, ours, baseline, "bare CREATE DATABASE … TEMPLATE", note)];
     }

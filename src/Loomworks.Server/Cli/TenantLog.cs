@@ -13,7 +13,7 @@ internal static class TenantLog
 {
     /// <summary>Runs <paramref name="work"/> against the tenant's database; refusals print one line and exit 1.</summary>
     public static async Task<int> RunAsync(LoomworksSettings settings, string tenant,
-        Func<NpgsqlDataSource, Task<int>> work, CancellationToken cancellationToken)
+        Func<PooledDatabase, Task<int>> work, CancellationToken cancellationToken)
     {
         try
         {

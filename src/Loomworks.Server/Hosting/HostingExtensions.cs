@@ -50,7 +50,7 @@ public static class HostingExtensions
     public static void AddLoomworksPostgres(this IServiceCollection services, LoomworksSettings settings, PostgresServer postgres)
     {
         services.AddSingleton(postgres);
-        services.AddSingleton(_ => new TenantDataSources(postgres.Endpoint, settings.MaxConnections, [settings.ManagementDatabase, "postgres"]));
+        services.AddSingleton(_ => new TenantDataSources(postgres.Endpoint, settings.MaxConnections));
         services.AddSingleton(sp => new ManagementDatabase(sp.GetRequiredService<TenantDataSources>().For(settings.ManagementDatabase)));
         services.AddSingleton<TenantStore>();
     }

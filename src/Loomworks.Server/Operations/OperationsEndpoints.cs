@@ -69,7 +69,7 @@ public static class OperationsEndpoints
     }
 
     /// <summary>The tenant's database, or a refusal saying why it cannot be used.</summary>
-    internal static async Task<NpgsqlDataSource> ResolveAsync(string tenant, TenantStore tenants, TenantDataSources dataSources,
+    internal static async Task<PooledDatabase> ResolveAsync(string tenant, TenantStore tenants, TenantDataSources dataSources,
         CancellationToken cancellationToken)
     {
         if (tenant.Length is 0 or > 63)

@@ -1,10 +1,11 @@
+using Loomworks.Postgres;
 using System.Text.Json;
 using Npgsql;
 
 namespace Loomworks.Operations;
 
 /// <summary>Reads the operation log of one tenant database.</summary>
-public sealed class OperationLog(NpgsqlDataSource dataSource)
+public sealed class OperationLog(PooledDatabase dataSource)
 {
     internal const string Columns = """
         id, session_id, agent_id, user_id, tool_name, operation_type, model_name, record_ids, values_before,
@@ -49,7 +50,7 @@ public sealed class OperationLog(NpgsqlDataSource dataSource)
         return rows.Count == 0 ? null : rows[0];
     }
 
-    private static async Task<IReadOnlyList<OperationRecord>> ReadAllAsync(NpgsqlCommand command, CancellationToken cancellationToken)
+    private static async Task<IReadOnlyList<OperationRecord>> ReadAllAsync(PooledCommand command, CancellationToken cancellationToken)
     {
         try
         {

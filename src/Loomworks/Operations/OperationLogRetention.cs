@@ -10,7 +10,7 @@ namespace Loomworks.Operations;
 public static class OperationLogRetention
 {
     /// <summary>Prunes one tenant database; returns how many change rows went.</summary>
-    public static async Task<long> PruneAsync(NpgsqlDataSource dataSource, int retentionDays, CancellationToken cancellationToken)
+    public static async Task<long> PruneAsync(PooledDatabase dataSource, int retentionDays, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(dataSource);
         ArgumentOutOfRangeException.ThrowIfLessThan(retentionDays, 1);

@@ -1,3 +1,4 @@
+using Loomworks.Postgres;
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json;
@@ -10,7 +11,7 @@ namespace Loomworks.Operations;
 /// first) or everything after a time. Each call is one transaction, so it happens entirely or not at all, and each
 /// undo is itself an operation, so undoing it redoes the original.
 /// </summary>
-public sealed class UndoService(NpgsqlDataSource dataSource)
+public sealed class UndoService(PooledDatabase dataSource)
 {
     /// <summary>Environment variable naming a step at which the process kills itself (tests of crash safety only).</summary>
     public const string CrashVariable = "LOOMWORKS_TEST_CRASH_AT";

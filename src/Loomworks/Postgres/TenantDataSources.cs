@@ -1,109 +1,81 @@
+using System.Collections.Concurrent;
 using Npgsql;
 
 namespace Loomworks.Postgres;
 
 /// <summary>
-/// One <see cref="NpgsqlDataSource"/> per database, created on first use and reused, under a global connection
-/// budget (db_maxconn): each pool may hold <see cref="PerDatabaseMaxConnections"/> connections and at most
-/// budget / that many pools are open; opening one more closes the least recently used. Pinned databases (the
-/// management database) are never evicted. Every feature that works in a tenant database gets its connections
-/// here, never from a connection string of its own.
+/// One budget of <see cref="MaxConnections"/> (db_maxconn) PostgreSQL connections for every database this instance
+/// uses, as Odoo's pool keeps it: idle connections are reused by the database they belong to, and when a database
+/// needs a connection and the budget is spent, the database whose connections have been idle longest gives its idle
+/// ones up (closed, and gone from PostgreSQL, before the new one opens). Every feature that works in a database gets
+/// its connections here, never from a connection string of its own.
 /// </summary>
-public sealed class TenantDataSources : IAsyncDisposable
+public sealed partial class TenantDataSources : IAsyncDisposable
 {
-    private readonly Lock _lock = new();
-    private readonly Dictionary<string, LinkedListNode<Entry>> _byName = new(StringComparer.Ordinal);
-    // Most recently used first; eviction takes from the end.
-    private readonly LinkedList<Entry> _recency = new();
-    private readonly HashSet<string> _pinned;
-    private readonly TimeSpan _drainGrace;
-    private long _evictions;
+    /// <summary>
+    /// Connections of the budget outside the pools: the LISTEN connection of the tenant change listener, and the one
+    /// that confirms closed connections are gone before their place is given to another database.
+    /// </summary>
+    public const int ReservedConnections = 2;
 
-    private sealed record Entry(string Name, NpgsqlDataSource DataSource);
+    /// <summary>The smallest budget: the reserved connections and two pooled ones.</summary>
+    public const int MinimumConnections = ReservedConnections + 2;
 
-    public TenantDataSources(PostgresEndpoint endpoint, int maxConnections = 64, IEnumerable<string>? pinned = null,
-        TimeSpan? drainGrace = null)
+    private readonly ConcurrentDictionary<string, PooledDatabase> _handles = new(StringComparer.Ordinal);
+
+    public TenantDataSources(PostgresEndpoint endpoint, int maxConnections = 64, TimeSpan? waitTimeout = null)
     {
-        ArgumentOutOfRangeException.ThrowIfLessThan(maxConnections, 2);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxConnections, MinimumConnections);
         Endpoint = endpoint;
         MaxConnections = maxConnections;
-        // Eight connections serve one tenant's concurrent requests; a small budget still gets two pools.
-        PerDatabaseMaxConnections = Math.Clamp(maxConnections / 8, 1, 8);
-        MaxPools = Math.Max(2, maxConnections / PerDatabaseMaxConnections);
-        _pinned = new HashSet<string>(pinned ?? [], StringComparer.Ordinal);
-        _drainGrace = drainGrace ?? TimeSpan.FromSeconds(30);
+        PooledConnections = maxConnections - ReservedConnections;
+        WaitTimeout = waitTimeout ?? TimeSpan.FromSeconds(15);
     }
 
     public PostgresEndpoint Endpoint { get; }
+
+    /// <summary>db_maxconn: the most connections to PostgreSQL this instance holds at any moment.</summary>
     public int MaxConnections { get; }
-    public int PerDatabaseMaxConnections { get; }
-    public int MaxPools { get; }
+
+    /// <summary>The part of the budget the databases' pools share.</summary>
+    public int PooledConnections { get; }
+
+    /// <summary>How long a caller waits for a connection when every one of the budget is busy.</summary>
+    public TimeSpan WaitTimeout { get; }
+
+    /// <summary>How many times a database's idle connections were closed to make room for another database.</summary>
     public long Evictions => Interlocked.Read(ref _evictions);
 
+    /// <summary>How many new connections the pools have opened.</summary>
+    public long Opened => Interlocked.Read(ref _opened);
+
+    /// <summary>How many databases hold connections (busy or idle) right now.</summary>
     public int Count
     {
         get
         {
             lock (_lock)
             {
-                return _byName.Count;
+                return _pools.Count;
             }
         }
     }
 
-    public NpgsqlDataSource For(string databaseName)
+    /// <summary>Connections the pools hold or are opening now, busy and idle; never above <see cref="PooledConnections"/>.</summary>
+    public int Held
     {
-        Entry? evicted = null;
-        NpgsqlDataSource result;
-        lock (_lock)
+        get
         {
-            if (_byName.TryGetValue(databaseName, out var node))
+            lock (_lock)
             {
-                _recency.Remove(node);
-                _recency.AddFirst(node);
-                return node.Value.DataSource;
+                return _held;
             }
-            if (_byName.Count >= MaxPools)
-            {
-                var victim = _recency.Last;
-                while (victim is not null && _pinned.Contains(victim.Value.Name))
-                {
-                    victim = victim.Previous;
-                }
-                if (victim is not null)
-                {
-                    _recency.Remove(victim);
-                    _byName.Remove(victim.Value.Name);
-                    evicted = victim.Value;
-                }
-            }
-            var builder = new NpgsqlConnectionStringBuilder(Endpoint.ConnectionString(databaseName))
-            {
-                MaxPoolSize = PerDatabaseMaxConnections,
-                MinPoolSize = 0,
-                // Idle connections go back to the budget quickly; a busy tenant keeps its pool warm.
-                ConnectionIdleLifetime = 60,
-                // The same few statements run on every call (the security stamp, access rights, the ORM's queries):
-                // prepared on their second use, they skip parsing and planning. PgBouncer in transaction mode needs
-                // max_prepared_statements (1.21 or later) for this.
-                MaxAutoPrepare = 64,
-                AutoPrepareMinUsages = 2,
-            };
-            result = NpgsqlDataSource.Create(builder.ConnectionString);
-            _byName[databaseName] = _recency.AddFirst(new Entry(databaseName, result));
         }
-        if (evicted is not null)
-        {
-            Interlocked.Increment(ref _evictions);
-            // Idle connections close now; connections a request still holds close when it returns them, and the
-            // pool itself is disposed after a grace so a caller holding the data source does not see it vanish.
-            evicted.DataSource.Clear();
-            _ = DisposeLaterAsync(evicted.DataSource);
-        }
-        return result;
     }
 
-    /// <summary>A connection outside every pool, for LISTEN: it stays open for the life of the listener.</summary>
+    public PooledDatabase For(string databaseName) => _handles.GetOrAdd(databaseName, name => new PooledDatabase(this, name));
+
+    /// <summary>The LISTEN connection: outside the pools (one of the reserved connections), open for the listener's life.</summary>
     public NpgsqlConnection CreateDedicatedConnection(string databaseName, string applicationName)
     {
         var builder = new NpgsqlConnectionStringBuilder(Endpoint.ConnectionString(databaseName, applicationName))
@@ -115,42 +87,15 @@ public sealed class TenantDataSources : IAsyncDisposable
         return new NpgsqlConnection(builder.ConnectionString);
     }
 
-    /// <summary>Closes the pool of a database about to be dropped, renamed or restored.</summary>
-    public async Task EvictAsync(string databaseName)
-    {
-        Entry? entry = null;
-        lock (_lock)
-        {
-            if (_byName.Remove(databaseName, out var node))
-            {
-                _recency.Remove(node);
-                entry = node.Value;
-            }
-        }
-        if (entry is not null)
-        {
-            await entry.DataSource.DisposeAsync();
-        }
-    }
+    /// <summary>
+    /// Closes the idle connections of a database about to be dropped, renamed or restored and waits until PostgreSQL no
+    /// longer has them; connections a caller still holds close when given back.
+    /// </summary>
+    public Task EvictAsync(string databaseName) => CloseIdleAsync(databaseName, CancellationToken.None);
 
-    private async Task DisposeLaterAsync(NpgsqlDataSource dataSource)
-    {
-        await Task.Delay(_drainGrace);
-        await dataSource.DisposeAsync();
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        List<Entry> entries;
-        lock (_lock)
-        {
-            entries = [.. _recency];
-            _recency.Clear();
-            _byName.Clear();
-        }
-        foreach (var entry in entries)
-        {
-            await entry.DataSource.DisposeAsync();
-        }
-    }
+    /// <summary>
+    /// PostgreSQL ended every session (a restart, a failover): every idle connection is dead, so all are dropped at once
+    /// instead of failing the next request of each database.
+    /// </summary>
+    public void ServerLost() => ForgetAllIdle();
 }

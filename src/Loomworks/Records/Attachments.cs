@@ -1,3 +1,4 @@
+using Loomworks.Postgres;
 using System.Globalization;
 using System.Text;
 using Loomworks.Filestore;
@@ -161,7 +162,7 @@ public static class Attachments
     /// Deletes the database's files no ir_attachment row references and that were last written or referenced before
     /// <paramref name="olderThan"/>; referenced files get their time refreshed, so the window counts from the last reference.
     /// </summary>
-    public static async Task<long> CollectAsync(NpgsqlDataSource dataSource, FileStore files, string database, DateTimeOffset olderThan,
+    public static async Task<long> CollectAsync(PooledDatabase dataSource, FileStore files, string database, DateTimeOffset olderThan,
         CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(dataSource);

@@ -1,3 +1,4 @@
+using Loomworks.Postgres;
 using Loomworks.Records;
 using Microsoft.AspNetCore.Http;
 using Npgsql;
@@ -5,7 +6,7 @@ using Npgsql;
 namespace Loomworks.Rpc;
 
 /// <summary>A tenant database an RPC call works in: its name, its connection pool and where its attachment files go.</summary>
-public sealed record RpcDatabase(string Name, NpgsqlDataSource DataSource)
+public sealed record RpcDatabase(string Name, PooledDatabase DataSource)
 {
     public AttachmentStorage? Attachments { get; init; }
 }

@@ -1,3 +1,4 @@
+using Loomworks.Postgres;
 using System.Buffers.Text;
 using System.Security.Cryptography;
 using Loomworks.Configuration;
@@ -152,7 +153,7 @@ public sealed class WebSessionStore(WebSessionOptions options, PasswordGate gate
     }
 
     /// <summary>The user of a live session in <paramref name="databaseName"/>, or null; <paramref name="touch"/> records the use.</summary>
-    public async Task<WebSessionUser?> ResolveAsync(NpgsqlDataSource dataSource, string databaseName, WebSessionCookie cookie, bool touch,
+    public async Task<WebSessionUser?> ResolveAsync(PooledDatabase dataSource, string databaseName, WebSessionCookie cookie, bool touch,
         CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(dataSource);

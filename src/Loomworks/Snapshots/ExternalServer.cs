@@ -247,7 +247,7 @@ public static partial class ExternalServer
     /// needs the operator; then writes the configuration, sets archive_command and archive_timeout (ALTER SYSTEM and a
     /// reload), runs stanza-create and a first full backup. Every step can run again after a crash.
     /// </summary>
-    public static async Task SetUpLocalAsync(PgBackRest backRest, NpgsqlDataSource admin, PostgresBinaries? binaries,
+    public static async Task SetUpLocalAsync(PgBackRest backRest, PooledDatabase admin, PostgresBinaries? binaries,
         int archiveTimeout, ILogger logger, CancellationToken cancellationToken)
     {
         var options = backRest.Options;
@@ -313,7 +313,7 @@ public static partial class ExternalServer
     /// Uses an operator's pgBackRest configuration as is: the server must already archive into its stanza, the stanza
     /// must exist; Loomworks changes nothing on the server and takes a first full backup only when there is none.
     /// </summary>
-    public static async Task SetUpOperatorAsync(PgBackRest backRest, NpgsqlDataSource admin, PostgresBinaries? binaries,
+    public static async Task SetUpOperatorAsync(PgBackRest backRest, PooledDatabase admin, PostgresBinaries? binaries,
         int archiveTimeout, CancellationToken cancellationToken)
     {
         var options = backRest.Options;
@@ -445,7 +445,7 @@ public static partial class ExternalServer
     private static bool IsPlaceholderOrTimeout(PgBackRestFinding finding, ServerArchiving server) =>
         finding.Name == "archive_timeout" || PlaceholderArchiveCommands.Contains(server.ArchiveCommand.Trim());
 
-    private static async Task WaitForArchiveCommandAsync(NpgsqlDataSource admin, string wanted, CancellationToken cancellationToken)
+    private static async Task WaitForArchiveCommandAsync(PooledDatabase admin, string wanted, CancellationToken cancellationToken)
     {
         // pg_reload_conf() only signals the postmaster: new sessions see the value once it has reread the files.
         var deadline = DateTime.UtcNow.AddSeconds(10);

@@ -1,3 +1,4 @@
+using Loomworks.Postgres;
 using Npgsql;
 
 namespace Loomworks.Snapshots;
@@ -46,10 +47,10 @@ public static class RestoreSteps
 }
 
 /// <summary>Reads and writes restore jobs in loomworks_mgmt.</summary>
-public sealed class RestoreJobStore(NpgsqlDataSource management)
+public sealed class RestoreJobStore(PooledDatabase management)
 {
     /// <summary>The management database the jobs are kept in.</summary>
-    public string DatabaseName { get; } = new NpgsqlConnectionStringBuilder(management.ConnectionString).Database!;
+    public string DatabaseName { get; } = management.Name;
 
     private const string Columns = """
         id, tenant_id, source_database, target_database, as_subdomain, target_type, target, snapshot_id, backup_set,
@@ -201,7 +202,7 @@ public sealed class RestoreJobStore(NpgsqlDataSource management)
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
-    private static async Task<List<RestoreJob>> ReadAllAsync(NpgsqlCommand command, CancellationToken cancellationToken)
+    private static async Task<List<RestoreJob>> ReadAllAsync(PooledCommand command, CancellationToken cancellationToken)
     {
         await using var r = await command.ExecuteReaderAsync(cancellationToken);
         var jobs = new List<RestoreJob>();

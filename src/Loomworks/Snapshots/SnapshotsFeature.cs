@@ -11,11 +11,11 @@ namespace Loomworks.Snapshots;
 /// <summary>The snapshot feature's parts, built once from the configuration for the server and the CLI alike.</summary>
 public sealed class SnapshotsFeature
 {
-    private readonly NpgsqlDataSource _admin;
+    private readonly PooledDatabase _admin;
     private readonly Lazy<PostgresBinaries> _binaries;
 
     private SnapshotsFeature(PgBackRest backRest, SnapshotService snapshots, TenantRestore restore, LoomworksSettings settings,
-        NpgsqlDataSource admin, Lazy<PostgresBinaries> binaries)
+        PooledDatabase admin, Lazy<PostgresBinaries> binaries)
     {
         BackRest = backRest;
         Snapshots = snapshots;

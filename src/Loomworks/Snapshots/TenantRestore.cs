@@ -28,7 +28,7 @@ public sealed partial class TenantRestore(
     SnapshotService snapshots,
     RestoreJobStore jobs,
     TenantStore tenants,
-    NpgsqlDataSource admin,
+    PooledDatabase admin,
     PostgresEndpoint liveEndpoint,
     Lazy<PostgresBinaries> binaries,
     string dataDir,

@@ -4,18 +4,15 @@ using Npgsql;
 namespace Loomworks.Tenancy;
 
 /// <summary>The management database (loomworks_mgmt): the registry of tenants, snapshots, jobs and settings.</summary>
-public sealed class ManagementDatabase(NpgsqlDataSource dataSource)
+public sealed class ManagementDatabase(PooledDatabase dataSource)
 {
-    public NpgsqlDataSource DataSource { get; } = dataSource;
+    public PooledDatabase DataSource { get; } = dataSource;
 
-    /// <summary>
-    /// A registry of data sources with the management database (and postgres) pinned, so that LRU eviction never
-    /// disposes the data source this object holds, and the management database on it.
-    /// </summary>
+    /// <summary>A connection budget and the management database in it.</summary>
     public static (TenantDataSources DataSources, ManagementDatabase Management) Open(PostgresEndpoint endpoint, string name,
         int maxConnections = 64)
     {
-        var dataSources = new TenantDataSources(endpoint, maxConnections, [name, "postgres"]);
+        var dataSources = new TenantDataSources(endpoint, maxConnections);
         return (dataSources, new ManagementDatabase(dataSources.For(name)));
     }
 

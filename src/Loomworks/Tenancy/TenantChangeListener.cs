@@ -68,6 +68,8 @@ public sealed class TenantChangeListener(
             {
                 // Until the next reconnect changes may be missed: forget everything rather than serve stale states.
                 cache.Clear();
+                // PostgreSQL ends every session when it restarts: the pools' idle connections are as dead as this one.
+                dataSources.ServerLost();
                 if (Volatile.Read(ref _listening).Task.IsCompleted)
                 {
                     Volatile.Write(ref _listening, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));

@@ -18,7 +18,7 @@ public sealed class ManagerHarness : IAsyncDisposable
     {
         _pg = pg;
         Prefix = prefix;
-        DataSources = new TenantDataSources(pg.Endpoint, pinned: [ManagementName, "postgres"]);
+        DataSources = new TenantDataSources(pg.Endpoint);
     }
 
     public string Prefix { get; }

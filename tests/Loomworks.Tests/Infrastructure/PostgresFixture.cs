@@ -10,7 +10,7 @@ namespace Loomworks.Tests.Infrastructure;
 public sealed class PostgresFixture : IAsyncLifetime
 {
     private readonly Scratch _scratch = new("pg");
-    private readonly List<NpgsqlDataSource> _dataSources = [];
+    private readonly List<TenantDataSources> _dataSources = [];
 
     public EmbeddedCluster Cluster { get; private set; } = null!;
     public PostgresEndpoint Endpoint => Cluster.Endpoint;
@@ -47,14 +47,15 @@ public sealed class PostgresFixture : IAsyncLifetime
     public Task DropDatabaseAsync(string name) =>
         ExecuteAsync("postgres", $"DROP DATABASE IF EXISTS {DatabaseAdmin.QuoteIdentifier(name)} WITH (FORCE)");
 
-    public NpgsqlDataSource DataSource(string database)
+    /// <summary>A database on a connection budget of its own, as the server reaches a tenant.</summary>
+    public PooledDatabase DataSource(string database)
     {
-        var dataSource = NpgsqlDataSource.Create(Endpoint.ConnectionString(database));
+        var dataSources = new TenantDataSources(Endpoint, maxConnections: 100);
         lock (_dataSources)
         {
-            _dataSources.Add(dataSource);
+            _dataSources.Add(dataSources);
         }
-        return dataSource;
+        return dataSources.For(database);
     }
 
     public async Task ExecuteAsync(string database, string sql)

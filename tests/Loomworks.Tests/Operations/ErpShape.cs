@@ -1,3 +1,4 @@
+using Loomworks.Postgres;
 using Loomworks.Operations;
 using Loomworks.Tests.Infrastructure;
 using Npgsql;
@@ -26,7 +27,7 @@ public static class ErpShape
             price_unit numeric(12, 2) NOT NULL DEFAULT 0, product_uom_qty double precision NOT NULL DEFAULT 1);
         """;
 
-    public static async Task<NpgsqlDataSource> CreateAsync(PostgresFixture postgres, string database, bool capture = true)
+    public static async Task<PooledDatabase> CreateAsync(PostgresFixture postgres, string database, bool capture = true)
     {
         await postgres.CreateDatabaseAsync(database);
         await postgres.ExecuteAsync(database, Sql);
@@ -41,7 +42,7 @@ public static class ErpShape
     }
 
     /// <summary>Runs <paramref name="sql"/> as one operation in its own transaction, as an RPC call will.</summary>
-    public static async Task<long> RunAsync(NpgsqlDataSource dataSource, OperationInfo info, string sql)
+    public static async Task<long> RunAsync(PooledDatabase dataSource, OperationInfo info, string sql)
     {
         await using var connection = await dataSource.OpenConnectionAsync();
         await using var transaction = await connection.BeginTransactionAsync();
@@ -53,21 +54,21 @@ public static class ErpShape
         return await scope.CommitAsync(CancellationToken.None);
     }
 
-    public static async Task<T?> ScalarAsync<T>(NpgsqlDataSource dataSource, string sql)
+    public static async Task<T?> ScalarAsync<T>(PooledDatabase dataSource, string sql)
     {
         await using var command = dataSource.CreateCommand(sql);
         var value = await command.ExecuteScalarAsync();
         return value is DBNull or null ? default : (T)value;
     }
 
-    public static async Task ExecuteAsync(NpgsqlDataSource dataSource, string sql)
+    public static async Task ExecuteAsync(PooledDatabase dataSource, string sql)
     {
         await using var command = dataSource.CreateCommand(sql);
         await command.ExecuteNonQueryAsync();
     }
 
     /// <summary>Every business row as text, to compare whole database states before and after.</summary>
-    public static Task<string?> StateAsync(NpgsqlDataSource dataSource) => ScalarAsync<string>(dataSource, """
+    public static Task<string?> StateAsync(PooledDatabase dataSource) => ScalarAsync<string>(dataSource, """
         SELECT concat_ws(E'\n',
             (SELECT string_agg(to_jsonb(t)::text, ',' ORDER BY id) FROM res_partner t),
             (SELECT string_agg(to_jsonb(t)::text, ',' ORDER BY id) FROM res_partner_category t),

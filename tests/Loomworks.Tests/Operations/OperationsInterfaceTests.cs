@@ -17,7 +17,7 @@ public sealed class OperationsInterfaceTests(PostgresFixture postgres)
 {
     private const string Password = "s3cret-master";
 
-    private async Task<(NpgsqlDataSource Acme, NpgsqlDataSource Other, string Mgmt)> TenantsAsync(string test)
+    private async Task<(PooledDatabase Acme, PooledDatabase Other, string Mgmt)> TenantsAsync(string test)
     {
         var mgmt = await postgres.CreateDatabaseAsync($"opsi_{test}_mgmt");
         await using (var connection = new NpgsqlConnection(postgres.Endpoint.ConnectionString(mgmt) + ";Pooling=false"))
@@ -41,7 +41,7 @@ public sealed class OperationsInterfaceTests(PostgresFixture postgres)
     private Task<(int ExitCode, string Output)> RunAsync(string mgmt, string[] arguments, IReadOnlyDictionary<string, string>? environment = null) =>
         LoomworksProcess.RunAsync([.. arguments, .. Db(mgmt)], environment);
 
-    private static Task<long> OrderAsync(NpgsqlDataSource ds, string session = "s1") => ErpShape.RunAsync(ds,
+    private static Task<long> OrderAsync(PooledDatabase ds, string session = "s1") => ErpShape.RunAsync(ds,
         new OperationInfo("create", "sale.order", session, "agent-1"), """
         WITH o AS (INSERT INTO sale_order (name) VALUES ('S1') RETURNING id)
         INSERT INTO sale_order_line (order_id, name) SELECT id, 'Line' FROM o

@@ -12,7 +12,7 @@ public sealed class StatementCaptureTests(PostgresFixture postgres)
 {
     private static readonly CancellationToken None = CancellationToken.None;
 
-    private async Task<NpgsqlDataSource> DatabaseAsync(string test)
+    private async Task<PooledDatabase> DatabaseAsync(string test)
     {
         var dataSource = await ErpShape.CreateAsync(postgres, "stmtcap_" + test);
         await ErpShape.ExecuteAsync(dataSource, """
@@ -27,7 +27,7 @@ public sealed class StatementCaptureTests(PostgresFixture postgres)
     /// A tenant as it was before migration <paramref name="version"/>: the operations schema up to it, capture triggers
     /// as migration 2004 installed them, two partners, two categories and two links.
     /// </summary>
-    private async Task<NpgsqlDataSource> TenantBeforeAsync(string test, int version)
+    private async Task<PooledDatabase> TenantBeforeAsync(string test, int version)
     {
         var database = await postgres.CreateDatabaseAsync("stmtcap_" + test);
         await postgres.ExecuteAsync(database, ErpShape.Sql);

@@ -1,3 +1,4 @@
+using Loomworks.Postgres;
 using System.Globalization;
 using Loomworks.Operations;
 using Loomworks.Records;
@@ -216,7 +217,7 @@ public sealed class UndoCascadeTests(PostgresFixture postgres)
     /// Undoes <paramref name="operation"/> (the state is <paramref name="before"/> again, every column of every row),
     /// undoes that undo (the state is as the operation left it), then undoes the operation once more.
     /// </summary>
-    private static async Task AssertUndoAndRedoAsync(NpgsqlDataSource ds, long operation, string? before)
+    private static async Task AssertUndoAndRedoAsync(PooledDatabase ds, long operation, string? before)
     {
         var after = await StateAsync(ds);
         Assert.NotEqual(before, after);
@@ -251,7 +252,7 @@ public sealed class UndoCascadeTests(PostgresFixture postgres)
     }
 
     /// <summary>Every row of every captured table, all columns, in a fixed order.</summary>
-    private static Task<string?> StateAsync(NpgsqlDataSource ds) => ErpShape.ScalarAsync<string>(ds,
+    private static Task<string?> StateAsync(PooledDatabase ds) => ErpShape.ScalarAsync<string>(ds,
         "SELECT concat_ws(E'\\n', " + string.Join(", ", ErpTenantSetup.CapturedTables.Select(t =>
             $"'{t}: ' || (SELECT string_agg(j::text, ',' ORDER BY j::text) FROM (SELECT to_jsonb(x) AS j FROM \"{t}\" x) r)")) + ")");
 }

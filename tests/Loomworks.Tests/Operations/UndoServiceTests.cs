@@ -1,3 +1,4 @@
+using Loomworks.Postgres;
 using Loomworks.Operations;
 using Loomworks.Tests.Infrastructure;
 using Npgsql;
@@ -11,7 +12,7 @@ public sealed class UndoServiceTests(PostgresFixture postgres)
     private static readonly OperationInfo Create = new("create", "sale.order", "s1", "agent-7", 2, "create_order");
     private static readonly CancellationToken None = CancellationToken.None;
 
-    private async Task<NpgsqlDataSource> DatabaseAsync(string test)
+    private async Task<PooledDatabase> DatabaseAsync(string test)
     {
         var dataSource = await ErpShape.CreateAsync(postgres, "ops_" + test);
         await ErpShape.ExecuteAsync(dataSource, """
@@ -22,7 +23,7 @@ public sealed class UndoServiceTests(PostgresFixture postgres)
         return dataSource;
     }
 
-    private static Task<long> OrderWithLinesAsync(NpgsqlDataSource ds, OperationInfo? info = null) => ErpShape.RunAsync(ds, info ?? Create, """
+    private static Task<long> OrderWithLinesAsync(PooledDatabase ds, OperationInfo? info = null) => ErpShape.RunAsync(ds, info ?? Create, """
         WITH o AS (INSERT INTO sale_order (name, partner_id, amount_total, note) VALUES ('S00001', 1, 150.50, '{"a": [1, 2]}') RETURNING id)
         INSERT INTO sale_order_line (order_id, name, price_unit, product_uom_qty)
         SELECT id, l.name, l.price, 1.5 FROM o, (VALUES ('Desk', 100.25), ('Chair', 50.25)) l(name, price)
@@ -424,7 +425,7 @@ public sealed class UndoServiceTests(PostgresFixture postgres)
         Assert.Equal(OperationErrorKind.LogMissing, l.Kind);
     }
 
-    private static async Task<List<string>> NamesAsync(NpgsqlDataSource ds)
+    private static async Task<List<string>> NamesAsync(PooledDatabase ds)
     {
         await using var command = ds.CreateCommand("SELECT name FROM res_partner ORDER BY id");
         await using var reader = await command.ExecuteReaderAsync();

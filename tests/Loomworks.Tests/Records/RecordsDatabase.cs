@@ -10,14 +10,14 @@ namespace Loomworks.Tests.Records;
 /// <summary>A tenant database with the ERP schema applied and an admin, for tests that drive the ORM directly.</summary>
 public sealed class RecordsDatabase
 {
-    private RecordsDatabase(string name, NpgsqlDataSource dataSource)
+    private RecordsDatabase(string name, PooledDatabase dataSource)
     {
         Name = name;
         DataSource = dataSource;
     }
 
     public string Name { get; }
-    public NpgsqlDataSource DataSource { get; }
+    public PooledDatabase DataSource { get; }
 
     public static async Task<RecordsDatabase> CreateAsync(PostgresFixture postgres, string name, string adminPassword = "admin")
     {

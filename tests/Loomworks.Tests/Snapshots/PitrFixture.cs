@@ -141,5 +141,5 @@ public sealed class PitrFixture : IAsyncLifetime
     public Task<bool> DatabaseExistsAsync(string name) =>
         ScalarAsync<bool>("postgres", $"SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = '{name.Replace("'", "''", StringComparison.Ordinal)}')");
 
-    public NpgsqlDataSource For(string database) => DataSources.For(database);
+    public PooledDatabase For(string database) => DataSources.For(database);
 }
