@@ -34,20 +34,35 @@ public sealed class BenchRpcServer : IAsyncDisposable
     /// <summary>The subdomain a tenant database is registered under (its name with dashes), for X-Loomworks-Tenant.</summary>
     public static string Subdomain(string database) => database.Replace('_', '-');
 
-    /// <summary>Creates each tenant database (<paramref name="seed"/> runs on each, after its migrations) and starts the server.</summary>
+    /// <summary>
+    /// Creates each tenant database (<paramref name="seed"/> runs on each, after its migrations) and starts the server.
+    /// With <paramref name="cloneFirst"/>, only the first database is built and the others are file copies of it.
+    /// </summary>
     public static async Task<BenchRpcServer> StartAsync(PostgresEndpoint endpoint, int port, IReadOnlyList<string> databases,
-        Func<NpgsqlConnection, CancellationToken, Task> seed, CancellationToken ct)
+        Func<NpgsqlConnection, CancellationToken, Task> seed, CancellationToken ct, bool cloneFirst = false,
+        int passwordRounds = Passwords.PasswordRounds, int maxConnections = 64)
     {
         await DatabaseAdmin.EnsureDatabaseAsync(endpoint, MgmtDb, ct);
-        foreach (var db in databases)
+        foreach (var db in cloneFirst ? databases.Take(1) : databases)
         {
             await DatabaseAdmin.EnsureDatabaseAsync(endpoint, db, ct);
-            await using var tenant = new NpgsqlConnection(endpoint.ConnectionString(db));
+            await using var tenant = new NpgsqlConnection(endpoint.ConnectionString(db) + ";Pooling=false");
             await tenant.OpenAsync(ct);
             var setup = new ErpTenantSetup();
             await SchemaMigrator.ApplyAsync(tenant, setup.Migrations, ct);
-            await setup.CreateAdminUserAsync(tenant, "admin", Passwords.Hash("admin"), ct);
+            await setup.CreateAdminUserAsync(tenant, "admin", Passwords.Hash("admin", passwordRounds), ct);
             await seed(tenant, ct);
+        }
+        if (cloneFirst)
+        {
+            await using var server = new NpgsqlConnection(endpoint.ConnectionString("postgres") + ";Pooling=false");
+            await server.OpenAsync(ct);
+            foreach (var db in databases.Skip(1))
+            {
+                await using var create = new NpgsqlCommand($"CREATE DATABASE {DatabaseAdmin.QuoteIdentifier(db)} " +
+                    $"TEMPLATE {DatabaseAdmin.QuoteIdentifier(databases[0])} STRATEGY FILE_COPY", server);
+                await create.ExecuteNonQueryAsync(ct);
+            }
         }
         var settings = LoomworksSettings.Defaults(new Dictionary<string, string>
         {
@@ -58,11 +73,12 @@ public sealed class BenchRpcServer : IAsyncDisposable
             ["http_port"] = port.ToString(CultureInfo.InvariantCulture),
             ["loomworks_mgmt_db"] = MgmtDb,
             ["log_level"] = "warn",
+            ["db_maxconn"] = maxConnections.ToString(CultureInfo.InvariantCulture),
         });
         var postgres = await PostgresServer.OpenAsync(settings, NullLogger.Instance, ct);
         var app = LoomworksWebApp.Build(settings, postgres);
         await app.Services.GetRequiredService<ManagementDatabase>().MigrateAsync(ct);
-        await using (var mgmt = new NpgsqlConnection(endpoint.ConnectionString(MgmtDb)))
+        await using (var mgmt = new NpgsqlConnection(endpoint.ConnectionString(MgmtDb) + ";Pooling=false"))
         {
             await mgmt.OpenAsync(ct);
             foreach (var db in databases)

@@ -30,6 +30,7 @@ public static class BenchRunner
         new OperationsRpcScenario(),
         new RpcSearchReadScenario(),
         new RpcBodiesScenario(),
+        new ManyTenantsScenario(),
         new SnapshotCreateScenario(),
         new TenantRestoreScenario(),
     ];

@@ -8,22 +8,18 @@ namespace Loomworks.Postgres;
 // reuses one of the pool's idle connections (the pool holds fewer busy connections than its permits) or carries a new
 // permit. Npgsql opens a physical connection only when none of its pool is idle, so a pool never holds more
 // connections than its permits, and the permits of all pools never exceed PooledConnections. When the permits are
-// spent, the pool idle longest gives up its idle connections; the new connection opens only after PostgreSQL shows
-// their backends gone (by pid), so PostgreSQL never sees more than the budget either.
+// spent, the pool idle longest gives up its idle connections; their permits return only once PostgreSQL shows their
+// backends gone (by pid), so PostgreSQL never sees more than the budget either.
 public sealed partial class TenantDataSources
 {
-    /// <summary>Idle connections Npgsql closes on its own after this many seconds; their permits are reclaimed by eviction.</summary>
-    private const int IdleLifetimeSeconds = 300;
-
-    private static readonly TimeSpan GoneTimeout = TimeSpan.FromSeconds(5);
+    /// <summary>How long a caller whose database has a connection in use waits for it before another database's idle ones close.</summary>
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(2);
 
     private readonly Lock _lock = new();
     private readonly Dictionary<string, Pool> _pools = new(StringComparer.Ordinal);
     private readonly LinkedList<Waiter> _waiters = new();
-    private readonly SemaphoreSlim _keeperGate = new(1, 1);
-    private NpgsqlConnection? _keeper;
-    private Task _settling = Task.CompletedTask;
     private int _held;
+    private int _closing;
     private long _evictions;
     private long _opened;
     private bool _disposed;
@@ -42,8 +38,11 @@ public sealed partial class TenantDataSources
         /// <summary>Bumped when the idle connections are closed; a connection granted before closes when given back.</summary>
         public int Epoch { get; set; }
 
-        /// <summary>Backends given back and not taken again (idle, or closed by Npgsql), with when they were given back.</summary>
-        public Dictionary<int, long> Given { get; } = [];
+        /// <summary>Backends given back idle and not taken again.</summary>
+        public HashSet<int> Idle { get; } = [];
+
+        /// <summary>Backends being closed and waited for; one taken by a grant in flight instead is struck off.</summary>
+        public List<HashSet<int>> Closing { get; } = [];
 
         public long LastUsed { get; set; }
     }
@@ -51,10 +50,11 @@ public sealed partial class TenantDataSources
     private sealed class Waiter(string database)
     {
         public string Database { get; } = database;
+        public long Since { get; } = Stopwatch.GetTimestamp();
         public TaskCompletionSource<Grant> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 
-    private readonly record struct Grant(Pool Pool, bool NewConnection, Task Settled);
+    private readonly record struct Grant(Pool Pool, bool NewConnection);
 
     internal async Task<NpgsqlConnection> OpenAsync(string database, CancellationToken cancellationToken)
     {
@@ -64,10 +64,11 @@ public sealed partial class TenantDataSources
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            if (!TryGrant(database, queueFirst: true, out grant))
+            if (!TryGrantAtOnce(database, out grant))
             {
                 waiter = new Waiter(database);
                 node = _waiters.AddLast(waiter);
+                ServeWaiters();
             }
         }
         if (waiter is not null)
@@ -76,24 +77,24 @@ public sealed partial class TenantDataSources
         }
         try
         {
-            if (grant.NewConnection)
-            {
-                await grant.Settled.WaitAsync(cancellationToken);
-            }
             var connection = await grant.Pool.Source.OpenConnectionAsync(cancellationToken);
             var pid = connection.ProcessID;
             int epoch;
             lock (_lock)
             {
-                grant.Pool.Given.Remove(pid);
+                grant.Pool.Idle.Remove(pid);
+                foreach (var closing in grant.Pool.Closing)
+                {
+                    closing.Remove(pid);
+                }
                 epoch = grant.Pool.Epoch;
             }
             var released = 0;
-            connection.StateChange += (_, change) =>
+            connection.StateChange += (sender, change) =>
             {
                 if (change.CurrentState != ConnectionState.Open && Interlocked.Exchange(ref released, 1) == 0)
                 {
-                    GiveBack(grant.Pool, pid, epoch);
+                    GiveBack(grant.Pool, pid, epoch, broken: ((NpgsqlConnection)sender).FullState == ConnectionState.Broken);
                 }
             };
             return connection;
@@ -133,6 +134,11 @@ public sealed partial class TenantDataSources
                     // Granted just as the wait ended: the grant goes back as if the connection had been used.
                     var late = waiter.Completion.Task.Result;
                     late.Pool.Busy--;
+                    if (late.NewConnection)
+                    {
+                        late.Pool.Permits--;
+                        _held--;
+                    }
                     ServeWaiters();
                 }
             }
@@ -146,38 +152,52 @@ public sealed partial class TenantDataSources
         }
     }
 
-    /// <summary>Under the lock: a grant from the database's idle connections, a free permit, or another pool's idle ones.</summary>
-    private bool TryGrant(string database, bool queueFirst, out Grant grant)
+    /// <summary>
+    /// Under the lock: a grant without waiting, from the database's idle connections or a free permit; a free permit
+    /// only when nobody is queued, as whoever queued first is served first.
+    /// </summary>
+    private bool TryGrantAtOnce(string database, out Grant grant)
+    {
+        var pool = PoolOf(database);
+        if (pool.Busy < pool.Permits)
+        {
+            grant = GrantIdle(pool);
+            return true;
+        }
+        if (_waiters.Count == 0 && _held < PooledConnections)
+        {
+            grant = GrantNew(pool);
+            return true;
+        }
+        grant = default;
+        return false;
+    }
+
+    private static Grant GrantIdle(Pool pool)
+    {
+        pool.Busy++;
+        pool.LastUsed = Stopwatch.GetTimestamp();
+        return new Grant(pool, NewConnection: false);
+    }
+
+    private Grant GrantNew(Pool pool)
+    {
+        pool.Permits++;
+        pool.Busy++;
+        pool.LastUsed = Stopwatch.GetTimestamp();
+        _held++;
+        _opened++;
+        return new Grant(pool, NewConnection: true);
+    }
+
+    private Pool PoolOf(string database)
     {
         if (!_pools.TryGetValue(database, out var pool))
         {
             pool = new Pool(database, CreatePool(database));
             _pools[database] = pool;
         }
-        pool.LastUsed = Stopwatch.GetTimestamp();
-        if (pool.Busy < pool.Permits)
-        {
-            pool.Busy++;
-            grant = new Grant(pool, NewConnection: false, Task.CompletedTask);
-            return true;
-        }
-        // Someone queued first is served first; reusing one's own idle connection (above) takes nothing from them.
-        if (queueFirst && _waiters.Count > 0)
-        {
-            grant = default;
-            return false;
-        }
-        if (_held >= PooledConnections && !EvictIdle(except: pool))
-        {
-            grant = default;
-            return false;
-        }
-        pool.Permits++;
-        pool.Busy++;
-        _held++;
-        _opened++;
-        grant = new Grant(pool, NewConnection: true, _settling);
-        return true;
+        return pool;
     }
 
     /// <summary>Under the lock: the pool idle longest (other than <paramref name="except"/>) gives up its idle connections.</summary>
@@ -196,219 +216,86 @@ public sealed partial class TenantDataSources
             return false;
         }
         _evictions++;
-        var closing = ReleaseIdle(victim, removeWhenUnused: true);
-        _settling = _settling.IsCompleted ? closing : Task.WhenAll(_settling, closing);
+        _ = ReleaseIdle(victim);
         return true;
     }
 
-    /// <summary>Under the lock: takes the pool's idle permits back and starts closing its idle connections.</summary>
-    private Task ReleaseIdle(Pool pool, bool removeWhenUnused)
+    /// <summary>
+    /// Under the lock: starts closing the pool's idle connections. Their permits stay counted until PostgreSQL has let
+    /// the backends go, then serve the queue. A pool given up for good (its database about to be dropped or renamed)
+    /// is removed; otherwise it is kept, with what Npgsql learned of the database's types.
+    /// </summary>
+    private Task ReleaseIdle(Pool pool, bool forGood = false)
     {
-        _held -= pool.Permits - pool.Busy;
+        var freed = pool.Permits - pool.Busy;
         pool.Permits = pool.Busy;
         pool.Epoch++;
-        var pids = pool.Given.Keys.ToArray();
-        pool.Given.Clear();
-        var dispose = removeWhenUnused && pool.Busy == 0;
-        if (dispose)
+        HashSet<int> backends = [.. pool.Idle];
+        pool.Idle.Clear();
+        // Closed here, under the lock, so no connection opened after this decision is among those closed.
+        if (forGood && pool.Busy == 0)
         {
             _pools.Remove(pool.Name);
+            pool.Source.Dispose();
         }
-        return Task.Run(() => CloseAndConfirmAsync(pool.Source, pids, dispose));
+        else
+        {
+            pool.Source.Clear();
+        }
+        return Confirm(pool, backends, freed);
     }
 
-    private void GiveBack(Pool pool, int pid, int epoch)
+    private void GiveBack(Pool pool, int pid, int epoch, bool broken)
     {
         lock (_lock)
         {
             pool.Busy--;
-            var now = Stopwatch.GetTimestamp();
-            pool.LastUsed = now;
-            // Kept even when Npgsql closes the connection (an older epoch, or broken): the next eviction of this pool
-            // waits for every backend it may still have.
-            pool.Given[pid] = now;
-            if (epoch != pool.Epoch || pool.Given.Count > 4 * Math.Max(1, pool.Permits))
+            pool.LastUsed = Stopwatch.GetTimestamp();
+            if (broken || epoch != pool.Epoch)
             {
-                ForgetLongGone(pool, now);
-            }
-            ServeWaiters();
-        }
-    }
-
-    /// <summary>Backends given back longer ago than Npgsql keeps an idle connection are closed already.</summary>
-    private static void ForgetLongGone(Pool pool, long now)
-    {
-        var horizon = now - Stopwatch.Frequency * (IdleLifetimeSeconds + 30);
-        foreach (var (pid, at) in pool.Given.ToArray())
-        {
-            if (at < horizon)
-            {
-                pool.Given.Remove(pid);
-            }
-        }
-    }
-
-    /// <summary>Under the lock: grants to the queue in order, until the first that must still wait.</summary>
-    private void ServeWaiters()
-    {
-        while (_waiters.First is { } first)
-        {
-            if (!TryGrant(first.Value.Database, queueFirst: false, out var grant))
-            {
-                return;
-            }
-            _waiters.RemoveFirst();
-            first.Value.Completion.TrySetResult(grant);
-        }
-    }
-
-    private async Task CloseIdleAsync(string database, CancellationToken cancellationToken)
-    {
-        Task closing;
-        lock (_lock)
-        {
-            if (!_pools.TryGetValue(database, out var pool))
-            {
-                return;
-            }
-            closing = ReleaseIdle(pool, removeWhenUnused: true);
-            ServeWaiters();
-        }
-        await closing.WaitAsync(cancellationToken);
-    }
-
-    private void ForgetAllIdle()
-    {
-        List<NpgsqlDataSource> sources = [];
-        lock (_lock)
-        {
-            foreach (var pool in _pools.Values)
-            {
-                _held -= pool.Permits - pool.Busy;
-                pool.Permits = pool.Busy;
-                pool.Epoch++;
-                pool.Given.Clear();
-                sources.Add(pool.Source);
-            }
-            ServeWaiters();
-        }
-        foreach (var source in sources)
-        {
-            source.Clear();
-        }
-    }
-
-    private async Task CloseAndConfirmAsync(NpgsqlDataSource source, int[] pids, bool dispose)
-    {
-        try
-        {
-            if (dispose)
-            {
-                await source.DisposeAsync();
+                // Npgsql closed it (broken, or its pool was cleared since): its permit returns once the backend is gone.
+                pool.Permits--;
+                _ = Confirm(pool, [pid], freed: 1);
             }
             else
             {
-                source.Clear();
+                pool.Idle.Add(pid);
             }
-            if (pids.Length > 0)
-            {
-                await WaitUntilGoneAsync(pids);
-            }
-        }
-        catch (Exception e) when (e is NpgsqlException or IOException or TimeoutException or InvalidOperationException
-                                      or ObjectDisposedException)
-        {
-            // Without an answer the place is given anyway: PostgreSQL's own max_connections leaves room above db_maxconn.
+            ServeWaiters();
         }
     }
 
-    /// <summary>Waits until pg_stat_activity no longer lists the backends, on the reserved connection that is kept for this.</summary>
-    private async Task WaitUntilGoneAsync(int[] pids)
+    /// <summary>
+    /// Under the lock: serves the queue in order. A caller whose database has an idle connection takes it (that takes
+    /// nothing from anyone); free permits go to the first in line. When none is free, the idle connections of the
+    /// database idle longest start closing for those in line whose database has no connection in use, or who have
+    /// waited longer than <see cref="Patience"/>; the others wait for their own database's connections to come back,
+    /// which keeps connections with the databases that use them.
+    /// </summary>
+    private void ServeWaiters()
     {
-        await _keeperGate.WaitAsync();
-        try
+        var needRoom = 0;
+        var somethingIdle = true;
+        for (var node = _waiters.First; node is not null;)
         {
-            var deadline = Stopwatch.GetTimestamp() + (long)(GoneTimeout.TotalSeconds * Stopwatch.Frequency);
-            try
+            var next = node.Next;
+            var waiter = node.Value;
+            var pool = PoolOf(waiter.Database);
+            if (pool.Busy < pool.Permits || _held < PooledConnections)
             {
-                if (_keeper is null)
-                {
-                    var builder = new NpgsqlConnectionStringBuilder(Endpoint.ConnectionString("postgres", "loomworks-budget"))
-                    {
-                        Pooling = false,
-                        Timeout = 5,
-                    };
-                    _keeper = new NpgsqlConnection(builder.ConnectionString);
-                    await _keeper.OpenAsync();
-                }
-                await using var command = new NpgsqlCommand("SELECT count(*)::int FROM pg_stat_activity WHERE pid = ANY($1)", _keeper);
-                command.Parameters.AddWithValue(pids);
-                while ((int)(await command.ExecuteScalarAsync())! > 0 && Stopwatch.GetTimestamp() < deadline)
-                {
-                    await Task.Delay(1);
-                }
+                _waiters.Remove(node);
+                waiter.Completion.TrySetResult(pool.Busy < pool.Permits ? GrantIdle(pool) : GrantNew(pool));
             }
-            catch (Exception e) when (e is NpgsqlException or IOException or TimeoutException or InvalidOperationException)
+            else if (somethingIdle && (pool.Busy == 0 || Stopwatch.GetElapsedTime(waiter.Since) >= Patience))
             {
-                var broken = _keeper;
-                _keeper = null;
-                if (broken is not null)
+                needRoom++;
+                if (_closing < needRoom)
                 {
-                    await broken.DisposeAsync();
+                    // When nothing is idle anywhere, only a connection given back can serve anyone.
+                    somethingIdle = EvictIdle(except: pool);
                 }
             }
+            node = next;
         }
-        finally
-        {
-            _keeperGate.Release();
-        }
-    }
-
-    private NpgsqlDataSource CreatePool(string database)
-    {
-        var builder = new NpgsqlConnectionStringBuilder(Endpoint.ConnectionString(database))
-        {
-            // The budget decides; Npgsql never has to wait or refuse on its own.
-            MaxPoolSize = PooledConnections,
-            MinPoolSize = 0,
-            ConnectionIdleLifetime = IdleLifetimeSeconds,
-            // The same few statements run on every call (the security stamp, access rights, the ORM's queries):
-            // prepared on their second use, they skip parsing and planning. PgBouncer in transaction mode needs
-            // max_prepared_statements (1.21 or later) for this.
-            MaxAutoPrepare = 64,
-            AutoPrepareMinUsages = 2,
-        };
-        return NpgsqlDataSource.Create(builder.ConnectionString);
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        List<Pool> pools;
-        lock (_lock)
-        {
-            if (_disposed)
-            {
-                return;
-            }
-            _disposed = true;
-            pools = [.. _pools.Values];
-            _pools.Clear();
-            foreach (var waiter in _waiters)
-            {
-                waiter.Completion.TrySetException(new ObjectDisposedException(nameof(TenantDataSources)));
-            }
-            _waiters.Clear();
-        }
-        foreach (var pool in pools)
-        {
-            await pool.Source.DisposeAsync();
-        }
-        await _keeperGate.WaitAsync();
-        if (_keeper is not null)
-        {
-            await _keeper.DisposeAsync();
-        }
-        _keeperGate.Release();
-        _keeperGate.Dispose();
     }
 }

@@ -30,6 +30,7 @@ public sealed partial class TenantDataSources : IAsyncDisposable
         MaxConnections = maxConnections;
         PooledConnections = maxConnections - ReservedConnections;
         WaitTimeout = waitTimeout ?? TimeSpan.FromSeconds(15);
+        StartSweeping();
     }
 
     public PostgresEndpoint Endpoint { get; }
