@@ -10,7 +10,7 @@ namespace Loomworks.Tests.Postgres;
 /// <summary>
 /// The migrations as released. A new database replays the very SQL every existing database ran, so the text of a
 /// released migration never changes, not even by a byte: these are the SHA-256 hashes of its UTF-8 bytes. A new
-/// migration adds its line here.
+/// migration appends its line to its database's list.
 /// </summary>
 public sealed class MigrationHistoryTests
 {
@@ -94,6 +94,20 @@ public sealed class MigrationHistoryTests
     {
         AssertReleased(TenantHistory.Where(m => m.Version < 2000), TenantSchema.All);
         AssertReleased(TenantHistory.Where(m => OperationLogVersions.Contains(m.Version)), OperationsSchema.All);
+    }
+
+    [Fact]
+    public void Each_feature_releases_its_migrations_in_version_order()
+    {
+        // A migration numbered below one already released would run on existing databases after that later one.
+        foreach (var history in new[] { ManagementHistory, TenantHistory })
+        {
+            foreach (var range in MigrationFilesTests.Ranges)
+            {
+                var versions = history.Select(m => m.Version).Where(v => v >= range.From && v <= range.To).ToList();
+                Assert.Equal(versions.Order(), versions);
+            }
+        }
     }
 
     private static void AssertReleased(IEnumerable<Released> released, IEnumerable<Migration> migrations) =>
