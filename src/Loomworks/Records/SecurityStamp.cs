@@ -1,4 +1,3 @@
-using Loomworks.Postgres;
 using Npgsql;
 
 namespace Loomworks.Records;
@@ -9,38 +8,11 @@ namespace Loomworks.Records;
 /// remembered together with the stamp it was made under stays valid exactly as long as the stamp reads the same, so
 /// callers may cache credential checks and access rights and still see a revocation on the very next call. The
 /// stamp is random rather than a counter so that a database restored to an earlier point and changed again never
-/// shows a value it had before with other contents.
+/// shows a value it had before with other contents. Migration 1050 (Records/Migrations) creates it and its triggers.
 /// </summary>
 public static class SecurityStamp
 {
     public const string Table = "loomworks_security_stamp";
-
-    /// <summary>One statement per table, fired even when no row matched: cheap, and never misses a change.</summary>
-    public static readonly Migration Migration = new(1050, "security stamp for cached credential checks and access rights", $$"""
-        CREATE TABLE {{Table}} (
-            singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-            stamp uuid NOT NULL);
-        INSERT INTO {{Table}} (stamp) VALUES (gen_random_uuid());
-        CREATE FUNCTION loomworks_bump_security_stamp() RETURNS trigger LANGUAGE plpgsql AS $f$
-        BEGIN
-            UPDATE {{Table}} SET stamp = gen_random_uuid();
-            RETURN NULL;
-        END
-        $f$;
-        CREATE TRIGGER loomworks_security_stamp AFTER INSERT OR DELETE OR TRUNCATE ON res_users
-            FOR EACH STATEMENT EXECUTE FUNCTION loomworks_bump_security_stamp();
-        -- Not on every update: a login stamps login_date, and that must not throw every cached check away.
-        CREATE TRIGGER loomworks_security_stamp_update AFTER UPDATE OF id, login, password, active ON res_users
-            FOR EACH STATEMENT EXECUTE FUNCTION loomworks_bump_security_stamp();
-        CREATE TRIGGER loomworks_security_stamp AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON res_users_apikeys
-            FOR EACH STATEMENT EXECUTE FUNCTION loomworks_bump_security_stamp();
-        CREATE TRIGGER loomworks_security_stamp AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON res_groups_users_rel
-            FOR EACH STATEMENT EXECUTE FUNCTION loomworks_bump_security_stamp();
-        CREATE TRIGGER loomworks_security_stamp AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON res_groups
-            FOR EACH STATEMENT EXECUTE FUNCTION loomworks_bump_security_stamp();
-        CREATE TRIGGER loomworks_security_stamp AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON ir_model_access
-            FOR EACH STATEMENT EXECUTE FUNCTION loomworks_bump_security_stamp();
-        """);
 
     /// <summary>The current stamp as the transaction (or, without one, the statement) sees it.</summary>
     public static async Task<Guid> ReadAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, CancellationToken ct)

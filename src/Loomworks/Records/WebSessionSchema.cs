@@ -1,11 +1,9 @@
-using Loomworks.Postgres;
-
 namespace Loomworks.Records;
 
 /// <summary>
-/// The table of web sessions in each tenant database (version 1100; web sessions own 1100–1199). It is not a model
-/// and not change-captured: an undo or rewind must never bring a logged-out session back, and token hashes have no
-/// business in the operation log.
+/// The table of web sessions in each tenant database (migration 1100 in Records/Migrations; web sessions own
+/// 1100–1199). It is not a model and not change-captured: an undo or rewind must never bring a logged-out session back,
+/// and token hashes have no business in the operation log.
 /// </summary>
 public static class WebSessionSchema
 {
@@ -17,17 +15,4 @@ public static class WebSessionSchema
     /// </summary>
     public const string FingerprintSql =
         "encode(sha256(convert_to(u.id::text || chr(10) || u.login || chr(10) || coalesce(u.password, ''), 'UTF8')), 'hex')";
-
-    public static Migration Migration { get; } = new(1100, "web sessions", $"""
-        CREATE TABLE {Table} (
-            token_hash bytea PRIMARY KEY CHECK (octet_length(token_hash) = 32),
-            database_name varchar NOT NULL,
-            uid integer NOT NULL REFERENCES res_users ON DELETE CASCADE,
-            auth_fingerprint varchar NOT NULL,
-            created_at timestamptz NOT NULL DEFAULT now(),
-            last_seen timestamptz NOT NULL DEFAULT now(),
-            client_address varchar);
-        CREATE INDEX {Table}_uid_idx ON {Table} (uid);
-        CREATE INDEX {Table}_last_seen_idx ON {Table} (last_seen);
-        """);
 }

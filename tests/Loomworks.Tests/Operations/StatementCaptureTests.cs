@@ -35,7 +35,7 @@ public sealed class StatementCaptureTests(PostgresFixture postgres)
         await using (var connection = await ds.OpenConnectionAsync())
         {
             await SchemaMigrator.ApplyAsync(connection, OperationsSchema.All.Where(m => m.Version < version), None);
-            await using var install = new NpgsqlCommand(ChangeCapture.InstallSql(ErpShape.Tables), connection);
+            await using var install = new NpgsqlCommand(CaptureOf2004.InstallSql(ErpShape.Tables), connection);
             await install.ExecuteNonQueryAsync();
         }
         await ErpShape.ExecuteAsync(ds, """
@@ -75,7 +75,7 @@ public sealed class StatementCaptureTests(PostgresFixture postgres)
     public async Task An_update_of_ignored_columns_only_captures_nothing_and_draws_no_operation_id_while_a_mixed_one_is_captured_whole()
     {
         var ds = await DatabaseAsync("ignored");
-        await ErpShape.ExecuteAsync(ds, ChangeCapture.InstallSql(["res_partner"], new Dictionary<string, string[]> { ["res_partner"] = ["email"] }));
+        await ErpShape.ExecuteAsync(ds, "SELECT loomworks_install_capture('res_partner', '{email}')");
         await using (var connection = await ds.OpenConnectionAsync())
         await using (var transaction = await connection.BeginTransactionAsync())
         {
