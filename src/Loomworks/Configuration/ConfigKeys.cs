@@ -91,7 +91,7 @@ public static class ConfigKeys
     public static readonly ConfigKey DbFilter = new("dbfilter", null, ConfigValueKind.Regex,
         "Regular expression a database name must match whole (%h = host, %d = first label of the host).", "DB_FILTER");
     public static readonly ConfigKey DbMaxConn = new("db_maxconn", "64", ConfigValueKind.WholeNumber,
-        "Connections this instance may hold open across all databases.", Minimum: 4, Maximum: 10000);
+        "PostgreSQL connections this instance holds at most, across all databases (at least 4).", Minimum: 4, Maximum: 10000);
     public static readonly ConfigKey DbSslMode = new("db_sslmode", "prefer", ConfigValueKind.Text,
         "SSL mode for connections to an external PostgreSQL (disable, prefer, require, verify-full).");
     public static readonly ConfigKey ListDb = new("list_db", "True", ConfigValueKind.Switch,

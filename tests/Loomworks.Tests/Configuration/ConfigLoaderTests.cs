@@ -129,6 +129,7 @@ public sealed class ConfigLoaderTests : IDisposable
     [InlineData("[options]\nloomworks_restore_max_uploads = 0\n", ":2", "0 is outside 1..64")]
     [InlineData("[options]\nloomworks_restore_max_uploads = many\n", ":2", "'many' is not a whole number")]
     [InlineData("[options]\nloomworks_restore_spool_max_mb = 0\n", ":2", "0 is outside 1..")]
+    [InlineData("[options]\ndb_maxconn = 3\n", ":2", "3 is outside 4..10000")]
     [InlineData("[options]\ndbfilter = ^(unclosed\n", ":2", "dbfilter")]
     [InlineData("[options]\nproxy_mode = maybe\n", ":2", "proxy_mode")]
     [InlineData("[options]\nlog_level = loud\n", ":2", "log_level")]
