@@ -77,6 +77,24 @@ public static class JsonRpcCodec
             case byte[] bytes:
                 writer.WriteStringValue(Convert.ToBase64String(bytes));
                 break;
+            case Dictionary<string, object?> dict:
+                // Before the interfaces: enumerating the concrete types needs no enumerator on the heap.
+                writer.WriteStartObject();
+                foreach (var (key, item) in dict)
+                {
+                    writer.WritePropertyName(key);
+                    Write(writer, item);
+                }
+                writer.WriteEndObject();
+                break;
+            case List<object?> list:
+                writer.WriteStartArray();
+                foreach (var item in list)
+                {
+                    Write(writer, item);
+                }
+                writer.WriteEndArray();
+                break;
             case IDictionary<string, object?> dict:
                 writer.WriteStartObject();
                 foreach (var (key, item) in dict)
