@@ -253,7 +253,9 @@ public sealed partial class RecordEnvironment(NpgsqlConnection connection, Npgsq
             {
                 var name = reader.IsDBNull(i) ? "" : reader.GetString(i);
                 i++;
-                row[field.Name] = raw is null ? false : new List<object?> { System.Convert.ToInt64(raw, CultureInfo.InvariantCulture), name };
+                row[field.Name] = raw is null
+                    ? false
+                    : new List<object?> { System.Convert.ToInt64(raw, CultureInfo.InvariantCulture), name };
             }
             else
             {

@@ -35,7 +35,10 @@ public sealed partial class RecordEnvironment
         }
         else
         {
-            await using var batch = new NpgsqlBatch(connection, transaction) { BatchCommands = { SecurityStamp.BatchCommand(), new(Commit) } };
+            await using var batch = new NpgsqlBatch(connection, transaction)
+            {
+                BatchCommands = { SecurityStamp.BatchCommand(), new(Commit) },
+            };
             await using var reader = await batch.ExecuteReaderAsync(ct);
             check.Record(await SecurityStamp.ReadAsync(reader, ct));
         }

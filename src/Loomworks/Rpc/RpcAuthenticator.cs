@@ -129,7 +129,8 @@ public sealed class RpcAuthenticator(PasswordGate gate)
         {
             return null;
         }
-        return _verified.TryGetValue((db, uid, Digest(password)), out var known) && (known.ValidUntilUtc is not { } until || until > DateTime.UtcNow)
+        return _verified.TryGetValue((db, uid, Digest(password)), out var known)
+            && (known.ValidUntilUtc is not { } until || until > DateTime.UtcNow)
             && _rights.TryGetValue((db, uid), out var rights) && rights.Stamp == known.Stamp
             ? new RememberedCheck(known.Stamp, rights.Rights)
             : null;

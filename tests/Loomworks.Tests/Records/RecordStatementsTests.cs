@@ -39,7 +39,7 @@ public sealed class RecordStatementsTests(PostgresFixture postgres) : IAsyncLife
         await call(env, connection);
     }
 
-    /// <summary>The isolation of the connection's current transaction: repeatable read inside the call's, read committed after it.</summary>
+    /// <summary>The isolation of the connection's transaction: repeatable read inside the call's, read committed after it.</summary>
     private static async Task<string> IsolationAsync(NpgsqlConnection connection)
     {
         await using var command = new NpgsqlCommand("SHOW transaction_isolation", connection);

@@ -192,7 +192,8 @@ public sealed class CredentialCacheTests(CredentialCacheTests.Fixture fixture) :
         var uid = await CreateUserAsync("cache_stale", "stale-secret", TenantSchema.UserGroup);
         Task<(bool IsFault, object? Value)> BadFieldAsync() =>
             _client.XmlAsync("/xmlrpc/2/object", "execute_kw", _server.Db, uid, "stale-secret", "res.partner", "search_read",
-                new List<object?> { new List<object?>() }, new Dictionary<string, object?> { ["fields"] = new List<object?> { "no_such_field" } });
+                new List<object?> { new List<object?>() },
+                new Dictionary<string, object?> { ["fields"] = new List<object?> { "no_such_field" } });
         Task<(bool IsFault, object? Value)> FieldsGetAsync() =>
             _client.XmlAsync("/xmlrpc/2/object", "execute_kw", _server.Db, uid, "stale-secret", "res.partner", "fields_get",
                 new List<object?>(), new Dictionary<string, object?> { ["attributes"] = new List<object?> { "type" } });

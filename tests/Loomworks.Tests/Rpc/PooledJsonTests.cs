@@ -15,7 +15,10 @@ public sealed class PooledJsonTests
     public void An_answer_of_any_size_is_the_json_the_codec_writes(int rows)
     {
         var result = Enumerable.Range(0, rows)
-            .Select(i => (object?)new Dictionary<string, object?> { ["id"] = (long)i, ["name"] = $"Partner {i} +é", ["active"] = i % 2 == 0 })
+            .Select(i => (object?)new Dictionary<string, object?>
+            {
+                ["id"] = (long)i, ["name"] = $"Partner {i} +é", ["active"] = i % 2 == 0,
+            })
             .ToList();
         var expected = JsonRpcCodec.Serialize(w => JsonRpcCodec.Write(w, result));
         using var json = PooledJson.Serialize(w => JsonRpcCodec.Write(w, result));
