@@ -193,7 +193,7 @@ public static class RpcEndpoints
         };
     }
 
-    internal static IResult JsonRpcResult(object? id, object? result) => TypedResults.Bytes(JsonRpcCodec.Serialize(w =>
+    internal static IResult JsonRpcResult(object? id, object? result) => new PooledJsonResult(PooledJson.Serialize(w =>
     {
         w.WriteStartObject();
         w.WriteString("jsonrpc", "2.0");
@@ -203,6 +203,20 @@ public static class RpcEndpoints
         JsonRpcCodec.Write(w, result);
         w.WriteEndObject();
     }), JsonType);
+
+    /// <summary>A 200 answer written from a pooled buffer, which goes back to the pool once the answer is written.</summary>
+    private sealed class PooledJsonResult(PooledJson json, string contentType) : IResult
+    {
+        public async Task ExecuteAsync(HttpContext httpContext)
+        {
+            using (json)
+            {
+                httpContext.Response.ContentType = contentType;
+                httpContext.Response.ContentLength = json.Written.Length;
+                await httpContext.Response.Body.WriteAsync(json.Written, httpContext.RequestAborted);
+            }
+        }
+    }
 
     /// <summary>A JSON-RPC error answer: Odoo puts 200 "Odoo Server Error" in the code and message of every error but a few.</summary>
     internal static byte[] JsonRpcError(object? id, OdooException error, Exception original, RpcOptions options, int code = 200,

@@ -1,5 +1,6 @@
 using Loomworks.Security;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -9,7 +10,7 @@ namespace Loomworks.Records;
 /// The ORM for one call: a transaction in a tenant database, the calling user and their rights, and the context.
 /// Values in and out are wire values (long, double, bool, string, null, lists, dictionaries); empty values read as False.
 /// </summary>
-public sealed class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransaction transaction, AccessRights access,
+public sealed partial class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransaction transaction, AccessRights access,
     IReadOnlyDictionary<string, object?>? context = null, AttachmentStorage? attachments = null)
 {
     public long Uid => access.Uid;
@@ -38,14 +39,15 @@ public sealed class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransac
         var sql = new SqlBuilder();
         var text = $"SELECT t0.id FROM \"{model.Table}\" t0 WHERE {Where(model, domain, "t0", sql)} ORDER BY {OrderBy(model, order, "t0")}"
             + Page(offset, limit, sql);
-        await using var command = sql.Command(text, connection, transaction);
-        var ids = new List<long>();
-        await using var reader = await command.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct))
+        return await QueryAsync(text, sql, async reader =>
         {
-            ids.Add(reader.GetInt32(0));
-        }
-        return ids;
+            var ids = new List<long>();
+            while (await reader.ReadAsync(ct))
+            {
+                ids.Add(reader.GetInt32(0));
+            }
+            return ids;
+        }, last: false, ct);
     }
 
     public async Task<long> SearchCountAsync(ModelDef model, object? domain, long? limit, CancellationToken ct)
@@ -53,8 +55,8 @@ public sealed class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransac
         access.Check(model, "read");
         var sql = new SqlBuilder();
         var inner = $"SELECT 1 FROM \"{model.Table}\" t0 WHERE {Where(model, domain, "t0", sql)}" + Page(0, limit, sql);
-        await using var command = sql.Command($"SELECT count(*) FROM ({inner}) c", connection, transaction);
-        return (long)(await command.ExecuteScalarAsync(ct))!;
+        return await QueryAsync($"SELECT count(*) FROM ({inner}) c", sql,
+            async reader => await reader.ReadAsync(ct) ? reader.GetInt64(0) : 0, last: false, ct);
     }
 
     private string Where(ModelDef model, object? domain, string alias, SqlBuilder sql)
@@ -137,8 +139,12 @@ public sealed class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransac
         // One statement does the search and the read: the rows arrive in the search's order.
         var (columns, scalar) = SelectList(model, resolved);
         var text = $"SELECT {columns} FROM \"{model.Table}\" t0 WHERE {where} ORDER BY {orderBy}" + page;
-        var (ordered, rows) = await ReadRowsAsync(text, sql, scalar, ct);
-        await CompleteRowsAsync(model, resolved, rows, ct);
+        var completes = NeedsCompletion(model, resolved);
+        var ordered = await ReadRowsAsync(text, sql, scalar, last: CommitsWithRead && !completes, ct);
+        if (completes)
+        {
+            await CompleteRowsAsync(model, resolved, ById(ordered), ct);
+        }
         return ordered;
     }
 
@@ -177,7 +183,7 @@ public sealed class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransac
         var (columns, scalar) = SelectList(model, fields);
         var distinct = ids.Distinct().ToArray();
         var text = $"SELECT {columns} FROM \"{model.Table}\" t0 WHERE t0.id = ANY({sql.Add(distinct)}){RecordRule(model, "t0", sql)}";
-        var (_, rows) = await ReadRowsAsync(text, sql, scalar, ct);
+        var rows = ById(await ReadRowsAsync(text, sql, scalar, last: false, ct));
         var missing = distinct.Where(id => !rows.ContainsKey(id)).ToList();
         if (missing.Count > 0)
         {
@@ -211,41 +217,57 @@ public sealed class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransac
         return (string.Join(", ", columns), scalar);
     }
 
-    /// <summary>Runs a statement whose columns are <see cref="SelectList"/>'s; the rows in statement order and by id.</summary>
-    private async Task<(List<Dictionary<string, object?>> Ordered, Dictionary<long, Dictionary<string, object?>> ById)> ReadRowsAsync(
-        string text, SqlBuilder sql, List<FieldDef> scalar, CancellationToken ct)
+    /// <summary>
+    /// Runs a statement whose columns are <see cref="SelectList"/>'s and that reads each record once (its rows come
+    /// from the model's table alone); the rows in statement order.
+    /// </summary>
+    private async Task<List<Dictionary<string, object?>>> ReadRowsAsync(string text, SqlBuilder sql, List<FieldDef> scalar, bool last,
+        CancellationToken ct) =>
+        await QueryAsync(text, sql, reader => ReadRowsAsync(reader, scalar, ct), last, ct);
+
+    private static Dictionary<long, Dictionary<string, object?>> ById(List<Dictionary<string, object?>> rows) =>
+        rows.ToDictionary(row => (long)row["id"]!);
+
+    private static async Task<List<Dictionary<string, object?>>> ReadRowsAsync(NpgsqlDataReader reader, List<FieldDef> scalar,
+        CancellationToken ct)
     {
         var ordered = new List<Dictionary<string, object?>>();
-        var rows = new Dictionary<long, Dictionary<string, object?>>();
-        await using var command = sql.Command(text, connection, transaction);
-        await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
         {
-            var id = (long)reader.GetInt32(0);
-            var row = new Dictionary<string, object?>(scalar.Count + 1, StringComparer.Ordinal) { ["id"] = id };
-            var i = 1;
-            foreach (var field in scalar)
+            ordered.Add(ReadRow(reader, scalar));
+        }
+        return ordered;
+    }
+
+    /// <summary>The current row as wire values; compiled optimized from its first call, as it runs for every value read.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static Dictionary<string, object?> ReadRow(NpgsqlDataReader reader, List<FieldDef> scalar)
+    {
+        var row = new Dictionary<string, object?>(scalar.Count + 1, StringComparer.Ordinal) { ["id"] = (long)reader.GetInt32(0) };
+        var i = 1;
+        foreach (var field in scalar)
+        {
+            var raw = reader.IsDBNull(i) ? null : reader.GetValue(i);
+            i++;
+            if (field.Type == FieldType.Many2one)
             {
-                var raw = reader.IsDBNull(i) ? null : reader.GetValue(i);
+                var name = reader.IsDBNull(i) ? "" : reader.GetString(i);
                 i++;
-                if (field.Type == FieldType.Many2one)
-                {
-                    var name = reader.IsDBNull(i) ? "" : reader.GetString(i);
-                    i++;
-                    row[field.Name] = raw is null ? false : new List<object?> { System.Convert.ToInt64(raw, CultureInfo.InvariantCulture), name };
-                }
-                else
-                {
-                    row[field.Name] = ToWire(field, raw);
-                }
+                row[field.Name] = raw is null
+                    ? false
+                    : new List<object?> { System.Convert.ToInt64(raw, CultureInfo.InvariantCulture), name };
             }
-            if (rows.TryAdd(id, row))
+            else
             {
-                ordered.Add(row);
+                row[field.Name] = ToWire(field, raw);
             }
         }
-        return (ordered, rows);
+        return row;
     }
+
+    /// <summary>Whether <see cref="CompleteRowsAsync"/> runs statements of its own for these fields.</summary>
+    private static bool NeedsCompletion(ModelDef model, IReadOnlyList<FieldDef> fields) =>
+        model == ModelRegistry.Attachment || fields.Any(f => f.IsX2Many);
 
     /// <summary>Fills what the select list does not read: attachment contents and x2many ids.</summary>
     private async Task CompleteRowsAsync(ModelDef model, IReadOnlyList<FieldDef> fields, Dictionary<long, Dictionary<string, object?>> rows,
@@ -284,19 +306,20 @@ public sealed class RecordEnvironment(NpgsqlConnection connection, NpgsqlTransac
             ? $"SELECT c.\"{field.InverseName}\", c.id FROM \"{comodel.Table}\" c WHERE c.\"{field.InverseName}\" = ANY({sql.Add(ids)}){active} ORDER BY {OrderBy(comodel, null, "c")}"
             : $"SELECT r.\"{field.Column1}\", c.id FROM \"{field.RelationTable}\" r JOIN \"{comodel.Table}\" c ON c.id = r.\"{field.Column2}\" WHERE r.\"{field.Column1}\" = ANY({sql.Add(ids)}){active} ORDER BY {OrderBy(comodel, null, "c")}";
         _ = model;
-        var result = new Dictionary<long, List<long>>();
-        await using var command = sql.Command(text, connection, transaction);
-        await using var reader = await command.ExecuteReaderAsync(ct);
-        while (await reader.ReadAsync(ct))
+        return await QueryAsync(text, sql, async reader =>
         {
-            var owner = (long)reader.GetInt32(0);
-            if (!result.TryGetValue(owner, out var list))
+            var result = new Dictionary<long, List<long>>();
+            while (await reader.ReadAsync(ct))
             {
-                result[owner] = list = [];
+                var owner = (long)reader.GetInt32(0);
+                if (!result.TryGetValue(owner, out var list))
+                {
+                    result[owner] = list = [];
+                }
+                list.Add(reader.GetInt32(1));
             }
-            list.Add(reader.GetInt32(1));
-        }
-        return result;
+            return result;
+        }, last: false, ct);
     }
 
     private static object? ToWire(FieldDef field, object? raw) => field.Type switch

@@ -32,6 +32,17 @@ public sealed class SqlBuilder
         return command;
     }
 
+    /// <summary>The statement with its parameters, for a batch.</summary>
+    public NpgsqlBatchCommand BatchCommand(string sql)
+    {
+        var command = new NpgsqlBatchCommand(sql);
+        foreach (var parameter in Parameters)
+        {
+            command.Parameters.Add(parameter);
+        }
+        return command;
+    }
+
     /// <summary>A quoted column of <paramref name="alias"/>; the name always comes from the model registry, never from input.</summary>
     public static string Column(string alias, string column) => alias + ".\"" + column + "\"";
 }

@@ -1,5 +1,6 @@
 using System.Buffers;
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 
 namespace Loomworks.Rpc;
@@ -42,6 +43,8 @@ public static class JsonRpcCodec
         return buffer.WrittenSpan.ToArray();
     }
 
+    /// <summary>Writes a wire value; compiled optimized from its first call, as it runs for every value of every answer.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Write(Utf8JsonWriter writer, object? value)
     {
         switch (value)
@@ -76,6 +79,24 @@ public static class JsonRpcCodec
                 break;
             case byte[] bytes:
                 writer.WriteStringValue(Convert.ToBase64String(bytes));
+                break;
+            case Dictionary<string, object?> dict:
+                // Before the interfaces: enumerating the concrete types needs no enumerator on the heap.
+                writer.WriteStartObject();
+                foreach (var (key, item) in dict)
+                {
+                    writer.WritePropertyName(key);
+                    Write(writer, item);
+                }
+                writer.WriteEndObject();
+                break;
+            case List<object?> list:
+                writer.WriteStartArray();
+                foreach (var item in list)
+                {
+                    Write(writer, item);
+                }
+                writer.WriteEndArray();
                 break;
             case IDictionary<string, object?> dict:
                 writer.WriteStartObject();

@@ -119,6 +119,24 @@ public sealed class RpcAuthenticator(PasswordGate gate)
     }
 
     /// <summary>
+    /// The stamp and access rights under which <paramref name="password"/> was last found valid for <paramref name="uid"/>,
+    /// when the check and the rights are both remembered under the same stamp; null otherwise. A read-only call may then
+    /// run before the stamp is read: its answer stands if the stamp it finds is this one (see <see cref="PendingStampCheck"/>).
+    /// </summary>
+    public RememberedCheck? Remembered(string db, long uid, string? password)
+    {
+        if (string.IsNullOrEmpty(password) || uid is <= 0 or > int.MaxValue)
+        {
+            return null;
+        }
+        return _verified.TryGetValue((db, uid, Digest(password)), out var known)
+            && (known.ValidUntilUtc is not { } until || until > DateTime.UtcNow)
+            && _rights.TryGetValue((db, uid), out var rights) && rights.Stamp == known.Stamp
+            ? new RememberedCheck(known.Stamp, rights.Rights)
+            : null;
+    }
+
+    /// <summary>
     /// The access rights of <paramref name="uid"/>, loaded in the caller's transaction unless already loaded under the
     /// same <paramref name="stamp"/>.
     /// </summary>
@@ -217,3 +235,6 @@ public sealed class RpcAuthenticator(PasswordGate gate)
 
     private static string Digest(string secret) => Convert.ToBase64String(SHA256.HashData(Encoding.UTF8.GetBytes(secret)));
 }
+
+/// <summary>A credential check and access rights remembered under the same security stamp.</summary>
+public sealed record RememberedCheck(Guid Stamp, AccessRights Rights);

@@ -91,6 +91,20 @@ public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager m
         {
             throw OdooException.Denied();
         }
+        if (RecordMethods.IsReadOnly(method) && authenticator.Remembered(database.Name, uid, password as string) is { } remembered)
+        {
+            // Remembered checks: the call runs at once and reads the stamp with its first statement. Whatever it answers
+            // (an error too) stands only if the stamp is still the one the checks were made under; otherwise it is
+            // made again below, checking everything.
+            var optimistic = await CallSession.OpenAsync(database, remembered, ct);
+            try
+            {
+                return await CallCoreAsync(database, uid, model, method, args, kwargs, optimistic, ct);
+            }
+            catch (Exception e) when (e is not OperationCanceledException && optimistic.PendingStamp is { Matched: not true })
+            {
+            }
+        }
         // The password is checked in the transaction a read-only method then runs in: one connection, and with the
         // check remembered under the same security stamp, no query of its own. A method that may write hands its
         // connection back first, because the write guard may need one from the same pool.
@@ -154,8 +168,13 @@ public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager m
             var transaction = session.Transaction;
             try
             {
-                var access = await authenticator.AccessAsync(connection, transaction, database.Name, uid, session.Stamp, ct);
-                var env = new RecordEnvironment(connection, transaction, access, context, database.Attachments);
+                var access = session.Remembered?.Rights
+                    ?? await authenticator.AccessAsync(connection, transaction, database.Name, uid, session.Stamp, ct);
+                var env = new RecordEnvironment(connection, transaction, access, context, database.Attachments)
+                {
+                    PendingStamp = session.PendingStamp,
+                    CommitsWithRead = RecordMethods.IsReadOnly(method),
+                };
                 object? result;
                 OperationScope? scope = null;
                 if (logAction)
@@ -174,9 +193,15 @@ public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager m
                 }
                 else
                 {
-                    await transaction.CommitAsync(ct);
+                    await env.CommitAsync(ct);
                 }
                 return result;
+            }
+            catch (Exception) when (session.PendingStamp is { Matched: not true })
+            {
+                // Under remembered checks whose stamp is unconfirmed, nothing is retried or reported here: the caller
+                // makes the call again with every check.
+                throw;
             }
             catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.SerializationFailure or PostgresErrorCodes.DeadlockDetected
                 && attempt < MaxTries)
@@ -284,30 +309,42 @@ public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager m
 
 /// <summary>
 /// A connection with its REPEATABLE READ transaction begun and the tenant's security stamp read: the BEGIN travels
-/// with that first query, so opening costs one round trip.
+/// with that first query, so opening costs one round trip. Opened for remembered checks, it reads nothing: the BEGIN
+/// and the stamp travel with the call's first statement.
 /// </summary>
 internal sealed class CallSession : IAsyncDisposable
 {
     private bool _disposed;
 
-    private CallSession(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid stamp)
+    private CallSession(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid stamp, RememberedCheck? remembered)
     {
         Connection = connection;
         Transaction = transaction;
         Stamp = stamp;
+        Remembered = remembered;
+        PendingStamp = remembered is null ? null : new PendingStampCheck(remembered.Stamp);
     }
 
     public NpgsqlConnection Connection { get; }
     public NpgsqlTransaction Transaction { get; }
     public Guid Stamp { get; }
 
-    public static async Task<CallSession> OpenAsync(RpcDatabase database, CancellationToken ct)
+    /// <summary>The remembered checks the call runs under, or null when the stamp was read on opening.</summary>
+    public RememberedCheck? Remembered { get; }
+
+    /// <summary>The stamp still to be read and compared when <see cref="Remembered"/> is set.</summary>
+    public PendingStampCheck? PendingStamp { get; }
+
+    public static Task<CallSession> OpenAsync(RpcDatabase database, CancellationToken ct) => OpenAsync(database, null, ct);
+
+    public static async Task<CallSession> OpenAsync(RpcDatabase database, RememberedCheck? remembered, CancellationToken ct)
     {
         var connection = await database.DataSource.OpenConnectionAsync(ct);
         try
         {
             var transaction = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, ct);
-            return new CallSession(connection, transaction, await SecurityStamp.ReadAsync(connection, transaction, ct));
+            var stamp = remembered?.Stamp ?? await SecurityStamp.ReadAsync(connection, transaction, ct);
+            return new CallSession(connection, transaction, stamp, remembered);
         }
         catch
         {

@@ -187,6 +187,28 @@ public sealed class CredentialCacheTests(CredentialCacheTests.Fixture fixture) :
     }
 
     [Fact]
+    public async Task A_call_that_fails_under_a_remembered_check_gone_stale_is_refused_as_access_denied()
+    {
+        var uid = await CreateUserAsync("cache_stale", "stale-secret", TenantSchema.UserGroup);
+        Task<(bool IsFault, object? Value)> BadFieldAsync() =>
+            _client.XmlAsync("/xmlrpc/2/object", "execute_kw", _server.Db, uid, "stale-secret", "res.partner", "search_read",
+                new List<object?> { new List<object?>() },
+                new Dictionary<string, object?> { ["fields"] = new List<object?> { "no_such_field" } });
+        Task<(bool IsFault, object? Value)> FieldsGetAsync() =>
+            _client.XmlAsync("/xmlrpc/2/object", "execute_kw", _server.Db, uid, "stale-secret", "res.partner", "fields_get",
+                new List<object?>(), new Dictionary<string, object?> { ["attributes"] = new List<object?> { "type" } });
+        Assert.False((await SearchReadAsync(uid, "stale-secret")).IsFault);
+        Assert.Equal(1, FaultCode(await BadFieldAsync()));
+        Assert.False((await FieldsGetAsync()).IsFault);
+
+        // The call's own error, or its answer without a statement, must not leak past a password changed meanwhile.
+        await ScalarAsync("UPDATE res_users SET password = $1 WHERE id = $2", Passwords.Hash("other-secret", 1000), (int)uid);
+        Assert.Equal(3, FaultCode(await BadFieldAsync()));
+        Assert.Equal(3, FaultCode(await FieldsGetAsync()));
+        Assert.Equal(3, FaultCode(await SearchReadAsync(uid, "stale-secret")));
+    }
+
+    [Fact]
     public async Task Wrong_secrets_are_never_remembered()
     {
         var uid = await CreateUserAsync("cache_wrong", "right-secret", TenantSchema.UserGroup);
