@@ -201,12 +201,13 @@ public sealed partial class TenantDataSources
     }
 
     /// <summary>Under the lock: the pool idle longest (other than <paramref name="except"/>) gives up its idle connections.</summary>
-    private bool EvictIdle(Pool except)
+    private bool EvictIdle(Pool except, TimeSpan unusedFor)
     {
         Pool? victim = null;
         foreach (var pool in _pools.Values)
         {
-            if (pool != except && pool.Permits > pool.Busy && (victim is null || pool.LastUsed < victim.LastUsed))
+            if (pool != except && pool.Permits > pool.Busy && (victim is null || pool.LastUsed < victim.LastUsed)
+                && Stopwatch.GetElapsedTime(pool.LastUsed) >= unusedFor)
             {
                 victim = pool;
             }
@@ -268,9 +269,9 @@ public sealed partial class TenantDataSources
     /// <summary>
     /// Under the lock: serves the queue in order. A caller whose database has an idle connection takes it (that takes
     /// nothing from anyone); free permits go to the first in line. When none is free, the idle connections of the
-    /// database idle longest start closing for those in line whose database has no connection in use, or who have
-    /// waited longer than <see cref="Patience"/>; the others wait for their own database's connections to come back,
-    /// which keeps connections with the databases that use them.
+    /// database idle longest start closing for those in line whose database has no connection in use; the others wait
+    /// for their own database's connections to come back, which keeps connections with the databases that use them,
+    /// unless they have waited longer than <see cref="Patience"/> and some database has been unused for as long.
     /// </summary>
     private void ServeWaiters()
     {
@@ -286,13 +287,23 @@ public sealed partial class TenantDataSources
                 _waiters.Remove(node);
                 waiter.Completion.TrySetResult(pool.Busy < pool.Permits ? GrantIdle(pool) : GrantNew(pool));
             }
-            else if (somethingIdle && (pool.Busy == 0 || Stopwatch.GetElapsedTime(waiter.Since) >= Patience))
+            else if (pool.Busy == 0 && somethingIdle)
             {
                 needRoom++;
                 if (_closing < needRoom)
                 {
                     // When nothing is idle anywhere, only a connection given back can serve anyone.
-                    somethingIdle = EvictIdle(except: pool);
+                    somethingIdle = EvictIdle(except: pool, TimeSpan.Zero);
+                }
+            }
+            else if (pool.Busy > 0 && Stopwatch.GetElapsedTime(waiter.Since) >= Patience)
+            {
+                // Growing a busy database takes only from databases nobody has used for as long: closing a connection
+                // its database is about to ask for again would trade a wait for a new session, which costs more.
+                needRoom++;
+                if (_closing < needRoom)
+                {
+                    EvictIdle(except: pool, Patience);
                 }
             }
             node = next;

@@ -97,6 +97,33 @@ public sealed class TenantDataSourcesTests(PostgresFixture postgres)
     }
 
     [Fact]
+    public async Task More_callers_than_connections_wait_for_their_own_database_instead_of_churning_sessions()
+    {
+        var databases = await CreateDatabasesAsync("tds_no_churn", 4);
+        await using var dataSources = new TenantDataSources(postgres.Endpoint, maxConnections: 6);
+        foreach (var database in databases)
+        {
+            await UseOnceAsync(dataSources, database);
+        }
+        var opened = dataSources.Opened;
+
+        // Three callers per database, twelve in all, on four pooled connections: each waits for its database's own.
+        var workers = databases.SelectMany(database => Enumerable.Range(0, 3).Select(_ => Task.Run(async () =>
+        {
+            for (var i = 0; i < 15; i++)
+            {
+                await using var connection = await dataSources.For(database).OpenConnectionAsync(Ct);
+                await using var command = new NpgsqlCommand("SELECT current_database() FROM pg_sleep(0.003)", connection);
+                Assert.Equal(database, await command.ExecuteScalarAsync(Ct));
+            }
+        }, Ct))).ToList();
+        await Task.WhenAll(workers);
+
+        Assert.Equal(opened, dataSources.Opened);
+        Assert.Equal(0, dataSources.Evictions);
+    }
+
+    [Fact]
     public async Task A_database_used_again_and_again_reuses_its_idle_connection()
     {
         var database = await postgres.CreateDatabaseAsync("tds_reuse");
