@@ -275,19 +275,24 @@ public sealed partial class TenantDataSources
     /// </summary>
     private void ServeWaiters()
     {
-        var needRoom = 0;
-        var somethingIdle = true;
         for (var node = _waiters.First; node is not null;)
         {
             var next = node.Next;
-            var waiter = node.Value;
-            var pool = PoolOf(waiter.Database);
+            var pool = PoolOf(node.Value.Database);
             if (pool.Busy < pool.Permits || _held < PooledConnections)
             {
                 _waiters.Remove(node);
-                waiter.Completion.TrySetResult(pool.Busy < pool.Permits ? GrantIdle(pool) : GrantNew(pool));
+                node.Value.Completion.TrySetResult(pool.Busy < pool.Permits ? GrantIdle(pool) : GrantNew(pool));
             }
-            else if (pool.Busy == 0 && somethingIdle)
+            node = next;
+        }
+        // Every idle connection left now belongs to a database nobody is waiting for.
+        var needRoom = 0;
+        var somethingIdle = true;
+        for (var node = _waiters.First; node is not null && somethingIdle; node = node.Next)
+        {
+            var pool = PoolOf(node.Value.Database);
+            if (pool.Busy == 0)
             {
                 needRoom++;
                 if (_closing < needRoom)
@@ -296,7 +301,7 @@ public sealed partial class TenantDataSources
                     somethingIdle = EvictIdle(except: pool, TimeSpan.Zero);
                 }
             }
-            else if (pool.Busy > 0 && Stopwatch.GetElapsedTime(waiter.Since) >= Patience)
+            else if (Stopwatch.GetElapsedTime(node.Value.Since) >= Patience)
             {
                 // Growing a busy database takes only from databases nobody has used for as long: closing a connection
                 // its database is about to ask for again would trade a wait for a new session, which costs more.
@@ -306,7 +311,6 @@ public sealed partial class TenantDataSources
                     EvictIdle(except: pool, Patience);
                 }
             }
-            node = next;
         }
     }
 }
