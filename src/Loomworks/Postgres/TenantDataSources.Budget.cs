@@ -268,25 +268,36 @@ public sealed partial class TenantDataSources
 
     /// <summary>
     /// Under the lock: serves the queue in order. A caller whose database has an idle connection takes it (that takes
-    /// nothing from anyone); free permits go to the first in line. When none is free, the idle connections of the
-    /// database idle longest start closing for those in line whose database has no connection in use; the others wait
-    /// for their own database's connections to come back, which keeps connections with the databases that use them,
-    /// unless they have waited longer than <see cref="Patience"/> and some database has been unused for as long.
+    /// nothing from anyone) unless a database with none is waiting and this one has others; free permits go to the
+    /// first in line. When none is free, the idle connections of the database idle longest start closing for those in
+    /// line whose database has no connection; the others wait for their own database's connections to come back, which
+    /// keeps connections with the databases that use them, unless they have waited longer than <see cref="Patience"/>
+    /// and some database has been unused for as long.
     /// </summary>
     private void ServeWaiters()
     {
+        // Databases with several connections give an idle one up, rather than reuse it, while databases with none wait.
+        var shortOf = -_closing;
+        foreach (var waiter in _waiters)
+        {
+            shortOf += PoolOf(waiter.Database).Permits == 0 ? 1 : 0;
+        }
         for (var node = _waiters.First; node is not null;)
         {
             var next = node.Next;
             var pool = PoolOf(node.Value.Database);
-            if (pool.Busy < pool.Permits || _held < PooledConnections)
+            if (pool.Busy < pool.Permits && pool.Permits > 1 && shortOf > 0)
+            {
+                shortOf--;
+            }
+            else if (pool.Busy < pool.Permits || _held < PooledConnections)
             {
                 _waiters.Remove(node);
                 node.Value.Completion.TrySetResult(pool.Busy < pool.Permits ? GrantIdle(pool) : GrantNew(pool));
             }
             node = next;
         }
-        // Every idle connection left now belongs to a database nobody is waiting for.
+        // Every idle connection left now belongs to a database nobody is waiting for, or is given up for one with none.
         var needRoom = 0;
         var somethingIdle = true;
         for (var node = _waiters.First; node is not null && somethingIdle; node = node.Next)
