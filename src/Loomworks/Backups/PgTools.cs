@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Diagnostics;
 using System.IO.Pipes;
-using System.Runtime.InteropServices;
 using System.Text;
 using System.Threading.Channels;
 using Loomworks.Postgres;
@@ -84,17 +83,14 @@ public sealed partial class PgTools(PostgresEndpoint endpoint, string binDirecto
     {
         if (OperatingSystem.IsLinux() && pipe is PipeStream stream)
         {
-            _ = Fcntl((int)stream.SafePipeHandle.DangerousGetHandle(), SetPipeSizeCommand, PgProcess.ChunkBytes);
+            _ = Native.Fcntl((int)stream.SafePipeHandle.DangerousGetHandle(), SetPipeSizeCommand, PgProcess.ChunkBytes);
         }
     }
 
     /// <summary>The capacity of a pipe in bytes, or -1 where it cannot be read.</summary>
     internal static int PipeSize(Stream pipe) => OperatingSystem.IsLinux() && pipe is PipeStream stream
-        ? Fcntl((int)stream.SafePipeHandle.DangerousGetHandle(), GetPipeSizeCommand, 0)
+        ? Native.Fcntl((int)stream.SafePipeHandle.DangerousGetHandle(), GetPipeSizeCommand, 0)
         : -1;
-
-    [LibraryImport("libc", EntryPoint = "fcntl")]
-    private static partial int Fcntl(int fd, int command, int argument);
 
     /// <summary>Runs a program to its end and returns its standard output; a failure throws with its error output.</summary>
     public async Task<string> RunAsync(string program, IEnumerable<string> arguments, CancellationToken cancellationToken)

@@ -1,6 +1,6 @@
-using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text.RegularExpressions;
+using Loomworks.Postgres;
 
 namespace Loomworks.Filestore;
 
@@ -202,7 +202,7 @@ public sealed partial class FileStore(string dataDir)
         foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
         {
             var destination = Path.Combine(to, Path.GetRelativePath(from, file));
-            if (link(file, destination) != 0)
+            if (Native.Link(file, destination) != 0)
             {
                 File.Copy(file, destination);
             }
@@ -247,7 +247,4 @@ public sealed partial class FileStore(string dataDir)
     private static IEnumerable<FileInfo> ContentFiles(string folder) =>
         new DirectoryInfo(folder).EnumerateFiles("*", SearchOption.AllDirectories)
             .Where(f => StoreFnamePattern().IsMatch(Path.GetRelativePath(folder, f.FullName).Replace('\\', '/')));
-
-    [LibraryImport("libc", EntryPoint = "link", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int link(string existing, string created);
 }

@@ -184,7 +184,7 @@ public static partial class CommandRunner
         {
             // A pipe holds 64 KB; with 1 MB a writer can put large chunks in whenever they fit and stay ahead of a fast
             // reader (see QueuedBytes). 1 MB is what any user may ask for (fs.pipe-max-size); refused, it stays as it was.
-            _ = SetPipeSize(pipe.SafePipeHandle, FcntlSetPipeSize, InputPipeBytes);
+            _ = Native.Fcntl(pipe.SafePipeHandle, FcntlSetPipeSize, InputPipeBytes);
         }
         try
         {
@@ -219,14 +219,9 @@ public static partial class CommandRunner
             return null;
         }
         var queued = 0;
-        return BytesQueued(pipe.SafePipeHandle, IoctlBytesQueued, ref queued) == 0 ? queued : null;
+        return Native.Ioctl(pipe.SafePipeHandle, IoctlBytesQueued, ref queued) == 0 ? queued : null;
     }
 
-    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
-    private static partial int BytesQueued(Microsoft.Win32.SafeHandles.SafePipeHandle pipe, nuint request, ref int queued);
-
-    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
-    private static partial int SetPipeSize(Microsoft.Win32.SafeHandles.SafePipeHandle pipe, int command, int size);
 
     private static void DisposeQuietly(Stream stream)
     {

@@ -16,6 +16,9 @@ public static partial class DatabaseAdmin
             ? "\"" + name + "\""
             : throw new ArgumentException($"'{name}' is not an acceptable database or role name", nameof(name));
 
+    /// <summary>A string literal for statements that take no parameters (CREATE DATABASE's options, ALTER DATABASE SET).</summary>
+    public static string QuoteLiteral(string value) => "'" + value.Replace("'", "''", StringComparison.Ordinal) + "'";
+
     public static async Task<bool> DatabaseExistsAsync(NpgsqlConnection connection, string name, CancellationToken cancellationToken)
     {
         await using var command = new NpgsqlCommand("SELECT 1 FROM pg_database WHERE datname = $1", connection);

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Runtime.InteropServices;
 
 namespace Loomworks.Postgres;
 
@@ -67,7 +66,7 @@ public static partial class LowPriorityCpus
         {
             mask[cpu / 64] |= 1UL << (cpu % 64);
         }
-        return SetAffinity(pid, (nuint)(mask.Length * sizeof(ulong)), mask) == 0;
+        return Native.SetAffinity(pid, (nuint)(mask.Length * sizeof(ulong)), mask) == 0;
     }
 
     private static IReadOnlyList<int> Allowed()
@@ -77,7 +76,4 @@ public static partial class LowPriorityCpus
             : null;
         return line is null ? [] : Parse(line["Cpus_allowed_list:".Length..]);
     }
-
-    [LibraryImport("libc", EntryPoint = "sched_setaffinity", SetLastError = true)]
-    private static partial int SetAffinity(int pid, nuint size, ulong[] mask);
 }
