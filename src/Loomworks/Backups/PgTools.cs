@@ -207,9 +207,8 @@ public sealed class PgProcess : IDisposable
     /// Feeds <paramref name="source"/> into the program's standard input (left open: the caller closes it once it is
     /// sure the input is whole); <paramref name="observe"/> sees every chunk before it is sent. Blocking reads and
     /// writes on a thread of its own: a source that inflates a zip entry then costs no thread-pool round trip per 8 KB
-    /// it takes from the file (a sixth less CPU for the whole restore than reading it asynchronously), and the 1 MB pipe is queue enough, as
-    /// it fills far faster than psql empties it. A program that stops reading ends the feed with the IOException of the
-    /// broken pipe; cancelling ends the program.
+    /// it takes from the file, and the 1 MB pipe is queue enough, as it fills far faster than psql empties it. A program
+    /// that stops reading ends the feed with the IOException of the broken pipe; cancelling ends the program.
     /// </summary>
     public Task FeedInputAsync(Stream source, Action<ReadOnlySpan<byte>> observe, CancellationToken cancellationToken)
     {

@@ -169,7 +169,8 @@ public static partial class CommandRunner
         // WaitForExitAsync returns once the streams are drained as well.
         return inputFailure is null
             ? new CommandResult(process.ExitCode, output.ToString(), error.ToString())
-            : new CommandResult(process.ExitCode == 0 ? -1 : process.ExitCode, output.ToString(), error + $"writing its input failed: {inputFailure}\n");
+            : new CommandResult(process.ExitCode == 0 ? -1 : process.ExitCode, output.ToString(),
+                error + $"writing its input failed: {inputFailure}\n");
     }
 
     /// <summary>
@@ -177,7 +178,8 @@ public static partial class CommandRunner
     /// take what it got as all there is) and says why. A program that stops reading first is not a failure of the input:
     /// its own exit code and messages tell.
     /// </summary>
-    private static async Task<string?> FeedAsync(Process process, Func<Stream, CancellationToken, Task> input, CancellationToken cancellationToken)
+    private static async Task<string?> FeedAsync(Process process, Func<Stream, CancellationToken, Task> input,
+        CancellationToken cancellationToken)
     {
         var stdin = process.StandardInput.BaseStream;
         if (stdin is System.IO.Pipes.PipeStream pipe)

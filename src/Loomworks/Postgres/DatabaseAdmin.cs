@@ -16,7 +16,7 @@ public static partial class DatabaseAdmin
             ? "\"" + name + "\""
             : throw new ArgumentException($"'{name}' is not an acceptable database or role name", nameof(name));
 
-    /// <summary>A string literal for statements that take no parameters (CREATE DATABASE's options, ALTER DATABASE SET).</summary>
+    /// <summary>A quoted string for statements that take no parameters (CREATE DATABASE, ALTER … SET) and postgresql.conf.</summary>
     public static string QuoteLiteral(string value) => "'" + value.Replace("'", "''", StringComparison.Ordinal) + "'";
 
     public static async Task<bool> DatabaseExistsAsync(NpgsqlConnection connection, string name, CancellationToken cancellationToken)
@@ -37,7 +37,8 @@ public static partial class DatabaseAdmin
         }
         try
         {
-            await using var create = new NpgsqlCommand($"CREATE DATABASE {QuoteIdentifier(name)} TEMPLATE template0 ENCODING 'UTF8'", connection);
+            await using var create = new NpgsqlCommand(
+                $"CREATE DATABASE {QuoteIdentifier(name)} TEMPLATE template0 ENCODING 'UTF8'", connection);
             await create.ExecuteNonQueryAsync(cancellationToken);
         }
         catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.DuplicateDatabase or PostgresErrorCodes.UniqueViolation)

@@ -62,8 +62,7 @@ internal static class ScratchProcesses
     /// <summary>
     /// Keeps everything working on the scratch copy at the lowest CPU priority for the whole job, each process in its
     /// own lowered scheduling group (<see cref="CommandRunner.LowerSessionGroup"/>): the copy's postmaster forks a session
-    /// per process (replay, the backends serving pg_dump) and pgBackRest's archive-get worker detaches into one. Before,
-    /// a neighbour's 150 MB scan took five times as long during replay and dump as without a restore.
+    /// per process (replay, the backends serving pg_dump) and pgBackRest's archive-get worker detaches into one.
     /// </summary>
     internal static async Task LowerScratchAsync(string scratch, CancellationToken cancellationToken)
     {

@@ -9,9 +9,9 @@ public sealed partial class TenantRestore
 {
     /// <summary>
     /// Where the job's scratch copy goes, refusing when the disk cannot take it. Memory first: the copy is written and
-    /// read once and thrown away, yet on disk its gigabytes (restored files, replay, dump) went through the same disk
-    /// queue as the live tenants' commits, whose latency rose tenfold. In memory only the load into the live server
-    /// touches the disk. The copy must leave half of the available memory to everything else.
+    /// read once and thrown away, yet on disk its gigabytes (restored files, replay, dump) would share the disk queue
+    /// with the live tenants' commits and slow them. In memory only the load into the live server touches the disk. The copy must leave
+    /// half of the available memory to everything else.
     /// </summary>
     private async Task<string> ChooseScratchRootAsync(string database, BackupSet set, CancellationToken cancellationToken)
     {
@@ -30,7 +30,8 @@ public sealed partial class TenantRestore
         var scratchNeeded = 2 * size + walSinceBackup + (64L << 20);
         var liveNeeded = 2 * size + (64L << 20);
         Directory.CreateDirectory(dataDir);
-        if (MemoryRoot is { } memory && scratchNeeded <= MemoryAvailable() / 2 && FreeBytes(Path.GetDirectoryName(memory)!) >= scratchNeeded)
+        if (MemoryRoot is { } memory && scratchNeeded <= MemoryAvailable() / 2
+            && FreeBytes(Path.GetDirectoryName(memory)!) >= scratchNeeded)
         {
             CheckFree([(dataDir, liveNeeded)]);
             return memory;
@@ -58,8 +59,11 @@ public sealed partial class TenantRestore
     private static long ReadMemoryAvailable()
     {
         // "MemAvailable:   23012345 kB"; no such line (not Linux): nothing is known to be free.
-        var line = File.Exists("/proc/meminfo") ? File.ReadLines("/proc/meminfo").FirstOrDefault(l => l.StartsWith("MemAvailable:", StringComparison.Ordinal)) : null;
-        return line is not null && long.TryParse(line["MemAvailable:".Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture, out var kb)
+        var line = File.Exists("/proc/meminfo")
+            ? File.ReadLines("/proc/meminfo").FirstOrDefault(l => l.StartsWith("MemAvailable:", StringComparison.Ordinal))
+            : null;
+        return line is not null
+            && long.TryParse(line["MemAvailable:".Length..].Trim().Split(' ')[0], CultureInfo.InvariantCulture, out var kb)
             ? kb << 10 : 0;
     }
 

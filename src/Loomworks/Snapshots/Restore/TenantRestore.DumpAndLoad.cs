@@ -29,15 +29,16 @@ public sealed partial class TenantRestore
             (owner, encoding, collate, ctype) = (reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.GetString(3));
         }
         await databases.ExecuteAsync($"CREATE DATABASE {target} OWNER {DatabaseAdmin.QuoteIdentifier(owner)} TEMPLATE template0 " +
-            $"ENCODING {DatabaseAdmin.QuoteLiteral(encoding)} LC_COLLATE {DatabaseAdmin.QuoteLiteral(collate)} LC_CTYPE {DatabaseAdmin.QuoteLiteral(ctype)}", cancellationToken);
+            $"ENCODING {DatabaseAdmin.QuoteLiteral(encoding)} LC_COLLATE {DatabaseAdmin.QuoteLiteral(collate)} " +
+            $"LC_CTYPE {DatabaseAdmin.QuoteLiteral(ctype)}", cancellationToken);
     }
 
     /// <summary>
     /// Copies the tenant from the scratch copy into the new database as a plain dump and load would: pg_dump -Fd -j2
     /// (uncompressed) into the scratch folder, then pg_restore -j2, with the tables' rows loaded frozen (see
-    /// <see cref="LoadFrozenAsync"/>). Piping one into the other overlaps them but forces a single job on each side,
-    /// which on a 1 GB tenant took twice as long (62 s against 30 s here). Both sides run idle; the live backends that
-    /// serve the load are lowered too, as they compete with the other tenants.
+    /// <see cref="LoadFrozenAsync"/>). Piping one into the other would overlap them but force a single job on each
+    /// side, which is slower. Both sides run idle; the live backends that serve the load are lowered too, as they
+    /// compete with the other tenants.
     /// </summary>
     private async Task CopyAsync(RestoreJob job, string scratch, string run, int port, Action dumped, CancellationToken cancellationToken)
     {
@@ -56,7 +57,8 @@ public sealed partial class TenantRestore
             LastLoadPacedFor = pace.PacedFor;
             if (pace.PacedFor > TimeSpan.Zero)
             {
-                logger.LogInformation("Restore job {Job}: the load waited {Seconds:F1} s in all to keep its pace beside other tenants' work",
+                logger.LogInformation(
+                    "Restore job {Job}: the load waited {Seconds:F1} s in all to keep its pace beside other tenants' work",
                     job.Id, pace.PacedFor.TotalSeconds);
             }
         }
@@ -74,7 +76,8 @@ public sealed partial class TenantRestore
             while (!cancellationToken.IsCancellationRequested)
             {
                 await using (var command = admin.CreateCommand("""
-                    SELECT extract(epoch FROM clock_timestamp() - max(CASE WHEN state = 'active' THEN clock_timestamp() ELSE state_change END))::float8
+                    SELECT extract(epoch FROM clock_timestamp()
+                        - max(CASE WHEN state = 'active' THEN clock_timestamp() ELSE state_change END))::float8
                     FROM pg_stat_activity
                     WHERE backend_type = 'client backend' AND datname <> ALL($1) AND pid <> pg_backend_pid()
                     """))
@@ -141,7 +144,8 @@ public sealed partial class TenantRestore
             // Everything else of the data section (sequence values, large objects) and all of post-data.
             var list = Path.Combine(scratch, "rest.list");
             var handled = frozen.Select(t => t.DumpId).ToHashSet();
-            await File.WriteAllLinesAsync(list, contents.Select(line => TocDumpId(line) is { } id && handled.Contains(id) ? ";" + line : line), cancellationToken);
+            await File.WriteAllLinesAsync(list,
+                contents.Select(line => TocDumpId(line) is { } id && handled.Contains(id) ? ";" + line : line), cancellationToken);
             CommandRunner.GiveToServerUser(list);
             await RestoreDumpAsync(job, dump, environment, ["--section=data", "--section=post-data", "-L", list], cancellationToken);
         }
@@ -162,7 +166,8 @@ public sealed partial class TenantRestore
 
     /// <summary>The client options that reach <paramref name="database"/> on the live server, for pg_restore and psql.</summary>
     private string[] LiveConnection(string database) =>
-        ["-h", liveEndpoint.Host, "-p", liveEndpoint.Port.ToString(CultureInfo.InvariantCulture), "-U", liveEndpoint.Username, "-d", database];
+        ["-h", liveEndpoint.Host, "-p", liveEndpoint.Port.ToString(CultureInfo.InvariantCulture), "-U", liveEndpoint.Username,
+         "-d", database];
 
     private async Task<IReadOnlyList<string>> TableOfContentsAsync(string dump, CancellationToken cancellationToken)
     {
@@ -209,8 +214,9 @@ public sealed partial class TenantRestore
                         if (!lowered.Contains(pid) && ScratchProcesses.Lower(pid))
                         {
                             lowered.Add(pid);
-                            _ = await CommandRunner.RunAsync("/usr/bin/ionice", ["-c", "3", "-p", pid.ToString(CultureInfo.InvariantCulture)],
-                                null, TimeSpan.FromSeconds(10), CancellationToken.None);
+                            _ = await CommandRunner.RunAsync("/usr/bin/ionice",
+                                ["-c", "3", "-p", pid.ToString(CultureInfo.InvariantCulture)], null, TimeSpan.FromSeconds(10),
+                                CancellationToken.None);
                         }
                     }
                 }

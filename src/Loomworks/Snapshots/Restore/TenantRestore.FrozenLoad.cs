@@ -35,7 +35,8 @@ public sealed partial class TenantRestore
         {
             if (TableDataEntry().Match(line) is { Success: true } m)
             {
-                entries[long.Parse(m.Groups[2].ValueSpan, CultureInfo.InvariantCulture)] = int.Parse(m.Groups[1].ValueSpan, CultureInfo.InvariantCulture);
+                var oid = long.Parse(m.Groups[2].ValueSpan, CultureInfo.InvariantCulture);
+                entries[oid] = int.Parse(m.Groups[1].ValueSpan, CultureInfo.InvariantCulture);
             }
         }
         if (entries.Count == 0)
@@ -77,9 +78,9 @@ public sealed partial class TenantRestore
     /// Loads the tables' rows frozen: each in its own transaction that first truncates it, so COPY FREEZE applies. pg_restore
     /// loads them unfrozen, so the index builds that follow set a hint bit on every heap page, writing each page a
     /// second time and, with data checksums, a full-page image of it into WAL when a checkpoint came between (the
-    /// load's own WAL brings one): a 300 MB table wrote 290 MB of WAL for its primary key instead of 6 MB. Frozen rows
-    /// need no hint bits and later vacuums skip their pages. Two psql scripts share the tables, largest first; each reads
-    /// its tables' rows from its standard input, which this process writes at the pace <paramref name="pace"/> sets.
+    /// load's own WAL brings one). Frozen rows need no hint bits and later vacuums skip their pages. Two psql scripts share the tables,
+    /// largest first; each reads its tables' rows from its standard input, which this process writes at the pace <paramref name="pace"/>
+    /// sets.
     /// </summary>
     private async Task LoadFrozenAsync(RestoreJob job, string scratch, IReadOnlyList<FrozenTable> tables,
         Dictionary<string, string> environment, LoadPace pace, CancellationToken cancellationToken)
@@ -127,12 +128,14 @@ public sealed partial class TenantRestore
     /// ends a data file with that line and two empty ones, which the next table's \copy would take for rows. A row cannot
     /// be that line (COPY writes a backslash in data as two).
     /// </summary>
-    private static Task FeedTablesAsync(IEnumerable<FrozenTable> tables, Stream stdin, LoadPace pace, CancellationToken cancellationToken) =>
+    private static Task FeedTablesAsync(IEnumerable<FrozenTable> tables, Stream stdin, LoadPace pace,
+        CancellationToken cancellationToken) =>
         Task.Factory.StartNew(() =>
         {
             foreach (var table in tables)
             {
-                using var data = new FileStream(table.DataFile, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
+                using var data = new FileStream(table.DataFile, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16,
+                    FileOptions.SequentialScan);
                 var (rows, ended) = RowsLength(data);
                 data.Position = 0;
                 pace.Copy(data, rows, stdin, cancellationToken);

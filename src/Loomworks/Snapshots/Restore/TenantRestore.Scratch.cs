@@ -38,7 +38,8 @@ public sealed partial class TenantRestore
     private async Task StartScratchAsync(string scratch, string pgData, string run, int port, CancellationToken cancellationToken)
     {
         var (program, arguments) = Idle(binaries.Value["pg_ctl"],
-            ["start", "-D", pgData, "-l", Path.Combine(scratch, "log", "postgresql.log"), "-W", "-s", "-o", string.Join(' ', ScratchSettings(run, port))]);
+            ["start", "-D", pgData, "-l", Path.Combine(scratch, "log", "postgresql.log"), "-W", "-s",
+             "-o", string.Join(' ', ScratchSettings(run, port))]);
         var result = await CommandRunner.RunAsync(program, arguments, CommandRunner.ServerUser, TimeSpan.FromMinutes(2), cancellationToken);
         if (!result.Succeeded)
         {
@@ -57,8 +58,7 @@ public sealed partial class TenantRestore
     /// <remarks>
     /// The copy is dumped while paused, as a hot standby, whenever it can be: a standby never writes the hint bits its
     /// reads set, while a promoted copy (data checksums on) writes every page pg_dump reads for the first time after
-    /// promotion's checkpoint, a full-page image of it into WAL and the page itself. On a 1 GB tenant that made
-    /// pg_dump take 16 to 23 s instead of 8.5 s, and wrote 2 GB that competed with the live cluster's disk.
+    /// promotion's checkpoint, a full-page image of it into WAL and the page itself.
     /// </remarks>
     private static async Task<bool> WaitForTargetAsync(string scratch, string pgData, string run, int port, string database,
         CancellationToken cancellationToken)
@@ -72,7 +72,8 @@ public sealed partial class TenantRestore
             cancellationToken.ThrowIfCancellationRequested();
             try
             {
-                await using var command = dataSource.CreateCommand("SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() ELSE '' END");
+                await using var command = dataSource.CreateCommand(
+                    "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() ELSE '' END");
                 await using var reader = await command.ExecuteReaderAsync(cancellationToken);
                 await reader.ReadAsync(cancellationToken);
                 if (!reader.GetBoolean(0))
@@ -109,9 +110,12 @@ public sealed partial class TenantRestore
                 if (watch.Elapsed > TimeSpan.FromSeconds(2) && !File.Exists(Path.Combine(pgData, "postmaster.pid")))
                 {
                     var lines = File.Exists(log) ? File.ReadLines(log).ToList() : [];
-                    var problems = lines.Where(l => (l.Contains("FATAL", StringComparison.Ordinal) && !l.Contains("starting up", StringComparison.Ordinal)) || l.Contains("PANIC", StringComparison.Ordinal) || l.Contains("ERROR", StringComparison.Ordinal)).Take(5);
+                    var problems = lines.Where(l =>
+                        (l.Contains("FATAL", StringComparison.Ordinal) && !l.Contains("starting up", StringComparison.Ordinal))
+                        || l.Contains("PANIC", StringComparison.Ordinal) || l.Contains("ERROR", StringComparison.Ordinal)).Take(5);
                     var tail = string.Join('\n', problems.Concat(lines.TakeLast(3)));
-                    throw new SnapshotException(SnapshotErrorKind.Invalid, tail.Contains("before configured recovery target", StringComparison.Ordinal)
+                    throw new SnapshotException(SnapshotErrorKind.Invalid,
+                        tail.Contains("before configured recovery target", StringComparison.Ordinal)
                         ? "the WAL archive ends before the target: it was never reached"
                         : $"the scratch copy stopped during replay: {tail}");
                 }

@@ -223,7 +223,8 @@ public sealed partial class TenantRestore(
         var watch = Stopwatch.StartNew();
         while (true)
         {
-            await using var command = admin.CreateCommand("SELECT coalesce(last_archived_wal >= $1, false), last_failed_wal FROM pg_stat_archiver");
+            await using var command = admin.CreateCommand(
+                "SELECT coalesce(last_archived_wal >= $1, false), last_failed_wal FROM pg_stat_archiver");
             command.Parameters.AddWithValue(segment);
             await using var reader = await command.ExecuteReaderAsync(cancellationToken);
             await reader.ReadAsync(cancellationToken);
@@ -234,7 +235,8 @@ public sealed partial class TenantRestore(
             if (watch.Elapsed > TimeSpan.FromSeconds(60))
             {
                 throw new SnapshotException(SnapshotErrorKind.Unavailable,
-                    $"WAL segment {segment} was not archived within 60 s (last failure: {(reader.IsDBNull(1) ? "none" : reader.GetString(1))}); " +
+                    $"WAL segment {segment} was not archived within 60 s " +
+                    $"(last failure: {(reader.IsDBNull(1) ? "none" : reader.GetString(1))}); " +
                     "check pgBackRest with 'loomworks backup info'");
             }
             await Task.Delay(20, cancellationToken);
