@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Diagnostics;
 using System.IO.Pipes;
-using System.Runtime.InteropServices;
 using System.Text;
 using System.Threading.Channels;
 using Loomworks.Postgres;
@@ -84,17 +83,14 @@ public sealed partial class PgTools(PostgresEndpoint endpoint, string binDirecto
     {
         if (OperatingSystem.IsLinux() && pipe is PipeStream stream)
         {
-            _ = Fcntl((int)stream.SafePipeHandle.DangerousGetHandle(), SetPipeSizeCommand, PgProcess.ChunkBytes);
+            _ = Native.Fcntl((int)stream.SafePipeHandle.DangerousGetHandle(), SetPipeSizeCommand, PgProcess.ChunkBytes);
         }
     }
 
     /// <summary>The capacity of a pipe in bytes, or -1 where it cannot be read.</summary>
     internal static int PipeSize(Stream pipe) => OperatingSystem.IsLinux() && pipe is PipeStream stream
-        ? Fcntl((int)stream.SafePipeHandle.DangerousGetHandle(), GetPipeSizeCommand, 0)
+        ? Native.Fcntl((int)stream.SafePipeHandle.DangerousGetHandle(), GetPipeSizeCommand, 0)
         : -1;
-
-    [LibraryImport("libc", EntryPoint = "fcntl")]
-    private static partial int Fcntl(int fd, int command, int argument);
 
     /// <summary>Runs a program to its end and returns its standard output; a failure throws with its error output.</summary>
     public async Task<string> RunAsync(string program, IEnumerable<string> arguments, CancellationToken cancellationToken)
@@ -211,9 +207,8 @@ public sealed class PgProcess : IDisposable
     /// Feeds <paramref name="source"/> into the program's standard input (left open: the caller closes it once it is
     /// sure the input is whole); <paramref name="observe"/> sees every chunk before it is sent. Blocking reads and
     /// writes on a thread of its own: a source that inflates a zip entry then costs no thread-pool round trip per 8 KB
-    /// it takes from the file (a sixth less CPU for the whole restore than reading it asynchronously), and the 1 MB pipe is queue enough, as
-    /// it fills far faster than psql empties it. A program that stops reading ends the feed with the IOException of the
-    /// broken pipe; cancelling ends the program.
+    /// it takes from the file, and the 1 MB pipe is queue enough, as it fills far faster than psql empties it. A program
+    /// that stops reading ends the feed with the IOException of the broken pipe; cancelling ends the program.
     /// </summary>
     public Task FeedInputAsync(Stream source, Action<ReadOnlySpan<byte>> observe, CancellationToken cancellationToken)
     {

@@ -1,10 +1,12 @@
-using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using System.Text.RegularExpressions;
+using Loomworks.Postgres;
 
 namespace Loomworks.Filestore;
 
-/// <summary>What <see cref="FileStore.StoreAsync"/> kept: the content's sha1, its size and the path relative to the database's folder.</summary>
+/// <summary>
+/// What <see cref="FileStore.StoreAsync"/> kept: the content's sha1, its size and the path relative to the database's folder.
+/// </summary>
 public sealed record StoredFile(string Checksum, long Size, string StoreFname);
 
 /// <summary>
@@ -30,7 +32,9 @@ public sealed partial class FileStore(string dataDir)
             ? Path.Combine(Root, database)
             : throw new ArgumentException($"'{database}' is not an acceptable database name for the filestore", nameof(database));
 
-    /// <summary>Stores the stream's bytes; a file with the same content is kept once (its time is refreshed so collection spares it).</summary>
+    /// <summary>
+    /// Stores the stream's bytes; a file with the same content is kept once (its time is refreshed so collection spares it).
+    /// </summary>
     public async Task<StoredFile> StoreAsync(string database, Stream content, CancellationToken cancellationToken = default)
     {
         var folder = DatabaseFolder(database);
@@ -79,7 +83,9 @@ public sealed partial class FileStore(string dataDir)
         }
     }
 
-    /// <summary>Opens a stored file for reading; a store_fname that is not of our shape is refused, an absent one is FileNotFoundException.</summary>
+    /// <summary>
+    /// Opens a stored file for reading; a store_fname that is not of our shape is refused, an absent one is FileNotFoundException.
+    /// </summary>
     public Stream Open(string database, string storeFname)
     {
         var path = PathOf(database, storeFname);
@@ -93,7 +99,9 @@ public sealed partial class FileStore(string dataDir)
     /// <summary>Whether a name has the shape of our content files (xx/&lt;sha1&gt;): nothing else may reach the disk.</summary>
     public static bool IsStoreFname(string storeFname) => StoreFnamePattern().IsMatch(storeFname);
 
-    /// <summary>Sets a content file's time to now (it just lost or gained a reference); absent files and foreign names are ignored.</summary>
+    /// <summary>
+    /// Sets a content file's time to now (it just lost or gained a reference); absent files and foreign names are ignored.
+    /// </summary>
     public void Touch(string database, string storeFname)
     {
         if (!IsStoreFname(storeFname))
@@ -187,7 +195,9 @@ public sealed partial class FileStore(string dataDir)
         return Path.Combine(Root, $".staging-{database}");
     }
 
-    /// <summary>Links (or copies) every file under <paramref name="from"/> into <paramref name="to"/>, replacing what a crashed attempt left.</summary>
+    /// <summary>
+    /// Links (or copies) every file under <paramref name="from"/> into <paramref name="to"/>, replacing what a crashed attempt left.
+    /// </summary>
     public static void LinkTree(string from, string to)
     {
         if (Directory.Exists(to))
@@ -202,7 +212,7 @@ public sealed partial class FileStore(string dataDir)
         foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
         {
             var destination = Path.Combine(to, Path.GetRelativePath(from, file));
-            if (link(file, destination) != 0)
+            if (Native.Link(file, destination) != 0)
             {
                 File.Copy(file, destination);
             }
@@ -247,7 +257,4 @@ public sealed partial class FileStore(string dataDir)
     private static IEnumerable<FileInfo> ContentFiles(string folder) =>
         new DirectoryInfo(folder).EnumerateFiles("*", SearchOption.AllDirectories)
             .Where(f => StoreFnamePattern().IsMatch(Path.GetRelativePath(folder, f.FullName).Replace('\\', '/')));
-
-    [LibraryImport("libc", EntryPoint = "link", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int link(string existing, string created);
 }

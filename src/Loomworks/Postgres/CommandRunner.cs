@@ -169,7 +169,8 @@ public static partial class CommandRunner
         // WaitForExitAsync returns once the streams are drained as well.
         return inputFailure is null
             ? new CommandResult(process.ExitCode, output.ToString(), error.ToString())
-            : new CommandResult(process.ExitCode == 0 ? -1 : process.ExitCode, output.ToString(), error + $"writing its input failed: {inputFailure}\n");
+            : new CommandResult(process.ExitCode == 0 ? -1 : process.ExitCode, output.ToString(),
+                error + $"writing its input failed: {inputFailure}\n");
     }
 
     /// <summary>
@@ -177,14 +178,15 @@ public static partial class CommandRunner
     /// take what it got as all there is) and says why. A program that stops reading first is not a failure of the input:
     /// its own exit code and messages tell.
     /// </summary>
-    private static async Task<string?> FeedAsync(Process process, Func<Stream, CancellationToken, Task> input, CancellationToken cancellationToken)
+    private static async Task<string?> FeedAsync(Process process, Func<Stream, CancellationToken, Task> input,
+        CancellationToken cancellationToken)
     {
         var stdin = process.StandardInput.BaseStream;
         if (stdin is System.IO.Pipes.PipeStream pipe)
         {
             // A pipe holds 64 KB; with 1 MB a writer can put large chunks in whenever they fit and stay ahead of a fast
             // reader (see QueuedBytes). 1 MB is what any user may ask for (fs.pipe-max-size); refused, it stays as it was.
-            _ = SetPipeSize(pipe.SafePipeHandle, FcntlSetPipeSize, InputPipeBytes);
+            _ = Native.Fcntl(pipe.SafePipeHandle, FcntlSetPipeSize, InputPipeBytes);
         }
         try
         {
@@ -219,14 +221,9 @@ public static partial class CommandRunner
             return null;
         }
         var queued = 0;
-        return BytesQueued(pipe.SafePipeHandle, IoctlBytesQueued, ref queued) == 0 ? queued : null;
+        return Native.Ioctl(pipe.SafePipeHandle, IoctlBytesQueued, ref queued) == 0 ? queued : null;
     }
 
-    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
-    private static partial int BytesQueued(Microsoft.Win32.SafeHandles.SafePipeHandle pipe, nuint request, ref int queued);
-
-    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "fcntl", SetLastError = true)]
-    private static partial int SetPipeSize(Microsoft.Win32.SafeHandles.SafePipeHandle pipe, int command, int size);
 
     private static void DisposeQuietly(Stream stream)
     {

@@ -16,6 +16,9 @@ public static partial class DatabaseAdmin
             ? "\"" + name + "\""
             : throw new ArgumentException($"'{name}' is not an acceptable database or role name", nameof(name));
 
+    /// <summary>A quoted string for statements that take no parameters (CREATE DATABASE, ALTER … SET) and postgresql.conf.</summary>
+    public static string QuoteLiteral(string value) => "'" + value.Replace("'", "''", StringComparison.Ordinal) + "'";
+
     public static async Task<bool> DatabaseExistsAsync(NpgsqlConnection connection, string name, CancellationToken cancellationToken)
     {
         await using var command = new NpgsqlCommand("SELECT 1 FROM pg_database WHERE datname = $1", connection);
@@ -34,7 +37,8 @@ public static partial class DatabaseAdmin
         }
         try
         {
-            await using var create = new NpgsqlCommand($"CREATE DATABASE {QuoteIdentifier(name)} TEMPLATE template0 ENCODING 'UTF8'", connection);
+            await using var create = new NpgsqlCommand(
+                $"CREATE DATABASE {QuoteIdentifier(name)} TEMPLATE template0 ENCODING 'UTF8'", connection);
             await create.ExecuteNonQueryAsync(cancellationToken);
         }
         catch (PostgresException e) when (e.SqlState is PostgresErrorCodes.DuplicateDatabase or PostgresErrorCodes.UniqueViolation)

@@ -269,11 +269,11 @@ public sealed class EmbeddedCluster
         {
             ["listen_addresses"] = "'127.0.0.1'",
             ["port"] = Port.ToString(CultureInfo.InvariantCulture),
-            ["unix_socket_directories"] = Quote(SocketDir),
+            ["unix_socket_directories"] = DatabaseAdmin.QuoteLiteral(SocketDir),
             ["max_connections"] = _options.MaxConnections.ToString(CultureInfo.InvariantCulture),
             ["wal_level"] = "replica",
             ["archive_mode"] = "on",
-            ["archive_command"] = Quote(_options.ArchiveCommand),
+            ["archive_command"] = DatabaseAdmin.QuoteLiteral(_options.ArchiveCommand),
             ["archive_timeout"] = _options.ArchiveTimeoutSeconds.ToString(CultureInfo.InvariantCulture),
             ["max_wal_senders"] = "3",
             ["log_line_prefix"] = "'%m [%p] %q%u@%d '",
@@ -289,8 +289,6 @@ public sealed class EmbeddedCluster
         File.WriteAllText(path, text);
         CommandRunner.GiveToServerUser(path);
     }
-
-    private static string Quote(string value) => "'" + value.Replace("'", "''", StringComparison.Ordinal) + "'";
 
     /// <summary>
     /// The pid of a postmaster that owns this data directory, or null. A postmaster.pid whose process is gone, or

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Runtime.InteropServices;
 
 namespace Loomworks.Postgres;
 
@@ -8,9 +7,8 @@ namespace Loomworks.Postgres;
 /// the first, which stays free for the tenants. Priorities alone do not protect them: on a kernel without preemption in
 /// system calls (preempt=none, as server and cloud kernels are built) a tenant's query that wakes up waits for the CPU
 /// it lands on until the nice-19 process there leaves its system call: writing a dump, copying rows, freeing a scratch
-/// copy's memory. On two cores, with the restore kept to one, a neighbour's light load beside the replay went from a
-/// p99 of 10.1 ms to 5.8–7.3 ms over six runs (1.0 ms quiet), and the restore alone took no longer: it waits on memory
-/// and disk more than on the CPU. With a single CPU there is nothing to keep free and nothing is restricted.
+/// copy's memory. The restore waits on memory and disk more than on the CPU, so one CPU fewer costs it little. With a
+/// single CPU there is nothing to keep free and nothing is restricted.
 /// </summary>
 public static partial class LowPriorityCpus
 {
@@ -67,7 +65,7 @@ public static partial class LowPriorityCpus
         {
             mask[cpu / 64] |= 1UL << (cpu % 64);
         }
-        return SetAffinity(pid, (nuint)(mask.Length * sizeof(ulong)), mask) == 0;
+        return Native.SetAffinity(pid, (nuint)(mask.Length * sizeof(ulong)), mask) == 0;
     }
 
     private static IReadOnlyList<int> Allowed()
@@ -77,7 +75,4 @@ public static partial class LowPriorityCpus
             : null;
         return line is null ? [] : Parse(line["Cpus_allowed_list:".Length..]);
     }
-
-    [LibraryImport("libc", EntryPoint = "sched_setaffinity", SetLastError = true)]
-    private static partial int SetAffinity(int pid, nuint size, ulong[] mask);
 }

@@ -21,12 +21,9 @@ public static partial class OsUsers
 
     public static void Chown(string path, int uid, int gid)
     {
-        if (chown(path, uid, gid) != 0)
+        if (Native.Chown(path, uid, gid) != 0)
         {
             throw new IOException($"cannot change the owner of {path}: errno {Marshal.GetLastPInvokeError()}");
         }
     }
-
-    [LibraryImport("libc", EntryPoint = "chown", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int chown(string path, int owner, int group);
 }

@@ -201,7 +201,7 @@ public static partial class ExternalServer
                     $"set loomworks_pg_data_dir = {actual}"));
             }
             var wanted = options.ArchiveCommand;
-            var setCommand = $"ALTER SYSTEM SET archive_command = {Literal(wanted)}; SELECT pg_reload_conf();";
+            var setCommand = $"ALTER SYSTEM SET archive_command = {DatabaseAdmin.QuoteLiteral(wanted)}; SELECT pg_reload_conf();";
             if (server.ArchiveCommand == wanted)
             {
                 findings.Add(new("archive_command", true, "pushes WAL to pgBackRest stanza " + options.Stanza));
@@ -283,7 +283,7 @@ public static partial class ExternalServer
         var changes = new List<string>();
         if (failed.Any(f => f.Name == "archive_command"))
         {
-            changes.Add($"ALTER SYSTEM SET archive_command = {Literal(options.ArchiveCommand)}");
+            changes.Add($"ALTER SYSTEM SET archive_command = {DatabaseAdmin.QuoteLiteral(options.ArchiveCommand)}");
         }
         if (failed.Any(f => f.Name == "archive_timeout"))
         {
@@ -477,8 +477,6 @@ public static partial class ExternalServer
             : $"pgbackrest --stanza={options.Stanza} archive-push %p";
 
     private static string Normalise(string path) => path.TrimEnd('/') is { Length: > 0 } p ? p : "/";
-
-    private static string Literal(string value) => "'" + value.Replace("'", "''", StringComparison.Ordinal) + "'";
 
     private static string? Blank(string? value) => string.IsNullOrWhiteSpace(value) ? null : value.Trim();
 

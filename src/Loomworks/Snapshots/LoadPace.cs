@@ -5,10 +5,9 @@ namespace Loomworks.Snapshots;
 
 /// <summary>
 /// The pace of a restore's load into the live server. Its WAL is every tenant's WAL: a neighbour's commit waits until
-/// all WAL written before it is on disk, so a load at full speed (about 100 MB/s on our test machine) put a neighbour's
-/// p99 at 8-14 ms against 2 ms without a restore, where the same load at 20 MB/s gave 4.4 ms. The load therefore runs at
-/// full speed while the other tenants are idle, and at <paramref name="pacedBytesPerSecond"/> (all its workers together;
-/// 0: never paced) from the moment one of them works until <see cref="QuietAfter"/> without any.
+/// all WAL written before it is on disk, so a load at full speed delays every neighbour's commit. The load therefore
+/// runs at full speed while the other tenants are idle, and at <paramref name="pacedBytesPerSecond"/> (all its workers
+/// together; 0: never paced) from the moment one of them works until <see cref="QuietAfter"/> without any.
 /// </summary>
 public sealed class LoadPace(long pacedBytesPerSecond)
 {

@@ -1,3 +1,5 @@
+using Loomworks.Postgres;
+
 namespace Loomworks.Snapshots;
 
 /// <summary>
@@ -5,7 +7,7 @@ namespace Loomworks.Snapshots;
 /// uses too; the step names differ) names a step, and the process kills itself with SIGKILL right after it, as a
 /// kill -9 or a power cut would, so the tests can check what the next start makes of it.
 /// </summary>
-internal static partial class TestCrash
+internal static class TestCrash
 {
     public const string Variable = "LOOMWORKS_TEST_CRASH_AFTER_STEP";
 
@@ -13,11 +15,8 @@ internal static partial class TestCrash
     {
         if (string.Equals(Environment.GetEnvironmentVariable(Variable), step, StringComparison.Ordinal))
         {
-            _ = Kill(Environment.ProcessId, 9);
+            _ = Native.Kill(Environment.ProcessId, 9);
             Thread.Sleep(Timeout.Infinite); // SIGKILL is delivered asynchronously: never run past the step
         }
     }
-
-    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "kill")]
-    private static partial int Kill(int pid, int signal);
 }

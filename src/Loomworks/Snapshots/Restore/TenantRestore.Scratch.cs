@@ -1,0 +1,186 @@
+using System.Diagnostics;
+using System.Net.Sockets;
+using Loomworks.Postgres;
+using Npgsql;
+
+namespace Loomworks.Snapshots;
+
+/// <summary>The scratch cluster: a throwaway PostgreSQL restored from the backup and replayed to the target.</summary>
+public sealed partial class TenantRestore
+{
+    private static void PrepareScratch(string scratch)
+    {
+        var root = Path.GetDirectoryName(scratch)!;
+        Directory.CreateDirectory(root);
+        CommandRunner.GiveToServerUser(root);
+        foreach (var dir in new[] { "", "pgdata", "run", "spool", "lock", "log" })
+        {
+            var path = Path.Combine(scratch, dir);
+            Directory.CreateDirectory(path);
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            CommandRunner.GiveToServerUser(path);
+        }
+    }
+
+    /// <summary>
+    /// Settings of the throwaway copy, given on the command line so they beat the restored configuration files: no TCP,
+    /// its own socket, never archiving. Nothing of it survives a crash (the copy is always rebuilt), so it never syncs to
+    /// disk, and restartpoints are pushed out of the way of replay.
+    /// </summary>
+    internal static IReadOnlyList<string> ScratchSettings(string run, int port) =>
+    [
+        $"-p {port}", $"-k {run}", "-c listen_addresses=''", "-c archive_mode=off", "-c archive_command=/bin/false",
+        "-c logging_collector=off", "-c autovacuum=off", "-c fsync=off", "-c full_page_writes=off",
+        "-c synchronous_commit=off", "-c shared_buffers=512MB", "-c max_wal_size=64GB", "-c checkpoint_timeout=1d",
+        "-c recovery_prefetch=try", "-c maintenance_io_concurrency=32", "-c hot_standby=on",
+    ];
+
+    private async Task StartScratchAsync(string scratch, string pgData, string run, int port, CancellationToken cancellationToken)
+    {
+        var (program, arguments) = Idle(binaries.Value["pg_ctl"],
+            ["start", "-D", pgData, "-l", Path.Combine(scratch, "log", "postgresql.log"), "-W", "-s",
+             "-o", string.Join(' ', ScratchSettings(run, port))]);
+        var result = await CommandRunner.RunAsync(program, arguments, CommandRunner.ServerUser, TimeSpan.FromMinutes(2), cancellationToken);
+        if (!result.Succeeded)
+        {
+            throw new SnapshotException(SnapshotErrorKind.Unavailable, $"the scratch copy did not start: {result.Diagnostic}");
+        }
+    }
+
+    /// <summary>Runs a command at the lowest CPU priority and the idle IO class, so scratch work leaves both to live tenants.</summary>
+    internal static (string Program, List<string> Arguments) Idle(string program, IEnumerable<string> arguments) =>
+        CommandRunner.LowPriority(program, arguments, "-c", "3");
+
+    /// <summary>
+    /// Polls until replay is paused at the target; true when the copy had to be promoted. pg_ctl's exit code says nothing
+    /// about reaching it, and a target past the end of the archive makes the copy shut down, which the log then explains.
+    /// </summary>
+    /// <remarks>
+    /// The copy is dumped while paused, as a hot standby, whenever it can be: a standby never writes the hint bits its
+    /// reads set, while a promoted copy (data checksums on) writes every page pg_dump reads for the first time after
+    /// promotion's checkpoint, a full-page image of it into WAL and the page itself.
+    /// </remarks>
+    private static async Task<bool> WaitForTargetAsync(string scratch, string pgData, string run, int port, string database,
+        CancellationToken cancellationToken)
+    {
+        var endpoint = new PostgresEndpoint(run, port, EmbeddedCluster.Superuser, null);
+        var log = Path.Combine(scratch, "log", "postgresql.log");
+        var watch = Stopwatch.StartNew();
+        await using var dataSource = NpgsqlDataSource.Create(endpoint.ConnectionString("postgres") + ";Pooling=false;Timeout=3");
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            try
+            {
+                await using var command = dataSource.CreateCommand(
+                    "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() ELSE '' END");
+                await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+                await reader.ReadAsync(cancellationToken);
+                if (!reader.GetBoolean(0))
+                {
+                    return true;
+                }
+                if (reader.GetString(1) == "paused")
+                {
+                    await reader.DisposeAsync();
+                    // Paused replay can hold the lock of a transaction that was open at the target (a DROP TABLE
+                    // replayed but not committed), which would block pg_dump for ever. Replay holds no other locks
+                    // and, paused, takes none, so without such a lock the paused copy is dumped as it is. With one,
+                    // promoting the copy ends recovery right there and aborts such transactions; archiving is off,
+                    // so nothing is pushed.
+                    await using (var locks = dataSource.CreateCommand("""
+                        SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'relation' AND mode = 'AccessExclusiveLock'
+                            AND (database = 0 OR database = (SELECT oid FROM pg_database WHERE datname = $1)))
+                        """))
+                    {
+                        locks.Parameters.AddWithValue(database);
+                        if (await locks.ExecuteScalarAsync(cancellationToken) is false)
+                        {
+                            return false;
+                        }
+                    }
+                    await using var promote = dataSource.CreateCommand("SELECT pg_promote(true, 300)");
+                    await promote.ExecuteNonQueryAsync(cancellationToken);
+                    continue;
+                }
+            }
+            catch (Exception e) when (e is NpgsqlException or SocketException
+                && (e is not PostgresException pe || pe.SqlState == PostgresErrorCodes.CannotConnectNow))
+            {
+                if (watch.Elapsed > TimeSpan.FromSeconds(2) && !File.Exists(Path.Combine(pgData, "postmaster.pid")))
+                {
+                    var lines = File.Exists(log) ? File.ReadLines(log).ToList() : [];
+                    var problems = lines.Where(l =>
+                        (l.Contains("FATAL", StringComparison.Ordinal) && !l.Contains("starting up", StringComparison.Ordinal))
+                        || l.Contains("PANIC", StringComparison.Ordinal) || l.Contains("ERROR", StringComparison.Ordinal)).Take(5);
+                    var tail = string.Join('\n', problems.Concat(lines.TakeLast(3)));
+                    throw new SnapshotException(SnapshotErrorKind.Invalid,
+                        tail.Contains("before configured recovery target", StringComparison.Ordinal)
+                        ? "the WAL archive ends before the target: it was never reached"
+                        : $"the scratch copy stopped during replay: {tail}");
+                }
+            }
+            if (watch.Elapsed > TimeSpan.FromHours(6))
+            {
+                throw new TimeoutException("replay did not reach the target within 6 hours");
+            }
+            // Short: every poll is a local query, and the wait after the pause is pure delay of the whole restore.
+            await Task.Delay(20, cancellationToken);
+        }
+    }
+
+    /// <summary>Stops a scratch copy's PostgreSQL if one runs there and deletes the folder.</summary>
+    public async Task CleanScratchAsync(string? scratch, CancellationToken cancellationToken)
+    {
+        if (scratch is null || !Directory.Exists(scratch))
+        {
+            return;
+        }
+        var pgData = Path.Combine(scratch, "pgdata");
+        if (File.Exists(Path.Combine(pgData, "postmaster.pid")))
+        {
+            await StopScratchAsync(pgData);
+        }
+        ScratchProcesses.KillHelpersOf(scratch);
+        // Removed by a low-priority rm on the restore's CPUs rather than by this process: freeing gigabytes of a copy in
+        // memory is long kernel work, which belongs off the CPU kept for the tenants.
+        var (program, arguments) = Idle("/bin/rm", ["-rf", "--", scratch]);
+        var removed = await CommandRunner.RunAsync(program, arguments, null, TimeSpan.FromMinutes(30), CancellationToken.None);
+        if (!removed.Succeeded && Directory.Exists(scratch))
+        {
+            Directory.Delete(scratch, recursive: true);
+        }
+        if (MemoryRoot is { } memory && Path.GetDirectoryName(scratch) == memory)
+        {
+            try
+            {
+                // Not left behind in /dev/shm once empty; another job's copy in it keeps it.
+                Directory.Delete(memory);
+            }
+            catch (IOException)
+            {
+                // not empty
+            }
+        }
+    }
+
+    private async Task StopScratchAsync(string pgData)
+    {
+        // Immediate: the copy is thrown away, so there is nothing to flush.
+        await CommandRunner.RunAsync(binaries.Value["pg_ctl"], ["stop", "-D", pgData, "-m", "immediate", "-w", "-t", "60"],
+            CommandRunner.ServerUser, TimeSpan.FromSeconds(90), CancellationToken.None);
+        var pidFile = Path.Combine(pgData, "postmaster.pid");
+        if (File.Exists(pidFile) && int.TryParse(File.ReadLines(pidFile).FirstOrDefault(), out var pid)
+            && Directory.Exists($"/proc/{pid}"))
+        {
+            _ = Native.Kill(pid, 9);
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
