@@ -41,27 +41,19 @@ public sealed class PooledCommand(PooledDatabase database, string sql) : IAsyncD
         set => _command.CommandTimeout = value;
     }
 
-    public async Task<object?> ExecuteScalarAsync(CancellationToken cancellationToken = default)
-    {
-        await using var connection = await database.OpenConnectionAsync(cancellationToken);
-        _command.Connection = connection;
-        try
-        {
-            return await _command.ExecuteScalarAsync(cancellationToken);
-        }
-        finally
-        {
-            _command.Connection = null;
-        }
-    }
+    public Task<object?> ExecuteScalarAsync(CancellationToken cancellationToken = default) =>
+        OnConnectionAsync(command => command.ExecuteScalarAsync(cancellationToken), cancellationToken);
 
-    public async Task<int> ExecuteNonQueryAsync(CancellationToken cancellationToken = default)
+    public Task<int> ExecuteNonQueryAsync(CancellationToken cancellationToken = default) =>
+        OnConnectionAsync(command => command.ExecuteNonQueryAsync(cancellationToken), cancellationToken);
+
+    private async Task<T> OnConnectionAsync<T>(Func<NpgsqlCommand, Task<T>> execute, CancellationToken cancellationToken)
     {
         await using var connection = await database.OpenConnectionAsync(cancellationToken);
         _command.Connection = connection;
         try
         {
-            return await _command.ExecuteNonQueryAsync(cancellationToken);
+            return await execute(_command);
         }
         finally
         {
