@@ -277,11 +277,16 @@ public sealed partial class TenantDataSources
     private void ServeWaiters()
     {
         // Databases with several connections give an idle one up, rather than reuse it, while databases with none wait.
-        var shortOf = -_closing;
+        // One connection per such database is enough to start with; the queue counts databases, not callers.
+        HashSet<Pool> without = [];
         foreach (var waiter in _waiters)
         {
-            shortOf += PoolOf(waiter.Database).Permits == 0 ? 1 : 0;
+            if (PoolOf(waiter.Database) is { Permits: 0 } pool)
+            {
+                without.Add(pool);
+            }
         }
+        var shortOf = without.Count - _closing;
         for (var node = _waiters.First; node is not null;)
         {
             var next = node.Next;
@@ -300,10 +305,15 @@ public sealed partial class TenantDataSources
         // Every idle connection left now belongs to a database nobody is waiting for, or is given up for one with none.
         var needRoom = 0;
         var somethingIdle = true;
+        HashSet<Pool> counted = [];
         for (var node = _waiters.First; node is not null && somethingIdle; node = node.Next)
         {
             var pool = PoolOf(node.Value.Database);
-            if (pool.Busy == 0)
+            if (!counted.Add(pool))
+            {
+                continue;
+            }
+            if (pool.Permits == 0)
             {
                 needRoom++;
                 if (_closing < needRoom)
@@ -312,7 +322,7 @@ public sealed partial class TenantDataSources
                     somethingIdle = EvictIdle(except: pool, TimeSpan.Zero);
                 }
             }
-            else if (Stopwatch.GetElapsedTime(node.Value.Since) >= Patience)
+            else if (pool.Busy == pool.Permits && Stopwatch.GetElapsedTime(node.Value.Since) >= Patience)
             {
                 // Growing a busy database takes only from databases nobody has used for as long: closing a connection
                 // its database is about to ask for again would trade a wait for a new session, which costs more.
