@@ -103,16 +103,22 @@ public sealed partial class TenantDataSources
         {
             lock (_lock)
             {
-                grant.Pool.Busy--;
-                if (grant.NewConnection)
-                {
-                    grant.Pool.Permits--;
-                    _held--;
-                }
-                ServeWaiters();
+                ReturnUnused(grant);
             }
             throw;
         }
+    }
+
+    /// <summary>Under the lock: a grant whose connection was never handed out goes back, and the queue is served.</summary>
+    private void ReturnUnused(Grant grant)
+    {
+        grant.Pool.Busy--;
+        if (grant.NewConnection)
+        {
+            grant.Pool.Permits--;
+            _held--;
+        }
+        ServeWaiters();
     }
 
     private async Task<Grant> WaitForGrantAsync(Waiter waiter, LinkedListNode<Waiter> node, CancellationToken cancellationToken)
@@ -131,15 +137,8 @@ public sealed partial class TenantDataSources
                 }
                 else if (waiter.Completion.Task.IsCompletedSuccessfully)
                 {
-                    // Granted just as the wait ended: the grant goes back as if the connection had been used.
-                    var late = waiter.Completion.Task.Result;
-                    late.Pool.Busy--;
-                    if (late.NewConnection)
-                    {
-                        late.Pool.Permits--;
-                        _held--;
-                    }
-                    ServeWaiters();
+                    // Granted just as the wait ended: the grant goes back unused.
+                    ReturnUnused(waiter.Completion.Task.Result);
                 }
             }
             if (e is TimeoutException)

@@ -37,7 +37,6 @@ public sealed partial class TenantDataSources
     /// <summary>Every session ended: the idle connections' permits return at once, as there is nothing to wait for.</summary>
     private void ForgetAllIdle()
     {
-        List<NpgsqlDataSource> sources = [];
         lock (_lock)
         {
             foreach (var pool in _pools.Values)
@@ -46,13 +45,10 @@ public sealed partial class TenantDataSources
                 pool.Permits = pool.Busy;
                 pool.Epoch++;
                 pool.Idle.Clear();
-                sources.Add(pool.Source);
+                // Under the lock, as in ReleaseIdle: no connection granted after this is among those closed.
+                pool.Source.Clear();
             }
             ServeWaiters();
-        }
-        foreach (var source in sources)
-        {
-            source.Clear();
         }
     }
 
