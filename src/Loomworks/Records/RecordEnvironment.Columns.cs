@@ -88,7 +88,8 @@ public sealed partial class RecordEnvironment
             case FieldType.Date:
                 return value switch
                 {
-                    string s when s.Length >= 10 && DateOnly.TryParseExact(s[..10], Values.DateFormat, CultureInfo.InvariantCulture, DateTimeStyles.None, out var d) => d,
+                    string s when s.Length >= 10 && DateOnly.TryParseExact(
+                        s[..10], Values.DateFormat, CultureInfo.InvariantCulture, DateTimeStyles.None, out var d) => d,
                     DateTime dt => DateOnly.FromDateTime(dt),
                     _ => throw bad(),
                 };

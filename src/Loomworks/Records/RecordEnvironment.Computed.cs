@@ -36,7 +36,8 @@ public sealed partial class RecordEnvironment
                 """, ids, ct);
             if (!_orderAmountsDeferred)
             {
-                await RecomputeOrdersAsync((await ScalarsAsync("SELECT DISTINCT order_id FROM sale_order_line WHERE id = ANY($1)", ids, ct)).ToArray(), ct);
+                var orders = await ScalarsAsync("SELECT DISTINCT order_id FROM sale_order_line WHERE id = ANY($1)", ids, ct);
+                await RecomputeOrdersAsync(orders.ToArray(), ct);
             }
         }
         else if (model == ModelRegistry.SaleOrder && Wrote("order_line"))

@@ -7,7 +7,8 @@ public sealed partial class RecordEnvironment
     public static Dictionary<string, object?> FieldsGet(ModelDef model, IReadOnlyList<string>? allFields, IReadOnlyList<string>? attributes)
     {
         var result = new Dictionary<string, object?>(StringComparer.Ordinal);
-        foreach (var field in model.FieldList.Where(f => !f.Hidden && (allFields is null || allFields.Count == 0 || allFields.Contains(f.Name))))
+        var all = allFields is null || allFields.Count == 0;
+        foreach (var field in model.FieldList.Where(f => !f.Hidden && (all || allFields!.Contains(f.Name))))
         {
             var description = new Dictionary<string, object?>(StringComparer.Ordinal)
             {
@@ -15,7 +16,8 @@ public sealed partial class RecordEnvironment
                 ["string"] = field.Label,
                 ["help"] = field.Help ?? (object)false,
                 ["required"] = field.Required,
-                ["readonly"] = field.ReadOnly || (field.Computed && !field.Stored && !field.Inverse) || field.Name is "id" or "create_uid" or "create_date" or "write_uid" or "write_date",
+                ["readonly"] = field.ReadOnly || (field.Computed && !field.Stored && !field.Inverse)
+                    || field.Name is "id" or "create_uid" or "create_date" or "write_uid" or "write_date",
                 ["store"] = field.HasColumn,
                 ["searchable"] = field.HasColumn || field.Sql is not null || field.IsX2Many,
                 ["sortable"] = field.HasColumn || field.Sql is not null,
@@ -47,14 +49,16 @@ public sealed partial class RecordEnvironment
             }
             if (attributes is { Count: > 0 })
             {
-                description = description.Where(kv => attributes.Contains(kv.Key)).ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
+                description = description.Where(kv => attributes.Contains(kv.Key))
+                    .ToDictionary(kv => kv.Key, kv => kv.Value, StringComparer.Ordinal);
             }
             result[field.Name] = description;
         }
         return result;
     }
 
-    public async Task<List<object?>> NameSearchAsync(ModelDef model, string name, object? domain, string op, long? limit, CancellationToken ct)
+    public async Task<List<object?>> NameSearchAsync(ModelDef model, string name, object? domain, string op, long? limit,
+        CancellationToken ct)
     {
         var full = new List<object?>();
         if (domain is IList<object?> d)

@@ -51,8 +51,8 @@ public sealed partial class RecordEnvironment
         return result;
     }
 
-    public async Task<List<Dictionary<string, object?>>> ReadAsync(ModelDef model, IReadOnlyList<long> ids, IReadOnlyList<string>? fieldNames,
-        CancellationToken ct)
+    public async Task<List<Dictionary<string, object?>>> ReadAsync(ModelDef model, IReadOnlyList<long> ids,
+        IReadOnlyList<string>? fieldNames, CancellationToken ct)
     {
         access.Check(model, "read");
         var fields = ResolveFields(model, fieldNames);
@@ -92,7 +92,8 @@ public sealed partial class RecordEnvironment
             {
                 var comodel = ModelRegistry.Get(field.Relation!);
                 // The name of a linked record is shown even without read access to its model, as Odoo does.
-                columns.Add($"(SELECT {string.Format(CultureInfo.InvariantCulture, comodel.Fields["display_name"].Sql!, "c")} FROM \"{comodel.Table}\" c WHERE c.id = {Domain.Expression(field, "t0")})");
+                var displayName = string.Format(CultureInfo.InvariantCulture, comodel.Fields["display_name"].Sql!, "c");
+                columns.Add($"(SELECT {displayName} FROM \"{comodel.Table}\" c WHERE c.id = {Domain.Expression(field, "t0")})");
             }
         }
         return (string.Join(", ", columns), scalar);
@@ -184,8 +185,11 @@ public sealed partial class RecordEnvironment
         var sql = new SqlBuilder();
         var active = comodel.HasActive && ActiveTest ? " AND c.active" : "";
         var text = field.Type == FieldType.One2many
-            ? $"SELECT c.\"{field.InverseName}\", c.id FROM \"{comodel.Table}\" c WHERE c.\"{field.InverseName}\" = ANY({sql.Add(ids)}){active} ORDER BY {OrderBy(comodel, null, "c")}"
-            : $"SELECT r.\"{field.Column1}\", c.id FROM \"{field.RelationTable}\" r JOIN \"{comodel.Table}\" c ON c.id = r.\"{field.Column2}\" WHERE r.\"{field.Column1}\" = ANY({sql.Add(ids)}){active} ORDER BY {OrderBy(comodel, null, "c")}";
+            ? $"SELECT c.\"{field.InverseName}\", c.id FROM \"{comodel.Table}\" c"
+                + $" WHERE c.\"{field.InverseName}\" = ANY({sql.Add(ids)}){active} ORDER BY {OrderBy(comodel, null, "c")}"
+            : $"SELECT r.\"{field.Column1}\", c.id FROM \"{field.RelationTable}\" r"
+                + $" JOIN \"{comodel.Table}\" c ON c.id = r.\"{field.Column2}\""
+                + $" WHERE r.\"{field.Column1}\" = ANY({sql.Add(ids)}){active} ORDER BY {OrderBy(comodel, null, "c")}";
         _ = model;
         return await QueryAsync(text, sql, async reader =>
         {
@@ -208,7 +212,8 @@ public sealed partial class RecordEnvironment
         FieldType.Integer => raw is null ? 0L : System.Convert.ToInt64(raw, CultureInfo.InvariantCulture),
         FieldType.Float or FieldType.Monetary => raw is null ? 0.0 : System.Convert.ToDouble(raw, CultureInfo.InvariantCulture),
         FieldType.Boolean => raw is true,
-        FieldType.Date => raw is DateOnly d ? Values.FormatDate(d) : raw is DateTime dd ? Values.FormatDate(DateOnly.FromDateTime(dd)) : false,
+        FieldType.Date => raw is DateOnly d ? Values.FormatDate(d)
+            : raw is DateTime dd ? Values.FormatDate(DateOnly.FromDateTime(dd)) : false,
         FieldType.Datetime => raw is DateTime dt ? Values.FormatDateTime(dt) : false,
         FieldType.Binary => raw is byte[] bytes ? System.Convert.ToBase64String(bytes) : false,
         _ => raw is null ? false : raw,

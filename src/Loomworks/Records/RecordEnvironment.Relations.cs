@@ -84,7 +84,8 @@ public sealed partial class RecordEnvironment
                 {
                     var ids = command.Count > 2 && command[2] is IList<object?> l && l.All(v => v is long)
                         ? l.Cast<long>().ToArray()
-                        : throw OdooException.Value($"Invalid command {Domain.Show(item)} for {model.Name}.{field.Name}: it needs a list of ids");
+                        : throw OdooException.Value(
+                            $"Invalid command {Domain.Show(item)} for {model.Name}.{field.Name}: it needs a list of ids");
                     await DetachAsync(model, field, id, null, ct, keep: ids);
                     if (field.Type == FieldType.One2many)
                     {
@@ -114,7 +115,8 @@ public sealed partial class RecordEnvironment
         await EnsureExistAsync(ModelRegistry.Get(field.Relation!), targets.Distinct().ToArray(), ct);
         var sql = new SqlBuilder();
         await using var command = sql.Command(
-            $"INSERT INTO \"{field.RelationTable}\" (\"{field.Column1}\", \"{field.Column2}\") SELECT {sql.Add(id)}, unnest({sql.Add(targets)}::integer[]) ON CONFLICT DO NOTHING",
+            $"INSERT INTO \"{field.RelationTable}\" (\"{field.Column1}\", \"{field.Column2}\")"
+                + $" SELECT {sql.Add(id)}, unnest({sql.Add(targets)}::integer[]) ON CONFLICT DO NOTHING",
             connection, transaction);
         await command.ExecuteNonQueryAsync(ct);
     }
@@ -123,10 +125,12 @@ public sealed partial class RecordEnvironment
     private async Task DetachAsync(ModelDef model, FieldDef field, long id, long[]? only, CancellationToken ct, long[]? keep = null)
     {
         var sql = new SqlBuilder();
-        var filter = (only is null ? "" : $" AND id = ANY({sql.Add(only)})") + (keep is null ? "" : $" AND NOT (id = ANY({sql.Add(keep)}))");
+        var filter = (only is null ? "" : $" AND id = ANY({sql.Add(only)})")
+            + (keep is null ? "" : $" AND NOT (id = ANY({sql.Add(keep)}))");
         if (field.Type == FieldType.Many2many)
         {
-            var relFilter = filter.Replace(" id ", $" \"{field.Column2}\" ", StringComparison.Ordinal).Replace("(id ", $"(\"{field.Column2}\" ", StringComparison.Ordinal);
+            var relFilter = filter.Replace(" id ", $" \"{field.Column2}\" ", StringComparison.Ordinal)
+                .Replace("(id ", $"(\"{field.Column2}\" ", StringComparison.Ordinal);
             await using var command = sql.Command(
                 $"DELETE FROM \"{field.RelationTable}\" WHERE \"{field.Column1}\" = {sql.Add(id)}{relFilter}", connection, transaction);
             await command.ExecuteNonQueryAsync(ct);

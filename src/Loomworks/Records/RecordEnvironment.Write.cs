@@ -17,7 +17,8 @@ public sealed partial class RecordEnvironment
                 foreach (var item in list)
                 {
                     ids.Add(await CreateOneAsync(model, item as IDictionary<string, object?>
-                        ?? throw OdooException.Type($"create() takes a dictionary or a list of dictionaries, not {Domain.Show(item)}"), ct));
+                        ?? throw OdooException.Type(
+                            $"create() takes a dictionary or a list of dictionaries, not {Domain.Show(item)}"), ct));
                 }
                 return ids;
             default:
@@ -184,7 +185,8 @@ public sealed partial class RecordEnvironment
         var distinct = ids.Distinct().ToArray();
         if (model == ModelRegistry.Users && distinct.Any(id => id is 1 or 2))
         {
-            throw OdooException.User("You can not remove the admin user as it is used internally for resources created by Odoo (updates, module installation, ...)");
+            throw OdooException.User("You can not remove the admin user as it is used internally for resources created by Odoo "
+                + "(updates, module installation, ...)");
         }
         await EnsureExistAsync(model, distinct, ct);
         var orders = model == ModelRegistry.SaleOrderLine && !_orderAmountsDeferred
@@ -192,7 +194,8 @@ public sealed partial class RecordEnvironment
         // Only the rows go, as in Odoo: the files are marked and left to the collector.
         var files = model == ModelRegistry.Attachment ? await Records.Attachments.StoreFnamesAsync(this, distinct, ct) : [];
         var sql = new SqlBuilder();
-        await using (var command = sql.Command($"DELETE FROM \"{model.Table}\" WHERE id = ANY({sql.Add(distinct)})", connection, transaction))
+        await using (var command = sql.Command(
+            $"DELETE FROM \"{model.Table}\" WHERE id = ANY({sql.Add(distinct)})", connection, transaction))
         {
             await command.ExecuteNonQueryAsync(ct);
         }
@@ -227,7 +230,8 @@ public sealed partial class RecordEnvironment
 
     private static OdooException MandatoryMissing(ModelDef model, FieldDef field) => OdooException.Validation(
         "The operation cannot be completed:\n- Create/update: a mandatory field is not set.\n" +
-        $"- Delete: another model requires the record being deleted. If possible, archive it instead.\n\nModel: {model.Label} ({model.Name})\nField: {field.Label} ({field.Name})");
+        "- Delete: another model requires the record being deleted. If possible, archive it instead.\n\n" +
+        $"Model: {model.Label} ({model.Name})\nField: {field.Label} ({field.Name})");
 
     private async Task PrepareUserAsync(Dictionary<string, object?> values, CancellationToken ct)
     {
@@ -240,7 +244,8 @@ public sealed partial class RecordEnvironment
             var partner = new Dictionary<string, object?>
             {
                 ["name"] = values.GetValueOrDefault("name") ?? values.GetValueOrDefault("login"),
-                ["email"] = values.GetValueOrDefault("email") ?? (values.GetValueOrDefault("login") is string l && l.Contains('@', StringComparison.Ordinal) ? l : null),
+                ["email"] = values.GetValueOrDefault("email")
+                    ?? (values.GetValueOrDefault("login") is string l && l.Contains('@', StringComparison.Ordinal) ? l : null),
             };
             values["partner_id"] = await CreateOneAsync(ModelRegistry.Partner, partner, ct);
         }

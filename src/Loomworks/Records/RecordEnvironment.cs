@@ -99,14 +99,16 @@ public sealed partial class RecordEnvironment(NpgsqlConnection connection, Npgsq
             if (field is null || field.Hidden || field.IsX2Many || words.Length > 4 || direction is not ("ASC" or "DESC")
                 || nulls is not (null or "NULLS FIRST" or "NULLS LAST") || field.Type == FieldType.Binary)
             {
-                throw OdooException.Value($"Invalid order {Domain.Show(order)} for model {model.Name}: '{rawPart}' is not a field with an optional asc/desc");
+                throw OdooException.Value(
+                    $"Invalid order {Domain.Show(order)} for model {model.Name}: '{rawPart}' is not a field with an optional asc/desc");
             }
             string expression;
             if (field.Type == FieldType.Many2one && field.Name != "id")
             {
                 var comodel = ModelRegistry.Get(field.Relation!);
                 var c = alias + "_" + field.Name;
-                expression = $"(SELECT {string.Format(CultureInfo.InvariantCulture, comodel.Fields["display_name"].Sql!, c)} FROM \"{comodel.Table}\" {c} WHERE {c}.id = {Domain.Expression(field, alias)})";
+                var displayName = string.Format(CultureInfo.InvariantCulture, comodel.Fields["display_name"].Sql!, c);
+                expression = $"(SELECT {displayName} FROM \"{comodel.Table}\" {c} WHERE {c}.id = {Domain.Expression(field, alias)})";
             }
             else
             {
