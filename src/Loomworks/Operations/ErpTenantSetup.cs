@@ -12,8 +12,6 @@ namespace Loomworks.Operations;
 /// </summary>
 public sealed class ErpTenantSetup : ITenantDatabaseSetup
 {
-    private readonly TenantSchema _core = new();
-
     /// <summary>
     /// Tables never captured. API keys: a revoked key must stay revoked (an undo or rewind must not bring a leaked key
     /// back to life), and key hashes have no business in a log kept for weeks; creating and revoking keys are
@@ -48,7 +46,8 @@ public sealed class ErpTenantSetup : ITenantDatabaseSetup
     public IReadOnlyList<Migration> Migrations => All;
 
     public Task CreateAdminUserAsync(NpgsqlConnection tenantDatabase, string login, string passwordHash, CancellationToken ct) =>
-        _core.CreateAdminUserAsync(tenantDatabase, login, passwordHash, ct);
+        TenantSchema.CreateAdminUserAsync(tenantDatabase, login, passwordHash, ct);
 
-    public Task<int> CountUsersAsync(NpgsqlConnection tenantDatabase, CancellationToken ct) => _core.CountUsersAsync(tenantDatabase, ct);
+    public Task<int> CountUsersAsync(NpgsqlConnection tenantDatabase, CancellationToken ct) =>
+        TenantSchema.CountUsersAsync(tenantDatabase, ct);
 }

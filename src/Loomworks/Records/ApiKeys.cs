@@ -12,7 +12,8 @@ public static class ApiKeys
 {
     public const int IndexLength = 8;
 
-    public static async Task<string> GenerateAsync(RecordEnvironment env, string name, string? scope, DateTime? expiration, CancellationToken ct)
+    public static async Task<string> GenerateAsync(RecordEnvironment env, string name, string? scope, DateTime? expiration,
+        CancellationToken ct)
     {
         if (string.IsNullOrWhiteSpace(name))
         {
@@ -20,7 +21,8 @@ public static class ApiKeys
         }
         var key = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(20));
         await using var command = new NpgsqlCommand("""
-            INSERT INTO res_users_apikeys (name, user_id, scope, expiration_date, index, key, create_uid, create_date, write_uid, write_date)
+            INSERT INTO res_users_apikeys
+                (name, user_id, scope, expiration_date, index, key, create_uid, create_date, write_uid, write_date)
             VALUES ($1, $2, $3, $4, $5, $6, $2, now() at time zone 'utc', $2, now() at time zone 'utc')
             """, env.Connection, env.Transaction);
         command.Parameters.AddWithValue(name);

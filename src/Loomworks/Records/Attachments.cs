@@ -7,7 +7,9 @@ using Npgsql;
 
 namespace Loomworks.Records;
 
-/// <summary>Where a record environment keeps attachment bytes: the filestore, the database's folder name in it, and the size limit.</summary>
+/// <summary>
+/// Where a record environment keeps attachment bytes: the filestore, the database's folder name in it, and the size limit.
+/// </summary>
 public sealed record AttachmentStorage(FileStore Files, string Database, long MaxBytes)
 {
     /// <summary>Default of loomworks_attachment_max_mb, for environments built without configuration.</summary>
@@ -44,7 +46,8 @@ public static class Attachments
     {
         if (values.TryGetValue("store_fname", out var fname) && fname is string { Length: > 0 } s && !FileStore.IsStoreFname(s))
         {
-            throw OdooException.User($"Invalid store_fname {Domain.Show(s)}: a stored file name has the form xx/<sha1> and cannot point elsewhere.");
+            throw OdooException.User(
+                $"Invalid store_fname {Domain.Show(s)}: a stored file name has the form xx/<sha1> and cannot point elsewhere.");
         }
         var hasRaw = values.Remove("raw", out var raw);
         var hasDatas = values.Remove("datas", out var datas);
@@ -95,8 +98,8 @@ public static class Attachments
     }
 
     /// <summary>Fills datas (base64, or the human size with bin_size in the context) for rows read from ir.attachment.</summary>
-    public static async Task ReadAsync(RecordEnvironment env, IEnumerable<FieldDef> fields, IReadOnlyDictionary<long, Dictionary<string, object?>> rows,
-        CancellationToken ct)
+    public static async Task ReadAsync(RecordEnvironment env, IEnumerable<FieldDef> fields,
+        IReadOnlyDictionary<long, Dictionary<string, object?>> rows, CancellationToken ct)
     {
         var wanted = fields.Where(f => f.Name == "datas").ToList();
         if (wanted.Count == 0 || rows.Count == 0)
@@ -105,7 +108,8 @@ public static class Attachments
         }
         var binSize = env.Context.TryGetValue("bin_size", out var b) && Values.Truthy(b);
         var files = new Dictionary<long, (string? Fname, long Size)>();
-        await using (var command = new NpgsqlCommand("SELECT id, store_fname, file_size FROM ir_attachment WHERE id = ANY($1)", env.Connection, env.Transaction))
+        await using (var command = new NpgsqlCommand(
+            "SELECT id, store_fname, file_size FROM ir_attachment WHERE id = ANY($1)", env.Connection, env.Transaction))
         {
             command.Parameters.AddWithValue(rows.Keys.Select(id => (int)id).ToArray());
             await using var reader = await command.ExecuteReaderAsync(ct);
@@ -132,7 +136,8 @@ public static class Attachments
     {
         var result = new List<string>();
         await using var command = new NpgsqlCommand(
-            "SELECT DISTINCT store_fname FROM ir_attachment WHERE id = ANY($1) AND store_fname IS NOT NULL", env.Connection, env.Transaction);
+            "SELECT DISTINCT store_fname FROM ir_attachment WHERE id = ANY($1) AND store_fname IS NOT NULL",
+            env.Connection, env.Transaction);
         command.Parameters.AddWithValue(ids.Select(id => (int)id).ToArray());
         await using var reader = await command.ExecuteReaderAsync(ct);
         while (await reader.ReadAsync(ct))
@@ -179,7 +184,10 @@ public static class Attachments
         return await files.DeleteUnreferencedAsync(database, referenced, olderThan, ct);
     }
 
-    /// <summary>Odoo's _compute_mimetype: the given one, else from the name, the url, then the content; markup becomes text/plain for non-administrators.</summary>
+    /// <summary>
+    /// Odoo's _compute_mimetype: the given one, else from the name, the url, then the content; markup becomes text/plain
+    /// for non-administrators.
+    /// </summary>
     public static string Mimetype(IReadOnlyDictionary<string, object?> values, byte[]? content, bool mayStoreMarkup)
     {
         string? mimetype = null;
@@ -202,7 +210,8 @@ public static class Attachments
         mimetype ??= OctetStream;
         // Odoo serves attachments inline: HTML, SVG or XML stored by a user who cannot edit views would be stored XSS.
         var xmlLike = mimetype.Contains("ht", StringComparison.OrdinalIgnoreCase)
-            || (mimetype.Contains("xml", StringComparison.OrdinalIgnoreCase) && !mimetype.Contains("openxmlformats", StringComparison.OrdinalIgnoreCase));
+            || (mimetype.Contains("xml", StringComparison.OrdinalIgnoreCase)
+                && !mimetype.Contains("openxmlformats", StringComparison.OrdinalIgnoreCase));
         return xmlLike && !mayStoreMarkup ? "text/plain" : mimetype;
     }
 
@@ -246,11 +255,13 @@ public static class Attachments
         if (content.StartsWith("PK\x03\x04"u8))
         {
             var head = Encoding.Latin1.GetString(content[..Math.Min(content.Length, 4096)]);
-            return head.Contains("word/", StringComparison.Ordinal) ? "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-                : head.Contains("xl/", StringComparison.Ordinal) ? "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-                : head.Contains("ppt/", StringComparison.Ordinal) ? "application/vnd.openxmlformats-officedocument.presentationml.presentation"
-                : head.Contains("mimetypeapplication/vnd.oasis.opendocument.text", StringComparison.Ordinal) ? "application/vnd.oasis.opendocument.text"
-                : head.Contains("mimetypeapplication/vnd.oasis.opendocument.spreadsheet", StringComparison.Ordinal) ? "application/vnd.oasis.opendocument.spreadsheet"
+            const string OpenXml = "application/vnd.openxmlformats-officedocument.";
+            const string OpenDocument = "application/vnd.oasis.opendocument.";
+            return head.Contains("word/", StringComparison.Ordinal) ? OpenXml + "wordprocessingml.document"
+                : head.Contains("xl/", StringComparison.Ordinal) ? OpenXml + "spreadsheetml.sheet"
+                : head.Contains("ppt/", StringComparison.Ordinal) ? OpenXml + "presentationml.presentation"
+                : head.Contains("mimetype" + OpenDocument + "text", StringComparison.Ordinal) ? OpenDocument + "text"
+                : head.Contains("mimetype" + OpenDocument + "spreadsheet", StringComparison.Ordinal) ? OpenDocument + "spreadsheet"
                 : "application/zip";
         }
         if (content.StartsWith("<"u8))
@@ -293,7 +304,8 @@ public static class Attachments
         }
         catch (FormatException)
         {
-            throw OdooException.User($"The attachment's datas is not valid base64 ({text.Length} characters received); nothing was stored.");
+            throw OdooException.User(
+                $"The attachment's datas is not valid base64 ({text.Length} characters received); nothing was stored.");
         }
     }
 
@@ -302,8 +314,10 @@ public static class Attachments
         var limit = env.Attachments?.MaxBytes ?? AttachmentStorage.DefaultMaxBytes;
         if (bytes > limit)
         {
-            throw OdooException.User(string.Create(CultureInfo.InvariantCulture,
-                $"The attachment is {bytes / (1024.0 * 1024):F1} MB, larger than the limit of {limit / (1024 * 1024)} MB (loomworks_attachment_max_mb); nothing was stored."));
+            var size = (bytes / (1024.0 * 1024)).ToString("F1", CultureInfo.InvariantCulture);
+            var limitMb = (limit / (1024 * 1024)).ToString(CultureInfo.InvariantCulture);
+            throw OdooException.User($"The attachment is {size} MB, larger than the limit of {limitMb} MB "
+                + "(loomworks_attachment_max_mb); nothing was stored.");
         }
     }
 

@@ -142,7 +142,8 @@ public static class Domain
         {
             if (!field.IsRelational)
             {
-                throw OdooException.Value($"Operator {op} is only for relational fields, not {model.Name}.{name} in leaf {Show(leaf.Original)}");
+                throw OdooException.Value(
+                    $"Operator {op} is only for relational fields, not {model.Name}.{name} in leaf {Show(leaf.Original)}");
             }
             var comodel = ModelRegistry.Get(field.Relation!);
             var sub = SubQuery(comodel, value, sql, field.IsX2Many);
@@ -233,7 +234,8 @@ public static class Domain
         {
             positive = "in";
         }
-        var sub = SubQuery(comodel, new List<object?> { new List<object?> { target, positive, value is IList<object?> || target != "id" ? value : new List<object?> { value } } }, sql, activeOnly: true);
+        var targetValue = value is IList<object?> || target != "id" ? value : new List<object?> { value };
+        var sub = SubQuery(comodel, new List<object?> { new List<object?> { target, positive, targetValue } }, sql, activeOnly: true);
         var membership = Membership(model, field, alias, sub, sql);
         _ = leaf;
         return negative ? $"(NOT {membership})" : membership;
@@ -244,13 +246,15 @@ public static class Domain
         var target = field.Name == "id" ? model : field.Relation is { } r ? ModelRegistry.Get(r) : null;
         if (target is null)
         {
-            throw OdooException.Value($"Operator {op} needs a relational field or id, not {model.Name}.{field.Name} in leaf {Show(leaf.Original)}");
+            throw OdooException.Value(
+                $"Operator {op} needs a relational field or id, not {model.Name}.{field.Name} in leaf {Show(leaf.Original)}");
         }
         // Roots: ids, or records whose display name matches a text.
         string roots;
         if (value is string || value is IList<object?> texts && texts.Any(v => v is string))
         {
-            roots = SubQuery(target, new List<object?> { new List<object?> { "display_name", value is string ? "ilike" : "in", value } }, sql);
+            var byName = new List<object?> { "display_name", value is string ? "ilike" : "in", value };
+            roots = SubQuery(target, new List<object?> { byName }, sql);
         }
         else
         {
@@ -266,8 +270,10 @@ public static class Domain
             var c = sql.NewAlias();
             var table = "\"" + target.Table + "\"";
             set = op == "child_of"
-                ? $"WITH RECURSIVE {c}_r(id) AS ({roots} UNION SELECT {c}.id FROM {table} {c} JOIN {c}_r ON {c}.parent_id = {c}_r.id) SELECT id FROM {c}_r"
-                : $"WITH RECURSIVE {c}_r(id) AS ({roots} UNION SELECT {c}.parent_id FROM {table} {c} JOIN {c}_r ON {c}.id = {c}_r.id WHERE {c}.parent_id IS NOT NULL) SELECT id FROM {c}_r";
+                ? $"WITH RECURSIVE {c}_r(id) AS ({roots} UNION SELECT {c}.id FROM {table} {c} JOIN {c}_r ON {c}.parent_id = {c}_r.id)"
+                    + $" SELECT id FROM {c}_r"
+                : $"WITH RECURSIVE {c}_r(id) AS ({roots} UNION SELECT {c}.parent_id FROM {table} {c} JOIN {c}_r ON {c}.id = {c}_r.id"
+                    + $" WHERE {c}.parent_id IS NOT NULL) SELECT id FROM {c}_r";
         }
         return field.Name == "id" ? $"({alias}.id IN ({set}))" : Membership(model, field, alias, set, sql);
     }
@@ -308,8 +314,8 @@ public static class Domain
                     _ => throw OdooException.Value($"Invalid value {Show(value)} for operator {op} in leaf {Show(leaf.Original)}"),
                 };
                 var pattern = op.StartsWith('=') ? text : "%" + text + "%";
-                var sqlOp = op.TrimStart('=').Replace("ilike", "ILIKE", StringComparison.Ordinal).Replace("like", "LIKE", StringComparison.Ordinal)
-                    .Replace("not", "NOT", StringComparison.Ordinal);
+                var sqlOp = op.TrimStart('=').Replace("ilike", "ILIKE", StringComparison.Ordinal)
+                    .Replace("like", "LIKE", StringComparison.Ordinal).Replace("not", "NOT", StringComparison.Ordinal);
                 var p = sql.Add(pattern);
                 return op.StartsWith("not", StringComparison.Ordinal)
                     ? $"({column}::text {sqlOp} {p} OR {column} IS NULL)"
@@ -350,7 +356,9 @@ public static class Domain
     private static long[] Ids(object? value, Leaf leaf) => value switch
     {
         long l => [l],
-        IList<object?> list => list.Select(v => v is long l ? l : throw OdooException.Value($"Invalid id {Show(v)} in leaf {Show(leaf.Original)}")).ToArray(),
+        IList<object?> list => list
+            .Select(v => v is long l ? l : throw OdooException.Value($"Invalid id {Show(v)} in leaf {Show(leaf.Original)}"))
+            .ToArray(),
         null or false => [],
         _ => throw OdooException.Value($"Invalid value {Show(value)} in leaf {Show(leaf.Original)}"),
     };
@@ -395,11 +403,13 @@ public static class Domain
                 return value switch
                 {
                     DateTime dt => DateOnly.FromDateTime(dt),
-                    string s when s.Length >= 10 && DateOnly.TryParseExact(s[..10], "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var d) => d,
+                    string s when s.Length >= 10
+                        && DateOnly.TryParseExact(s[..10], "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var d) => d,
                     _ => throw bad(),
                 };
             case FieldType.Datetime:
-                if (value is string { Length: 10 } day && DateOnly.TryParseExact(day, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var date))
+                if (value is string { Length: 10 } day
+                    && DateOnly.TryParseExact(day, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var date))
                 {
                     // Odoo: a bare date against a datetime means the start of the day, or its end for > and <=.
                     return date.ToDateTime(op is ">" or "<=" ? new TimeOnly(23, 59, 59) : TimeOnly.MinValue);
@@ -428,7 +438,8 @@ public static class Domain
         string s => "'" + (s.Length > 200 ? s[..200] + "…" : s) + "'",
         double d => d.ToString("R", CultureInfo.InvariantCulture),
         IList<object?> list => "[" + string.Join(", ", list.Take(20).Select(Show)) + (list.Count > 20 ? ", …" : "") + "]",
-        IDictionary<string, object?> dict => "{" + string.Join(", ", dict.Take(20).Select(kv => Show(kv.Key) + ": " + Show(kv.Value))) + "}",
+        IDictionary<string, object?> dict =>
+            "{" + string.Join(", ", dict.Take(20).Select(kv => Show(kv.Key) + ": " + Show(kv.Value))) + "}",
         IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
         _ => value.ToString() ?? "",
     };

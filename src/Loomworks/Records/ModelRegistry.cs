@@ -143,7 +143,8 @@ public static class ModelRegistry
         M2o("company_id", "Company", "res.company"),
         Active(),
     ], order: "default_code, name, id",
-        displayNameSql: "CASE WHEN {0}.default_code IS NOT NULL THEN '[' || {0}.default_code || '] ' || {0}.\"name\" ELSE {0}.\"name\" END");
+        displayNameSql:
+            "CASE WHEN {0}.default_code IS NOT NULL THEN '[' || {0}.default_code || '] ' || {0}.\"name\" ELSE {0}.\"name\" END");
 
     public static readonly ModelDef SaleOrder = new("sale.order", "sale_order", "Sales Order",
     [

@@ -17,10 +17,13 @@ public static class RecordMethods
     private static readonly Dictionary<string, Method> Methods = new(StringComparer.Ordinal)
     {
         ["search"] = new(false, [new("domain", true, null, "args"), new("offset", false, 0L), new("limit", false), new("order", false)],
-            async (env, m, _, a, ct) => (await env.SearchAsync(m, a["domain"], Offset(a), Limit(a), Order(a), ct)).Cast<object?>().ToList()),
+            async (env, m, _, a, ct) =>
+                (await env.SearchAsync(m, a["domain"], Offset(a), Limit(a), Order(a), ct)).Cast<object?>().ToList()),
         ["search_count"] = new(false, [new("domain", true, null, "args"), new("limit", false)],
             async (env, m, _, a, ct) => await env.SearchCountAsync(m, a["domain"], Limit(a), ct)),
-        ["search_read"] = new(false, [new("domain", false), new("fields", false), new("offset", false, 0L), new("limit", false), new("order", false), new("load", false)],
+        ["search_read"] = new(false,
+            [new("domain", false), new("fields", false), new("offset", false, 0L), new("limit", false), new("order", false),
+                new("load", false)],
             async (env, m, _, a, ct) => await env.SearchReadAsync(m, a["domain"], Names(a, "fields"), Offset(a), Limit(a), Order(a), ct)),
         ["read"] = new(true, [new("fields", false), new("load", false)],
             async (env, m, ids, a, ct) => await env.ReadAsync(m, ids, Names(a, "fields"), ct)),
@@ -33,7 +36,8 @@ public static class RecordMethods
             async (env, m, ids, _, ct) => await env.UnlinkAsync(m, ids, ct)),
         ["fields_get"] = new(false, [new("allfields", false), new("attributes", false)],
             (_, m, _, a, _) => Task.FromResult<object?>(RecordEnvironment.FieldsGet(m, Names(a, "allfields"), Names(a, "attributes")))),
-        ["name_search"] = new(false, [new("name", false, ""), new("domain", false, null, "args"), new("operator", false, "ilike"), new("limit", false, 100L)],
+        ["name_search"] = new(false,
+            [new("name", false, ""), new("domain", false, null, "args"), new("operator", false, "ilike"), new("limit", false, 100L)],
             async (env, m, _, a, ct) =>
             {
                 env.Access.Check(m, "read");
@@ -138,7 +142,9 @@ public static class RecordMethods
     private static List<long> Ids(object? value, string method) => value switch
     {
         long id => [id],
-        IList<object?> list => list.Select(v => v is long id ? id : throw OdooException.Type($"{method}(): {Domain.Show(v)} is not a record id")).ToList(),
+        IList<object?> list => list
+            .Select(v => v is long id ? id : throw OdooException.Type($"{method}(): {Domain.Show(v)} is not a record id"))
+            .ToList(),
         null or false => [],
         _ => throw OdooException.Type($"{method}(): {Domain.Show(value)} is not a list of record ids"),
     };
@@ -170,7 +176,9 @@ public static class RecordMethods
     {
         null or false => null,
         string s => [s],
-        IList<object?> list => list.Select(v => v as string ?? throw OdooException.Type($"{key} must be a list of field names, not {Domain.Show(a[key])}")).ToList(),
+        IList<object?> list => list
+            .Select(v => v as string ?? throw OdooException.Type($"{key} must be a list of field names, not {Domain.Show(a[key])}"))
+            .ToList(),
         var v => throw OdooException.Type($"{key} must be a list of field names, not {Domain.Show(v)}"),
     };
 

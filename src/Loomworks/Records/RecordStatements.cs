@@ -1,8 +1,12 @@
+using System.Globalization;
 using Npgsql;
 
 namespace Loomworks.Records;
 
-/// <summary>How the environment sends its read statements: with the pending stamp check in front and COMMIT behind.</summary>
+/// <summary>
+/// How the environment sends its statements: reads with the pending stamp check in front and COMMIT behind, and the
+/// id lists that writes look up.
+/// </summary>
 public sealed partial class RecordEnvironment
 {
     private const string Commit = "COMMIT";
@@ -76,5 +80,25 @@ public sealed partial class RecordEnvironment
         }
         Committed |= last;
         return result;
+    }
+
+    /// <summary>The first column of every row of <paramref name="text"/>, whose one parameter is <paramref name="ids"/>.</summary>
+    private async Task<List<long>> ScalarsAsync(string text, long[] ids, CancellationToken ct)
+    {
+        var sql = new SqlBuilder();
+        sql.Add(ids);
+        return await ScalarsAsync(text, sql, ct);
+    }
+
+    private async Task<List<long>> ScalarsAsync(string text, SqlBuilder sql, CancellationToken ct)
+    {
+        await using var command = sql.Command(text, connection, transaction);
+        var list = new List<long>();
+        await using var reader = await command.ExecuteReaderAsync(ct);
+        while (await reader.ReadAsync(ct))
+        {
+            list.Add(System.Convert.ToInt64(reader.GetValue(0), CultureInfo.InvariantCulture));
+        }
+        return list;
     }
 }

@@ -1,6 +1,5 @@
 using Loomworks.Security;
 using Loomworks.Postgres;
-using Loomworks.Tenancy;
 using Npgsql;
 
 namespace Loomworks.Records;
@@ -10,19 +9,17 @@ namespace Loomworks.Records;
 /// seeded with the countries, the company, the groups and their access rights, OdooBot (uid 1) and the admin (uid 2).
 /// Tenant migrations use versions 1000–1999 for the ERP core.
 /// </summary>
-public sealed class TenantSchema : ITenantDatabaseSetup
+public static class TenantSchema
 {
     public const string SystemGroup = "base.group_system";
     public const string UserGroup = "base.group_user";
     public const string ReadOnlyGroup = "loomworks.group_readonly";
 
-    public IReadOnlyList<Migration> Migrations => All;
-
     /// <summary>Records/Migrations: the tables, the countries, the company, groups, access rights, OdooBot and the admin,
     /// the security stamp and the web sessions.</summary>
     public static IReadOnlyList<Migration> All { get; } = MigrationFiles.Load("Records/Migrations");
 
-    public async Task CreateAdminUserAsync(NpgsqlConnection tenantDatabase, string login, string passwordHash, CancellationToken ct)
+    public static async Task CreateAdminUserAsync(NpgsqlConnection tenantDatabase, string login, string passwordHash, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(tenantDatabase);
         ArgumentException.ThrowIfNullOrWhiteSpace(login);
@@ -62,7 +59,7 @@ public sealed class TenantSchema : ITenantDatabaseSetup
         return await command.ExecuteScalarAsync(ct) is string hash && Passwords.Verify(password, hash);
     }
 
-    public async Task<int> CountUsersAsync(NpgsqlConnection tenantDatabase, CancellationToken ct)
+    public static async Task<int> CountUsersAsync(NpgsqlConnection tenantDatabase, CancellationToken ct)
     {
         await using var command = new NpgsqlCommand(
             "SELECT count(*) FROM res_users WHERE active AND NOT share AND password IS NOT NULL", tenantDatabase);

@@ -5,7 +5,9 @@ using System.Text.Json;
 
 namespace Loomworks.Rpc;
 
-/// <summary>JSON values to and from the wire values the dispatcher works with (long, double, bool, string, null, lists, dictionaries).</summary>
+/// <summary>
+/// JSON values to and from the wire values the dispatcher works with (long, double, bool, string, null, lists, dictionaries).
+/// </summary>
 public static class JsonRpcCodec
 {
     public static readonly JsonDocumentOptions ReadOptions = new() { MaxDepth = 64 };

@@ -81,7 +81,8 @@ public static class OperationCalls
             var undone = await UndoService.UndoAsync(transaction, ids.Distinct().OrderDescending().ToList(), force, by, ct);
             return undone.Select(r => (object?)r.UndoOperationId).ToList();
         }
-        var session = first as string ?? throw OdooException.Type($"action_undo_session() session_id must be a string, not {Domain.Show(first)}");
+        var session = first as string
+            ?? throw OdooException.Type($"action_undo_session() session_id must be a string, not {Domain.Show(first)}");
         await CheckRightsAsync(env, transaction, "session_id = $1", session, ct);
         var results = await UndoService.UndoSessionAsync(transaction, session, force, by, ct);
         return results.Select(r => (object?)r.UndoOperationId).ToList();
@@ -106,7 +107,7 @@ public static class OperationCalls
         {
             throw OdooException.Type($"{method}() takes at most 2 positional arguments but {positional.Count + 1} were given");
         }
-        object? force = positional.Count == 1 ? positional[0] : null;
+        var force = positional.Count == 1 ? positional[0] : null;
         foreach (var (key, value) in kwargs ?? new Dictionary<string, object?>())
         {
             if (key == "force" && positional.Count == 0)
@@ -131,7 +132,9 @@ public static class OperationCalls
         var ids = value switch
         {
             long id => [id],
-            IList<object?> list => list.Select(v => v is long id ? id : throw OdooException.Type($"action_undo(): {Domain.Show(v)} is not an operation id")).ToList(),
+            IList<object?> list => list
+                .Select(v => v is long id ? id : throw OdooException.Type($"action_undo(): {Domain.Show(v)} is not an operation id"))
+                .ToList(),
             _ => throw OdooException.Type($"action_undo(): {Domain.Show(value)} is not a list of operation ids"),
         };
         return ids.Count switch
@@ -148,7 +151,8 @@ public static class OperationCalls
     {
         var models = new List<string>();
         await using (var command = new NpgsqlCommand(
-            $"SELECT DISTINCT model_name FROM loomworks_ai_operation_log WHERE {where} AND model_name IS NOT NULL", transaction.Connection, transaction))
+            $"SELECT DISTINCT model_name FROM loomworks_ai_operation_log WHERE {where} AND model_name IS NOT NULL",
+            transaction.Connection, transaction))
         {
             command.Parameters.AddWithValue(parameter);
             await using var reader = await command.ExecuteReaderAsync(ct);

@@ -26,9 +26,11 @@ public sealed class RpcDatabaseManager(
         ArgumentNullException.ThrowIfNull(http);
         ArgumentNullException.ThrowIfNull(args);
         var client = http.Connection.RemoteIpAddress?.ToString() ?? "unknown";
-        if (method is not ("create_database" or "drop" or "dump" or "restore" or "duplicate_database" or "rename" or "change_admin_password"))
+        if (method is not ("create_database" or "drop" or "dump" or "restore" or "duplicate_database" or "rename"
+            or "change_admin_password"))
         {
-            throw new OdooException(OdooErrorKind.ServerError, $"Method not available {Domain.Show(method)} on service 'db'", "builtins.KeyError");
+            throw new OdooException(OdooErrorKind.ServerError, $"Method not available {Domain.Show(method)} on service 'db'",
+                "builtins.KeyError");
         }
         try
         {
@@ -54,12 +56,14 @@ public sealed class RpcDatabaseManager(
         {
             if (e.RetryAfter is { } wait)
             {
-                http.Response.Headers.RetryAfter = ((int)Math.Ceiling(wait.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                http.Response.Headers.RetryAfter =
+                    ((int)Math.Ceiling(wait.TotalSeconds)).ToString(System.Globalization.CultureInfo.InvariantCulture);
             }
             throw e.Error switch
             {
                 DatabaseManagerError.AccessDenied or DatabaseManagerError.TooManyAttempts or DatabaseManagerError.Disabled =>
-                    OdooException.Denied(e.Message.StartsWith("Access Denied", StringComparison.Ordinal) ? e.Message : "Access Denied: " + e.Message),
+                    OdooException.Denied(
+                        e.Message.StartsWith("Access Denied", StringComparison.Ordinal) ? e.Message : "Access Denied: " + e.Message),
                 DatabaseManagerError.Failed => new OdooException(OdooErrorKind.ServerError, e.Message, "builtins.Exception"),
                 _ => OdooException.User(e.Message),
             };
@@ -74,7 +78,9 @@ public sealed class RpcDatabaseManager(
         }
     }
 
-    /// <summary>create_database(master, db_name, demo, lang, user_password='admin', login='admin', country_code=None, phone=None).</summary>
+    /// <summary>
+    /// create_database(master, db_name, demo, lang, user_password='admin', login='admin', country_code=None, phone=None).
+    /// </summary>
     private async Task<object?> CreateAsync(IList<object?> args, CancellationToken ct)
     {
         Arity("create_database", args, 4, 8);
@@ -155,7 +161,8 @@ public sealed class RpcDatabaseManager(
     private async Task<object?> DuplicateAsync(IList<object?> args, CancellationToken ct)
     {
         Arity("duplicate_database", args, 3, 4);
-        await manager.DuplicateAsync(Text(args[1], "db_original_name"), Text(args[2], "db_name"), args.Count > 3 && Values.Truthy(args[3]), ct);
+        await manager.DuplicateAsync(Text(args[1], "db_original_name"), Text(args[2], "db_name"),
+            args.Count > 3 && Values.Truthy(args[3]), ct);
         return true;
     }
 
@@ -170,7 +177,8 @@ public sealed class RpcDatabaseManager(
     {
         if (args.Count < min || args.Count > max)
         {
-            throw OdooException.Type($"{method}() takes {min}{(max == min ? "" : max == int.MaxValue ? " or more" : $" to {max}")} arguments ({args.Count} given)");
+            var upTo = max == min ? "" : max == int.MaxValue ? " or more" : $" to {max}";
+            throw OdooException.Type($"{method}() takes {min}{upTo} arguments ({args.Count} given)");
         }
     }
 

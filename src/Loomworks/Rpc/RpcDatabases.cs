@@ -41,7 +41,8 @@ public interface IRpcWriteGuard
 public sealed class UnavailableDatabaseManager : IRpcDatabaseManager
 {
     public Task<object?> CallAsync(HttpContext http, string method, IList<object?> args, CancellationToken ct) =>
-        throw OdooException.User($"The database manager call '{method}' is not available on this server: no tenant provisioner is configured.");
+        throw OdooException.User(
+            $"The database manager call '{method}' is not available on this server: no tenant provisioner is configured.");
 }
 
 /// <summary>Limits of the RPC endpoints.</summary>

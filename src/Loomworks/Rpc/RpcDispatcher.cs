@@ -72,9 +72,11 @@ public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager m
                     args.Skip(5).ToList(), null, ct);
             case "execute_kw":
                 Arity(method, args, 6, 7);
-                var positional = args[5] as IList<object?> ?? throw OdooException.Type($"execute_kw() args must be a list, not {Domain.Show(args[5])}");
+                var positional = args[5] as IList<object?>
+                    ?? throw OdooException.Type($"execute_kw() args must be a list, not {Domain.Show(args[5])}");
                 var kwargs = args.Count > 6 && args[6] is not (null or false)
-                    ? args[6] as IDictionary<string, object?> ?? throw OdooException.Type($"execute_kw() kwargs must be a dictionary, not {Domain.Show(args[6])}")
+                    ? args[6] as IDictionary<string, object?>
+                        ?? throw OdooException.Type($"execute_kw() kwargs must be a dictionary, not {Domain.Show(args[6])}")
                     : null;
                 return await ExecuteAsync(http, Text(args[0], "db"), args[1], args[2], Text(args[3], "model"), Text(args[4], "method"),
                     positional, kwargs, ct);
@@ -148,7 +150,8 @@ public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager m
         var logAction = OperationCalls.IsLogAction(definition, method);
         if (!logAction && !RecordMethods.Exists(model, method))
         {
-            throw new OdooException(OdooErrorKind.ServerError, $"The method '{method}' does not exist on the model '{model}'", "builtins.AttributeError");
+            throw new OdooException(OdooErrorKind.ServerError, $"The method '{method}' does not exist on the model '{model}'",
+                "builtins.AttributeError");
         }
         if (!RecordMethods.IsReadOnly(method) && writeGuard is not null)
         {
@@ -208,7 +211,8 @@ public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager m
             {
                 await OperationScope.RollbackIfOpenAsync(transaction);
                 var wait = TimeSpan.FromMilliseconds(Random.Shared.Next(0, (int)Math.Pow(2, attempt) * 100));
-                logger.LogInformation("{State} in {Model}.{Method}, retry {Attempt}/{Max} in {Wait}", e.SqlState, model, method, attempt, MaxTries, wait);
+                logger.LogInformation("{State} in {Model}.{Method}, retry {Attempt}/{Max} in {Wait}",
+                    e.SqlState, model, method, attempt, MaxTries, wait);
                 await Task.Delay(wait, ct);
             }
             catch (Exception e) when (e is OdooException or OperationException || e is PostgresException && !DatabaseUnavailable.Matches(e))
@@ -239,7 +243,8 @@ public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager m
         catch (NpgsqlException e)
         {
             // The caller's error matters more than the log row; say so in the server log and let the caller have it.
-            logger.LogWarning("Could not log the failed {Type} on {Model}: {Message}", operation.OperationType, operation.ModelName, e.Message);
+            logger.LogWarning("Could not log the failed {Type} on {Model}: {Message}",
+                operation.OperationType, operation.ModelName, e.Message);
         }
     }
 
@@ -277,9 +282,11 @@ public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager m
         PostgresErrorCodes.NotNullViolation or PostgresErrorCodes.ForeignKeyViolation or PostgresErrorCodes.RestrictViolation =>
             OdooException.Validation("The operation cannot be completed:\n- Create/update: a mandatory field is not set.\n" +
                 "- Delete: another model requires the record being deleted. If possible, archive it instead.\n\n" +
-                $"Model: {model.Label} ({model.Name})" + (e.ColumnName is { } c ? $"\nField: {c}" : e.ConstraintName is { } k ? $"\nConstraint: {k}" : "")),
+                $"Model: {model.Label} ({model.Name})"
+                + (e.ColumnName is { } c ? $"\nField: {c}" : e.ConstraintName is { } k ? $"\nConstraint: {k}" : "")),
         PostgresErrorCodes.UniqueViolation =>
-            OdooException.Validation($"The operation cannot be completed: a record with the same value already exists.\n\nModel: {model.Label} ({model.Name})\nConstraint: {e.ConstraintName}"),
+            OdooException.Validation("The operation cannot be completed: a record with the same value already exists.\n\n"
+                + $"Model: {model.Label} ({model.Name})\nConstraint: {e.ConstraintName}"),
         PostgresErrorCodes.CheckViolation =>
             OdooException.Validation($"The operation cannot be completed: {e.MessageText}\n\nModel: {model.Label} ({model.Name})"),
         _ when e.SqlState.StartsWith("22", StringComparison.Ordinal) =>
@@ -304,7 +311,8 @@ public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager m
         value as string ?? throw OdooException.Type($"{name} must be a string, not {Domain.Show(value)}");
 
     private static OdooException MethodNotAvailable(string service, string method) =>
-        new(OdooErrorKind.ServerError, $"Method not available {Domain.Show(method)} on service {Domain.Show(service)}", "builtins.KeyError");
+        new(OdooErrorKind.ServerError, $"Method not available {Domain.Show(method)} on service {Domain.Show(service)}",
+            "builtins.KeyError");
 }
 
 /// <summary>

@@ -76,7 +76,8 @@ public sealed class WebSessionGate(
     /// The refusal of a session used on another tenant's request. Only a session that is live in the database it names
     /// is audited: a forged or dead cookie proves nothing about its owner, and auditing it would let anyone fill the audit.
     /// </summary>
-    private async Task<Records.OdooException> CrossTenantAsync(HttpContext http, WebSessionCookie cookie, string routed, CancellationToken ct)
+    private async Task<Records.OdooException> CrossTenantAsync(HttpContext http, WebSessionCookie cookie, string routed,
+        CancellationToken ct)
     {
         WebSessionUser? owner = null;
         if (await cache.ByDatabaseAsync(cookie.Database, ct) is not null)

@@ -85,7 +85,10 @@ public sealed class WebSessionStore(WebSessionOptions options, PasswordGate gate
 {
     public WebSessionOptions Options => options;
 
-    /// <summary>Checks login and password (API keys are for the API, not for interactive sessions, as in Odoo) and opens a session; null when they are wrong.</summary>
+    /// <summary>
+    /// Checks login and password (API keys are for the API, not for interactive sessions, as in Odoo) and opens a session;
+    /// null when they are wrong.
+    /// </summary>
     public async Task<(WebSessionCookie Cookie, long Uid)?> LoginAsync(RpcDatabase database, string login, string password,
         string? clientAddress, CancellationToken ct)
     {
@@ -182,7 +185,8 @@ public sealed class WebSessionStore(WebSessionOptions options, PasswordGate gate
         }
         if (touch && stale)
         {
-            await using var update = new NpgsqlCommand($"UPDATE {WebSessionSchema.Table} SET last_seen = now() WHERE token_hash = $1", connection);
+            await using var update = new NpgsqlCommand(
+                $"UPDATE {WebSessionSchema.Table} SET last_seen = now() WHERE token_hash = $1", connection);
             update.Parameters.AddWithValue(hash);
             await update.ExecuteNonQueryAsync(ct);
         }
@@ -207,9 +211,12 @@ public sealed class WebSessionStore(WebSessionOptions options, PasswordGate gate
         await using (var command = new NpgsqlCommand("""
             SELECT u.name, u.login, coalesce(u.lang, p.lang, 'en_US'), coalesce(u.tz, p.tz), u.partner_id, u.company_id,
                    coalesce(p.complete_name, p.name), p.write_date,
-                   EXISTS (SELECT 1 FROM res_groups_users_rel r JOIN res_groups g ON g.id = r.gid WHERE r.uid = u.id AND g.xml_id = 'base.group_system'),
-                   EXISTS (SELECT 1 FROM res_groups_users_rel r JOIN res_groups g ON g.id = r.gid WHERE r.uid = u.id AND g.xml_id = 'base.group_erp_manager'),
-                   EXISTS (SELECT 1 FROM res_groups_users_rel r JOIN res_groups g ON g.id = r.gid WHERE r.uid = u.id AND g.xml_id = 'base.group_user')
+                   EXISTS (SELECT 1 FROM res_groups_users_rel r JOIN res_groups g ON g.id = r.gid
+                           WHERE r.uid = u.id AND g.xml_id = 'base.group_system'),
+                   EXISTS (SELECT 1 FROM res_groups_users_rel r JOIN res_groups g ON g.id = r.gid
+                           WHERE r.uid = u.id AND g.xml_id = 'base.group_erp_manager'),
+                   EXISTS (SELECT 1 FROM res_groups_users_rel r JOIN res_groups g ON g.id = r.gid
+                           WHERE r.uid = u.id AND g.xml_id = 'base.group_user')
             FROM res_users u LEFT JOIN res_partner p ON p.id = u.partner_id WHERE u.id = $1
             """, connection))
         {
@@ -257,7 +264,8 @@ public sealed class WebSessionStore(WebSessionOptions options, PasswordGate gate
             while (await reader.ReadAsync(ct))
             {
                 var id = reader.GetInt32(0);
-                companies[id.ToString(System.Globalization.CultureInfo.InvariantCulture)] = new Dictionary<string, object?>(StringComparer.Ordinal)
+                var key = id.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                companies[key] = new Dictionary<string, object?>(StringComparer.Ordinal)
                 {
                     ["id"] = (long)id,
                     ["name"] = reader.GetString(1),

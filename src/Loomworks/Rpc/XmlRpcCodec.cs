@@ -12,7 +12,8 @@ public static class XmlRpcCodec
 {
     /// <summary>Markup characters, the control characters XML cannot carry, and the two non-characters Escape drops.</summary>
     private static readonly System.Buffers.SearchValues<char> NeedsEscape = System.Buffers.SearchValues.Create(
-        "&<>\u0000\u0001\u0002\u0003\u0004\u0005\u0006\u0007\u0008\u000B\u000C\u000E\u000F\u0010\u0011\u0012\u0013\u0014\u0015\u0016\u0017\u0018\u0019\u001A\u001B\u001C\u001D\u001E\u001F\uFFFE\uFFFF");
+        "&<>\u0000\u0001\u0002\u0003\u0004\u0005\u0006\u0007\u0008\u000B\u000C\u000E\u000F\u0010\u0011\u0012\u0013"
+        + "\u0014\u0015\u0016\u0017\u0018\u0019\u001A\u001B\u001C\u001D\u001E\u001F\uFFFE\uFFFF");
 
     public static (string Method, List<object?> Params) ReadRequest(byte[] body)
     {
@@ -87,7 +88,9 @@ public static class XmlRpcCodec
                 break;
             }
             case double or float or decimal:
-                b.Append("<double>").Append(Convert.ToDouble(value, CultureInfo.InvariantCulture).ToString("R", CultureInfo.InvariantCulture)).Append("</double>");
+                b.Append("<double>")
+                    .Append(Convert.ToDouble(value, CultureInfo.InvariantCulture).ToString("R", CultureInfo.InvariantCulture))
+                    .Append("</double>");
                 break;
             case string text:
                 b.Append("<string>");
@@ -95,7 +98,8 @@ public static class XmlRpcCodec
                 b.Append("</string>");
                 break;
             case DateTime dt:
-                b.Append("<dateTime.iso8601>").Append(dt.ToString("yyyyMMdd'T'HH:mm:ss", CultureInfo.InvariantCulture)).Append("</dateTime.iso8601>");
+                b.Append("<dateTime.iso8601>").Append(dt.ToString("yyyyMMdd'T'HH:mm:ss", CultureInfo.InvariantCulture))
+                    .Append("</dateTime.iso8601>");
                 break;
             case byte[] bytes:
                 b.Append("<base64>").Append(Convert.ToBase64String(bytes)).Append("</base64>");

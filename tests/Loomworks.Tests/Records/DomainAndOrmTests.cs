@@ -48,7 +48,7 @@ public sealed class DomainAndOrmTests(PostgresFixture postgres) : IAsyncLifetime
             }
         }
         Assert.True(await postgres.ScalarAsync<long>(_db.Name, "SELECT count(*) FROM res_country") >= 249);
-        Assert.Equal(1, await new TenantSchema().CountUsersAsync(await _db.DataSource.OpenConnectionAsync(Ct), Ct));
+        Assert.Equal(1, await TenantSchema.CountUsersAsync(await _db.DataSource.OpenConnectionAsync(Ct), Ct));
     }
 
     [Fact]
