@@ -56,6 +56,9 @@ public sealed partial class AdminApiDocumentTests(PostgresFixture postgres)
         }
         Assert.All(paths.EnumerateObject(), p => Assert.StartsWith(AdminApi.Prefix + "/", p.Name, StringComparison.Ordinal));
         Assert.True(paths.GetProperty("/api/v1/tenants").GetProperty("post").TryGetProperty("requestBody", out _));
+        var show = paths.GetProperty("/api/v1/tenants/{subdomain}").GetProperty("get").GetProperty("responses");
+        Assert.True(show.GetProperty("200").GetProperty("content").TryGetProperty("application/json", out _));
+        Assert.True(show.GetProperty("404").GetProperty("content").TryGetProperty("application/problem+json", out _));
     }
 
     [Fact]
