@@ -25,7 +25,10 @@ public static class DatabaseManagerEndpoints
         "master_pwd", "name", "copy", "neutralize_database",
     };
 
-    /// <summary>The database manager, its master-password gate, the filestore and its collector, and recovery of interrupted jobs at start.</summary>
+    /// <summary>
+    /// The database manager, its master-password gate, the filestore and its collector, and recovery of interrupted jobs
+    /// at start.
+    /// </summary>
     public static IServiceCollection AddDatabaseManager(this IServiceCollection services, LoomworksSettings settings)
     {
         services.AddSingleton(_ => new FileStore(settings.DataDir));
@@ -33,9 +36,9 @@ public static class DatabaseManagerEndpoints
         services.AddSingleton(sp => DatabaseManagerOptions.From(settings, sp.GetRequiredService<ITenantDatabaseSetup>()));
         services.AddSingleton<TenantRegistration>();
         services.AddSingleton(sp => new PgTools(sp.GetRequiredService<TenantDataSources>().Endpoint,
-            PostgresBinaries.Locate(settings.Get(ConfigKeys.PgBinDir)).Directory));
+            PostgresBinaries.Locate(sp.GetRequiredService<DatabaseManagerOptions>().PgBinDir).Directory));
         services.AddSingleton<DatabaseManager>();
-        services.AddSingleton<IMasterPasswordCheck>(sp => new MasterPasswordGate(settings, sp.GetRequiredService<MasterPassword>()));
+        services.AddSingleton<IMasterPasswordCheck, MasterPasswordGate>();
         services.AddHostedService<DatabaseManagerRecovery>();
         services.AddSingleton<FilestoreCollector>();
         services.AddHostedService(sp => sp.GetRequiredService<FilestoreCollector>());
@@ -152,7 +155,8 @@ public static class DatabaseManagerEndpoints
         catch (Exception e) when (context.Response.HasStarted)
         {
             // The download is under way: cutting the connection is the only way to say it is not whole.
-            context.RequestServices.GetRequiredService<ILogger<DatabaseManager>>().LogError(e, "Backup of {Database} failed mid-stream", name);
+            context.RequestServices.GetRequiredService<ILogger<DatabaseManager>>()
+                .LogError(e, "Backup of {Database} failed mid-stream", name);
             context.Abort();
         }
         catch (DatabaseManagerException e)
@@ -256,11 +260,13 @@ public static class DatabaseManagerEndpoints
         var buffer = new char[MaxFieldChars + 1];
         var length = await reader.ReadBlockAsync(buffer, cancellationToken);
         return length > MaxFieldChars
-            ? throw new DatabaseManagerException(DatabaseManagerError.InvalidName, $"the field '{field}' is longer than {MaxFieldChars} characters")
+            ? throw new DatabaseManagerException(DatabaseManagerError.InvalidName,
+                $"the field '{field}' is longer than {MaxFieldChars} characters")
             : new string(buffer, 0, length);
     }
 
-    private static async Task<IResult> FormAsync(HttpContext context, IMasterPasswordCheck? gate, string verb, Func<Form, Task<IResult>> action)
+    private static async Task<IResult> FormAsync(HttpContext context, IMasterPasswordCheck? gate, string verb,
+        Func<Form, Task<IResult>> action)
     {
         try
         {
@@ -307,7 +313,8 @@ public static class DatabaseManagerEndpoints
     {
         public Task ExecuteAsync(HttpContext httpContext)
         {
-            httpContext.Response.Headers.RetryAfter = Math.Max(1, (int)Math.Ceiling(retry.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
+            httpContext.Response.Headers.RetryAfter =
+                Math.Max(1, (int)Math.Ceiling(retry.TotalSeconds)).ToString(CultureInfo.InvariantCulture);
             return inner.ExecuteAsync(httpContext);
         }
     }

@@ -9,7 +9,8 @@ public static class ConfigCommand
     {
         var output = new Option<string?>("--output", "-o")
         {
-            Description = "File to write (default: the -c file, else $LOOMWORKS_RC, else /etc/loomworks/loomworks.conf as root, else ~/.loomworksrc)",
+            Description = "File to write (default: the -c file, else $LOOMWORKS_RC, else /etc/loomworks/loomworks.conf as root, " +
+                "else ~/.loomworksrc)",
         };
         var all = new Option<bool>("--all") { Description = "Write every key, defaults included" };
         var generate = new Command("generate",

@@ -50,7 +50,9 @@ public sealed class ConfigOptions
     public LoomworksSettings Load(ParseResult parseResult) =>
         ConfigLoader.Load(parseResult.GetValue(ConfigFile), ConfigLoader.CurrentEnvironment(), Flags(parseResult));
 
-    /// <summary>The configuration keys given on the command line, by the spelling used (without dashes), for messages that quote it.</summary>
+    /// <summary>
+    /// The configuration keys given on the command line, by the spelling used (without dashes), for messages that quote it.
+    /// </summary>
     public Dictionary<string, string> Flags(ParseResult parseResult)
     {
         var flags = new Dictionary<string, string>(StringComparer.Ordinal);

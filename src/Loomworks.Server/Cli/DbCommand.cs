@@ -1,9 +1,6 @@
 using System.CommandLine;
 using Loomworks.Backups;
-using Loomworks.Configuration;
-using Loomworks.Filestore;
 using Loomworks.Postgres;
-using Loomworks.Tenancy;
 using Npgsql;
 
 namespace Loomworks.Server.Cli;
@@ -19,8 +16,15 @@ public static class DbCommand
         var command = new Command("db", "Back up, restore, duplicate, drop, rename and list tenant databases.");
 
         var backupName = new Argument<string>("name") { Description = "Database to back up" };
-        var output = new Option<string?>("--output", "-o") { Description = "File to write (default <name>_<time>.zip or .dump); - for standard output" };
-        var format = new Option<string>("--format") { Description = "zip (dump.sql + filestore + manifest) or dump (pg_dump custom format)", DefaultValueFactory = _ => "zip" };
+        var output = new Option<string?>("--output", "-o")
+        {
+            Description = "File to write (default <name>_<time>.zip or .dump); - for standard output",
+        };
+        var format = new Option<string>("--format")
+        {
+            Description = "zip (dump.sql + filestore + manifest) or dump (pg_dump custom format)",
+            DefaultValueFactory = _ => "zip",
+        };
         format.AcceptOnlyFromAmong("zip", "dump");
         var backup = new Command("backup", "Stream a backup to a file or standard output.") { backupName, output, format };
         backup.SetAction((p, ct) => RunAsync(config, p, async m =>
@@ -65,7 +69,10 @@ public static class DbCommand
 
         var source = new Argument<string>("source") { Description = "Database to copy" };
         var target = new Argument<string>("new_name") { Description = "New database" };
-        var duplicate = new Command("duplicate", "Copy a database (template copy, files by hard links, new uuid).") { source, target, neutralize };
+        var duplicate = new Command("duplicate", "Copy a database (template copy, files by hard links, new uuid).")
+        {
+            source, target, neutralize,
+        };
         duplicate.SetAction((p, ct) => RunAsync(config, p, async m =>
         {
             await m.DuplicateAsync(p.GetValue(source)!, p.GetValue(target)!, p.GetValue(neutralize), ct);
@@ -122,15 +129,8 @@ public static class DbCommand
         try
         {
             await using var postgres = await PostgresServer.OpenAsync(settings, loggerFactory.CreateLogger("Loomworks"), cancellationToken);
-            await DatabaseAdmin.EnsureDatabaseAsync(postgres.Endpoint, settings.ManagementDatabase, cancellationToken);
-            var (dataSources, management) = ManagementDatabase.Open(postgres.Endpoint, settings.ManagementDatabase);
-            await using var _ = dataSources;
-            await management.MigrateAsync(cancellationToken);
-            var schema = new Loomworks.Operations.ErpTenantSetup();
-            var manager = new DatabaseManager(dataSources, management, new FileStore(settings.DataDir),
-                new TenantRegistration(management, new TenantLifecycle(management, dataSources, TenancyOptions.From(settings), schema)),
-                new PgTools(postgres.Endpoint, PostgresBinaries.Locate(settings.Get(ConfigKeys.PgBinDir)).Directory),
-                DatabaseManagerOptions.From(settings, schema), loggerFactory.CreateLogger<DatabaseManager>());
+            await using var services = await CliServices.OpenManagementAsync(settings, postgres, loggerFactory, cancellationToken);
+            var manager = services.GetRequiredService<DatabaseManager>();
             await manager.RecoverAsync(cancellationToken);
             await action(manager);
             return 0;

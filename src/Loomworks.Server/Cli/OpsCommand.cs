@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
 using Loomworks.Operations;
-using Loomworks.Server.Operations;
 
 namespace Loomworks.Server.Cli;
 
@@ -16,7 +15,10 @@ public static class OpsCommand
         var model = new Option<string?>("--model") { Description = "Only this model, e.g. sale.order" };
         var since = new Option<string?>("--since") { Description = "Only operations at or after this time" };
         var until = new Option<string?>("--until") { Description = "Only operations at or before this time" };
-        var limit = new Option<string?>("--limit") { Description = $"At most this many (default {OperationFilter.DefaultLimit}, at most {OperationFilter.MaxLimit})" };
+        var limit = new Option<string?>("--limit")
+        {
+            Description = $"At most this many (default {OperationFilter.DefaultLimit}, at most {OperationFilter.MaxLimit})",
+        };
         var list = new Command("list", "List a tenant's operations, newest first.") { tenant, session, agent, model, since, until, limit };
         list.SetAction(async (parseResult, cancellationToken) =>
         {
@@ -29,8 +31,9 @@ public static class OpsCommand
             {
                 var max = parseResult.GetValue(limit);
                 filter = new OperationFilter(parseResult.GetValue(session), parseResult.GetValue(agent), parseResult.GetValue(model),
-                    OperationsEndpoints.Time(parseResult.GetValue(since), "--since"), OperationsEndpoints.Time(parseResult.GetValue(until), "--until"),
-                    max is null ? OperationFilter.DefaultLimit : (int)Math.Min(OperationsEndpoints.WholeNumber(max, "--limit"), int.MaxValue));
+                    OperationInput.Time(parseResult.GetValue(since), "--since"),
+                    OperationInput.Time(parseResult.GetValue(until), "--until"),
+                    max is null ? OperationFilter.DefaultLimit : (int)Math.Min(OperationInput.WholeNumber(max, "--limit"), int.MaxValue));
             }
             catch (OperationException e)
             {

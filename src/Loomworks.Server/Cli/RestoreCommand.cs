@@ -13,11 +13,15 @@ public static class RestoreCommand
         var snapshot = new Option<long?>("--snapshot") { Description = "Restore to this snapshot id" };
         var time = new Option<string?>("--time") { Description = "Restore to this time (ISO 8601, such as 2025-01-31T14:05:00Z)" };
         var lsn = new Option<string?>("--lsn") { Description = "Restore to this WAL position (such as 0/16B3748)" };
-        var asNew = new Option<string?>("--as") { Description = "Restore into a new tenant with this subdomain, leaving the tenant as it is" };
+        var asNew = new Option<string?>("--as")
+        {
+            Description = "Restore into a new tenant with this subdomain, leaving the tenant as it is",
+        };
         var yes = new Option<bool>("--yes", "-y") { Description = "Do not ask for confirmation" };
         var undo = new Option<long?>("--undo") { Description = "Swap back the database a finished restore job replaced" };
         var command = new Command("restore",
-            "Restore one tenant to a snapshot, a time or an LSN without stopping the others; --undo <job> swaps the previous database back.")
+            "Restore one tenant to a snapshot, a time or an LSN without stopping the others; " +
+            "--undo <job> swaps the previous database back.")
         {
             tenant, snapshot, time, lsn, asNew, yes, undo,
         };
@@ -25,7 +29,8 @@ public static class RestoreCommand
         {
             if (parseResult.GetValue(undo) is { } undoJob)
             {
-                if (!Confirm(parseResult.GetValue(yes), $"Swap back the database restore job {undoJob} replaced? The restored data is dropped."))
+                if (!Confirm(parseResult.GetValue(yes),
+                    $"Swap back the database restore job {undoJob} replaced? The restored data is dropped."))
                 {
                     return 1;
                 }

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using Loomworks.Operations;
-using Loomworks.Server.Operations;
 
 namespace Loomworks.Server.Cli;
 
@@ -11,9 +10,13 @@ public static class RewindCommand
     {
         var tenant = new Argument<string>("tenant") { Description = "The tenant (its subdomain)" };
         var to = new Option<string>("--to") { Description = "The time to go back to, e.g. 2025-01-31T14:00:00Z", Required = true };
-        var force = new Option<bool>("--force") { Description = "Rewind the operations even if changes outside any operation happened since" };
+        var force = new Option<bool>("--force")
+        {
+            Description = "Rewind the operations even if changes outside any operation happened since",
+        };
         var command = new Command("rewind",
-            "Undo every operation of a tenant after a time, newest first, in one transaction; refuses (pointing to restore) when the log does not reach back that far.")
+            "Undo every operation of a tenant after a time, newest first, in one transaction; refuses (pointing to restore) " +
+            "when the log does not reach back that far.")
         {
             tenant, to, force,
         };
@@ -23,7 +26,7 @@ public static class RewindCommand
             {
                 return LoomworksCli.ConfigErrorExitCode;
             }
-            if (TenantLog.Parse(() => OperationsEndpoints.Time(parseResult.GetValue(to), "--to")!.Value) is not { } time)
+            if (TenantLog.Parse(() => OperationInput.Time(parseResult.GetValue(to), "--to")!.Value) is not { } time)
             {
                 return LoomworksCli.ConfigErrorExitCode;
             }
@@ -33,7 +36,8 @@ public static class RewindCommand
                 var results = await new UndoService(dataSource).RewindAsync(time, parseResult.GetValue(force), name, cancellationToken);
                 Console.WriteLine(results.Count == 0
                     ? $"nothing to rewind: no operation after {time.ToUniversalTime():o}"
-                    : $"rewound {results.Count} operation(s) to {time.ToUniversalTime():o}: {string.Join(", ", results.Select(r => r.OperationId))}");
+                    : $"rewound {results.Count} operation(s) to {time.ToUniversalTime():o}: " +
+                        string.Join(", ", results.Select(r => r.OperationId)));
                 return 0;
             }, cancellationToken);
         });

@@ -68,7 +68,8 @@ public static class ServerCommand
             catch (IOException e) when (e.InnerException is Microsoft.AspNetCore.Connections.AddressInUseException)
             {
                 await Console.Error.WriteLineAsync(
-                    $"loomworks: http_port {settings.HttpPort} is already in use; stop the program using it or set http_port (--http-port)");
+                    $"loomworks: http_port {settings.HttpPort} is already in use; " +
+                    "stop the program using it or set http_port (--http-port)");
                 return LoomworksCli.StartupErrorExitCode;
             }
             logger.LogInformation("Loomworks {Version} is serving {Urls} (health: /web/health)", LoomworksVersion.Full,
@@ -81,5 +82,6 @@ public static class ServerCommand
     /// <summary>Where a person can reach the server: a wildcard bind is shown as 127.0.0.1.</summary>
     private static IEnumerable<string> ServedUrls(WebApplication app) =>
         (app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [])
-            .Select(a => a.Replace("[::]", "127.0.0.1", StringComparison.Ordinal).Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal));
+            .Select(a => a.Replace("[::]", "127.0.0.1", StringComparison.Ordinal)
+                .Replace("0.0.0.0", "127.0.0.1", StringComparison.Ordinal));
 }

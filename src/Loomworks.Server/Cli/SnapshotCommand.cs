@@ -1,9 +1,7 @@
 using System.CommandLine;
-using Loomworks.Configuration;
 using Loomworks.Postgres;
 using Loomworks.Server.Hosting;
 using Loomworks.Snapshots;
-using Loomworks.Tenancy;
 using Npgsql;
 
 namespace Loomworks.Server.Cli;
@@ -35,7 +33,8 @@ public static class SnapshotCommand
             Console.WriteLine($"{"id",8}  {"created (UTC)",-19}  {"state",-8}  {"type",-6}  {"wal position",-14}  name");
             foreach (var s in await feature.Snapshots.ListAsync(parseResult.GetValue(listTenant)!, cancellationToken))
             {
-                Console.WriteLine($"{s.Id,8}  {s.CreatedAt.UtcDateTime,-19:yyyy-MM-dd HH:mm:ss}  {s.State,-8}  {s.SnapshotType,-6}  {s.WalPosition,-14}  {s.Name}");
+                Console.WriteLine($"{s.Id,8}  {s.CreatedAt.UtcDateTime,-19:yyyy-MM-dd HH:mm:ss}  {s.State,-8}  " +
+                    $"{s.SnapshotType,-6}  {s.WalPosition,-14}  {s.Name}");
             }
             return 0;
         }, cancellationToken));
@@ -70,13 +69,8 @@ internal static class SnapshotsCli
         try
         {
             await using var postgres = await PostgresServer.OpenAsync(settings, logger, cancellationToken);
-            await DatabaseAdmin.EnsureDatabaseAsync(postgres.Endpoint, settings.ManagementDatabase, cancellationToken);
-            var (dataSources, management) = ManagementDatabase.Open(postgres.Endpoint, settings.ManagementDatabase);
-            await using var _ = dataSources;
-            await management.MigrateAsync(cancellationToken);
-            var feature = SnapshotsFeature.Create(settings, postgres, dataSources, management, new TenantStore(management), loggers);
-            using var backRest = feature.BackRest;
-            feature.Restore.Schema = new Loomworks.Operations.ErpTenantSetup();
+            await using var services = await CliServices.OpenManagementAsync(settings, postgres, loggers, cancellationToken);
+            var feature = services.GetRequiredService<SnapshotsFeature>();
             await feature.StartAsync(postgres.Embedded is not null, logger, cancellationToken);
             return await action(feature);
         }

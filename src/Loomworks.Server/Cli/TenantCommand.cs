@@ -1,8 +1,5 @@
-using Loomworks.Operations;
-using Loomworks.Records;
 using System.CommandLine;
 using System.Globalization;
-using Loomworks.Configuration;
 using Loomworks.Postgres;
 using Loomworks.Tenancy;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -20,20 +17,31 @@ public static class TenantCommand
 
         var createSubdomain = subdomain();
         var name = new Option<string?>("--name") { Description = "Display name (default: the subdomain)" };
-        var adminLogin = new Option<string>("--admin-login") { Description = "Login of the first administrator", DefaultValueFactory = _ => "admin" };
-        var adminPassword = new Option<string?>("--admin-password") { Description = "Password of the first administrator (or LOOMWORKS_TENANT_ADMIN_PASSWORD)" };
+        var adminLogin = new Option<string>("--admin-login")
+        {
+            Description = "Login of the first administrator",
+            DefaultValueFactory = _ => "admin",
+        };
+        var adminPassword = new Option<string?>("--admin-password")
+        {
+            Description = "Password of the first administrator (or LOOMWORKS_TENANT_ADMIN_PASSWORD)",
+        };
         var adminPasswordHash = new Option<string?>("--admin-password-hash")
         {
             Description = "The first administrator's password already hashed (passlib pbkdf2-sha512), instead of --admin-password",
         };
         var tier = new Option<string>("--tier") { DefaultValueFactory = _ => "standard" };
-        var (maxUsers, maxStorage, maxAi) = (new Option<int?>("--max-users"), new Option<int?>("--max-storage-gb"), new Option<int?>("--max-ai-operations-daily"));
+        var (maxUsers, maxStorage, maxAi) = LimitOptions();
         var expires = new Option<string?>("--subscription-expires") { Description = "ISO date-time after which the tenant is suspended" };
-        var create = new Command("create", "Provision a tenant.") { createSubdomain, name, adminLogin, adminPassword, adminPasswordHash, tier, maxUsers, maxStorage, maxAi, expires };
+        var create = new Command("create", "Provision a tenant.")
+        {
+            createSubdomain, name, adminLogin, adminPassword, adminPasswordHash, tier, maxUsers, maxStorage, maxAi, expires,
+        };
         create.SetAction((p, ct) => RunAsync(new Invocation(config, p, ct), async (s, ct2) =>
         {
             var hash = p.GetValue(adminPasswordHash);
-            var password = p.GetValue(adminPassword) ?? (hash is null ? Environment.GetEnvironmentVariable("LOOMWORKS_TENANT_ADMIN_PASSWORD") : null);
+            var password = p.GetValue(adminPassword)
+                ?? (hash is null ? Environment.GetEnvironmentVariable("LOOMWORKS_TENANT_ADMIN_PASSWORD") : null);
             if (string.IsNullOrEmpty(password) && hash is null)
             {
                 throw new TenantValidationException(
@@ -60,19 +68,24 @@ public static class TenantCommand
         var show = new Command("show", "Show one tenant.") { showSubdomain };
         show.SetAction((p, ct) => RunAsync(new Invocation(config, p, ct), async (s, ct2) =>
             Print(await s.Store.FindBySubdomainAsync(p.GetValue(showSubdomain)!, ct2)
-                ?? throw new TenantStateException($"no tenant has the subdomain '{TenantRules.Printable(p.GetValue(showSubdomain)!)}'", true))));
+                ?? throw new TenantStateException(
+                    $"no tenant has the subdomain '{TenantRules.Printable(p.GetValue(showSubdomain)!)}'", true))));
 
         Command StateCommand(string verb, string description, Func<TenantLifecycle, string, CancellationToken, Task<Tenant>> change)
         {
             var argument = subdomain();
             var c = new Command(verb, description) { argument };
-            c.SetAction((p, ct) => RunAsync(new Invocation(config, p, ct), async (s, ct2) => Print(await change(s.Lifecycle, p.GetValue(argument)!, ct2))));
+            c.SetAction((p, ct) => RunAsync(new Invocation(config, p, ct),
+                async (s, ct2) => Print(await change(s.Lifecycle, p.GetValue(argument)!, ct2))));
             return c;
         }
 
         var deleteSubdomain = subdomain();
         var force = new Option<bool>("--force") { Description = "Delete even when the tenant is not archived" };
-        var delete = new Command("delete", "Drop a tenant's database, role and filestore (archived tenants only unless --force).") { deleteSubdomain, force };
+        var delete = new Command("delete", "Drop a tenant's database, role and filestore (archived tenants only unless --force).")
+        {
+            deleteSubdomain, force,
+        };
         delete.SetAction((p, ct) => RunAsync(new Invocation(config, p, ct), async (s, ct2) =>
         {
             await s.Lifecycle.DeleteAsync(p.GetValue(deleteSubdomain)!, p.GetValue(force), "cli", ct2);
@@ -80,27 +93,37 @@ public static class TenantCommand
         }));
 
         var limitsSubdomain = subdomain();
-        var (lUsers, lStorage, lAi) = (new Option<int?>("--max-users"), new Option<int?>("--max-storage-gb"), new Option<int?>("--max-ai-operations-daily"));
+        var (lUsers, lStorage, lAi) = LimitOptions();
         var lTier = new Option<string?>("--tier");
         var lExpires = new Option<string?>("--subscription-expires") { Description = "ISO date-time, or 'none' to clear" };
-        var setLimits = new Command("set-limits", "Change a tenant's limits, tier or subscription end.") { limitsSubdomain, lUsers, lStorage, lAi, lTier, lExpires };
+        var setLimits = new Command("set-limits", "Change a tenant's limits, tier or subscription end.")
+        {
+            limitsSubdomain, lUsers, lStorage, lAi, lTier, lExpires,
+        };
         setLimits.SetAction((p, ct) => RunAsync(new Invocation(config, p, ct), async (s, ct2) =>
         {
             var e = p.GetValue(lExpires);
-            Print(await s.Lifecycle.SetLimitsAsync(p.GetValue(limitsSubdomain)!, new TenantLimitsChange(p.GetValue(lUsers), p.GetValue(lStorage),
-                p.GetValue(lAi), p.GetValue(lTier), e is null or "none" ? null : ParseDate(e), e == "none"), "cli", ct2));
+            var change = new TenantLimitsChange(p.GetValue(lUsers), p.GetValue(lStorage), p.GetValue(lAi), p.GetValue(lTier),
+                e is null or "none" ? null : ParseDate(e), e == "none");
+            Print(await s.Lifecycle.SetLimitsAsync(p.GetValue(limitsSubdomain)!, change, "cli", ct2));
         }));
 
         command.Subcommands.Add(create);
         command.Subcommands.Add(list);
         command.Subcommands.Add(show);
-        command.Subcommands.Add(StateCommand("suspend", "Suspend a tenant (its requests get 403).", (l, s, ct) => l.SuspendAsync(s, "cli", ct)));
-        command.Subcommands.Add(StateCommand("activate", "Activate a suspended or archived tenant.", (l, s, ct) => l.ActivateAsync(s, "cli", ct)));
-        command.Subcommands.Add(StateCommand("archive", "Archive a tenant (kept, not served).", (l, s, ct) => l.ArchiveAsync(s, "cli", ct)));
+        command.Subcommands.Add(StateCommand("suspend", "Suspend a tenant (its requests get 403).",
+            (l, s, ct) => l.SuspendAsync(s, "cli", ct)));
+        command.Subcommands.Add(StateCommand("activate", "Activate a suspended or archived tenant.",
+            (l, s, ct) => l.ActivateAsync(s, "cli", ct)));
+        command.Subcommands.Add(StateCommand("archive", "Archive a tenant (kept, not served).",
+            (l, s, ct) => l.ArchiveAsync(s, "cli", ct)));
         command.Subcommands.Add(delete);
         command.Subcommands.Add(setLimits);
         return command;
     }
+
+    private static (Option<int?> MaxUsers, Option<int?> MaxStorageGb, Option<int?> MaxAiOperationsDaily) LimitOptions() =>
+        (new Option<int?>("--max-users"), new Option<int?>("--max-storage-gb"), new Option<int?>("--max-ai-operations-daily"));
 
     private sealed record Services(TenantStore Store, TenantProvisioner Provisioner, TenantLifecycle Lifecycle);
 
@@ -116,16 +139,12 @@ public static class TenantCommand
         try
         {
             await using var postgres = await PostgresServer.OpenAsync(settings, NullLogger.Instance, ct);
-            await DatabaseAdmin.EnsureDatabaseAsync(postgres.Endpoint, settings.ManagementDatabase, ct);
-            await using var dataSources = new TenantDataSources(postgres.Endpoint, settings.MaxConnections);
-            var management = new ManagementDatabase(dataSources.For(settings.ManagementDatabase));
-            await management.MigrateAsync(ct);
-            var options = TenancyOptions.From(settings);
-            var schema = new ErpTenantSetup();
-            using var provisioner = new TenantProvisioner(management, dataSources, schema, options);
+            await using var services = await CliServices.OpenManagementAsync(settings, postgres, NullLoggerFactory.Instance, ct);
+            var provisioner = services.GetRequiredService<TenantProvisioner>();
             // A provisioning interrupted by a crash is settled before anything else is done.
             await provisioner.RecoverAsync(ct);
-            await action(new Services(new TenantStore(management), provisioner, new TenantLifecycle(management, dataSources, options, schema)), ct);
+            await action(new Services(services.GetRequiredService<TenantStore>(), provisioner,
+                services.GetRequiredService<TenantLifecycle>()), ct);
             return 0;
         }
         catch (TenantValidationException e)

@@ -1,8 +1,6 @@
 using Loomworks.Configuration;
 using Loomworks.Operations;
 using Loomworks.Postgres;
-using Loomworks.Server.Operations;
-using Loomworks.Tenancy;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 
@@ -18,10 +16,8 @@ internal static class TenantLog
         try
         {
             await using var postgres = await PostgresServer.OpenAsync(settings, NullLogger.Instance, cancellationToken);
-            var (dataSources, management) = ManagementDatabase.Open(postgres.Endpoint, settings.ManagementDatabase);
-            await using var _ = dataSources;
-            var tenants = new TenantStore(management);
-            var dataSource = await OperationsEndpoints.ResolveAsync(tenant, tenants, dataSources, cancellationToken);
+            await using var services = CliServices.Build(settings, postgres, NullLoggerFactory.Instance);
+            var dataSource = await services.GetRequiredService<TenantOperationLogs>().ResolveAsync(tenant, cancellationToken);
             return await work(dataSource);
         }
         catch (OperationException e)

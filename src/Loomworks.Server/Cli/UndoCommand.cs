@@ -1,6 +1,5 @@
 using System.CommandLine;
 using Loomworks.Operations;
-using Loomworks.Server.Operations;
 
 namespace Loomworks.Server.Cli;
 
@@ -32,7 +31,7 @@ public static class UndoCommand
                 return LoomworksCli.ConfigErrorExitCode;
             }
             long? operationId = null;
-            if (id is not null && (operationId = TenantLog.Parse(() => OperationsEndpoints.WholeNumber(id, "operation id"))) is null)
+            if (id is not null && (operationId = TenantLog.Parse(() => OperationInput.WholeNumber(id, "operation id"))) is null)
             {
                 return LoomworksCli.ConfigErrorExitCode;
             }
@@ -45,7 +44,8 @@ public static class UndoCommand
                     : await undo.UndoSessionAsync(sessionId!, forced, TenantLog.By("cli:undo"), cancellationToken);
                 foreach (var r in results)
                 {
-                    Console.WriteLine($"undone operation {r.OperationId}: {r.RowsChanged} row(s) changed back by operation {r.UndoOperationId} (undo it to redo)");
+                    Console.WriteLine($"undone operation {r.OperationId}: {r.RowsChanged} row(s) changed back " +
+                        $"by operation {r.UndoOperationId} (undo it to redo)");
                 }
                 return 0;
             }, cancellationToken);

@@ -6,14 +6,14 @@ using Loomworks.Server.Tenancy;
 using Loomworks.Server.Operations;
 using Loomworks.Server.Rpc;
 using Loomworks.Server.Snapshots;
-using Loomworks.Snapshots;
 
 namespace Loomworks.Server.Hosting;
 
 /// <summary>The web server's table of contents: one Add per feature, one Map per endpoint group.</summary>
 public static class LoomworksWebApp
 {
-    public static WebApplication Build(LoomworksSettings settings, PostgresServer postgres, Action<WebApplicationBuilder>? configure = null)
+    public static WebApplication Build(LoomworksSettings settings, PostgresServer postgres,
+        Action<WebApplicationBuilder>? configure = null)
     {
         // No reload of appsettings.json (Loomworks reads loomworks.conf): it would watch the whole working directory,
         // which is data_dir in the packaged service, and wake this process on every write PostgreSQL makes below it.
@@ -24,28 +24,25 @@ public static class LoomworksWebApp
         });
         builder.Logging.AddLoomworksLogging(settings);
         builder.AddLoomworksKestrel(settings);
-        builder.Services.AddSingleton(settings);
-        builder.Services.AddLoomworksPostgres(settings, postgres);
+        builder.Services.AddLoomworksCore(settings, postgres);
         builder.Services.AddLoomworksForwardedHeaders(settings);
-        builder.Services.AddLoomworksTenancy(settings);
-        builder.Services.AddDatabaseManager(settings);
-        builder.Services.AddOperations();
-        builder.Services.AddRpc(settings);
-        builder.Services.AddWebSessions(settings);
-        builder.Services.AddSnapshots(settings);
+        builder.Services.AddAdminApi();
         configure?.Invoke(builder);
 
         var app = builder.Build();
         app.UseDatabaseUnavailableAnswers();
         app.UseLoomworksForwardedHeaders(settings);
         app.UseLoomworksTenancy();
+        app.UseAdminApiRefusals();
         app.MapHealth();
-        app.MapLoomworksTenancy();
+        app.MapTenantPages();
         app.MapDatabaseManager();
-        app.MapOperations();
         app.MapRpc();
         app.MapWebSessions();
-        app.MapSnapshots();
+        var adminApi = app.MapAdminApi();
+        adminApi.MapTenantAdminApi();
+        adminApi.MapSnapshots();
+        adminApi.MapOperations();
         return app;
     }
 }

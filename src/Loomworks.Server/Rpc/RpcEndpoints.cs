@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Loomworks.Configuration;
+using Loomworks.Filestore;
 using Loomworks.Records;
 using Loomworks.Rpc;
 using Loomworks.Security;
@@ -20,26 +21,16 @@ public static class RpcEndpoints
     /// <summary>An error answer in the shape of the endpoint's protocol, with an HTTP status.</summary>
     internal delegate IResult ErrorAnswer(OdooException error, Exception original, int status);
 
-    /// <summary>
-    /// The configured body cap, or one just large enough for the largest attachment: base64 is 4/3 of the bytes, XML-RPC
-    /// clients wrap it in lines, and the call around it is small. The in-flight bound keeps many such bodies in check.
-    /// </summary>
-    internal static long BodyCapBytes(LoomworksSettings settings)
-    {
-        var configured = settings.GetInt(ConfigKeys.RpcBodyMaxMb);
-        return configured > 0 ? configured * Mebibyte : settings.GetInt(ConfigKeys.AttachmentMaxMb) * Mebibyte * 7 / 5 + Mebibyte;
-    }
+    /// <summary>The request body cap <see cref="RpcOptions.From"/> binds from the configuration.</summary>
+    internal static long BodyCapBytes(LoomworksSettings settings) => RpcOptions.BodyCapBytes(settings);
 
     public static IServiceCollection AddRpc(this IServiceCollection services, LoomworksSettings settings)
     {
-        services.AddSingleton(new RpcOptions
-        {
-            ListDatabases = settings.GetBool(ConfigKeys.ListDb),
-            MaxBodyBytes = BodyCapBytes(settings),
-        });
-        services.AddSingleton(new RpcBodyBudget(settings.GetInt(ConfigKeys.RpcBodiesInFlightMb) * Mebibyte));
-        services.AddSingleton(new LoginCooldown(settings.GetInt(ConfigKeys.LoginCooldownAfter),
-            TimeSpan.FromSeconds(settings.GetInt(ConfigKeys.LoginCooldownDuration))));
+        var options = RpcOptions.From(settings);
+        services.AddSingleton(options);
+        services.AddSingleton(AttachmentOptions.From(settings));
+        services.AddSingleton(new RpcBodyBudget(options.BodiesInFlightBytes));
+        services.AddSingleton(new LoginCooldown(options.LoginCooldownAfter, options.LoginCooldownDuration));
         services.AddSingleton<RpcAuthenticator>();
         services.AddSingleton<IRpcDatabases, RpcTenantDatabases>();
         services.AddSingleton<IRpcDatabaseManager, RpcDatabaseManager>();
@@ -50,9 +41,11 @@ public static class RpcEndpoints
 
     public static IEndpointRouteBuilder MapRpc(this IEndpointRouteBuilder app)
     {
-        app.MapPost("/xmlrpc/2/{service}", (HttpContext http, string service, RpcDispatcher dispatcher, RpcOptions options, ILogger<RpcDispatcher> logger) =>
+        app.MapPost("/xmlrpc/2/{service}", (HttpContext http, string service, RpcDispatcher dispatcher, RpcOptions options,
+            ILogger<RpcDispatcher> logger) =>
             XmlRpcAsync(http, service, legacy: false, dispatcher, options, logger));
-        app.MapPost("/xmlrpc/{service}", (HttpContext http, string service, RpcDispatcher dispatcher, RpcOptions options, ILogger<RpcDispatcher> logger) =>
+        app.MapPost("/xmlrpc/{service}", (HttpContext http, string service, RpcDispatcher dispatcher, RpcOptions options,
+            ILogger<RpcDispatcher> logger) =>
             XmlRpcAsync(http, service, legacy: true, dispatcher, options, logger));
         app.MapPost("/jsonrpc", JsonRpcAsync);
         app.MapPost("/json/2/{model}/{method}", Json2Async);
@@ -139,7 +132,8 @@ public static class RpcEndpoints
         _ => "warning -- " + error.Message,
     };
 
-    private static async Task<IResult> JsonRpcAsync(HttpContext http, RpcDispatcher dispatcher, RpcOptions options, ILogger<RpcDispatcher> logger)
+    private static async Task<IResult> JsonRpcAsync(HttpContext http, RpcDispatcher dispatcher, RpcOptions options,
+        ILogger<RpcDispatcher> logger)
     {
         var read = await ReadBodyAsync(http, options,
             (error, original, status) => Answer(JsonRpcError(null, error, original, options), "application/json", status));
@@ -151,7 +145,8 @@ public static class RpcEndpoints
         object? id = null;
         try
         {
-            var parameters = ReadJsonRpc(http, body, out id) ?? throw RpcProtocolException.BadRequest("Invalid JSON-RPC request: params must be an object");
+            var parameters = ReadJsonRpc(http, body, out id)
+                ?? throw RpcProtocolException.BadRequest("Invalid JSON-RPC request: params must be an object");
             var service = parameters.GetValueOrDefault("service") as string ?? throw OdooException.Type("params.service must be a string");
             var method = parameters.GetValueOrDefault("method") as string ?? throw OdooException.Type("params.method must be a string");
             var args = parameters.GetValueOrDefault("args") switch
@@ -180,7 +175,8 @@ public static class RpcEndpoints
         var mediaType = http.Request.ContentType?.Split(';')[0].Trim();
         if (mediaType is not ("application/json" or "application/json-rpc"))
         {
-            throw RpcProtocolException.BadRequest($"Request inferred type is incompatible with the expected content type: {mediaType ?? "none"}; send application/json");
+            throw RpcProtocolException.BadRequest("Request inferred type is incompatible with the expected content type: " +
+                $"{mediaType ?? "none"}; send application/json");
         }
         var request = JsonWireReader.Read(body.Sequence, http.RequestAborted) as Dictionary<string, object?>
             ?? throw RpcProtocolException.BadRequest("Invalid JSON-RPC request: the body must be an object");
@@ -287,11 +283,12 @@ public static class RpcEndpoints
                 OdooErrorKind.UserError when error.Message.StartsWith("Object ", StringComparison.Ordinal) => StatusCodes.Status404NotFound,
                 OdooErrorKind.UserError or OdooErrorKind.ValidationError => StatusCodes.Status422UnprocessableEntity,
                 _ when error.PythonName == "builtins.AttributeError" => StatusCodes.Status404NotFound,
-                _ when error.PythonName is "builtins.ValueError" or "builtins.TypeError" or "werkzeug.exceptions.BadRequest" => StatusCodes.Status400BadRequest,
+                _ when error.PythonName is "builtins.ValueError" or "builtins.TypeError" or "werkzeug.exceptions.BadRequest" =>
+                    StatusCodes.Status400BadRequest,
                 _ => StatusCodes.Status500InternalServerError,
             };
-            return TypedResults.Text(System.Text.Encoding.UTF8.GetString(JsonRpcCodec.Serialize(w => WriteErrorData(w, error, e, options))), "application/json",
-                System.Text.Encoding.UTF8, status);
+            var json = System.Text.Encoding.UTF8.GetString(JsonRpcCodec.Serialize(w => WriteErrorData(w, error, e, options)));
+            return TypedResults.Text(json, "application/json", System.Text.Encoding.UTF8, status);
         }
     }
 
@@ -330,7 +327,8 @@ public static class RpcEndpoints
                 return new OdooException(OdooErrorKind.ServerError, $"Invalid JSON data: {json.Message}", "werkzeug.exceptions.BadRequest");
             default:
                 logger.LogError(e, "RPC call failed");
-                return new OdooException(OdooErrorKind.ServerError, "Internal server error (" + e.GetType().Name + "); see the server log", "builtins.Exception");
+                return new OdooException(OdooErrorKind.ServerError,
+                    "Internal server error (" + e.GetType().Name + "); see the server log", "builtins.Exception");
         }
     }
 }

@@ -14,7 +14,10 @@ public sealed class TenantLimitsWriteGuard(TenantCache tenants, TenantLimits lim
 {
     public static readonly TimeSpan StorageRecheck = TimeSpan.FromSeconds(30);
     private const long BytesPerGb = 1024L * 1024 * 1024;
-    private static readonly HashSet<string> Writes = new(StringComparer.Ordinal) { "create", "write", "unlink", "copy", "toggle_active", "action_archive", "action_unarchive" };
+    private static readonly HashSet<string> Writes = new(StringComparer.Ordinal)
+    {
+        "create", "write", "unlink", "copy", "toggle_active", "action_archive", "action_unarchive",
+    };
 
     private readonly TimeProvider _time = time ?? TimeProvider.System;
     private readonly ConcurrentDictionary<string, (long Bytes, DateTimeOffset Measured)> _storage = new(StringComparer.Ordinal);

@@ -24,7 +24,8 @@ public static class WebSessionEndpoints
     {
         app.MapPost("/web/session/authenticate", (HttpContext http, WebSessionStore store, IRpcDatabases databases, RpcOptions options,
             ILogger<WebSessionStore> logger) => JsonRouteAsync(http, options, logger, p => AuthenticateAsync(http, p, store, databases)));
-        app.MapPost("/web/session/get_session_info", (HttpContext http, WebSessionGate gate, RpcOptions options, ILogger<WebSessionStore> logger) =>
+        app.MapPost("/web/session/get_session_info", (HttpContext http, WebSessionGate gate, RpcOptions options,
+            ILogger<WebSessionStore> logger) =>
             JsonRouteAsync(http, options, logger, async _ =>
             {
                 var session = await gate.RequireAsync(http, http.RequestAborted);
@@ -83,7 +84,8 @@ public static class WebSessionEndpoints
         });
 
     /// <summary>Odoo's logout: ends the session if there is one and redirects (303) to a local path.</summary>
-    private static async Task<IResult> LogoutAsync(HttpContext http, WebSessionGate gate, WebSessionStore store, ILogger<WebSessionStore> logger)
+    private static async Task<IResult> LogoutAsync(HttpContext http, WebSessionGate gate, WebSessionStore store,
+        ILogger<WebSessionStore> logger)
     {
         try
         {
@@ -160,7 +162,8 @@ public static class WebSessionEndpoints
             ? value as T ?? throw OdooException.Type($"{route}() argument '{name}' must be {Kind<T>()}, not {Domain.Show(value)}")
             : throw OdooException.Type($"{route}() missing required argument: '{name}'");
 
-    private static string Kind<T>() => typeof(T) == typeof(string) ? "a string" : typeof(T) == typeof(List<object?>) ? "a list" : "an object";
+    private static string Kind<T>() =>
+        typeof(T) == typeof(string) ? "a string" : typeof(T) == typeof(List<object?>) ? "a list" : "an object";
 
     private static void Unexpected(Dictionary<string, object?> parameters, string route, params string[] known)
     {

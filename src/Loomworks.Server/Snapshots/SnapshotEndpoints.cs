@@ -1,11 +1,13 @@
-using Loomworks.Server.Tenancy;
 using System.Text.Json.Serialization;
+using Loomworks.Configuration;
+using Loomworks.Postgres;
 using Loomworks.Snapshots;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 
 namespace Loomworks.Server.Snapshots;
 
-/// <summary>The admin REST API of snapshots and restores, under /api/v1.</summary>
+/// <summary>The snapshot feature in the server: its services and its admin REST API of snapshots and restores.</summary>
 public static class SnapshotEndpoints
 {
     /// <summary>Request bodies are a few fields: anything larger is refused before it is read.</summary>
@@ -49,67 +51,71 @@ public static class SnapshotEndpoints
         [property: JsonPropertyName("finished_at")] DateTimeOffset? FinishedAt)
     {
         public static JobView From(RestoreJob j) =>
-            new(j.Id, "restore", j.State, j.StepName, j.Progress, j.Error, j.TargetType, j.Target, j.AsSubdomain, j.CreatedAt, j.FinishedAt);
+            new(j.Id, "restore", j.State, j.StepName, j.Progress, j.Error, j.TargetType, j.Target, j.AsSubdomain, j.CreatedAt,
+                j.FinishedAt);
     }
 
-    public static void MapSnapshots(this IEndpointRouteBuilder app)
+    /// <summary>The snapshot feature: its options, pgBackRest, snapshots, restores, their runner and the scheduler.</summary>
+    public static IServiceCollection AddSnapshots(this IServiceCollection services, LoomworksSettings settings)
     {
-        var api = app.MapGroup("/api/v1").RequireMasterPassword().WithMetadata(new RequestSizeLimitAttribute(MaxBodyBytes));
+        services.AddSingleton(sp => SnapshotOptions.From(settings, sp.GetRequiredService<PostgresServer>()));
+        services.AddSingleton<PgBackRest>();
+        services.AddSingleton<SnapshotService>();
+        services.AddSingleton<TenantRestore>();
+        services.AddSingleton<SnapshotsFeature>();
+        services.AddSingleton<RestoreJobRunner>();
+        services.AddHostedService(sp => sp.GetRequiredService<RestoreJobRunner>());
+        services.AddHostedService<SnapshotScheduler>();
+        return services;
+    }
 
-        api.MapPost("/tenants/{tenant}/snapshots", async (string tenant, CreateSnapshotBody? body, SnapshotsFeature feature,
-            CancellationToken cancellationToken) => await Answer(async () =>
-        {
-            // Answered pending as soon as the restore point is recorded; the WAL switch and the archive wait run in
-            // the background and the snapshot turns ready, usually within a second (the list shows it).
-            var snapshot = await feature.Snapshots.CreateAsync(tenant, body?.Name, SnapshotTypes.Manual, cancellationToken);
-            return TypedResults.Created($"/api/v1/tenants/{tenant}/snapshots/{snapshot.Id}", SnapshotView.From(snapshot));
-        }));
+    /// <summary>Snapshots and restores of a tenant, and restore jobs, below the admin API's root.</summary>
+    public static void MapSnapshots(this RouteGroupBuilder api)
+    {
+        var limit = new RequestSizeLimitAttribute(MaxBodyBytes);
+        var tenant = api.MapGroup("/tenants/{tenant}").WithMetadata(limit).WithTags("Snapshots");
 
-        api.MapGet("/tenants/{tenant}/snapshots", async (string tenant, SnapshotsFeature feature, CancellationToken cancellationToken) =>
-            await Answer(async () =>
-                TypedResults.Ok((await feature.Snapshots.ListAsync(tenant, cancellationToken)).Select(SnapshotView.From).ToList())));
-
-        api.MapDelete("/tenants/{tenant}/snapshots/{id:long}", async (string tenant, long id, SnapshotsFeature feature,
-            CancellationToken cancellationToken) => await Answer(async () =>
+        tenant.MapPost("/snapshots", CreateAsync).WithName("CreateSnapshot").WithSummary("Take a snapshot of a tenant")
+            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
+        tenant.MapGet("/snapshots", async (string tenant, SnapshotsFeature feature, CancellationToken cancellationToken) =>
+                TypedResults.Ok((await feature.Snapshots.ListAsync(tenant, cancellationToken)).Select(SnapshotView.From).ToList()))
+            .WithName("ListSnapshots").WithSummary("List a tenant's snapshots, oldest first")
+            .ProducesProblem(StatusCodes.Status404NotFound);
+        tenant.MapDelete("/snapshots/{id:long}", async (string tenant, long id, SnapshotsFeature feature,
+            CancellationToken cancellationToken) =>
         {
             await feature.Snapshots.DeleteAsync(tenant, id, cancellationToken);
             return TypedResults.NoContent();
-        }));
-
-        api.MapPost("/tenants/{tenant}/restore", async (string tenant, RestoreBody body, RestoreJobRunner runner,
-            CancellationToken cancellationToken) => await Answer(async () =>
-        {
-            var job = await runner.StartAsync(new RestoreRequest(tenant, body.SnapshotId, body.Time, body.Lsn, body.AsSubdomain),
-                cancellationToken);
-            return TypedResults.Accepted($"/api/v1/jobs/{job.Id}", JobView.From(job));
-        }));
+        }).WithName("DeleteSnapshot").WithSummary("Delete a snapshot")
+            .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
+        tenant.MapPost("/restore", RestoreAsync).WithName("RestoreTenant")
+            .WithSummary("Restore a tenant to a snapshot, a time or an LSN, or into a new tenant; answered with the job")
+            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status503ServiceUnavailable);
 
         api.MapGet("/jobs/{id:long}", async (long id, SnapshotsFeature feature, CancellationToken cancellationToken) =>
-            await Answer(async () => await feature.Restore.Jobs.GetAsync(id, cancellationToken) is { } job
-                ? TypedResults.Ok(JobView.From(job))
-                : throw new SnapshotException(SnapshotErrorKind.NotFound, $"there is no job {id}")));
+                await feature.Restore.Jobs.GetAsync(id, cancellationToken) is { } job
+                    ? TypedResults.Ok(JobView.From(job))
+                    : throw new SnapshotException(SnapshotErrorKind.NotFound, $"there is no job {id}"))
+            .WithMetadata(limit).WithTags("Snapshots").WithName("GetJob").WithSummary("Show a restore job and its progress")
+            .ProducesProblem(StatusCodes.Status404NotFound);
     }
 
-    /// <summary>Turns a refusal into ProblemDetails with the status its kind calls for.</summary>
-    private static async Task<IResult> Answer(Func<Task<IResult>> action)
+    private static async Task<Created<SnapshotView>> CreateAsync(string tenant, CreateSnapshotBody? body, SnapshotsFeature feature,
+        CancellationToken cancellationToken)
     {
-        try
-        {
-            return await action();
-        }
-        catch (SnapshotException e)
-        {
-            return TypedResults.Problem(e.Message, statusCode: e.Kind switch
-            {
-                SnapshotErrorKind.NotFound => StatusCodes.Status404NotFound,
-                SnapshotErrorKind.Conflict => StatusCodes.Status409Conflict,
-                SnapshotErrorKind.Unavailable => StatusCodes.Status503ServiceUnavailable,
-                _ => StatusCodes.Status400BadRequest,
-            });
-        }
-        catch (PgBackRestException e)
-        {
-            return TypedResults.Problem(e.Message, statusCode: StatusCodes.Status503ServiceUnavailable);
-        }
+        // Answered pending as soon as the restore point is recorded; the WAL switch and the archive wait run in
+        // the background and the snapshot turns ready, usually within a second (the list shows it).
+        var snapshot = await feature.Snapshots.CreateAsync(tenant, body?.Name, SnapshotTypes.Manual, cancellationToken);
+        return TypedResults.Created($"/api/v1/tenants/{tenant}/snapshots/{snapshot.Id}", SnapshotView.From(snapshot));
+    }
+
+    private static async Task<Accepted<JobView>> RestoreAsync(string tenant, RestoreBody body, RestoreJobRunner runner,
+        CancellationToken cancellationToken)
+    {
+        var job = await runner.StartAsync(new RestoreRequest(tenant, body.SnapshotId, body.Time, body.Lsn, body.AsSubdomain),
+            cancellationToken);
+        return TypedResults.Accepted($"/api/v1/jobs/{job.Id}", JobView.From(job));
     }
 }

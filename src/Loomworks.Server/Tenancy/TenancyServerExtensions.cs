@@ -15,7 +15,9 @@ public static class TenancyServerExtensions
     /// <summary>Paths served without a tenant.</summary>
     private static readonly string[] TenantlessPrefixes = ["/web/health", "/api/v1", "/web/database"];
 
-    /// <summary>Paths whose endpoints route themselves (the RPC layer routes by the body's db, web sessions by their own database).</summary>
+    /// <summary>
+    /// Paths whose endpoints route themselves (the RPC layer routes by the body's db, web sessions by their own database).
+    /// </summary>
     private static readonly string[] SelfRoutingPrefixes = ["/xmlrpc", "/jsonrpc", "/json/2", "/web/session", "/web/dataset"];
 
     public static void AddLoomworksTenancy(this IServiceCollection services, LoomworksSettings settings)
@@ -80,12 +82,6 @@ public static class TenancyServerExtensions
         });
     }
 
-    public static void MapLoomworksTenancy(this IEndpointRouteBuilder app)
-    {
-        app.MapTenantPages();
-        app.MapTenantAdminApi();
-    }
-
     /// <summary>A refusal as JSON, or as a small HTML page for browsers; 503 carries Retry-After.</summary>
     public static async Task WriteRefusalAsync(HttpContext context, RoutingOutcome outcome)
     {
@@ -125,6 +121,7 @@ public sealed class TenancyStartup(
     TenantProvisioner provisioner,
     TenantStore store,
     ManagementDatabase management,
+    TenancyOptions options,
     LoomworksSettings settings,
     ILogger<TenancyStartup> logger)
 {
@@ -139,7 +136,7 @@ public sealed class TenancyStartup(
             logger.LogInformation("settled {Count} interrupted provisioning job(s)", settled);
         }
         await provisioner.UpgradeTenantsAsync(ct);
-        if (settings.GetBool(ConfigKeys.DemoTenant))
+        if (options.DemoTenant)
         {
             await EnsureDemoAsync(ct);
         }
@@ -161,7 +158,7 @@ public sealed class TenancyStartup(
         if (await store.FindBySubdomainAsync(DemoSubdomain, ct) is { } demo)
         {
             var port = settings.HttpPort;
-            var url = settings.Get(ConfigKeys.BaseDomain) is { Length: > 0 } domain
+            var url = options.BaseDomain is { Length: > 0 } domain
                 ? $"http://{DemoSubdomain}.{domain}:{port}/web/tenant/info"
                 : $"http://127.0.0.1:{port}/web/tenant/info (send X-Loomworks-Tenant: {DemoSubdomain} when other tenants exist)";
             logger.LogInformation("demo tenant '{Subdomain}' ({State}) at {Url}, login admin / admin", demo.Subdomain, demo.State, url);

@@ -3,13 +3,14 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Loomworks.Server.Hosting;
 using Loomworks.Tenancy;
 using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace Loomworks.Server.Tenancy;
 
 /// <summary>
-/// The admin REST API under /api/v1: tenants listed, created, changed, suspended, activated, archived and deleted,
+/// The tenants' part of the admin REST API: tenants listed, created, changed, suspended, activated, archived and deleted,
 /// authenticated with HTTP Basic user <c>admin</c> and the master password. Errors are ProblemDetails whose detail
 /// names the problem.
 /// </summary>
@@ -63,38 +64,48 @@ public static class TenantAdminApi
         [property: JsonPropertyName("subscription_expires")] DateTimeOffset? SubscriptionExpires,
         [property: JsonPropertyName("clear_subscription_expires")] bool? ClearSubscriptionExpires);
 
-    public static void MapTenantAdminApi(this IEndpointRouteBuilder app)
+    /// <summary>The tenants' routes below the admin API's root.</summary>
+    public static void MapTenantAdminApi(this RouteGroupBuilder api)
     {
-        app.MapGet("/api/v1/openapi.json", () => TypedResults.Text(TenantAdminOpenApi.Document, "application/json"));
-        var api = app.MapGroup("/api/v1").RequireMasterPassword();
-        api.MapGet("/tenants", async (TenantStore store, CancellationToken ct) =>
-            TypedResults.Ok((await store.ListAsync(ct)).Select(TenantDto.From).ToList()));
-        api.MapPost("/tenants", CreateAsync);
-        api.MapGet("/tenants/{subdomain}", async Task<Results<Ok<TenantDto>, ProblemHttpResult>> (string subdomain, TenantStore store, CancellationToken ct) =>
+        var tenants = api.MapGroup("/tenants").WithTags("Tenants");
+        tenants.MapGet("", async (TenantStore store, CancellationToken ct) =>
+            TypedResults.Ok((await store.ListAsync(ct)).Select(TenantDto.From).ToList()))
+            .WithName("ListTenants").WithSummary("List tenants");
+        tenants.MapPost("", CreateAsync).WithName("CreateTenant")
+            .WithSummary("Create a tenant: database, role, schema and first administrator")
+            .Accepts<CreateBody>("application/json")
+            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status409Conflict)
+            .ProducesProblem(StatusCodes.Status413PayloadTooLarge).ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
+        tenants.MapGet("/{subdomain}", async (string subdomain, TenantStore store, CancellationToken ct) =>
             await store.FindBySubdomainAsync(subdomain, ct) is { } tenant
                 ? TypedResults.Ok(TenantDto.From(tenant))
-                : Problem(404, "tenant not found", $"no tenant has the subdomain '{TenantRules.Printable(subdomain)}'"));
-        api.MapPatch("/tenants/{subdomain}", PatchAsync);
-        api.MapDelete("/tenants/{subdomain}", async Task<Results<NoContent, ProblemHttpResult>> (string subdomain, bool? force,
-            TenantLifecycle lifecycle, CancellationToken ct) =>
+                : throw new TenantStateException($"no tenant has the subdomain '{TenantRules.Printable(subdomain)}'", notFound: true))
+            .WithName("GetTenant").WithSummary("Show a tenant").ProducesProblem(StatusCodes.Status404NotFound);
+        tenants.MapPatch("/{subdomain}", PatchAsync).WithName("ChangeTenant")
+            .WithSummary("Change limits, tier, name or subscription end")
+            .WithMetadata(new InvalidInputTitle("invalid change"))
+            .Accepts<PatchBody>("application/json")
+            .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status409Conflict).ProducesProblem(StatusCodes.Status413PayloadTooLarge)
+            .ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
+        tenants.MapDelete("/{subdomain}", async (string subdomain, bool? force, TenantLifecycle lifecycle, CancellationToken ct) =>
         {
-            try
-            {
-                await lifecycle.DeleteAsync(subdomain, force ?? false, "api", ct);
-                return TypedResults.NoContent();
-            }
-            catch (TenantStateException e)
-            {
-                return StateProblem(e);
-            }
-        });
-        api.MapPost("/tenants/{subdomain}/suspend", (string subdomain, TenantLifecycle l, CancellationToken ct) =>
-            ChangeStateAsync(() => l.SuspendAsync(subdomain, "api", ct)));
-        api.MapPost("/tenants/{subdomain}/activate", (string subdomain, TenantLifecycle l, CancellationToken ct) =>
-            ChangeStateAsync(() => l.ActivateAsync(subdomain, "api", ct)));
-        api.MapPost("/tenants/{subdomain}/archive", (string subdomain, TenantLifecycle l, CancellationToken ct) =>
-            ChangeStateAsync(() => l.ArchiveAsync(subdomain, "api", ct)));
+            await lifecycle.DeleteAsync(subdomain, force ?? false, "api", ct);
+            return TypedResults.NoContent();
+        }).WithName("DeleteTenant")
+            .WithSummary("Delete a tenant: database, role and filestore (archived only unless force=true)")
+            .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
+        MapStateChange(tenants, "suspend", "SuspendTenant", "Suspend a tenant", (l, s, ct) => l.SuspendAsync(s, "api", ct));
+        MapStateChange(tenants, "activate", "ActivateTenant", "Activate a tenant", (l, s, ct) => l.ActivateAsync(s, "api", ct));
+        MapStateChange(tenants, "archive", "ArchiveTenant", "Archive a tenant", (l, s, ct) => l.ArchiveAsync(s, "api", ct));
     }
+
+    private static void MapStateChange(RouteGroupBuilder tenants, string verb, string name, string summary,
+        Func<TenantLifecycle, string, CancellationToken, Task<Tenant>> change) =>
+        tenants.MapPost($"/{{subdomain}}/{verb}", async (string subdomain, TenantLifecycle lifecycle, CancellationToken ct) =>
+                TypedResults.Ok(TenantDto.From(await change(lifecycle, subdomain, ct))))
+            .WithName(name).WithSummary(summary)
+            .ProducesProblem(StatusCodes.Status404NotFound).ProducesProblem(StatusCodes.Status409Conflict);
 
     private static async Task<Results<Created<TenantDto>, ProblemHttpResult>> CreateAsync(HttpRequest request,
         TenantProvisioner provisioner, CancellationToken ct)
@@ -104,17 +115,10 @@ public static class TenantAdminApi
         {
             return problem;
         }
-        try
-        {
-            var tenant = await provisioner.CreateAsync(new TenantRequest(body!.Name!, body.Subdomain!, body.AdminLogin!,
-                body.AdminPassword, body.Tier ?? "standard", body.MaxUsers ?? 10, body.MaxStorageGb ?? 10,
-                body.MaxAiOperationsDaily ?? 1000, body.SubscriptionExpires, body.AdminPasswordHash), ct, "api");
-            return TypedResults.Created($"/api/v1/tenants/{tenant.Subdomain}", TenantDto.From(tenant));
-        }
-        catch (TenantValidationException e)
-        {
-            return Problem(e.Conflict ? 409 : 400, e.Conflict ? "conflict" : "invalid tenant", e.Message);
-        }
+        var tenant = await provisioner.CreateAsync(new TenantRequest(body!.Name!, body.Subdomain!, body.AdminLogin!,
+            body.AdminPassword, body.Tier ?? "standard", body.MaxUsers ?? 10, body.MaxStorageGb ?? 10,
+            body.MaxAiOperationsDaily ?? 1000, body.SubscriptionExpires, body.AdminPasswordHash), ct, "api");
+        return TypedResults.Created($"/api/v1/tenants/{tenant.Subdomain}", TenantDto.From(tenant));
     }
 
     private static async Task<Results<Ok<TenantDto>, ProblemHttpResult>> PatchAsync(string subdomain, HttpRequest request,
@@ -125,32 +129,10 @@ public static class TenantAdminApi
         {
             return problem;
         }
-        try
-        {
-            var tenant = await lifecycle.SetLimitsAsync(subdomain, new TenantLimitsChange(body!.MaxUsers, body.MaxStorageGb,
-                body.MaxAiOperationsDaily, body.Tier, body.SubscriptionExpires, body.ClearSubscriptionExpires ?? false, body.Name), "api", ct);
-            return TypedResults.Ok(TenantDto.From(tenant));
-        }
-        catch (TenantValidationException e)
-        {
-            return Problem(400, "invalid change", e.Message);
-        }
-        catch (TenantStateException e)
-        {
-            return StateProblem(e);
-        }
-    }
-
-    private static async Task<Results<Ok<TenantDto>, ProblemHttpResult>> ChangeStateAsync(Func<Task<Tenant>> change)
-    {
-        try
-        {
-            return TypedResults.Ok(TenantDto.From(await change()));
-        }
-        catch (TenantStateException e)
-        {
-            return StateProblem(e);
-        }
+        var tenant = await lifecycle.SetLimitsAsync(subdomain, new TenantLimitsChange(body!.MaxUsers, body.MaxStorageGb,
+            body.MaxAiOperationsDaily, body.Tier, body.SubscriptionExpires, body.ClearSubscriptionExpires ?? false, body.Name),
+            "api", ct);
+        return TypedResults.Ok(TenantDto.From(tenant));
     }
 
     private static async Task<(T? Body, ProblemHttpResult? Problem)> ReadBodyAsync<T>(HttpRequest request, CancellationToken ct)
@@ -158,7 +140,8 @@ public static class TenantAdminApi
     {
         if (request.ContentLength > MaxBodyBytes)
         {
-            return (null, Problem(413, "body too large", $"the body is {request.ContentLength} bytes; at most {MaxBodyBytes} are accepted"));
+            return (null, Problem(413, "body too large",
+                $"the body is {request.ContentLength} bytes; at most {MaxBodyBytes} are accepted"));
         }
         if (!(request.ContentType ?? "").StartsWith("application/json", StringComparison.OrdinalIgnoreCase))
         {
@@ -189,7 +172,8 @@ public static class TenantAdminApi
     /// <summary>
     /// Guards an admin route group: HTTP Basic user admin and the master password, rate limited per address and globally.
     /// </summary>
-    public static RouteGroupBuilder RequireMasterPassword(this RouteGroupBuilder group) => group.AddEndpointFilter(RequireMasterPasswordAsync);
+    public static RouteGroupBuilder RequireMasterPassword(this RouteGroupBuilder group) =>
+        group.AddEndpointFilter(RequireMasterPasswordAsync);
 
     private static async ValueTask<object?> RequireMasterPasswordAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
@@ -237,9 +221,6 @@ public static class TenantAdminApi
             return (null, null);
         }
     }
-
-    private static ProblemHttpResult StateProblem(TenantStateException e) =>
-        Problem(e.NotFound ? 404 : 409, e.NotFound ? "tenant not found" : "wrong state", e.Message);
 
     private static ProblemHttpResult Problem(int status, string title, string detail) =>
         TypedResults.Problem(detail: detail, statusCode: status, title: title);

@@ -83,7 +83,8 @@ public static class TenantPages
         }
         catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or BadHttpRequestException)
         {
-            return TypedResults.Json(new Problem("bad_request", "the body must be JSON {\"login\": …, \"password\": …}"), statusCode: 400);
+            return TypedResults.Json(new Problem("bad_request", "the body must be JSON {\"login\": …, \"password\": …}"),
+                statusCode: 400);
         }
         if (body?.Login is not { Length: > 0 and <= 200 } loginName || body.Password is not { Length: > 0 and <= 1000 } password)
         {

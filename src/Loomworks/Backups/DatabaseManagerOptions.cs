@@ -42,6 +42,15 @@ public sealed class DatabaseManagerOptions
 
     public string? CrashAt { get; init; } = Environment.GetEnvironmentVariable(CrashVariable);
 
+    /// <summary>Whether the database manager is on at all (Odoo's list_db).</summary>
+    public bool ListDatabases { get; init; } = true;
+
+    /// <summary>Unreferenced files are kept this long, as snapshots within their retention may still point at them.</summary>
+    public TimeSpan FileRetention { get; init; } = TimeSpan.FromDays(30);
+
+    /// <summary>Where PostgreSQL's programs are (pg_bin_dir); null: found through pg_config or the usual places.</summary>
+    public string? PgBinDir { get; init; }
+
     /// <summary>In-process test hook called after each persisted step with "kind:step".</summary>
     internal Action<string>? StepHook { get; init; }
 
@@ -54,5 +63,8 @@ public sealed class DatabaseManagerOptions
         MaxConcurrentUploads = settings.GetInt(ConfigKeys.RestoreMaxUploads),
         MaxSpoolBytes = settings.GetInt(ConfigKeys.RestoreSpoolMaxMb) * 1024L * 1024,
         SupportedSchemaVersion = schema.Migrations.Count > 0 ? schema.Migrations.Max(m => m.Version) : DefaultSupportedSchemaVersion,
+        ListDatabases = settings.GetBool(ConfigKeys.ListDb),
+        FileRetention = TimeSpan.FromDays(settings.GetInt(ConfigKeys.SnapshotRetentionDays)),
+        PgBinDir = settings.Get(ConfigKeys.PgBinDir),
     };
 }

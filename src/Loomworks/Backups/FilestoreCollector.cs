@@ -14,7 +14,8 @@ namespace Loomworks.Backups;
 /// snapshot window still finds every file its rows name.
 /// </summary>
 public sealed class FilestoreCollector(
-    TenantStore tenants, TenantDataSources dataSources, FileStore files, LoomworksSettings settings, ILogger<FilestoreCollector> logger)
+    TenantStore tenants, TenantDataSources dataSources, FileStore files, DatabaseManagerOptions options,
+    ILogger<FilestoreCollector> logger)
     : HourlyTenantJob(tenants, logger, TimeSpan.FromMinutes(2))
 {
     protected override string Purpose => "Filestore collection";
@@ -26,7 +27,7 @@ public sealed class FilestoreCollector(
 
     protected override async Task<long> RunForTenantAsync(Tenant tenant, CancellationToken cancellationToken)
     {
-        var olderThan = DateTimeOffset.UtcNow - TimeSpan.FromDays(settings.GetInt(ConfigKeys.SnapshotRetentionDays));
+        var olderThan = DateTimeOffset.UtcNow - options.FileRetention;
         var freed = await Attachments.CollectAsync(dataSources.For(tenant.DatabaseName), files, tenant.DatabaseName, olderThan, cancellationToken);
         if (freed > 0)
         {

@@ -20,7 +20,7 @@ public interface IMasterPasswordCheck
 /// The database manager's view of the one master password (<see cref="MasterPassword"/>, shared with the admin API):
 /// list_db = False switches the manager off, and the answers become the manager's own errors.
 /// </summary>
-public sealed class MasterPasswordGate(LoomworksSettings settings, MasterPassword master) : IMasterPasswordCheck
+public sealed class MasterPasswordGate(DatabaseManagerOptions options, MasterPassword master) : IMasterPasswordCheck
 {
     public async Task CheckEnabledAsync(CancellationToken cancellationToken)
     {
@@ -61,7 +61,7 @@ public sealed class MasterPasswordGate(LoomworksSettings settings, MasterPasswor
 
     private void EnsureListDb()
     {
-        if (!settings.GetBool(ConfigKeys.ListDb))
+        if (!options.ListDatabases)
         {
             throw new DatabaseManagerException(DatabaseManagerError.Disabled,
                 "the database manager has been disabled by the administrator (list_db = False)");

@@ -52,14 +52,14 @@ public static class OperationLogRetention
 
 /// <summary>Prunes every active tenant's change log once an hour (and shortly after start).</summary>
 public sealed class OperationLogRetentionService(
-    TenantStore tenants, TenantDataSources dataSources, LoomworksSettings settings, ILogger<OperationLogRetentionService> logger)
+    TenantStore tenants, TenantDataSources dataSources, OperationsOptions options, ILogger<OperationLogRetentionService> logger)
     : HourlyTenantJob(tenants, logger, TimeSpan.FromMinutes(1))
 {
     protected override string Purpose => "Operation log retention";
 
     protected override async Task<long> RunForTenantAsync(Tenant tenant, CancellationToken cancellationToken)
     {
-        var days = settings.GetInt(ConfigKeys.OplogRetentionDays);
+        var days = options.RetentionDays;
         var pruned = await OperationLogRetention.PruneAsync(dataSources.For(tenant.DatabaseName), days, cancellationToken);
         if (pruned > 0)
         {

@@ -1,3 +1,4 @@
+using Loomworks.Configuration;
 using Loomworks.Postgres;
 using Loomworks.Records;
 using Microsoft.AspNetCore.Http;
@@ -56,4 +57,39 @@ public sealed class RpcOptions
 
     /// <summary>Whether error answers carry the exception's stack (development only).</summary>
     public bool Debug { get; set; }
+
+    /// <summary>The memory all request bodies being read at once may hold (loomworks_rpc_bodies_in_flight_mb).</summary>
+    public long BodiesInFlightBytes { get; set; } = 256L * 1024 * 1024;
+
+    /// <summary>Wrong passwords for one login before it cools down, and for how long (loomworks_login_cooldown_*).</summary>
+    public int LoginCooldownAfter { get; set; } = 10;
+
+    public TimeSpan LoginCooldownDuration { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>The binder: the RPC keys of loomworks.conf.</summary>
+    public static RpcOptions From(LoomworksSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        return new RpcOptions
+        {
+            ListDatabases = settings.GetBool(ConfigKeys.ListDb),
+            MaxBodyBytes = BodyCapBytes(settings),
+            BodiesInFlightBytes = settings.GetInt(ConfigKeys.RpcBodiesInFlightMb) * Mebibyte,
+            LoginCooldownAfter = settings.GetInt(ConfigKeys.LoginCooldownAfter),
+            LoginCooldownDuration = TimeSpan.FromSeconds(settings.GetInt(ConfigKeys.LoginCooldownDuration)),
+        };
+    }
+
+    /// <summary>
+    /// The configured body cap, or one just large enough for the largest attachment: base64 is 4/3 of the bytes, XML-RPC
+    /// clients wrap it in lines, and the call around it is small. The in-flight bound keeps many such bodies in check.
+    /// </summary>
+    public static long BodyCapBytes(LoomworksSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        var configured = settings.GetInt(ConfigKeys.RpcBodyMaxMb);
+        return configured > 0 ? configured * Mebibyte : settings.GetInt(ConfigKeys.AttachmentMaxMb) * Mebibyte * 7 / 5 + Mebibyte;
+    }
+
+    private const long Mebibyte = 1024 * 1024;
 }

@@ -22,7 +22,7 @@ public sealed class RpcTenantDatabases(
     CrossTenantAudit audit,
     TenantDataSources dataSources,
     FileStore files,
-    LoomworksSettings settings) : IRpcDatabases
+    AttachmentOptions attachments) : IRpcDatabases
 {
     public async Task<RpcDatabase> OpenAsync(HttpContext http, string? db, CancellationToken ct)
     {
@@ -49,7 +49,7 @@ public sealed class RpcTenantDatabases(
         var tenant = outcome.Tenant!;
         return new RpcDatabase(tenant.DatabaseName, dataSources.For(tenant.DatabaseName))
         {
-            Attachments = new AttachmentStorage(files, tenant.DatabaseName, settings.GetInt(ConfigKeys.AttachmentMaxMb) * 1024L * 1024),
+            Attachments = new AttachmentStorage(files, tenant.DatabaseName, attachments.MaxBytes),
         };
     }
 

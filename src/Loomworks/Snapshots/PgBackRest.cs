@@ -73,6 +73,12 @@ public sealed class PgBackRest(PgBackRestOptions options, ILogger logger) : IDis
     private PgBackRestOptions _options = options;
     private volatile bool _operatorStanzaChecked;
 
+    /// <summary>pgBackRest for the server <paramref name="snapshots"/> were bound for, off with its reason when a key is malformed.</summary>
+    public PgBackRest(SnapshotOptions snapshots, ILogger<PgBackRest> logger) : this(snapshots.BackRest, logger)
+    {
+        SetProblem(snapshots.Problem);
+    }
+
     public PgBackRestOptions Options => _options;
 
     public void Dispose() => _backupGate.Dispose();

@@ -1,4 +1,3 @@
-using Loomworks.Configuration;
 using Loomworks.Tenancy;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -55,8 +54,8 @@ public sealed class SnapshotScheduler(SnapshotsFeature feature, TenantStore tena
         {
             return;
         }
-        var settings = feature.Settings;
-        var interval = settings.GetInt(ConfigKeys.AutoSnapshotInterval);
+        var options = feature.Options;
+        var interval = options.AutoSnapshotIntervalSeconds;
         var active = (await tenants.ListAsync(cancellationToken)).Where(t => t.State == TenantStates.Active).ToList();
         if (interval > 0)
         {
@@ -71,8 +70,7 @@ public sealed class SnapshotScheduler(SnapshotsFeature feature, TenantStore tena
             }
         }
         var sets = await feature.Snapshots.SyncBackupSetsAsync(cancellationToken);
-        var type = BackupDue(sets, active, now, settings.GetInt(ConfigKeys.BackupFullIntervalDays),
-            settings.GetInt(ConfigKeys.BackupDiffIntervalHours));
+        var type = BackupDue(sets, active, now, options.BackupFullIntervalDays, options.BackupDiffIntervalHours);
         if (type is not null)
         {
             logger.LogInformation("Starting a scheduled {Type} backup", type);

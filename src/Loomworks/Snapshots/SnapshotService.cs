@@ -52,6 +52,11 @@ public static class SnapshotTypes
 public sealed class SnapshotService(ManagementDatabase management, TenantStore tenants, PgBackRest backRest, int retentionDays)
 {
     /// <summary>A pending snapshot whose segment is still not archived this long after it was taken is marked failed.</summary>
+    public SnapshotService(ManagementDatabase management, TenantStore tenants, PgBackRest backRest, SnapshotOptions options)
+        : this(management, tenants, backRest, options.BackRest.RetentionDays)
+    {
+    }
+
     public static readonly TimeSpan PendingLimit = TimeSpan.FromMinutes(15);
 
     // One slot: requests arriving while a switch is under way coalesce into the next one, which covers them all.

@@ -2,64 +2,35 @@ using Loomworks.Configuration;
 using Loomworks.Postgres;
 using Loomworks.Tenancy;
 using Npgsql;
-using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace Loomworks.Snapshots;
 
 /// <summary>The snapshot feature's parts, built once from the configuration for the server and the CLI alike.</summary>
-public sealed class SnapshotsFeature
+public sealed class SnapshotsFeature(
+    PgBackRest backRest,
+    SnapshotService snapshots,
+    TenantRestore restore,
+    SnapshotOptions options,
+    TenantDataSources dataSources)
 {
-    private readonly PooledDatabase _admin;
-    private readonly Lazy<PostgresBinaries> _binaries;
+    private readonly PooledDatabase _admin = dataSources.For("postgres");
 
-    private SnapshotsFeature(PgBackRest backRest, SnapshotService snapshots, TenantRestore restore, LoomworksSettings settings,
-        PooledDatabase admin, Lazy<PostgresBinaries> binaries)
-    {
-        BackRest = backRest;
-        Snapshots = snapshots;
-        Restore = restore;
-        Settings = settings;
-        _admin = admin;
-        _binaries = binaries;
-    }
+    public PgBackRest BackRest => backRest;
+    public SnapshotService Snapshots => snapshots;
+    public TenantRestore Restore => restore;
+    public SnapshotOptions Options => options;
 
-    public PgBackRest BackRest { get; }
-    public SnapshotService Snapshots { get; }
-    public TenantRestore Restore { get; }
-    public LoomworksSettings Settings { get; }
-
+    /// <summary>The feature without a service container, for the tests and the bench; the hosts resolve it instead.</summary>
     public static SnapshotsFeature Create(LoomworksSettings settings, PostgresServer server, TenantDataSources dataSources,
         ManagementDatabase management, TenantStore tenants, ILoggerFactory loggers)
     {
-        var cluster = server.Embedded;
-        PgBackRestOptions options;
-        string? problem = null;
-        if (cluster is not null)
-        {
-            options = new PgBackRestOptions(settings.DataDir, settings.BackupRepository, cluster.PgData, cluster.SocketDir,
-                server.Endpoint.Port, settings.GetInt(ConfigKeys.SnapshotRetentionDays));
-        }
-        else
-        {
-            // One stanza per PostgreSQL server: the operator's server gets its own set-up, or snapshots stay off and say why.
-            (options, problem) = ExternalServer.Options(settings, server.Endpoint);
-        }
+        var options = SnapshotOptions.From(settings, server);
         var backRest = new PgBackRest(options, loggers.CreateLogger<PgBackRest>());
-        backRest.SetProblem(problem);
-        var snapshots = new SnapshotService(management, tenants, backRest, options.RetentionDays);
-        var binaries = new Lazy<PostgresBinaries>(() => cluster?.Binaries ?? PostgresBinaries.Locate(settings.Get(ConfigKeys.PgBinDir)));
-        var restore = new TenantRestore(snapshots, new RestoreJobStore(management.DataSource), tenants, dataSources.For("postgres"),
-            server.Endpoint, binaries, settings.DataDir,
-            settings.Get(ConfigKeys.RestoreScratchDir) is { Length: > 0 } scratch ? Path.GetFullPath(scratch) : Path.Combine(settings.DataDir, "restore"),
-            settings.GetBool(ConfigKeys.RestoreInMemory) ? TenantRestore.MemoryRootFor(settings.DataDir) : null,
-            settings.GetInt(ConfigKeys.KeepPreRestoreHours),
-            loggers.CreateLogger<TenantRestore>(), dataSources.EvictAsync)
-        {
-            PacedBytesPerSecond = settings.GetInt(ConfigKeys.RestorePacedMbPerSecond) * (1L << 20),
-        };
-        return new SnapshotsFeature(backRest, snapshots, restore, settings, dataSources.For("postgres"), binaries);
+        var snapshots = new SnapshotService(management, tenants, backRest, options);
+        var restore = new TenantRestore(snapshots, management, tenants, dataSources, options, loggers.CreateLogger<TenantRestore>());
+        return new SnapshotsFeature(backRest, snapshots, restore, options, dataSources);
     }
 
     /// <summary>
@@ -117,11 +88,11 @@ public sealed class SnapshotsFeature
         BackRest.SetProblem(null);
         try
         {
-            var archiveTimeout = Settings.GetInt(ConfigKeys.ArchiveTimeout);
+            var archiveTimeout = options.ArchiveTimeoutSeconds;
             PostgresBinaries? binaries = null;
             try
             {
-                binaries = _binaries.Value;
+                binaries = options.Binaries.Value;
             }
             catch (InvalidOperationException e)
             {
@@ -177,26 +148,6 @@ public sealed class SnapshotsFeature
 
     /// <summary>Whether <see cref="PgBackRest.Problem"/> came from a set-up (which a later start retries), not from a malformed key.</summary>
     private bool SetUpFailedEarlier { get; set; }
-}
-
-/// <summary>Registers the snapshot feature, its scheduler and the runner of restores started through the API.</summary>
-public static class SnapshotsServiceCollectionExtensions
-{
-    public static IServiceCollection AddSnapshots(this IServiceCollection services, LoomworksSettings settings)
-    {
-        services.AddSingleton(sp =>
-        {
-            var feature = SnapshotsFeature.Create(settings, sp.GetRequiredService<PostgresServer>(),
-                sp.GetRequiredService<TenantDataSources>(), sp.GetRequiredService<ManagementDatabase>(),
-                sp.GetRequiredService<TenantStore>(), sp.GetRequiredService<ILoggerFactory>());
-            feature.Restore.Schema = sp.GetService<ITenantDatabaseSetup>();
-            return feature;
-        });
-        services.AddSingleton<RestoreJobRunner>();
-        services.AddHostedService(sp => sp.GetRequiredService<RestoreJobRunner>());
-        services.AddHostedService<SnapshotScheduler>();
-        return services;
-    }
 }
 
 /// <summary>Runs restores started through the API in the background and lets them finish or roll back on shutdown.</summary>

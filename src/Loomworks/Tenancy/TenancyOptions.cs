@@ -23,6 +23,9 @@ public sealed record TenancyOptions(
     /// <summary>Test hook: the process kills itself (SIGKILL) right after persisting this provisioning step.</summary>
     public string? CrashAfterStep { get; init; } = Environment.GetEnvironmentVariable("LOOMWORKS_TEST_CRASH_AFTER_STEP");
 
+    /// <summary>Whether the first start creates the demo tenant (loomworks_demo_tenant).</summary>
+    public bool DemoTenant { get; init; }
+
     public static TenancyOptions From(LoomworksSettings settings)
     {
         ArgumentNullException.ThrowIfNull(settings);
@@ -36,7 +39,10 @@ public sealed record TenancyOptions(
             settings.Get(ConfigKeys.DbFilter) is { Length: > 0 } filter ? filter : null,
             (settings.Get(ConfigKeys.DbName) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
             settings.GetBool(ConfigKeys.StrictIsolation),
-            settings.GetBool(ConfigKeys.AuditCrossTenant));
+            settings.GetBool(ConfigKeys.AuditCrossTenant))
+        {
+            DemoTenant = settings.GetBool(ConfigKeys.DemoTenant),
+        };
     }
 
     public string FilestoreOf(string databaseName) => Path.Combine(DataDir, "filestore", databaseName);

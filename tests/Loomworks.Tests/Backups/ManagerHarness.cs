@@ -53,7 +53,7 @@ public sealed class ManagerHarness : IAsyncDisposable
             NullLogger<DatabaseManager>.Instance);
 
     public MasterPasswordGate Gate(string? adminPasswd, bool listDb = true) => new(
-        LoomworksSettings.Defaults(new Dictionary<string, string> { ["list_db"] = listDb ? "True" : "False" }),
+        new DatabaseManagerOptions { DataDir = Scratch.Path, ListDatabases = listDb },
         new Loomworks.Tenancy.MasterPassword(Management, adminPasswd));
 
     /// <summary>A name for this test's database, remembered so it is dropped at the end.</summary>

@@ -37,6 +37,17 @@ public sealed partial class TenantRestore(
     ILogger logger,
     Func<string, Task>? evictDatabase = null)
 {
+    /// <summary>The restore of the server <paramref name="options"/> were bound for, bringing restored databases up to <paramref name="schema"/>.</summary>
+    public TenantRestore(SnapshotService snapshots, ManagementDatabase management, TenantStore tenants, TenantDataSources dataSources,
+        SnapshotOptions options, ILogger<TenantRestore> logger, ITenantDatabaseSetup? schema = null)
+        : this(snapshots, new RestoreJobStore(management.DataSource), tenants, dataSources.For("postgres"), options.Endpoint,
+            options.Binaries, options.DataDir, options.ScratchRoot, options.MemoryRoot, options.KeepPreRestoreHours, logger,
+            dataSources.EvictAsync)
+    {
+        PacedBytesPerSecond = options.PacedBytesPerSecond;
+        Schema = schema;
+    }
+
     /// <summary>Statements on whole databases of the live server (existence, renames, drops, grants).</summary>
     private readonly DatabaseOperations databases = new(admin, evictDatabase);
 
@@ -44,7 +55,7 @@ public sealed partial class TenantRestore(
     internal Action<int>? AfterStep { get; set; }
 
     /// <summary>The load's rate while other tenants work (loomworks_restore_paced_mb_per_s); 0: never paced.</summary>
-    public long PacedBytesPerSecond { get; init; } = 20L << 20;
+    public long PacedBytesPerSecond { get; private init; } = 20L << 20;
 
     /// <summary>How long the last load waited to keep its pace beside other tenants' work (see <see cref="LoadPace"/>).</summary>
     internal TimeSpan LastLoadPacedFor { get; private set; }
@@ -53,7 +64,7 @@ public sealed partial class TenantRestore(
     internal Func<string, long> FreeBytes { get; set; } = path => new DriveInfo(path).AvailableFreeSpace;
 
     /// <summary>The tenant schema whose missing migrations a restored database gets before the swap; none: left as restored.</summary>
-    public ITenantDatabaseSetup? Schema { get; set; }
+    public ITenantDatabaseSetup? Schema { get; internal set; }
 
     /// <summary>Bytes of memory available (/proc/meminfo's MemAvailable); replaceable by the tests.</summary>
     internal Func<long> MemoryAvailable { get; set; } = ReadMemoryAvailable;
