@@ -123,7 +123,8 @@ public static class DbCommand
         {
             await using var postgres = await PostgresServer.OpenAsync(settings, loggerFactory.CreateLogger("Loomworks"), cancellationToken);
             await DatabaseAdmin.EnsureDatabaseAsync(postgres.Endpoint, settings.ManagementDatabase, cancellationToken);
-            var (dataSources, management) = ManagementDatabase.Open(postgres.Endpoint, settings.ManagementDatabase);
+            var (dataSources, management) = ManagementDatabase.Open(postgres.Endpoint, settings.ManagementDatabase,
+                Hosting.ManagementMigrations.All);
             await using var _ = dataSources;
             await management.MigrateAsync(cancellationToken);
             var schema = new Loomworks.Operations.ErpTenantSetup();

@@ -71,7 +71,8 @@ internal static class SnapshotsCli
         {
             await using var postgres = await PostgresServer.OpenAsync(settings, logger, cancellationToken);
             await DatabaseAdmin.EnsureDatabaseAsync(postgres.Endpoint, settings.ManagementDatabase, cancellationToken);
-            var (dataSources, management) = ManagementDatabase.Open(postgres.Endpoint, settings.ManagementDatabase);
+            var (dataSources, management) = ManagementDatabase.Open(postgres.Endpoint, settings.ManagementDatabase,
+                Hosting.ManagementMigrations.All);
             await using var _ = dataSources;
             await management.MigrateAsync(cancellationToken);
             var feature = SnapshotsFeature.Create(settings, postgres, dataSources, management, new TenantStore(management), loggers);

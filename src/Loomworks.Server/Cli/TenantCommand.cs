@@ -118,7 +118,7 @@ public static class TenantCommand
             await using var postgres = await PostgresServer.OpenAsync(settings, NullLogger.Instance, ct);
             await DatabaseAdmin.EnsureDatabaseAsync(postgres.Endpoint, settings.ManagementDatabase, ct);
             await using var dataSources = new TenantDataSources(postgres.Endpoint, settings.MaxConnections);
-            var management = new ManagementDatabase(dataSources.For(settings.ManagementDatabase));
+            var management = new ManagementDatabase(dataSources.For(settings.ManagementDatabase), Hosting.ManagementMigrations.All);
             await management.MigrateAsync(ct);
             var options = TenancyOptions.From(settings);
             var schema = new ErpTenantSetup();

@@ -18,7 +18,8 @@ internal static class TenantLog
         try
         {
             await using var postgres = await PostgresServer.OpenAsync(settings, NullLogger.Instance, cancellationToken);
-            var (dataSources, management) = ManagementDatabase.Open(postgres.Endpoint, settings.ManagementDatabase);
+            var (dataSources, management) = ManagementDatabase.Open(postgres.Endpoint, settings.ManagementDatabase,
+                Hosting.ManagementMigrations.All);
             await using var _ = dataSources;
             var tenants = new TenantStore(management);
             var dataSource = await OperationsEndpoints.ResolveAsync(tenant, tenants, dataSources, cancellationToken);

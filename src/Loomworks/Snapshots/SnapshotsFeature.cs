@@ -31,7 +31,7 @@ public sealed class SnapshotsFeature
     public LoomworksSettings Settings { get; }
 
     public static SnapshotsFeature Create(LoomworksSettings settings, PostgresServer server, TenantDataSources dataSources,
-        ManagementDatabase management, TenantStore tenants, ILoggerFactory loggers)
+        ManagementDatabase management, TenantStore tenants, ILoggerFactory loggers, TenantLifecycle? lifecycle = null)
     {
         var cluster = server.Embedded;
         PgBackRestOptions options;
@@ -50,9 +50,13 @@ public sealed class SnapshotsFeature
         backRest.SetProblem(problem);
         var snapshots = new SnapshotService(management, tenants, backRest, options.RetentionDays);
         var binaries = new Lazy<PostgresBinaries>(() => cluster?.Binaries ?? PostgresBinaries.Locate(settings.Get(ConfigKeys.PgBinDir)));
-        var restore = new TenantRestore(snapshots, new RestoreJobStore(management.DataSource), tenants, dataSources.For("postgres"),
+        lifecycle ??= new TenantLifecycle(management, dataSources, TenancyOptions.From(settings));
+        var restore = new TenantRestore(snapshots, new RestoreJobStore(management.DataSource), tenants, lifecycle,
+            dataSources.For("postgres"),
             server.Endpoint, binaries, settings.DataDir,
-            settings.Get(ConfigKeys.RestoreScratchDir) is { Length: > 0 } scratch ? Path.GetFullPath(scratch) : Path.Combine(settings.DataDir, "restore"),
+            settings.Get(ConfigKeys.RestoreScratchDir) is { Length: > 0 } scratch
+                ? Path.GetFullPath(scratch)
+                : Path.Combine(settings.DataDir, "restore"),
             settings.GetBool(ConfigKeys.RestoreInMemory) ? TenantRestore.MemoryRootFor(settings.DataDir) : null,
             settings.GetInt(ConfigKeys.KeepPreRestoreHours),
             loggers.CreateLogger<TenantRestore>(), dataSources.EvictAsync)
@@ -175,7 +179,9 @@ public sealed class SnapshotsFeature
         }
     }
 
-    /// <summary>Whether <see cref="PgBackRest.Problem"/> came from a set-up (which a later start retries), not from a malformed key.</summary>
+    /// <summary>
+    /// Whether <see cref="PgBackRest.Problem"/> came from a set-up (which a later start retries), not from a malformed key.
+    /// </summary>
     private bool SetUpFailedEarlier { get; set; }
 }
 
@@ -188,7 +194,7 @@ public static class SnapshotsServiceCollectionExtensions
         {
             var feature = SnapshotsFeature.Create(settings, sp.GetRequiredService<PostgresServer>(),
                 sp.GetRequiredService<TenantDataSources>(), sp.GetRequiredService<ManagementDatabase>(),
-                sp.GetRequiredService<TenantStore>(), sp.GetRequiredService<ILoggerFactory>());
+                sp.GetRequiredService<TenantStore>(), sp.GetRequiredService<ILoggerFactory>(), sp.GetService<TenantLifecycle>());
             feature.Restore.Schema = sp.GetService<ITenantDatabaseSetup>();
             return feature;
         });

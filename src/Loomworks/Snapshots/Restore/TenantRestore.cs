@@ -27,6 +27,7 @@ public sealed partial class TenantRestore(
     SnapshotService snapshots,
     RestoreJobStore jobs,
     TenantStore tenants,
+    TenantLifecycle lifecycle,
     PooledDatabase admin,
     PostgresEndpoint liveEndpoint,
     Lazy<PostgresBinaries> binaries,
