@@ -1,9 +1,9 @@
+using Loomworks.Operations;
+using Loomworks.Records;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
-using Loomworks.Operations;
 using Loomworks.Postgres;
-using Loomworks.Records;
 using Loomworks.Server.Hosting;
 using Loomworks.Tenancy;
 using Loomworks.Tenancy.Routing;

@@ -76,12 +76,14 @@ public sealed class TwoInstanceTests(PostgresFixture postgres)
         {
             await TenantRegistration.SetStateAsync(connection, null, tenant.DatabaseName, TenantStates.Archived, Ct);
         }
-        await TenancyHost.EventuallyAsync(async () => await StatusAsync(two, "two-rest") == HttpStatusCode.Forbidden, TimeSpan.FromSeconds(1));
+        await TenancyHost.EventuallyAsync(async () => await StatusAsync(two, "two-rest") == HttpStatusCode.Forbidden,
+            TimeSpan.FromSeconds(1));
 
         var events = (await one.Get<TenantEventLog>().ListAsync("two-rest", Ct)).Select(e => (e.Event, e.Actor)).Reverse().ToList();
         Assert.Equal([("provisioning", "api"), ("active", "api"), ("restoring", "restore"), ("active", "restore"),
             ("archived", "database manager")], events);
-        await using (var forget = one.Get<ManagementDatabase>().DataSource.CreateCommand("DELETE FROM loomworks_restore_job WHERE tenant_id = $1"))
+        await using (var forget = one.Get<ManagementDatabase>().DataSource.CreateCommand(
+            "DELETE FROM loomworks_restore_job WHERE tenant_id = $1"))
         {
             forget.Parameters.AddWithValue(tenant.Id);
             await forget.ExecuteNonQueryAsync(Ct);
