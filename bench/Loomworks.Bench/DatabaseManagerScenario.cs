@@ -5,6 +5,7 @@ using System.Runtime.InteropServices;
 using Loomworks.Backups;
 using Loomworks.Filestore;
 using Loomworks.Postgres;
+using Loomworks.Server.Hosting;
 using Loomworks.Tenancy;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
@@ -50,7 +51,7 @@ public sealed class DatabaseManagerScenario : IScenario
         await using var dataSources = new TenantDataSources(endpoint);
         var admin = dataSources.For("postgres");
         await Exec(admin, "CREATE DATABASE \"bench-mgmt\"");
-        var management = new ManagementDatabase(dataSources.For("bench-mgmt"));
+        var management = new ManagementDatabase(dataSources.For("bench-mgmt"), ManagementMigrations.All);
         await management.MigrateAsync(cancellationToken);
         var binaries = PostgresBinaries.Locate();
         var tools = new PgTools(endpoint, binaries.Directory);

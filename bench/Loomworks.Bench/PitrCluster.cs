@@ -1,6 +1,7 @@
 using System.Globalization;
 using Loomworks.Configuration;
 using Loomworks.Postgres;
+using Loomworks.Server.Hosting;
 using Loomworks.Snapshots;
 using Loomworks.Tenancy;
 using Microsoft.Extensions.Logging;
@@ -37,7 +38,8 @@ public sealed class PitrCluster : IAsyncDisposable
         });
         cluster.Server = await PostgresServer.OpenAsync(cluster.Settings, NullLogger.Instance, ClusterCreation.FirstStart);
         await DatabaseAdmin.EnsureDatabaseAsync(cluster.Server.Endpoint, cluster.Settings.ManagementDatabase, CancellationToken.None);
-        (cluster.DataSources, cluster.Management) = ManagementDatabase.Open(cluster.Server.Endpoint, cluster.Settings.ManagementDatabase);
+        (cluster.DataSources, cluster.Management) = ManagementDatabase.Open(cluster.Server.Endpoint, cluster.Settings.ManagementDatabase,
+            ManagementMigrations.All);
         await cluster.Management.MigrateAsync(CancellationToken.None);
         // The restore's phase timings go to the console: they say where a slow run spent its time.
         cluster._loggers = LoggerFactory.Create(logging => logging

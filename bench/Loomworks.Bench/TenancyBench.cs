@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
 using Loomworks.Postgres;
+using Loomworks.Server.Hosting;
 using Loomworks.Tenancy;
 using Loomworks.Tenancy.Routing;
 using Npgsql;
@@ -53,10 +54,10 @@ public sealed class TenancyBench : IAsyncDisposable
             await cluster.StartAsync(ct);
             await DatabaseAdmin.EnsureDatabaseAsync(cluster.Endpoint, ManagementName, ct);
             var dataSources = new TenantDataSources(cluster.Endpoint, MaxConnections);
-            var management = new ManagementDatabase(dataSources.For(ManagementName));
+            var management = new ManagementDatabase(dataSources.For(ManagementName), ManagementMigrations.All);
             await management.MigrateAsync(ct);
             var options = new TenancyOptions(ManagementName, TemplateName, scratch.Path, TenantHeader, BaseDomain,
-                DbFilter: null, DbNames: [], StrictIsolation: false, AuditCrossTenant: true) { CrashAfterStep = null };
+                DbFilter: null, DbNames: [], StrictIsolation: false, AuditCrossTenant: true);
             var bench = new TenancyBench(scratch, cluster, dataSources, management, options);
             // Steady state: the template exists at the latest tenant schema before anything is timed.
             await bench.Provisioner.EnsureTemplateAsync(ct);

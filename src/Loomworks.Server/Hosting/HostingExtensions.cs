@@ -51,7 +51,8 @@ public static class HostingExtensions
     {
         services.AddSingleton(postgres);
         services.AddSingleton(_ => new TenantDataSources(postgres.Endpoint, settings.MaxConnections));
-        services.AddSingleton(sp => new ManagementDatabase(sp.GetRequiredService<TenantDataSources>().For(settings.ManagementDatabase)));
+        services.AddSingleton(sp => new ManagementDatabase(sp.GetRequiredService<TenantDataSources>().For(settings.ManagementDatabase),
+            ManagementMigrations.All));
         services.AddSingleton<TenantStore>();
     }
 

@@ -82,7 +82,8 @@ public static class BackupArchive
     public static void CheckName(string name)
     {
         var segments = name.Split('/');
-        if (name.Length == 0 || name[0] == '/' || name.Contains('\\', StringComparison.Ordinal) || name.Contains('\0', StringComparison.Ordinal)
+        if (name.Length == 0 || name[0] == '/' || name.Contains('\\', StringComparison.Ordinal)
+            || name.Contains('\0', StringComparison.Ordinal)
             || (name.Length >= 2 && name[1] == ':') || segments.Any(s => s is ".." or "."))
         {
             throw new DatabaseManagerException(DatabaseManagerError.InvalidBackup,
@@ -97,7 +98,8 @@ public static class BackupArchive
         if (length > SmallEntry && length > (long)maxRatio * Math.Max(1, compressedLength))
         {
             throw new DatabaseManagerException(DatabaseManagerError.InvalidBackup,
-                $"the zip entry '{name}' expands {length / Math.Max(1, compressedLength)} times (more than {maxRatio}): refused as a zip bomb");
+                $"the zip entry '{name}' expands {length / Math.Max(1, compressedLength)} times (more than {maxRatio}): "
+                + "refused as a zip bomb");
         }
     }
 

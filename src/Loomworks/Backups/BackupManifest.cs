@@ -7,7 +7,8 @@ namespace Loomworks.Backups;
 /// manifest.json of a backup zip. Odoo's keys (db_name, version, major_version, pg_version) plus our format marker
 /// <c>loomworks_dump</c> and the tenant schema version, so a restore can refuse foreign or newer dumps before loading.
 /// </summary>
-public sealed record BackupManifest(string DbName, string Version, string PgVersion, int SchemaVersion, string FormatVersion = BackupManifest.CurrentFormat)
+public sealed record BackupManifest(string DbName, string Version, string PgVersion, int SchemaVersion,
+    string FormatVersion = BackupManifest.CurrentFormat)
 {
     public const string Marker = "loomworks_dump";
     public const string CurrentFormat = "1";

@@ -1,3 +1,4 @@
+using Loomworks.Postgres;
 using Loomworks.Tenancy;
 using Microsoft.Extensions.Logging;
 using Npgsql;
@@ -83,12 +84,7 @@ public sealed partial class DatabaseManager
     {
         var point = $"{kind}:{step}";
         options.StepHook?.Invoke(point);
-        if (options.CrashAt == point)
-        {
-            logger.LogCritical("Crashing at {Point} as {Variable} asks", point, DatabaseManagerOptions.CrashVariable);
-            // SIGKILL: no finally blocks, no disposal, exactly what a power cut or OOM kill leaves behind.
-            System.Diagnostics.Process.GetCurrentProcess().Kill();
-        }
+        CrashPoint.Reached("db:" + point);
     }
 
     private async Task<Job> BeginJobAsync(string kind, string name, string? source, string? reserveState,

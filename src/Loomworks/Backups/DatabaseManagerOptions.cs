@@ -5,9 +5,6 @@ namespace Loomworks.Backups;
 /// <summary>Limits and places of the database manager, read from loomworks.conf.</summary>
 public sealed class DatabaseManagerOptions
 {
-    /// <summary>Test hook: "kind:step" at which the process kills itself hard (SIGKILL), to prove crash recovery.</summary>
-    public const string CrashVariable = "LOOMWORKS_TEST_CRASH_AT";
-
     public required string DataDir { get; init; }
     public string ManagementDatabase { get; init; } = "loomworks_mgmt";
 
@@ -39,8 +36,6 @@ public sealed class DatabaseManagerOptions
     /// queues work, and the cap of four leaves a bigger server's other cores to the tenants it is serving.
     /// </summary>
     public int RestoreJobs { get; init; } = Math.Clamp(Environment.ProcessorCount, 1, 4);
-
-    public string? CrashAt { get; init; } = Environment.GetEnvironmentVariable(CrashVariable);
 
     /// <summary>Whether the database manager is on at all (Odoo's list_db).</summary>
     public bool ListDatabases { get; init; } = true;

@@ -28,7 +28,8 @@ public sealed class FilestoreCollector(
     protected override async Task<long> RunForTenantAsync(Tenant tenant, CancellationToken cancellationToken)
     {
         var olderThan = DateTimeOffset.UtcNow - options.FileRetention;
-        var freed = await Attachments.CollectAsync(dataSources.For(tenant.DatabaseName), files, tenant.DatabaseName, olderThan, cancellationToken);
+        var freed = await Attachments.CollectAsync(dataSources.For(tenant.DatabaseName), files, tenant.DatabaseName, olderThan,
+            cancellationToken);
         if (freed > 0)
         {
             logger.LogInformation("Collected {Bytes} bytes of unreferenced files from {Tenant}", freed, tenant.Subdomain);

@@ -23,46 +23,16 @@ public sealed partial class PgTools(PostgresEndpoint endpoint, string binDirecto
     public PgProcess Start(string program, IEnumerable<string> arguments, bool redirectInput = false, bool redirectOutput = false,
         PgLogin? login = null)
     {
-        var info = new ProcessStartInfo(Path.Combine(binDirectory, program))
-        {
-            RedirectStandardInput = redirectInput,
-            RedirectStandardOutput = redirectOutput,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = "/",
-        };
-        foreach (var argument in arguments)
-        {
-            info.ArgumentList.Add(argument);
-        }
-        // Connection settings travel in the environment, never on a command line other users can read.
-        info.Environment["PGHOST"] = endpoint.Host;
-        info.Environment["PGPORT"] = endpoint.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        info.Environment["PGUSER"] = login?.User ?? endpoint.Username;
-        info.Environment["PGAPPNAME"] = "loomworks-backups";
-        info.Environment["PGSSLMODE"] = endpoint.SslMode switch
-        {
-            SslMode.Disable => "disable",
-            SslMode.Allow => "allow",
-            SslMode.Require => "require",
-            SslMode.VerifyCA => "verify-ca",
-            SslMode.VerifyFull => "verify-full",
-            _ => "prefer",
-        };
-        if ((login is null ? endpoint.Password : login.Password) is { } password)
-        {
-            info.Environment["PGPASSWORD"] = password;
-        }
-        var process = new Process { StartInfo = info };
+        Process process;
         try
         {
-            process.Start();
+            process = CommandRunner.Start(Path.Combine(binDirectory, program), arguments, ConnectionEnvironment(login), redirectInput,
+                redirectOutput);
         }
-        catch (System.ComponentModel.Win32Exception e)
+        catch (InvalidOperationException e)
         {
-            process.Dispose();
             throw new DatabaseManagerException(DatabaseManagerError.Failed,
-                $"cannot run {program} from {binDirectory}: {e.Message}; install {PostgresBinaries.DebianPackage}", e);
+                $"cannot run {program} from {binDirectory}: {e.InnerException?.Message}; install {PostgresBinaries.DebianPackage}", e);
         }
         if (redirectInput)
         {
@@ -73,6 +43,32 @@ public sealed partial class PgTools(PostgresEndpoint endpoint, string binDirecto
             Widen(process.StandardOutput.BaseStream);
         }
         return new PgProcess(program, process);
+    }
+
+    /// <summary>Connection settings travel in the environment, never on a command line other users can read.</summary>
+    private Dictionary<string, string> ConnectionEnvironment(PgLogin? login)
+    {
+        var environment = new Dictionary<string, string>
+        {
+            ["PGHOST"] = endpoint.Host,
+            ["PGPORT"] = endpoint.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["PGUSER"] = login?.User ?? endpoint.Username,
+            ["PGAPPNAME"] = "loomworks-backups",
+            ["PGSSLMODE"] = endpoint.SslMode switch
+            {
+                SslMode.Disable => "disable",
+                SslMode.Allow => "allow",
+                SslMode.Require => "require",
+                SslMode.VerifyCA => "verify-ca",
+                SslMode.VerifyFull => "verify-full",
+                _ => "prefer",
+            },
+        };
+        if ((login is null ? endpoint.Password : login.Password) is { } password)
+        {
+            environment["PGPASSWORD"] = password;
+        }
+        return environment;
     }
 
     /// <summary>
@@ -95,10 +91,10 @@ public sealed partial class PgTools(PostgresEndpoint endpoint, string binDirecto
     /// <summary>Runs a program to its end and returns its standard output; a failure throws with its error output.</summary>
     public async Task<string> RunAsync(string program, IEnumerable<string> arguments, CancellationToken cancellationToken)
     {
-        using var process = Start(program, arguments, redirectOutput: true);
-        var output = process.Process.StandardOutput.ReadToEndAsync(cancellationToken);
-        await process.WaitAsync(cancellationToken);
-        return await output;
+        var result = await CommandRunner.RunAsync(Path.Combine(binDirectory, program), arguments, null, Timeout.InfiniteTimeSpan,
+            ConnectionEnvironment(null), cancellationToken);
+        return result.Succeeded ? result.Output : throw new DatabaseManagerException(DatabaseManagerError.Failed,
+            $"{program} failed (exit code {result.ExitCode}): {result.Error.Trim()}");
     }
 }
 

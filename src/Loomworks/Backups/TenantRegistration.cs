@@ -15,67 +15,28 @@ public sealed class TenantRegistration(ManagementDatabase management, TenantLife
     public static async Task ReserveAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string name, string state,
         CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand("""
-            INSERT INTO loomworks_tenant (name, subdomain, database_name, state, role_name) VALUES ($1, $1, $1, $2, $3) RETURNING id
-            """, connection, transaction);
-        command.Parameters.AddWithValue(name);
-        command.Parameters.AddWithValue(state);
-        command.Parameters.AddWithValue(TenantProvisioner.RoleNameFor(name));
-        long id;
         try
         {
-            id = (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+            await TenantLifecycle.InsertAsync(connection, transaction,
+                new NewTenantRow(name, name, name, state, TenantProvisioner.RoleNameFor(name)), "", Actor, cancellationToken);
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
         {
             throw new DatabaseManagerException(DatabaseManagerError.AlreadyExists, $"a tenant named '{name}' already exists");
         }
-        await TenantEventLog.RecordAsync(connection, id, name, name, state, "", Actor, cancellationToken);
     }
 
     /// <summary>Gives a restored or duplicated database its own login role, as provisioning does.</summary>
     public Task AdoptAsync(string name, CancellationToken cancellationToken) => lifecycle.AdoptAsync(name, Actor, cancellationToken);
 
-    public static async Task SetStateAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string name, string state,
-        CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand(
-            "UPDATE loomworks_tenant SET state = $2, updated_at = now() WHERE database_name = $1 RETURNING id, subdomain", connection, transaction);
-        command.Parameters.AddWithValue(name);
-        command.Parameters.AddWithValue(state);
-        await RecordIfChangedAsync(command, name, state, "", cancellationToken);
-    }
+    public static Task SetStateAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string name, string state,
+        CancellationToken cancellationToken) =>
+        TenantLifecycle.SetStateOfDatabaseAsync(connection, transaction, name, state, null, state, "", Actor, cancellationToken);
 
     /// <summary>Removes the row of a database; with <paramref name="onlyInState"/>, only when it is still in that state.</summary>
-    public static async Task UnregisterAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string name,
-        string? onlyInState, CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand(
-            "DELETE FROM loomworks_tenant WHERE database_name = $1 AND ($2::text IS NULL OR state = $2) RETURNING id, subdomain",
-            connection, transaction);
-        command.Parameters.AddWithValue(name);
-        command.Parameters.Add(new NpgsqlParameter { Value = (object?)onlyInState ?? DBNull.Value, NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Text });
-        await RecordIfChangedAsync(command, name, "deleted", "forced", cancellationToken);
-    }
-
-    /// <summary>Runs a statement returning (id, subdomain) of the row it changed and, if it changed one, audits and announces it.</summary>
-    private static async Task RecordIfChangedAsync(NpgsqlCommand command, string name, string @event, string detail,
-        CancellationToken cancellationToken)
-    {
-        long? id = null;
-        var subdomain = name;
-        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
-        {
-            if (await reader.ReadAsync(cancellationToken))
-            {
-                (id, subdomain) = (reader.GetInt64(0), reader.GetString(1));
-            }
-        }
-        if (id is not null)
-        {
-            await TenantEventLog.RecordAsync(command.Connection!, id, subdomain, name, @event, detail, Actor, cancellationToken);
-        }
-    }
+    public static Task UnregisterAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction, string name,
+        string? onlyInState, CancellationToken cancellationToken) =>
+        TenantLifecycle.RemoveDatabaseAsync(connection, transaction, name, onlyInState, "deleted", "forced", Actor, cancellationToken);
 
     /// <summary>Drops the login role of a database that is gone.</summary>
     public Task DropRoleAsync(string name, CancellationToken cancellationToken) => lifecycle.DropRoleAsync(name, cancellationToken);

@@ -175,7 +175,8 @@ public static class ConfigKeys
         Minimum: 1);
     public static readonly ConfigKey BackupFullIntervalDays = new("loomworks_backup_full_interval_days", "7", ConfigValueKind.WholeNumber,
         "Days between scheduled full pgBackRest backups; 0 switches scheduled backups off.", Minimum: 0, Maximum: 365);
-    public static readonly ConfigKey BackupDiffIntervalHours = new("loomworks_backup_diff_interval_hours", "24", ConfigValueKind.WholeNumber,
+    public static readonly ConfigKey BackupDiffIntervalHours = new("loomworks_backup_diff_interval_hours", "24",
+        ConfigValueKind.WholeNumber,
         "Hours between scheduled differential backups; 0 switches them off.", Minimum: 0, Maximum: 8760);
     public static readonly ConfigKey AttachmentMaxMb = new("loomworks_attachment_max_mb", "64", ConfigValueKind.WholeNumber,
         "Largest attachment (ir.attachment datas) a client may store, in MB; bigger ones are refused with a UserError.",
@@ -206,10 +207,12 @@ public static class ConfigKeys
     public static readonly ConfigKey PgBackRestStanza = new("loomworks_pgbackrest_stanza", "loomworks", ConfigValueKind.Text,
         "pgBackRest stanza of the external server (with loomworks_pg_data_dir or loomworks_pgbackrest_config).");
     public static readonly ConfigKey LoginCooldownAfter = new("loomworks_login_cooldown_after", "10", ConfigValueKind.WholeNumber,
-        "Failed logins from one address to one database before that address must wait (Odoo's base.login_cooldown_after); 0 switches the cooldown off.",
+        "Failed logins from one address to one database before that address must wait (Odoo's base.login_cooldown_after); "
+        + "0 switches the cooldown off.",
         Minimum: 0, Maximum: 1000);
     public static readonly ConfigKey LoginCooldownDuration = new("loomworks_login_cooldown_duration", "60", ConfigValueKind.WholeNumber,
-        "Seconds an address in cooldown waits after its last failed login (Odoo's base.login_cooldown_duration).", Minimum: 1, Maximum: 86400);
+        "Seconds an address in cooldown waits after its last failed login (Odoo's base.login_cooldown_duration).",
+        Minimum: 1, Maximum: 86400);
 
     /// <summary>All keys, in the order the README documents them.</summary>
     public static readonly IReadOnlyList<ConfigKey> All =
@@ -245,7 +248,9 @@ public static class ConfigKeys
         .SelectMany(a => a.Value.Select(alias => (alias, key: ByName[a.Key])))
         .ToDictionary(a => a.alias, a => a.key, StringComparer.Ordinal);
 
-    /// <summary>Finds a key by its file name or a flag spelling without dashes (<c>http-port</c>, <c>p</c> and <c>http_port</c> alike).</summary>
+    /// <summary>
+    /// Finds a key by its file name or a flag spelling without dashes (<c>http-port</c>, <c>p</c> and <c>http_port</c> alike).
+    /// </summary>
     public static ConfigKey? Find(string name) =>
         ByAlias.GetValueOrDefault(name) ?? ByName.GetValueOrDefault(name.Replace('-', '_').ToLowerInvariant());
 }

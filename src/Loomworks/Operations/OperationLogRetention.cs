@@ -32,7 +32,8 @@ public static class OperationLogRetention
             kept AS (
                 UPDATE loomworks_ai_operation_log l
                 SET (record_ids, values_before, values_after, change_count) =
-                    (SELECT s.record_ids, s.values_before, s.values_after, s.change_count FROM loomworks_operation_summary(l.id, l.model_name) s)
+                    (SELECT s.record_ids, s.values_before, s.values_after, s.change_count
+                       FROM loomworks_operation_summary(l.id, l.model_name) s)
                 WHERE l.record_ids IS NULL AND l.id < (SELECT below FROM cutoff)
                   AND EXISTS (SELECT FROM loomworks_change c WHERE c.operation_id = l.id AND c.changed_at < (SELECT at FROM cutoff))
                 RETURNING 1),

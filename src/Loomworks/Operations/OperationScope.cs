@@ -167,7 +167,8 @@ public sealed class OperationScope
     /// the plans of the capture, completion and undo functions survive from one checkout to the next instead of being
     /// planned again in every transaction.
     /// </summary>
-    internal static Task PrepareAsync(NpgsqlCommand command, CancellationToken cancellationToken) => command.PrepareAsync(cancellationToken);
+    internal static Task PrepareAsync(NpgsqlCommand command, CancellationToken cancellationToken) =>
+        command.PrepareAsync(cancellationToken);
 
     private int ElapsedMs() => (int)Math.Min(int.MaxValue, Stopwatch.GetElapsedTime(_started).TotalMilliseconds);
 }

@@ -13,9 +13,6 @@ namespace Loomworks.Operations;
 /// </summary>
 public sealed class UndoService(PooledDatabase dataSource)
 {
-    /// <summary>Environment variable naming a step at which the process kills itself (tests of crash safety only).</summary>
-    public const string CrashVariable = "LOOMWORKS_TEST_CRASH_AT";
-
     /// <summary>Undoes one operation; refuses (naming the later operation) when its rows changed since, unless forced.</summary>
     public async Task<UndoResult> UndoAsync(long operationId, bool force, OperationInfo? undoneBy, CancellationToken cancellationToken)
     {
@@ -83,9 +80,11 @@ public sealed class UndoService(PooledDatabase dataSource)
     /// Undoes every operation after <paramref name="to"/>, newest first, when the change log covers that time;
     /// otherwise refuses and points to the point-in-time restore of <paramref name="tenant"/>.
     /// </summary>
-    public async Task<IReadOnlyList<UndoResult>> RewindAsync(DateTimeOffset to, bool force, string tenant, CancellationToken cancellationToken)
+    public async Task<IReadOnlyList<UndoResult>> RewindAsync(DateTimeOffset to, bool force, string tenant,
+        CancellationToken cancellationToken)
     {
-        var restore = $"loomworks restore {tenant} --time {to.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture)}";
+        var restore = $"loomworks restore {tenant} --time "
+            + to.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
         return await InTransactionAsync(async transaction =>
         {
             var connection = transaction.Connection!;
@@ -107,7 +106,8 @@ public sealed class UndoService(PooledDatabase dataSource)
                 if (to < coveredSince)
                 {
                     throw new OperationException(OperationErrorKind.NotCovered,
-                        $"the operation log only covers changes since {coveredSince.ToUniversalTime():o}, after {to.ToUniversalTime():o}; " +
+                        $"the operation log only covers changes since {coveredSince.ToUniversalTime():o}, "
+                        + $"after {to.ToUniversalTime():o}; " +
                         $"restore the tenant to that time from its snapshots instead: {restore}");
                 }
                 if (outside > 0 && !force)
@@ -135,7 +135,8 @@ public sealed class UndoService(PooledDatabase dataSource)
                 {
                     return (IReadOnlyList<UndoResult>)results;
                 }
-                results.AddRange(await UndoManyAsync(transaction, [id], force, new OperationInfo("rewind", ToolName: "rewind"), cancellationToken));
+                results.AddRange(await UndoManyAsync(transaction, [id], force, new OperationInfo("rewind", ToolName: "rewind"),
+                    cancellationToken));
             }
         }, cancellationToken);
     }
@@ -155,7 +156,7 @@ public sealed class UndoService(PooledDatabase dataSource)
         try
         {
             var result = await work(transaction);
-            CrashPoint("undo:before-commit");
+            CrashPoint.Reached("undo:before-commit");
             await transaction.CommitAsync(cancellationToken);
             return result;
         }
@@ -181,9 +182,12 @@ public sealed class UndoService(PooledDatabase dataSource)
     {
         var by = undoneBy ?? new OperationInfo("undo");
         var results = new List<UndoResult>();
-        await using (var command = new NpgsqlCommand($"SELECT * FROM loomworks_undo({idsSql}, $2, $3, $4, $5, $6, $7)", transaction.Connection))
+        await using (var command = new NpgsqlCommand($"SELECT * FROM loomworks_undo({idsSql}, $2, $3, $4, $5, $6, $7)",
+            transaction.Connection))
         {
-            command.Parameters.AddWithValue(parameter is string ? NpgsqlTypes.NpgsqlDbType.Text : NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Bigint, parameter);
+            command.Parameters.AddWithValue(parameter is string
+                ? NpgsqlTypes.NpgsqlDbType.Text
+                : NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Bigint, parameter);
             command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Boolean, force);
             command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)by.SessionId ?? DBNull.Value);
             command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)by.AgentId ?? DBNull.Value);
@@ -206,9 +210,9 @@ public sealed class UndoService(PooledDatabase dataSource)
         }
         // Locking, applying and marking happen inside the one statement above; the hooks mark the same steps from
         // here, so a kill at any of them still leaves the transaction uncommitted.
-        CrashPoint("undo:locked");
-        CrashPoint("undo:applied");
-        CrashPoint("undo:marked");
+        CrashPoint.Reached("undo:locked");
+        CrashPoint.Reached("undo:applied");
+        CrashPoint.Reached("undo:marked");
         return results;
     }
 
@@ -221,7 +225,8 @@ public sealed class UndoService(PooledDatabase dataSource)
         var r = json.RootElement;
         var id = r.GetProperty("id").GetInt64();
         long? Long(string name) => r.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetInt64() : null;
-        DateTimeOffset? Time(string name) => r.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetDateTimeOffset() : null;
+        DateTimeOffset? Time(string name) =>
+            r.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetDateTimeOffset() : null;
         string Text(string name) => r.GetProperty(name).GetString() ?? "";
         switch (Text("refusal"))
         {
@@ -233,10 +238,12 @@ public sealed class UndoService(PooledDatabase dataSource)
                     $"operation {id} was already undone at {Time("undone_at")?.ToUniversalTime():o}" +
                     (by is null ? "" : $" by operation {by} (undo that one to redo it)"), e);
             case "failed":
-                return new OperationException(OperationErrorKind.NotUndoable, $"operation {id} failed and changed nothing; there is nothing to undo", e);
+                return new OperationException(OperationErrorKind.NotUndoable,
+                    $"operation {id} failed and changed nothing; there is nothing to undo", e);
             case "not_covered":
                 return new OperationException(OperationErrorKind.NotCovered,
-                    $"the changes of operation {id} ({Time("created_at")?.ToUniversalTime():o}) were pruned by loomworks_oplog_retention_days; " +
+                    $"the changes of operation {id} ({Time("created_at")?.ToUniversalTime():o}) were pruned by "
+                    + "loomworks_oplog_retention_days; " +
                     "restore the tenant from a snapshot instead (loomworks restore <tenant> --time …)", e);
             case "conflict":
                 var row = $"{Text("table")} {Text("row_key")}";
@@ -253,16 +260,6 @@ public sealed class UndoService(PooledDatabase dataSource)
             default:
                 return new OperationException(OperationErrorKind.Failed,
                     $"undo of operation {id} would break a constraint ({Text("message")}); nothing was changed", e);
-        }
-    }
-
-    private static void CrashPoint(string step)
-    {
-        if (Environment.GetEnvironmentVariable(CrashVariable) == step)
-        {
-            // SIGKILL, no cleanup: exactly what a power cut or kill -9 leaves behind.
-            using var self = Process.GetCurrentProcess();
-            self.Kill();
         }
     }
 }

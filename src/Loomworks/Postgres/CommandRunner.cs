@@ -112,6 +112,34 @@ public static partial class CommandRunner
         return info;
     }
 
+    /// <summary>
+    /// Starts <paramref name="program"/> with variables added to its environment; its error output is always
+    /// redirected, its input and output when asked, and the caller reads them. A program that cannot be started
+    /// throws <see cref="InvalidOperationException"/> naming it.
+    /// </summary>
+    public static Process Start(string program, IEnumerable<string> arguments, IReadOnlyDictionary<string, string> environment,
+        bool redirectInput, bool redirectOutput, string? asUser = null)
+    {
+        ArgumentNullException.ThrowIfNull(environment);
+        var process = new Process { StartInfo = StartInfo(program, arguments, asUser) };
+        process.StartInfo.RedirectStandardInput = redirectInput;
+        process.StartInfo.RedirectStandardOutput = redirectOutput;
+        foreach (var (name, value) in environment)
+        {
+            process.StartInfo.Environment[name] = value;
+        }
+        try
+        {
+            process.Start();
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            process.Dispose();
+            throw new InvalidOperationException($"cannot run {program}: {e.Message}", e);
+        }
+        return process;
+    }
+
     public static Task<CommandResult> RunAsync(string program, IEnumerable<string> arguments, string? asUser = null,
         TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
         RunAsync(program, arguments, asUser, timeout, new Dictionary<string, string>(), cancellationToken);
@@ -125,25 +153,11 @@ public static partial class CommandRunner
         TimeSpan? timeout, IReadOnlyDictionary<string, string> environment, CancellationToken cancellationToken,
         Func<Stream, CancellationToken, Task>? input = null)
     {
-        ArgumentNullException.ThrowIfNull(environment);
-        using var process = new Process { StartInfo = StartInfo(program, arguments, asUser) };
-        process.StartInfo.RedirectStandardInput = input is not null;
-        foreach (var (name, value) in environment)
-        {
-            process.StartInfo.Environment[name] = value;
-        }
+        using var process = Start(program, arguments, environment, redirectInput: input is not null, redirectOutput: true, asUser);
         var output = new StringBuilder();
         var error = new StringBuilder();
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) { lock (output) { output.AppendLine(e.Data); } } };
         process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { lock (error) { error.AppendLine(e.Data); } } };
-        try
-        {
-            process.Start();
-        }
-        catch (System.ComponentModel.Win32Exception e)
-        {
-            throw new InvalidOperationException($"cannot run {program}: {e.Message}", e);
-        }
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         using var timeoutSource = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

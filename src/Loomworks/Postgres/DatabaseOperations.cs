@@ -35,6 +35,10 @@ public sealed partial class DatabaseOperations(PooledDatabase admin, Func<string
     public Task DropAsync(string name, CancellationToken cancellationToken) =>
         ExecuteAsync($"DROP DATABASE IF EXISTS {DatabaseAdmin.QuoteIdentifier(name)} WITH (FORCE)", cancellationToken);
 
+    /// <summary>Drops the role if it exists.</summary>
+    public Task DropRoleAsync(string role, CancellationToken cancellationToken) =>
+        ExecuteAsync($"DROP ROLE IF EXISTS {DatabaseAdmin.QuoteIdentifier(role)}", cancellationToken);
+
     /// <summary>Lets new sessions into the database, or refuses them (the sessions it has stay).</summary>
     public Task AllowConnectionsAsync(string name, bool allow, CancellationToken cancellationToken) =>
         ExecuteAsync($"ALTER DATABASE {DatabaseAdmin.QuoteIdentifier(name)} ALLOW_CONNECTIONS {(allow ? "true" : "false")}",

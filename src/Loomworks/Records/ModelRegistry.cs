@@ -204,39 +204,35 @@ public static class ModelRegistry
         Binary("raw", "File Content (raw)") with { Computed = true, Inverse = true, Hidden = true },
     ], order: "id desc");
 
+    private static readonly Lock RegistrationGate = new();
+    private static ModelDef[] _all = [Country, Company, Partner, Groups, Users, ApiKeys, Product, SaleOrder, SaleOrderLine, Attachment];
+    private static Dictionary<string, ModelDef> _byName = _all.ToDictionary(m => m.Name, StringComparer.Ordinal);
+
+    /// <summary>The ERP core's models and those the features above Records registered.</summary>
+    public static IReadOnlyList<ModelDef> All => Volatile.Read(ref _all);
+
     /// <summary>
-    /// The operation log, read-only: its table is a view over the log that the operations migrations create
-    /// (ids as integers, JSON as text); undo is reached through its methods action_undo and action_undo_session.
+    /// Adds a model that a feature above Records declares (the operation log, by Operations) and returns it; registering
+    /// the same model again changes nothing, another model of a taken name is refused.
     /// </summary>
-    public static readonly ModelDef OperationLog = new("loomworks.ai.operation.log", "loomworks_ai_operation_log_rows", "AI Operation Log",
-        new[]
+    public static ModelDef Register(ModelDef model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        lock (RegistrationGate)
         {
-            Char("session_id", "Session ID"),
-            Char("agent_id", "Agent ID"),
-            M2o("user_id", "User", "res.users"),
-            Char("tool_name", "Tool Name"),
-            Char("operation_type", "Operation Type"),
-            Char("model_name", "Model"),
-            Text("record_ids", "Record IDs") with { Help = "JSON list of the ids of the operation's model it changed." },
-            Text("values_before", "Values Before") with { Help = "JSON: the rows as they were, by id." },
-            Text("values_after", "Values After") with { Help = "JSON: the rows as the operation left them, by id." },
-            Sel("state", "State", ("pending", "Pending"), ("done", "Done"), ("failed", "Failed")),
-            Text("error_message", "Error Message"),
-            Int("execution_time_ms", "Execution Time (ms)"),
-            Int("snapshot_id", "Snapshot"),
-            Bool("undone", "Undone"),
-            DateTime("undone_at", "Undone At"),
-            Int("undone_by", "Undone by Operation"),
-            Int("undo_of", "Undo of Operation"),
-            Int("change_count", "Row Changes"),
-        }.Select(f => f with { ReadOnly = true }), order: "id desc");
+            if (_byName.TryGetValue(model.Name, out var known))
+            {
+                return ReferenceEquals(known, model)
+                    ? model
+                    : throw new InvalidOperationException($"a model named {model.Name} is already registered");
+            }
+            Volatile.Write(ref _byName, new Dictionary<string, ModelDef>(_byName, StringComparer.Ordinal) { [model.Name] = model });
+            Volatile.Write(ref _all, [.. _all, model]);
+            return model;
+        }
+    }
 
-    public static IReadOnlyList<ModelDef> All { get; } =
-        [Country, Company, Partner, Groups, Users, ApiKeys, Product, SaleOrder, SaleOrderLine, Attachment, OperationLog];
-
-    private static readonly Dictionary<string, ModelDef> ByName = All.ToDictionary(m => m.Name, StringComparer.Ordinal);
-
-    public static ModelDef? Find(string name) => ByName.GetValueOrDefault(name);
+    public static ModelDef? Find(string name) => Volatile.Read(ref _byName).GetValueOrDefault(name);
 
     /// <summary>The model, or Odoo's UserError for a name that is not one.</summary>
     public static ModelDef Get(string name) =>

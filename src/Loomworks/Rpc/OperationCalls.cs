@@ -18,7 +18,7 @@ public static class OperationCalls
 
     /// <summary>True for the log model's own methods, which <see cref="RecordMethods"/> does not know.</summary>
     public static bool IsLogAction(ModelDef model, string method) =>
-        model == ModelRegistry.OperationLog && method is "action_undo" or "action_undo_session";
+        model == OperationLogModel.Definition && method is "action_undo" or "action_undo_session";
 
     /// <summary>
     /// The operation a call is, or null for a read. Writes to the log itself are refused for everyone; API keys are
@@ -34,7 +34,7 @@ public static class OperationCalls
         {
             return null;
         }
-        if (model == ModelRegistry.OperationLog)
+        if (model == OperationLogModel.Definition)
         {
             throw OdooException.Access($"The operation log ({model.Name}) is read-only: its rows cannot be created, changed or deleted. " +
                 "Use action_undo to revert an operation.");
@@ -60,7 +60,7 @@ public static class OperationCalls
     public static async Task<object?> UndoAsync(RecordEnvironment env, NpgsqlTransaction transaction, string method,
         IList<object?> args, IDictionary<string, object?>? kwargs, OperationInfo info, CancellationToken ct)
     {
-        env.Access.Check(ModelRegistry.OperationLog, "read");
+        env.Access.Check(OperationLogModel.Definition, "read");
         var positional = args.ToList();
         if (positional.Count == 0)
         {

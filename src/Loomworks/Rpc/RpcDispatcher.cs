@@ -17,6 +17,9 @@ public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager m
 {
     public const int MaxTries = 5;
 
+    /// <summary>The models of the features above Records are registered before the first call names one.</summary>
+    static RpcDispatcher() => OperationLogModel.Register();
+
     public static readonly Dictionary<string, object?> Version = new(StringComparer.Ordinal)
     {
         ["server_version"] = "18.0",

@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-
 namespace Loomworks.Security;
 
 /// <summary>
@@ -14,11 +12,8 @@ public sealed class LoginCooldown(int after, TimeSpan duration, TimeProvider? ti
     /// <summary>Odoo's text for a refused attempt.</summary>
     public const string Message = "Too many login failures, please wait a bit before trying again.";
 
-    // An attacker cycling through addresses must not grow the table without bound.
-    private const int MaxEntries = 100_000;
-
-    private readonly TimeProvider _time = time ?? TimeProvider.System;
-    private readonly ConcurrentDictionary<(string Db, string Client), (int Failures, DateTimeOffset Last)> _failures = new();
+    private readonly FailureCounter<(string Db, string Client)> _failures =
+        new(after, duration, window: TimeSpan.MaxValue, clearOnLockOut: false, time);
 
     public int After { get; } = after;
     public TimeSpan Duration { get; } = duration;
@@ -27,32 +22,15 @@ public sealed class LoginCooldown(int after, TimeSpan duration, TimeProvider? ti
     public bool IsCooling(string db, string? client) => RemainingWait(db, client) is not null;
 
     /// <summary>How long <paramref name="client"/> must still wait before trying a password on <paramref name="db"/>, or null.</summary>
-    public TimeSpan? RemainingWait(string db, string? client)
-    {
-        if (After <= 0 || !_failures.TryGetValue((db, client ?? ""), out var entry) || entry.Failures < After)
-        {
-            return null;
-        }
-        var left = Duration - (_time.GetUtcNow() - entry.Last);
-        return left > TimeSpan.Zero ? left : null;
-    }
+    public TimeSpan? RemainingWait(string db, string? client) => After <= 0 ? null : _failures.LockedFor((db, client ?? ""));
 
     public void Failed(string db, string? client)
     {
-        if (After <= 0)
+        if (After > 0)
         {
-            return;
+            _failures.Fail((db, client ?? ""));
         }
-        var now = _time.GetUtcNow();
-        if (_failures.Count >= MaxEntries)
-        {
-            foreach (var stale in _failures.Where(e => now - e.Value.Last >= Duration).Select(e => e.Key).ToList())
-            {
-                _failures.TryRemove(stale, out _);
-            }
-        }
-        _failures.AddOrUpdate((db, client ?? ""), _ => (1, now), (_, entry) => (entry.Failures + 1, now));
     }
 
-    public void Succeeded(string db, string? client) => _failures.TryRemove((db, client ?? ""), out _);
+    public void Succeeded(string db, string? client) => _failures.Clear((db, client ?? ""));
 }

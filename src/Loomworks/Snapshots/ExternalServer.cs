@@ -48,12 +48,14 @@ public static partial class ExternalServer
         };
         if (!StanzaPattern().IsMatch(stanza))
         {
-            return (options, $"loomworks_pgbackrest_stanza '{stanza}' is not a stanza name (letters, digits, '.', '_' and '-', at most 64)");
+            return (options,
+                $"loomworks_pgbackrest_stanza '{stanza}' is not a stanza name (letters, digits, '.', '_' and '-', at most 64)");
         }
         if (dataDir is not null && config is not null)
         {
             return (options, "loomworks_pg_data_dir and loomworks_pgbackrest_config are both set: set loomworks_pg_data_dir " +
-                "for a server on this machine that Loomworks sets up, or loomworks_pgbackrest_config for your own pgBackRest set-up, not both");
+                "for a server on this machine that Loomworks sets up, or loomworks_pgbackrest_config for your own pgBackRest set-up, "
+                + "not both");
         }
         if (config is not null)
         {
@@ -279,7 +281,7 @@ public static partial class ExternalServer
                 "(restart) or set db_host to its socket directory");
         backRest.UseSocketDir(socketDir);
         backRest.WriteConfiguration();
-        TestCrash.AfterStep("pgbackrest-configured");
+        CrashPoint.Reached("snapshots:pgbackrest-configured");
         var changes = new List<string>();
         if (failed.Any(f => f.Name == "archive_command"))
         {
@@ -298,7 +300,8 @@ public static partial class ExternalServer
                 // ALTER SYSTEM takes no parameters: the value is a literal built from our own paths.
                 await using var command = new NpgsqlCommand(sql, connection);
                 await command.ExecuteNonQueryAsync(cancellationToken);
-                TestCrash.AfterStep(sql.Contains("archive_command", StringComparison.Ordinal) ? "archive-command-set" : "archive-timeout-set");
+                CrashPoint.Reached(sql.Contains("archive_command", StringComparison.Ordinal)
+                    ? "snapshots:archive-command-set" : "snapshots:archive-timeout-set");
             }
             await using (var reload = new NpgsqlCommand("SELECT pg_reload_conf()", connection))
             {
@@ -439,7 +442,8 @@ public static partial class ExternalServer
         return new("restore programs", false,
             $"restores start a scratch copy with PostgreSQL {match.Groups[1].Value} from {binaries.Directory}, but the server is " +
             $"PostgreSQL {server.MajorVersion}",
-            $"apt-get install postgresql-{server.MajorVersion} and set loomworks_pg_bindir = /usr/lib/postgresql/{server.MajorVersion}/bin");
+            $"apt-get install postgresql-{server.MajorVersion} and set "
+            + $"loomworks_pg_bindir = /usr/lib/postgresql/{server.MajorVersion}/bin");
     }
 
     private static bool IsPlaceholderOrTimeout(PgBackRestFinding finding, ServerArchiving server) =>

@@ -154,7 +154,7 @@ public sealed class PgBackRest(PgBackRestOptions options, ILogger logger) : IDis
         {
             logger.LogInformation("Creating the pgBackRest stanza {Stanza} in {Repository}", _options.Stanza, _options.RepositoryPath);
             await RunCheckedAsync(["stanza-create"], TimeSpan.FromMinutes(5), cancellationToken);
-            TestCrash.AfterStep("stanza-created");
+            CrashPoint.Reached("snapshots:stanza-created");
         }
         if ((await InfoAsync(cancellationToken)).Count == 0)
         {
@@ -283,7 +283,9 @@ public sealed class PgBackRest(PgBackRestOptions options, ILogger logger) : IDis
             "--recovery-option=restore_command=" + PostgresServer.PgBackRestExecutable + " --config=" + _options.ConfigPath +
                 " --stanza=" + _options.Stanza + resetHost + " --pg1-path=" + pgData + " --lock-path=" + Path.Combine(scratchDir, "lock") +
                 " --log-path=" + Path.Combine(scratchDir, "log") +
-                (prefetchWal ? " --archive-async --spool-path=" + Path.Combine(scratchDir, "spool") + " --archive-get-queue-max=256MB" : "") +
+                (prefetchWal
+                    ? " --archive-async --spool-path=" + Path.Combine(scratchDir, "spool") + " --archive-get-queue-max=256MB"
+                    : "") +
                 " archive-get %f \"%p\"",
             "--lock-path=" + Path.Combine(scratchDir, "lock"),
             "--log-path=" + Path.Combine(scratchDir, "log"),

@@ -5,9 +5,9 @@ using Microsoft.Extensions.Logging;
 namespace Loomworks.Snapshots;
 
 /// <summary>
-/// Once a minute: a retry of a failed set-up for an external server (every ten minutes), automatic snapshots of active tenants, scheduled full and differential backups (and one for a
-/// tenant created after the newest backup, so --db-include finds it), expire, pruning of expired snapshots and of
-/// databases kept aside by restores.
+/// Once a minute: a retry of a failed set-up for an external server (every ten minutes), automatic snapshots of active
+/// tenants, scheduled full and differential backups (and one for a tenant created after the newest backup, so
+/// --db-include finds it), expire, pruning of expired snapshots and of databases kept aside by restores.
 /// </summary>
 public sealed class SnapshotScheduler(SnapshotsFeature feature, TenantStore tenants,
     ILogger<SnapshotScheduler> logger) : BackgroundService

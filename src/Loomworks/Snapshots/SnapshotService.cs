@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Threading.Channels;
+using Loomworks.Postgres;
 using Loomworks.Tenancy;
 using Npgsql;
 using NpgsqlTypes;
@@ -60,7 +61,8 @@ public sealed class SnapshotService(ManagementDatabase management, TenantStore t
     public static readonly TimeSpan PendingLimit = TimeSpan.FromMinutes(15);
 
     // One slot: requests arriving while a switch is under way coalesce into the next one, which covers them all.
-    private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+    private readonly Channel<bool> _wake =
+        Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private readonly Lock _completerGate = new();
     private Task? _completer;
 
@@ -78,14 +80,16 @@ public sealed class SnapshotService(ManagementDatabase management, TenantStore t
     {
         if (!SnapshotTypes.All.Contains(type))
         {
-            throw new SnapshotException(SnapshotErrorKind.Invalid, $"'{type}' is not a snapshot type ({string.Join(", ", SnapshotTypes.All)})");
+            throw new SnapshotException(SnapshotErrorKind.Invalid,
+                $"'{type}' is not a snapshot type ({string.Join(", ", SnapshotTypes.All)})");
         }
         var tenant = await RequireTenantAsync(subdomain, cancellationToken);
         name = ValidateName(name) ?? $"{type} {DateTimeOffset.UtcNow:yyyy-MM-dd HH:mm:ss}Z";
         if (!backRest.IsConfigured)
         {
             throw new SnapshotException(SnapshotErrorKind.Unavailable, PgBackRest.IsInstalled
-                ? $"pgBackRest is not set up for this server (no stanza in {backRest.Options.RepositoryPath}); start the server once to set it up"
+                ? $"pgBackRest is not set up for this server (no stanza in {backRest.Options.RepositoryPath}); "
+                    + "start the server once to set it up"
                 : "pgBackRest is not installed; snapshots need it: apt-get install pgbackrest");
         }
         var restorePoint = "loomworks-" + Guid.NewGuid().ToString("N");
@@ -114,7 +118,7 @@ public sealed class SnapshotService(ManagementDatabase management, TenantStore t
             await inserted.ReadAsync(cancellationToken);
             snapshot = Read(inserted);
         }
-        TestCrash.AfterStep("snapshot_recorded");
+        CrashPoint.Reached("snapshots:snapshot_recorded");
         RequestCompletion();
         return snapshot;
     }
@@ -215,7 +219,8 @@ public sealed class SnapshotService(ManagementDatabase management, TenantStore t
             UPDATE loomworks_snapshot SET state = 'ready'
             WHERE state = 'pending'
               AND wal_file <= (SELECT last_archived_wal FROM pg_stat_archiver WHERE last_archived_wal ~ '^[0-9A-F]{24}$');
-            UPDATE loomworks_snapshot SET state = 'failed' WHERE state = 'pending' AND created_at < now() - interval '{{(int)PendingLimit.TotalMinutes}} minutes';
+            UPDATE loomworks_snapshot SET state = 'failed'
+             WHERE state = 'pending' AND created_at < now() - interval '{{(int)PendingLimit.TotalMinutes}} minutes';
             UPDATE loomworks_snapshot SET state = 'expired' WHERE state IN ('pending', 'ready') AND expires_at < now();
             """);
         await command.ExecuteNonQueryAsync(cancellationToken);
@@ -315,18 +320,6 @@ public sealed class SnapshotService(ManagementDatabase management, TenantStore t
         var set = await backRest.BackupAsync(type, cancellationToken);
         await SyncBackupSetsAsync(cancellationToken);
         return set;
-    }
-
-    /// <summary>Registers a tenant made by a restore into a new subdomain (a branch at a point in time).</summary>
-    public async Task InsertTenantAsync(string subdomain, string databaseName, CancellationToken cancellationToken)
-    {
-        await using var insert = management.DataSource.CreateCommand("""
-            INSERT INTO loomworks_tenant (name, subdomain, database_name, state)
-            VALUES ($1, $1, $2, 'active') ON CONFLICT (subdomain) DO NOTHING
-            """);
-        insert.Parameters.AddWithValue(subdomain);
-        insert.Parameters.AddWithValue(databaseName);
-        await insert.ExecuteNonQueryAsync(cancellationToken);
     }
 
     public async Task<Tenant> RequireTenantAsync(string subdomain, CancellationToken cancellationToken)

@@ -24,12 +24,14 @@ public sealed class SnapshotsFeature(
 
     /// <summary>The feature without a service container, for the tests and the bench; the hosts resolve it instead.</summary>
     public static SnapshotsFeature Create(LoomworksSettings settings, PostgresServer server, TenantDataSources dataSources,
-        ManagementDatabase management, TenantStore tenants, ILoggerFactory loggers)
+        ManagementDatabase management, TenantStore tenants, ILoggerFactory loggers, TenantLifecycle? lifecycle = null)
     {
         var options = SnapshotOptions.From(settings, server);
         var backRest = new PgBackRest(options, loggers.CreateLogger<PgBackRest>());
         var snapshots = new SnapshotService(management, tenants, backRest, options);
-        var restore = new TenantRestore(snapshots, management, tenants, dataSources, options, loggers.CreateLogger<TenantRestore>());
+        lifecycle ??= new TenantLifecycle(management, dataSources, TenancyOptions.From(settings));
+        var restore = new TenantRestore(snapshots, management, tenants, lifecycle, dataSources, options,
+            loggers.CreateLogger<TenantRestore>());
         return new SnapshotsFeature(backRest, snapshots, restore, options, dataSources);
     }
 
@@ -146,7 +148,9 @@ public sealed class SnapshotsFeature(
         }
     }
 
-    /// <summary>Whether <see cref="PgBackRest.Problem"/> came from a set-up (which a later start retries), not from a malformed key.</summary>
+    /// <summary>
+    /// Whether <see cref="PgBackRest.Problem"/> came from a set-up (which a later start retries), not from a malformed key.
+    /// </summary>
     private bool SetUpFailedEarlier { get; set; }
 }
 

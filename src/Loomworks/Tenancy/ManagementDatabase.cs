@@ -3,24 +3,29 @@ using Npgsql;
 
 namespace Loomworks.Tenancy;
 
-/// <summary>The management database (loomworks_mgmt): the registry of tenants, snapshots, jobs and settings.</summary>
-public sealed class ManagementDatabase(PooledDatabase dataSource)
+/// <summary>
+/// The management database (loomworks_mgmt): the registry of tenants, snapshots, jobs and settings. Its
+/// <paramref name="migrations"/> are those the host collects from the features that own its tables.
+/// </summary>
+public sealed class ManagementDatabase(PooledDatabase dataSource, IReadOnlyList<Migration> migrations)
 {
     public PooledDatabase DataSource { get; } = dataSource;
 
+    public IReadOnlyList<Migration> Migrations { get; } = migrations;
+
     /// <summary>A connection budget and the management database in it.</summary>
     public static (TenantDataSources DataSources, ManagementDatabase Management) Open(PostgresEndpoint endpoint, string name,
-        int maxConnections = 64)
+        IReadOnlyList<Migration> migrations, int maxConnections = 64)
     {
         var dataSources = new TenantDataSources(endpoint, maxConnections);
-        return (dataSources, new ManagementDatabase(dataSources.For(name)));
+        return (dataSources, new ManagementDatabase(dataSources.For(name), migrations));
     }
 
     /// <summary>Brings the schema to the latest version; safe when several instances start at once.</summary>
     public async Task MigrateAsync(CancellationToken cancellationToken)
     {
         await using var connection = await DataSource.OpenConnectionAsync(cancellationToken);
-        await SchemaMigrator.ApplyAsync(connection, ManagementSchema.All, cancellationToken);
+        await SchemaMigrator.ApplyAsync(connection, Migrations, cancellationToken);
     }
 
     /// <summary>A value of loomworks_settings, or null when the key has none.</summary>

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text;
@@ -39,40 +38,22 @@ public sealed class MasterPassword(ManagementDatabase management, string? config
     public static readonly TimeSpan GlobalLockOut = TimeSpan.FromMinutes(1);
     private const string Prefix = "$pbkdf2-sha512$";
 
-    private readonly TimeProvider _time = time ?? TimeProvider.System;
-    private readonly ConcurrentDictionary<string, Failures> _failures = new(StringComparer.Ordinal);
+    private readonly FailureCounter<string> _failures = new(MaxFailures, LockOut, FailureWindow, clearOnLockOut: true, time);
+    // One key for all addresses together.
+    private readonly FailureCounter<string> _global = new(MaxGlobalFailures, GlobalLockOut, FailureWindow, clearOnLockOut: true, time);
     // A verified candidate is remembered by its SHA-256 so each admin call does not pay 600,000 PBKDF2 rounds.
     private volatile Verified? _verified;
-    private readonly Failures _global = new();
     private readonly ILogger _logger = logger ?? (ILogger)NullLogger.Instance;
 
     private sealed record Verified(string Stored, byte[] CandidateDigest);
 
-    private sealed class Failures
-    {
-        public int Count;
-        public DateTimeOffset WindowStart;
-        public DateTimeOffset LockedUntil;
-    }
-
     /// <summary>How long the address must still wait, or null when it may try.</summary>
-    public TimeSpan? LockedFor(string clientAddress)
-    {
-        var now = _time.GetUtcNow();
-        TimeSpan left;
-        lock (_global)
+    public TimeSpan? LockedFor(string clientAddress) =>
+        (_global.LockedFor(""), _failures.LockedFor(clientAddress)) switch
         {
-            left = _global.LockedUntil - now;
-        }
-        if (_failures.TryGetValue(clientAddress, out var f))
-        {
-            lock (f)
-            {
-                left = f.LockedUntil - now > left ? f.LockedUntil - now : left;
-            }
-        }
-        return left > TimeSpan.Zero ? left : null;
-    }
+            ({ } all, { } one) => all > one ? all : one,
+            (var all, var one) => all ?? one,
+        };
 
     /// <summary>The answer to a request that sent no credentials at all: uncounted, so it locks nobody out.</summary>
     public async Task<MasterPasswordResult> WithoutCredentialsAsync(string clientAddress, CancellationToken cancellationToken)
@@ -97,38 +78,17 @@ public sealed class MasterPassword(ManagementDatabase management, string? config
         }
         if (candidate is not null && Matches(stored, candidate))
         {
-            _failures.TryRemove(clientAddress, out _);
+            _failures.Clear(clientAddress);
             return MasterPasswordResult.Accepted;
         }
-        var now = _time.GetUtcNow();
-        Count(_failures.GetOrAdd(clientAddress, _ => new Failures()), now, MaxFailures, LockOut);
-        if (Count(_global, now, MaxGlobalFailures, GlobalLockOut))
+        _failures.Fail(clientAddress);
+        if (_global.Fail(""))
         {
             _logger.LogWarning("{Count} wrong master passwords within {Window} s from all addresses: the master password " +
                 "(admin API, database manager) is refused to everyone for {LockOut} s", MaxGlobalFailures, FailureWindow.TotalSeconds,
                 GlobalLockOut.TotalSeconds);
         }
         return MasterPasswordResult.Rejected;
-    }
-
-    /// <summary>Counts one failure in its window; true when it reached <paramref name="max"/> and locked.</summary>
-    private static bool Count(Failures failures, DateTimeOffset now, int max, TimeSpan lockOut)
-    {
-        lock (failures)
-        {
-            if (now - failures.WindowStart > FailureWindow)
-            {
-                failures.WindowStart = now;
-                failures.Count = 0;
-            }
-            if (++failures.Count < max)
-            {
-                return false;
-            }
-            failures.LockedUntil = now + lockOut;
-            failures.Count = 0;
-            return true;
-        }
     }
 
     /// <summary>The hash stored by a change of the master password, else the configured value, else null.</summary>

@@ -20,9 +20,6 @@ public sealed record TenancyOptions(
     /// <summary>Unknown names are remembered briefly so a flood of bad hosts does not reach the database.</summary>
     public TimeSpan NegativeCacheTtl { get; init; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>Test hook: the process kills itself (SIGKILL) right after persisting this provisioning step.</summary>
-    public string? CrashAfterStep { get; init; } = Environment.GetEnvironmentVariable("LOOMWORKS_TEST_CRASH_AFTER_STEP");
-
     /// <summary>Whether the first start creates the demo tenant (loomworks_demo_tenant).</summary>
     public bool DemoTenant { get; init; }
 

@@ -9,7 +9,7 @@ namespace Loomworks.Tenancy;
 /// instance's <see cref="TenantCache"/> forgets the tenant before the change returns, so the next request it serves
 /// sees the new state without waiting for its own NOTIFY.
 /// </summary>
-public sealed class TenantLifecycle(
+public sealed partial class TenantLifecycle(
     ManagementDatabase management,
     TenantDataSources dataSources,
     TenancyOptions options,
@@ -20,10 +20,12 @@ public sealed class TenantLifecycle(
         MoveAsync(subdomain, TenantStates.Suspended, [TenantStates.Active, TenantStates.Suspended], "suspended", reason, actor, ct);
 
     public Task<Tenant> ActivateAsync(string subdomain, string actor, CancellationToken ct) =>
-        MoveAsync(subdomain, TenantStates.Active, [TenantStates.Suspended, TenantStates.Archived, TenantStates.Active], "activated", "", actor, ct);
+        MoveAsync(subdomain, TenantStates.Active, [TenantStates.Suspended, TenantStates.Archived, TenantStates.Active], "activated", "",
+            actor, ct);
 
     public Task<Tenant> ArchiveAsync(string subdomain, string actor, CancellationToken ct) =>
-        MoveAsync(subdomain, TenantStates.Archived, [TenantStates.Active, TenantStates.Suspended, TenantStates.Archived], "archived", "", actor, ct);
+        MoveAsync(subdomain, TenantStates.Archived, [TenantStates.Active, TenantStates.Suspended, TenantStates.Archived], "archived", "",
+            actor, ct);
 
     /// <summary>Drops the tenant's database, role and filestore and removes its row; only an archived tenant unless forced.</summary>
     public async Task DeleteAsync(string subdomain, bool force, string actor, CancellationToken ct)
@@ -56,15 +58,11 @@ public sealed class TenantLifecycle(
         }
         cache?.Evict(tenant.Subdomain, tenant.DatabaseName);
         await dataSources.EvictAsync(tenant.DatabaseName);
-        await using (var server = await dataSources.For("postgres").OpenConnectionAsync(ct))
+        var databases = new DatabaseOperations(dataSources.For("postgres"));
+        await databases.DropAsync(tenant.DatabaseName, ct);
+        if (role is not null)
         {
-            await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {DatabaseAdmin.QuoteIdentifier(tenant.DatabaseName)} WITH (FORCE)", server);
-            await drop.ExecuteNonQueryAsync(ct);
-            if (role is not null)
-            {
-                await using var dropRole = new NpgsqlCommand($"DROP ROLE IF EXISTS {DatabaseAdmin.QuoteIdentifier(role)}", server);
-                await dropRole.ExecuteNonQueryAsync(ct);
-            }
+            await databases.DropRoleAsync(role, ct);
         }
         var filestore = options.FilestoreOf(tenant.DatabaseName);
         if (Directory.Exists(filestore))
@@ -166,10 +164,7 @@ public sealed class TenantLifecycle(
     /// <summary>Drops the login role of a database that no longer exists (a dropped or rolled-back one).</summary>
     public async Task DropRoleAsync(string databaseName, CancellationToken ct)
     {
-        await using var server = await dataSources.For("postgres").OpenConnectionAsync(ct);
-        await using var drop = new NpgsqlCommand(
-            $"DROP ROLE IF EXISTS {DatabaseAdmin.QuoteIdentifier(TenantProvisioner.RoleNameFor(databaseName))}", server);
-        await drop.ExecuteNonQueryAsync(ct);
+        await new DatabaseOperations(dataSources.For("postgres")).DropRoleAsync(TenantProvisioner.RoleNameFor(databaseName), ct);
     }
 
     /// <summary>Changes limits, tier, name or subscription end; values left null stay as they are.</summary>
@@ -256,7 +251,8 @@ public sealed class TenantLifecycle(
             {
                 var current = await new TenantStore(management).FindBySubdomainAsync(subdomain, ct);
                 throw new TenantStateException(
-                    $"tenant '{subdomain}' is {current?.State ?? "gone"}; it can become {target} only from {string.Join(" or ", from.Where(f => f != target))}");
+                    $"tenant '{subdomain}' is {current?.State ?? "gone"}; "
+                    + $"it can become {target} only from {string.Join(" or ", from.Where(f => f != target))}");
             }
         }
         await TenantEventLog.RecordAsync(connection, tenant.Id, tenant.Subdomain, tenant.DatabaseName, @event, reason, actor, ct);

@@ -33,7 +33,8 @@ public sealed class TenantLimits(
         {
             throw new TenantLimitException("max_users", count == 1
                 ? $"tenant '{tenant.Subdomain}' has {users} active users and its limit max_users is {tenant.MaxUsers}; no user can be added"
-                : $"tenant '{tenant.Subdomain}' has {users} active users and its limit max_users is {tenant.MaxUsers}; {count} more cannot be added");
+                : $"tenant '{tenant.Subdomain}' has {users} active users and its limit max_users is {tenant.MaxUsers}; "
+                    + $"{count} more cannot be added");
         }
     }
 

@@ -74,7 +74,8 @@ public sealed class TenantProvisioner(
         {
             if (await DatabaseAdmin.DatabaseExistsAsync(server, database, ct) && await FindTenantIdAsync(request.Subdomain, ct) is null)
             {
-                throw new TenantValidationException($"a database named '{database}' already exists on the server; choose another subdomain", conflict: true);
+                throw new TenantValidationException(
+                    $"a database named '{database}' already exists on the server; choose another subdomain", conflict: true);
             }
         }
 
@@ -86,21 +87,15 @@ public sealed class TenantProvisioner(
         {
             try
             {
-                await using var insert = new NpgsqlCommand("""
-                    INSERT INTO loomworks_tenant (name, subdomain, database_name, state, tier, max_users, max_storage_gb,
-                        max_ai_operations_daily, subscription_expires, role_name)
-                    VALUES ($1, $2, $3, 'provisioning', $4, $5, $6, $7, $8, $9) RETURNING id
-                    """, jobConnection, transaction);
-                insert.Parameters.AddWithValue(request.Name);
-                insert.Parameters.AddWithValue(request.Subdomain);
-                insert.Parameters.AddWithValue(database);
-                insert.Parameters.AddWithValue(request.Tier);
-                insert.Parameters.AddWithValue(request.MaxUsers);
-                insert.Parameters.AddWithValue(request.MaxStorageGb);
-                insert.Parameters.AddWithValue(request.MaxAiOperationsDaily);
-                insert.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.TimestampTz, (object?)request.SubscriptionExpires ?? DBNull.Value);
-                insert.Parameters.AddWithValue(role);
-                tenantId = (long)(await insert.ExecuteScalarAsync(ct))!;
+                var row = new NewTenantRow(request.Name, request.Subdomain, database, TenantStates.Provisioning, role)
+                {
+                    Tier = request.Tier,
+                    MaxUsers = request.MaxUsers,
+                    MaxStorageGb = request.MaxStorageGb,
+                    MaxAiOperationsDaily = request.MaxAiOperationsDaily,
+                    SubscriptionExpires = request.SubscriptionExpires,
+                };
+                tenantId = (await TenantLifecycle.InsertAsync(jobConnection, transaction, row, $"tier {request.Tier}", actor, ct))!.Value;
             }
             catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
             {
@@ -119,11 +114,10 @@ public sealed class TenantProvisioner(
                 jobId = (long)(await jobInsert.ExecuteScalarAsync(ct))!;
             }
             await LockJobAsync(jobConnection, jobId, wait: true, ct);
-            await TenantEventLog.RecordAsync(jobConnection, tenantId, request.Subdomain, database, "provisioning", $"tier {request.Tier}", actor, ct);
             await transaction.CommitAsync(ct);
         }
         var job = new Job(jobId, tenantId, request.Subdomain, database, role, ProvisioningSteps.Registered);
-        CrashPoint(ProvisioningSteps.Registered);
+        CrashPoint.Reached("provision:" + ProvisioningSteps.Registered);
         try
         {
             // Every step before the last leads recovery to roll back, and the final commit on this connection flushes the
@@ -197,12 +191,14 @@ public sealed class TenantProvisioner(
                 }
                 if (job.Step is ProvisioningSteps.AdminCreated or ProvisioningSteps.Active)
                 {
-                    _logger.LogInformation("finishing the provisioning of tenant {Subdomain} interrupted after {Step}", job.Subdomain, job.Step);
+                    _logger.LogInformation("finishing the provisioning of tenant {Subdomain} interrupted after {Step}",
+                        job.Subdomain, job.Step);
                     await FinishAsync(connection, job, "recovery", ct);
                 }
                 else
                 {
-                    _logger.LogWarning("rolling back the provisioning of tenant {Subdomain} interrupted after {Step}", job.Subdomain, job.Step);
+                    _logger.LogWarning("rolling back the provisioning of tenant {Subdomain} interrupted after {Step}",
+                        job.Subdomain, job.Step);
                     await RollBackAsync(connection, job, "rolled_back", $"interrupted after step {job.Step}", "recovery", ct);
                 }
                 settled++;
@@ -344,7 +340,8 @@ public sealed class TenantProvisioner(
         try
         {
             await ExecuteAsync(server,
-                $"CREATE DATABASE {DatabaseAdmin.QuoteIdentifier(database)} TEMPLATE {DatabaseAdmin.QuoteIdentifier(TemplateDatabase)}", ct);
+                $"CREATE DATABASE {DatabaseAdmin.QuoteIdentifier(database)} TEMPLATE {DatabaseAdmin.QuoteIdentifier(TemplateDatabase)}",
+                ct);
         }
         finally
         {
@@ -395,51 +392,39 @@ public sealed class TenantProvisioner(
             """, ct);
     }
 
-    private async Task StepAsync(NpgsqlConnection jobConnection, Job job, string step, CancellationToken ct)
+    private static async Task StepAsync(NpgsqlConnection jobConnection, Job job, string step, CancellationToken ct)
     {
         await ExecuteAsync(jobConnection, "UPDATE loomworks_tenant_job SET step = $2, updated_at = now() WHERE id = $1", ct, job.Id, step);
         job.Step = step;
-        CrashPoint(step);
+        CrashPoint.Reached("provision:" + step);
     }
 
     private static async Task FinishAsync(NpgsqlConnection connection, Job job, string actor, CancellationToken ct)
     {
         await using var transaction = await connection.BeginTransactionAsync(ct);
         await ExecuteAsync(connection, "SET LOCAL synchronous_commit = on", ct);
-        await ExecuteAsync(connection, "UPDATE loomworks_tenant SET state = 'active', updated_at = now() WHERE id = $1 AND state = 'provisioning'",
-            ct, job.TenantId ?? 0L);
+        await TenantLifecycle.SetStateAsync(connection, transaction, job.TenantId ?? 0L, TenantStates.Active, TenantStates.Provisioning,
+            "active", "provisioned", actor, ct);
         await ExecuteAsync(connection, "UPDATE loomworks_tenant_job SET step = $2, state = 'done', updated_at = now() WHERE id = $1",
             ct, job.Id, ProvisioningSteps.Active);
-        await TenantEventLog.RecordAsync(connection, job.TenantId, job.Subdomain, job.Database, "active", "provisioned", actor, ct);
         await transaction.CommitAsync(ct);
         job.Step = ProvisioningSteps.Active;
     }
 
-    private async Task RollBackAsync(NpgsqlConnection connection, Job job, string finalState, string reason, string actor, CancellationToken ct)
+    private async Task RollBackAsync(NpgsqlConnection connection, Job job, string finalState, string reason, string actor,
+        CancellationToken ct)
     {
         await dataSources.EvictAsync(job.Database);
-        await using (var server = await dataSources.For(ServerDatabase).OpenConnectionAsync(ct))
-        {
-            await ExecuteAsync(server, $"DROP DATABASE IF EXISTS {DatabaseAdmin.QuoteIdentifier(job.Database)} WITH (FORCE)", ct);
-            await ExecuteAsync(server, $"DROP ROLE IF EXISTS {DatabaseAdmin.QuoteIdentifier(job.Role)}", ct);
-        }
+        var databases = new DatabaseOperations(dataSources.For(ServerDatabase));
+        await databases.DropAsync(job.Database, ct);
+        await databases.DropRoleAsync(job.Role, ct);
         await using var transaction = await connection.BeginTransactionAsync(ct);
         await ExecuteAsync(connection, "SET LOCAL synchronous_commit = on", ct);
-        await ExecuteAsync(connection, "DELETE FROM loomworks_tenant WHERE id = $1 AND state = 'provisioning'", ct, job.TenantId ?? 0L);
+        await TenantLifecycle.RemoveAsync(connection, transaction, job.TenantId ?? 0L, TenantStates.Provisioning,
+            "provisioning_rolled_back", reason, actor, ct);
         await ExecuteAsync(connection, "UPDATE loomworks_tenant_job SET state = $2, error = $3, updated_at = now() WHERE id = $1",
             ct, job.Id, finalState, reason);
-        await TenantEventLog.RecordAsync(connection, job.TenantId, job.Subdomain, job.Database, "provisioning_rolled_back", reason, actor, ct);
         await transaction.CommitAsync(ct);
-    }
-
-    private void CrashPoint(string step)
-    {
-        if (string.Equals(options.CrashAfterStep, step, StringComparison.Ordinal))
-        {
-            _logger.LogCritical("test hook: killing the process after provisioning step {Step}", step);
-            using var self = Process.GetCurrentProcess();
-            self.Kill();
-        }
     }
 
     private async Task<long?> FindTenantIdAsync(string subdomain, CancellationToken ct)
@@ -470,7 +455,8 @@ public sealed class TenantProvisioner(
     {
         try
         {
-            await ExecuteAsync(connection, "SELECT pg_advisory_unlock($1, $2)", CancellationToken.None, JobLockClass, unchecked((int)jobId));
+            await ExecuteAsync(connection, "SELECT pg_advisory_unlock($1, $2)", CancellationToken.None, JobLockClass,
+                unchecked((int)jobId));
         }
         catch (NpgsqlException)
         {

@@ -2,7 +2,7 @@ using Npgsql;
 
 namespace Loomworks.Tenancy;
 
-/// <summary>Reads and updates tenant rows in the management database.</summary>
+/// <summary>Reads tenant rows of the management database; they are written through <see cref="TenantLifecycle"/>.</summary>
 public sealed class TenantStore(ManagementDatabase management)
 {
     private const string Columns = """
@@ -26,20 +26,6 @@ public sealed class TenantStore(ManagementDatabase management)
             tenants.Add(Read(reader));
         }
         return tenants;
-    }
-
-    /// <summary>Moves a tenant to <paramref name="state"/>; returns false when no tenant has that id.</summary>
-    public async Task<bool> SetStateAsync(long id, string state, CancellationToken cancellationToken)
-    {
-        if (!TenantStates.All.Contains(state))
-        {
-            throw new ArgumentException($"'{state}' is not a tenant state ({string.Join(", ", TenantStates.All)})", nameof(state));
-        }
-        await using var command = management.DataSource.CreateCommand(
-            "UPDATE loomworks_tenant SET state = $2, updated_at = now() WHERE id = $1");
-        command.Parameters.AddWithValue(id);
-        command.Parameters.AddWithValue(state);
-        return await command.ExecuteNonQueryAsync(cancellationToken) == 1;
     }
 
     private async Task<Tenant?> FindAsync(string column, string value, CancellationToken cancellationToken)

@@ -1,4 +1,5 @@
 using Loomworks.Backups;
+using Loomworks.Postgres;
 using Loomworks.Tests.Infrastructure;
 
 namespace Loomworks.Tests.Backups;
@@ -25,7 +26,7 @@ public sealed class DbCommandTests(PostgresFixture pg)
 
         var killed = h.Name("killed");
         var (crashExit, crashOutput) = await LoomworksProcess.RunAsync(["db", "restore", killed, zip, .. Flags(h)],
-            new Dictionary<string, string> { [DatabaseManagerOptions.CrashVariable] = "restore:loaded" });
+            new Dictionary<string, string> { [CrashPoint.Variable] = "db:restore:loaded" });
         Assert.Equal(137, crashExit);
         Assert.True(await h.ExistsAsync(killed), crashOutput);
         Assert.Equal("restoring", await h.TenantStateAsync(killed));

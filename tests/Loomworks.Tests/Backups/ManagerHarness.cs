@@ -2,6 +2,7 @@ using Loomworks.Backups;
 using Loomworks.Configuration;
 using Loomworks.Filestore;
 using Loomworks.Postgres;
+using Loomworks.Server.Hosting;
 using Loomworks.Tenancy;
 using Loomworks.Tests.Infrastructure;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -32,7 +33,7 @@ public sealed class ManagerHarness : IAsyncDisposable
     {
         var harness = new ManagerHarness(pg, prefix);
         await pg.CreateDatabaseAsync(harness.ManagementName);
-        harness.Management = new ManagementDatabase(harness.DataSources.For(harness.ManagementName));
+        harness.Management = new ManagementDatabase(harness.DataSources.For(harness.ManagementName), ManagementMigrations.All);
         await harness.Management.MigrateAsync(CancellationToken.None);
         harness.FileStore = new FileStore(harness.Scratch.Path);
         return harness;
@@ -48,7 +49,6 @@ public sealed class ManagerHarness : IAsyncDisposable
                 SupportedSchemaVersion = supportedSchema,
                 MaxRestoreBytes = maxBytes,
                 StepHook = stepHook,
-                CrashAt = null,
             },
             NullLogger<DatabaseManager>.Instance);
 

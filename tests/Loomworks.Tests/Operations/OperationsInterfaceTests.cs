@@ -23,7 +23,7 @@ public sealed class OperationsInterfaceTests(PostgresFixture postgres)
         await using (var connection = new NpgsqlConnection(postgres.Endpoint.ConnectionString(mgmt) + ";Pooling=false"))
         {
             await connection.OpenAsync();
-            await SchemaMigrator.ApplyAsync(connection, ManagementSchema.All, CancellationToken.None);
+            await SchemaMigrator.ApplyAsync(connection, ManagementMigrations.All, CancellationToken.None);
         }
         await postgres.ExecuteAsync(mgmt, $"""
             INSERT INTO loomworks_tenant (name, subdomain, database_name, state) VALUES
@@ -122,7 +122,7 @@ public sealed class OperationsInterfaceTests(PostgresFixture postgres)
         var state = await ErpShape.StateAsync(acme);
         var unlink = await ErpShape.RunAsync(acme, new OperationInfo("unlink", "sale.order"), "DELETE FROM sale_order");
 
-        var crashed = await RunAsync(mgmt, ["undo", "acme", $"{unlink}"], new Dictionary<string, string> { [UndoService.CrashVariable] = step });
+        var crashed = await RunAsync(mgmt, ["undo", "acme", $"{unlink}"], new Dictionary<string, string> { [CrashPoint.Variable] = step });
 
         Assert.Equal(137, crashed.ExitCode);
         Assert.Equal(0L, await ErpShape.ScalarAsync<long>(acme, "SELECT count(*) FROM sale_order"));

@@ -1,5 +1,6 @@
 using Loomworks.Operations;
 using Loomworks.Postgres;
+using Loomworks.Server.Hosting;
 using Loomworks.Tenancy;
 
 namespace Loomworks.Tests.Postgres;
@@ -18,7 +19,7 @@ public sealed class MigrationFilesTests
     public void Every_migration_file_is_loaded_by_the_management_or_the_tenant_database_and_nothing_else_is()
     {
         var files = MigrationFiles.Paths().Select(Path.GetDirectoryName).Distinct().SelectMany(f => MigrationFiles.Load(f!));
-        var loaded = ManagementSchema.All.Concat(ErpTenantSetup.All);
+        var loaded = ManagementMigrations.All.Concat(ErpTenantSetup.All);
         Assert.Equal(files.OrderBy(m => m.Version).ThenBy(m => m.Name, StringComparer.Ordinal),
             loaded.OrderBy(m => m.Version).ThenBy(m => m.Name, StringComparer.Ordinal));
     }
@@ -26,7 +27,7 @@ public sealed class MigrationFilesTests
     [Fact]
     public void A_version_is_used_once_per_database()
     {
-        Assert.Distinct(ManagementSchema.All.Select(m => m.Version));
+        Assert.Distinct(ManagementMigrations.All.Select(m => m.Version));
         Assert.Distinct(ErpTenantSetup.All.Select(m => m.Version));
     }
 

@@ -3,6 +3,7 @@ using System.Text;
 using Loomworks.Operations;
 using Loomworks.Postgres;
 using Loomworks.Records;
+using Loomworks.Server.Hosting;
 using Loomworks.Tenancy;
 
 namespace Loomworks.Tests.Postgres;
@@ -83,7 +84,7 @@ public sealed class MigrationHistoryTests
 
     [Fact]
     public void The_management_database_gets_the_released_migrations_byte_for_byte() =>
-        AssertReleased(ManagementHistory, ManagementSchema.All);
+        AssertReleased(ManagementHistory, ManagementMigrations.All);
 
     [Fact]
     public void A_tenant_database_gets_the_released_migrations_byte_for_byte() =>

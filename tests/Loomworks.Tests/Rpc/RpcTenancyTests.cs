@@ -114,7 +114,8 @@ public sealed class RpcTenancyTests(PostgresFixture postgres)
         Assert.Contains("suspended", (string)message!, StringComparison.Ordinal);
 
         var tenant = (await server.Service<TenantStore>().FindBySubdomainAsync("rts-one", CancellationToken.None))!;
-        await server.Service<TenantStore>().SetStateAsync(tenant.Id, TenantStates.Restoring, CancellationToken.None);
+        await server.Service<TenantLifecycle>().SetStateAsync(tenant.Id, TenantStates.Restoring, "restoring", "", "test",
+            CancellationToken.None);
         server.Service<TenantCache>().Evict("rts-one", "rts-one");
         var (status, body, retry) = await Json2Async(server.Url, key, "rts-one");
         Assert.Equal(503, status);

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Loomworks.Configuration;
 using Loomworks.Postgres;
+using Loomworks.Server.Hosting;
 using Loomworks.Snapshots;
 using Loomworks.Tenancy;
 using Loomworks.Tests.Infrastructure;
@@ -136,7 +137,7 @@ public sealed class ExternalClusterFixture : IAsyncLifetime
         Server = await PostgresServer.OpenAsync(settings, NullLogger.Instance);
         Assert.Null(Server.Embedded);
         await DatabaseAdmin.EnsureDatabaseAsync(Server.Endpoint, settings.ManagementDatabase, CancellationToken.None);
-        (DataSources, Management) = ManagementDatabase.Open(Server.Endpoint, settings.ManagementDatabase);
+        (DataSources, Management) = ManagementDatabase.Open(Server.Endpoint, settings.ManagementDatabase, ManagementMigrations.All);
         await Management.MigrateAsync(CancellationToken.None);
         Tenants = new TenantStore(Management);
     }

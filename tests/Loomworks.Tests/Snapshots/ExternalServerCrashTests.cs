@@ -1,4 +1,5 @@
 using System.Globalization;
+using Loomworks.Postgres;
 using Loomworks.Snapshots;
 using Loomworks.Tests.Infrastructure;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -24,7 +25,7 @@ public sealed class ExternalServerCrashTests(ExternalClusterFixture ext) : IClas
         foreach (var step in new[] { "pgbackrest-configured", "archive-command-set", "archive-timeout-set", "stanza-created" })
         {
             var (crashExit, crashOutput) = await LoomworksProcess.RunAsync(Arguments("backup", "info"),
-                new Dictionary<string, string> { ["LOOMWORKS_TEST_CRASH_AFTER_STEP"] = step });
+                new Dictionary<string, string> { [CrashPoint.Variable] = "snapshots:" + step });
             Assert.True(crashExit == 137, $"{step}: exit {crashExit}\n{crashOutput}");
         }
         // Killed before its reload, the first ALTER SYSTEM was redone by a later start; the stanza exists, no backup yet.

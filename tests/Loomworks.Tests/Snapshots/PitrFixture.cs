@@ -1,5 +1,6 @@
 using Loomworks.Configuration;
 using Loomworks.Postgres;
+using Loomworks.Server.Hosting;
 using Loomworks.Snapshots;
 using Loomworks.Tenancy;
 using Loomworks.Tests.Infrastructure;
@@ -38,7 +39,7 @@ public sealed class PitrFixture : IAsyncLifetime
         Settings = LoomworksSettings.Defaults(_settings);
         Server = await PostgresServer.OpenAsync(Settings, NullLogger.Instance, ClusterCreation.FirstStart);
         await DatabaseAdmin.EnsureDatabaseAsync(Server.Endpoint, Settings.ManagementDatabase, CancellationToken.None);
-        (DataSources, Management) = ManagementDatabase.Open(Server.Endpoint, Settings.ManagementDatabase);
+        (DataSources, Management) = ManagementDatabase.Open(Server.Endpoint, Settings.ManagementDatabase, ManagementMigrations.All);
         await Management.MigrateAsync(CancellationToken.None);
         Tenants = new TenantStore(Management);
         Feature = SnapshotsFeature.Create(Settings, Server, DataSources, Management, Tenants, NullLoggerFactory.Instance);

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Loomworks.Postgres;
 using Loomworks.Snapshots;
 using Loomworks.Tenancy;
 using Loomworks.Tests.Infrastructure;
@@ -21,7 +22,7 @@ public sealed class RestoreCrashTests(PitrFixture pitr) : IClassFixture<PitrFixt
 
     private string[] Args(params string[] command) => [.. command, .. pitr.CliOptions()];
 
-    private static Dictionary<string, string> CrashAfter(string step) => new() { ["LOOMWORKS_TEST_CRASH_AFTER_STEP"] = step };
+    private static Dictionary<string, string> CrashAfter(string point) => new() { [CrashPoint.Variable] = point };
 
     private async Task TenantWithDataAsync(string subdomain)
     {
@@ -59,7 +60,7 @@ public sealed class RestoreCrashTests(PitrFixture pitr) : IClassFixture<PitrFixt
 
         var (exitCode, output) = await LoomworksProcess.RunAsync(
             Args("restore", name, "--snapshot", snapshot.Id.ToString(System.Globalization.CultureInfo.InvariantCulture), "--yes"),
-            CrashAfter(step), TimeSpan.FromMinutes(3));
+            CrashAfter("tenant-restore:" + step), TimeSpan.FromMinutes(3));
         Assert.True(exitCode == 137, $"exit {exitCode}:\n{output}");
 
         var job = await LatestJobAsync(name);
@@ -110,7 +111,7 @@ public sealed class RestoreCrashTests(PitrFixture pitr) : IClassFixture<PitrFixt
         const string name = "rk-pending";
         await TenantWithDataAsync(name);
         var (exitCode, output) = await LoomworksProcess.RunAsync(Args("snapshot", "create", name, "--name", "cut short"),
-            CrashAfter("snapshot_recorded"), TimeSpan.FromMinutes(2));
+            CrashAfter("snapshots:snapshot_recorded"), TimeSpan.FromMinutes(2));
         Assert.True(exitCode == 137, $"exit {exitCode}:\n{output}");
         var id = await pitr.ScalarAsync<long>(pitr.Settings.ManagementDatabase,
             "SELECT id FROM loomworks_snapshot WHERE name = 'cut short'");

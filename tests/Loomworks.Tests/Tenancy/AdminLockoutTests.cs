@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using Loomworks.Tenancy;
 using Loomworks.Tests.Infrastructure;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Loomworks.Tests.Tenancy;
 
@@ -76,7 +77,7 @@ public sealed class AdminLockoutTests(PostgresFixture postgres)
     public async Task The_global_lockout_ends_after_its_time_and_spares_nobody_while_it_lasts()
     {
         await using var host = await TenancyHost.StartAsync(postgres, "lock_clock_mgmt");
-        var time = new ManualTime(DateTimeOffset.UnixEpoch);
+        var time = new FakeTimeProvider(DateTimeOffset.UnixEpoch);
         var master = new MasterPassword(host.Get<ManagementDatabase>(), Master, time);
         for (var i = 0; i < MasterPassword.MaxGlobalFailures - 1; i++)
         {
@@ -84,21 +85,14 @@ public sealed class AdminLockoutTests(PostgresFixture postgres)
         }
         Assert.Equal(MasterPasswordResult.Accepted, await master.VerifyAsync(Master, "10.9.1.1", Ct));
         // Failures older than the window do not add up: a slow trickle never reaches the ceiling.
-        time.Now += MasterPassword.FailureWindow + TimeSpan.FromSeconds(1);
+        time.Advance(MasterPassword.FailureWindow + TimeSpan.FromSeconds(1));
         for (var i = 0; i < MasterPassword.MaxGlobalFailures; i++)
         {
             Assert.Equal(MasterPasswordResult.Rejected, await master.VerifyAsync("guess", "10.8.0." + (i % 200), Ct));
         }
         Assert.Equal(MasterPasswordResult.RateLimited, await master.VerifyAsync(Master, "10.9.1.2", Ct));
         Assert.Equal(MasterPasswordResult.RateLimited, await master.WithoutCredentialsAsync("10.9.1.3", Ct));
-        time.Now += MasterPassword.GlobalLockOut;
+        time.Advance(MasterPassword.GlobalLockOut);
         Assert.Equal(MasterPasswordResult.Accepted, await master.VerifyAsync(Master, "10.9.1.2", Ct));
-    }
-
-    /// <summary>A clock the test moves by hand.</summary>
-    private sealed class ManualTime(DateTimeOffset start) : TimeProvider
-    {
-        public DateTimeOffset Now { get; set; } = start;
-        public override DateTimeOffset GetUtcNow() => Now;
     }
 }

@@ -1,3 +1,4 @@
+using Loomworks.Postgres;
 using Loomworks.Security;
 using Loomworks.Tenancy;
 using Loomworks.Tests.Infrastructure;
@@ -23,7 +24,7 @@ public sealed class ProvisioningCrashTests(PostgresFixture postgres)
         // The step that is finished rather than rolled back also takes the CLI's hashed form of the password.
         string[] password = step == ProvisioningSteps.AdminCreated ? ["--admin-password-hash", Passwords.Hash("pw")] : ["--admin-password", "pw"];
         var (crashed, output) = await LoomworksProcess.RunAsync(Args(["tenant", "create", subdomain, .. password]),
-            new Dictionary<string, string> { ["LOOMWORKS_TEST_CRASH_AFTER_STEP"] = step });
+            new Dictionary<string, string> { [CrashPoint.Variable] = "provision:" + step });
         Assert.Equal(137, crashed);
 
         var (listed, listing) = await LoomworksProcess.RunAsync(Args("tenant", "list"));

@@ -1,4 +1,6 @@
 using System.Net;
+using Loomworks.Backups;
+using Loomworks.Snapshots;
 using Loomworks.Tenancy;
 using Loomworks.Tests.Infrastructure;
 
@@ -40,5 +42,52 @@ public sealed class TwoInstanceTests(PostgresFixture postgres)
         await one.Get<TenantLifecycle>().ActivateAsync("two-inst", "test", Ct);
         await TenancyHost.EventuallyAsync(async () => await StatusAsync(two, "two-inst") == HttpStatusCode.OK, TimeSpan.FromSeconds(1));
         await one.Get<TenantLifecycle>().DeleteAsync("two-inst", force: true, "test", Ct);
+    }
+
+    [Fact]
+    public async Task State_changes_made_by_the_restore_and_the_database_manager_reach_the_other_instance_and_are_logged()
+    {
+        const string mgmt = "two_inst_restore_mgmt";
+        await using var one = await TenancyHost.StartAsync(postgres, mgmt);
+        await using var two = await TenancyHost.StartAsync(postgres, mgmt);
+        var tenant = await one.Get<TenantProvisioner>().CreateAsync(new TenantRequest("Restored", "two-rest", "admin", "pw"), Ct);
+        await TenancyHost.EventuallyAsync(async () => await StatusAsync(two, "two-rest") == HttpStatusCode.OK, TimeSpan.FromSeconds(5));
+
+        // The restore marks the tenant restoring before its swap; a crash there leaves a job that recovery rolls back.
+        await one.Get<TenantLifecycle>().SetStateAsync(tenant.Id, TenantStates.Restoring, "restoring", "restore job 0", "restore", Ct);
+        await TenancyHost.EventuallyAsync(async () => await StatusAsync(two, "two-rest") == HttpStatusCode.ServiceUnavailable,
+            TimeSpan.FromSeconds(1));
+        await using (var insert = one.Get<ManagementDatabase>().DataSource.CreateCommand("""
+            INSERT INTO loomworks_restore_job (tenant_id, source_database, target_database, target_type, target, step, step_name,
+                new_database, scratch_dir)
+            VALUES ($1, $2, $2, 'lsn', '0/0', 1, 'files_restored', 'lwrestore_two_rest', $3)
+            """))
+        {
+            insert.Parameters.AddWithValue(tenant.Id);
+            insert.Parameters.AddWithValue(tenant.DatabaseName);
+            insert.Parameters.AddWithValue(Path.Combine(Path.GetTempPath(), "loomworks-no-scratch-" + Guid.NewGuid().ToString("N")));
+            await insert.ExecuteNonQueryAsync(Ct);
+        }
+        Assert.Equal(1, await one.Get<SnapshotsFeature>().Restore.RecoverAsync(Ct));
+        await TenancyHost.EventuallyAsync(async () => await StatusAsync(two, "two-rest") == HttpStatusCode.OK, TimeSpan.FromSeconds(1));
+
+        // The database manager's drop first takes the tenant off the routes by archiving it.
+        await using (var connection = await one.Get<ManagementDatabase>().DataSource.OpenConnectionAsync(Ct))
+        {
+            await TenantRegistration.SetStateAsync(connection, null, tenant.DatabaseName, TenantStates.Archived, Ct);
+        }
+        await TenancyHost.EventuallyAsync(async () => await StatusAsync(two, "two-rest") == HttpStatusCode.Forbidden,
+            TimeSpan.FromSeconds(1));
+
+        var events = (await one.Get<TenantEventLog>().ListAsync("two-rest", Ct)).Select(e => (e.Event, e.Actor)).Reverse().ToList();
+        Assert.Equal([("provisioning", "api"), ("active", "api"), ("restoring", "restore"), ("active", "restore"),
+            ("archived", "database manager")], events);
+        await using (var forget = one.Get<ManagementDatabase>().DataSource.CreateCommand(
+            "DELETE FROM loomworks_restore_job WHERE tenant_id = $1"))
+        {
+            forget.Parameters.AddWithValue(tenant.Id);
+            await forget.ExecuteNonQueryAsync(Ct);
+        }
+        await one.Get<TenantLifecycle>().DeleteAsync("two-rest", force: true, "test", Ct);
     }
 }

@@ -131,7 +131,7 @@ public sealed partial class TenantRestore
         if (job.AsSubdomain is null && await databases.ExistsAsync(job.TargetDatabase, cancellationToken))
         {
             await databases.AllowConnectionsAsync(job.TargetDatabase, true, cancellationToken);
-            await tenants.SetStateAsync(job.TenantId, TenantStates.Active, cancellationToken);
+            await SetTenantStateAsync(job, TenantStates.Active, RestoreDetail(job) + " rolled back", cancellationToken);
         }
         await databases.DropAsync(job.NewDatabase, cancellationToken);
         await jobs.FailAsync(job.Id, error, cancellationToken);

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using Loomworks.Postgres;
 using Microsoft.Extensions.Logging;
 
 namespace Loomworks.Snapshots;
@@ -54,7 +55,7 @@ public sealed partial class TenantRestore
             var current = (await jobs.GetAsync(job.Id, CancellationToken.None))!;
             progress?.Report(current);
             AfterStep?.Invoke(step);
-            TestCrash.AfterStep(RestoreSteps.Names[step]);
+            CrashPoint.Reached("tenant-restore:" + RestoreSteps.Names[step]);
             return current;
         }
 

@@ -20,12 +20,13 @@ public sealed partial class TenantRestore
             {
                 await databases.RenameAsync(job.NewDatabase, target, cancellationToken);
             }
-            await snapshots.InsertTenantAsync(job.AsSubdomain, target, cancellationToken);
+            await lifecycle.InsertIfAbsentAsync(new NewTenantRow(job.AsSubdomain, job.AsSubdomain, target, TenantStates.Active),
+                RestoreDetail(job), Actor, cancellationToken);
             return;
         }
-        await tenants.SetStateAsync(job.TenantId, TenantStates.Restoring, cancellationToken);
+        await SetTenantStateAsync(job, TenantStates.Restoring, RestoreDetail(job), cancellationToken);
         await ReplaceDatabaseAsync(target, job.NewDatabase, job.AsideDatabase!, cancellationToken);
-        await tenants.SetStateAsync(job.TenantId, TenantStates.Active, cancellationToken);
+        await SetTenantStateAsync(job, TenantStates.Active, RestoreDetail(job), cancellationToken);
     }
 
     /// <summary>
@@ -50,13 +51,23 @@ public sealed partial class TenantRestore
         await databases.AllowConnectionsAsync(target, true, cancellationToken);
     }
 
+    /// <summary>The actor of the tenant events a restore records.</summary>
+    private const string Actor = "restore";
+
+    private static string RestoreDetail(RestoreJob job) => "restore job " + job.Id.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>Moves the restored tenant through Tenancy, so its event is recorded and every instance's cache evicts it.</summary>
+    private Task<bool> SetTenantStateAsync(RestoreJob job, string state, string detail, CancellationToken cancellationToken) =>
+        lifecycle.SetStateAsync(job.TenantId, state, state, detail, Actor, cancellationToken);
+
     private async Task UndoStepsAsync(RestoreJob job, CancellationToken cancellationToken)
     {
         var target = job.TargetDatabase;
         var undone = "lwundone_" + job.Id.ToString(CultureInfo.InvariantCulture);
-        await tenants.SetStateAsync(job.TenantId, TenantStates.Restoring, cancellationToken);
+        var detail = "undo of " + RestoreDetail(job);
+        await SetTenantStateAsync(job, TenantStates.Restoring, detail, cancellationToken);
         await ReplaceDatabaseAsync(target, job.AsideDatabase!, undone, cancellationToken);
-        await tenants.SetStateAsync(job.TenantId, TenantStates.Active, cancellationToken);
+        await SetTenantStateAsync(job, TenantStates.Active, detail, cancellationToken);
         await databases.DropAsync(undone, cancellationToken);
         await jobs.MarkUndoneAsync(job.Id, cancellationToken);
     }

@@ -27,6 +27,7 @@ public sealed partial class TenantRestore(
     SnapshotService snapshots,
     RestoreJobStore jobs,
     TenantStore tenants,
+    TenantLifecycle lifecycle,
     PooledDatabase admin,
     PostgresEndpoint liveEndpoint,
     Lazy<PostgresBinaries> binaries,
@@ -38,9 +39,9 @@ public sealed partial class TenantRestore(
     Func<string, Task>? evictDatabase = null)
 {
     /// <summary>The restore of the server <paramref name="options"/> were bound for, bringing restored databases up to <paramref name="schema"/>.</summary>
-    public TenantRestore(SnapshotService snapshots, ManagementDatabase management, TenantStore tenants, TenantDataSources dataSources,
-        SnapshotOptions options, ILogger<TenantRestore> logger, ITenantDatabaseSetup? schema = null)
-        : this(snapshots, new RestoreJobStore(management.DataSource), tenants, dataSources.For("postgres"), options.Endpoint,
+    public TenantRestore(SnapshotService snapshots, ManagementDatabase management, TenantStore tenants, TenantLifecycle lifecycle,
+        TenantDataSources dataSources, SnapshotOptions options, ILogger<TenantRestore> logger, ITenantDatabaseSetup? schema = null)
+        : this(snapshots, new RestoreJobStore(management.DataSource), tenants, lifecycle, dataSources.For("postgres"), options.Endpoint,
             options.Binaries, options.DataDir, options.ScratchRoot, options.MemoryRoot, options.KeepPreRestoreHours, logger,
             dataSources.EvictAsync)
     {

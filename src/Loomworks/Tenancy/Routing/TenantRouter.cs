@@ -64,7 +64,8 @@ public sealed class TenantRouter(TenantCache cache, TenancyOptions options)
             {
                 var tenant = label.Length <= 63 ? await cache.BySubdomainAsync(label, ct) : null;
                 return tenant is null
-                    ? RoutingOutcome.Unknown($"no tenant '{TenantRules.Printable(label)}' (named by the host {TenantRules.Printable(host)})")
+                    ? RoutingOutcome.Unknown(
+                        $"no tenant '{TenantRules.Printable(label)}' (named by the host {TenantRules.Printable(host)})")
                     : Check(tenant, "subdomain");
             }
         }
@@ -110,7 +111,8 @@ public sealed class TenantRouter(TenantCache cache, TenancyOptions options)
                 ? "no tenant exists yet"
                 : $"no tenant database matches {method} for host '{TenantRules.Printable(host)}'"),
             _ => RoutingOutcome.Unknown(
-                $"{candidates.Count} tenant databases match {method}; name one with the {options.TenantHeader ?? "tenant"} header, a subdomain or db"),
+                $"{candidates.Count} tenant databases match {method}; "
+                + $"name one with the {options.TenantHeader ?? "tenant"} header, a subdomain or db"),
         };
     }
 
