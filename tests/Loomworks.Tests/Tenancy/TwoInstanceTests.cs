@@ -4,7 +4,6 @@ using Loomworks.Tests.Infrastructure;
 
 namespace Loomworks.Tests.Tenancy;
 
-[Collection(PostgresGroup.Name)]
 public sealed class TwoInstanceTests(PostgresFixture postgres)
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
@@ -23,22 +22,27 @@ public sealed class TwoInstanceTests(PostgresFixture postgres)
         await using var one = await TenancyHost.StartAsync(postgres, mgmt);
         await using var two = await TenancyHost.StartAsync(postgres, mgmt);
         await one.Get<TenantProvisioner>().CreateAsync(new TenantRequest("Two", "two-inst", "admin", "pw"), Ct);
-        await TenancyHost.EventuallyAsync(async () => await StatusAsync(two, "two-inst") == HttpStatusCode.OK, TimeSpan.FromSeconds(5));
+        await Eventually.HoldsAsync(async () => await StatusAsync(two, "two-inst") == HttpStatusCode.OK,
+            "the second instance serves the tenant",
+            TimeSpan.FromSeconds(5));
         var lookups = two.Get<TenantCache>().DatabaseLookups;
         Assert.Equal(HttpStatusCode.OK, await StatusAsync(two, "two-inst"));
         Assert.Equal(lookups, two.Get<TenantCache>().DatabaseLookups); // served from the cache
 
         await one.Get<TenantLifecycle>().SuspendAsync("two-inst", "test", Ct);
-        await TenancyHost.EventuallyAsync(async () => await StatusAsync(two, "two-inst") == HttpStatusCode.Forbidden, TimeSpan.FromSeconds(1));
+        await Eventually.HoldsAsync(async () => await StatusAsync(two, "two-inst") == HttpStatusCode.Forbidden,
+            "the suspension made by the first instance reaches the second", TimeSpan.FromSeconds(1));
 
         var listener = two.Get<TenantChangeListener>();
         var connects = listener.Connects;
         await postgres.ExecuteAsync("postgres",
             $"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{listener.ApplicationName}'");
-        await TenancyHost.EventuallyAsync(() => Task.FromResult(listener.Connects > connects), TimeSpan.FromSeconds(5));
+        await Eventually.HoldsAsync(() => Task.FromResult(listener.Connects > connects), "the listener reconnects",
+            TimeSpan.FromSeconds(5));
         Assert.Equal(HttpStatusCode.Forbidden, await StatusAsync(two, "two-inst"));
         await one.Get<TenantLifecycle>().ActivateAsync("two-inst", "test", Ct);
-        await TenancyHost.EventuallyAsync(async () => await StatusAsync(two, "two-inst") == HttpStatusCode.OK, TimeSpan.FromSeconds(1));
+        await Eventually.HoldsAsync(async () => await StatusAsync(two, "two-inst") == HttpStatusCode.OK,
+            "the activation reaches the second instance", TimeSpan.FromSeconds(1));
         await one.Get<TenantLifecycle>().DeleteAsync("two-inst", force: true, "test", Ct);
     }
 }
