@@ -1,8 +1,6 @@
 using Loomworks.Operations;
 using Loomworks.Records;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using Loomworks.Postgres;
 using Loomworks.Tenancy;
 using Loomworks.Tenancy.Routing;

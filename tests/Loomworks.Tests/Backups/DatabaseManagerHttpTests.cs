@@ -3,14 +3,8 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Sockets;
 using System.Text;
-using Loomworks.Configuration;
-using Loomworks.Postgres;
-using Loomworks.Server.Hosting;
-using Loomworks.Tenancy;
 using Loomworks.Tests.Infrastructure;
-using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace Loomworks.Tests.Backups;
 

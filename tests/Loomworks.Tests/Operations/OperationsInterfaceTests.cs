@@ -1,10 +1,8 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
-using Loomworks.Configuration;
 using Loomworks.Operations;
 using Loomworks.Postgres;
-using Loomworks.Server.Hosting;
 using Loomworks.Tenancy;
 using Loomworks.Tests.Infrastructure;
 using Npgsql;

@@ -5,7 +5,6 @@ using Loomworks.Tests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Time.Testing;
-using Npgsql;
 
 namespace Loomworks.Tests.Rpc;
 

@@ -1,13 +1,8 @@
-using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Loomworks.Configuration;
-using Loomworks.Postgres;
 using Loomworks.Rpc;
-using Loomworks.Server.Hosting;
 using Loomworks.Tests.Infrastructure;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Loomworks.Tests.Rpc;
 

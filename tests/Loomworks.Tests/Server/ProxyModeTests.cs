@@ -1,6 +1,3 @@
-using Loomworks.Configuration;
-using Loomworks.Postgres;
-using Loomworks.Server.Hosting;
 using Loomworks.Tests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;

@@ -4,10 +4,7 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
-using Loomworks.Configuration;
-using Loomworks.Server.Hosting;
 using Loomworks.Tests.Infrastructure;
-using Microsoft.AspNetCore.Builder;
 
 namespace Loomworks.Tests.Snapshots;
 
