@@ -6,7 +6,8 @@ using Npgsql;
 namespace Loomworks.Bench;
 
 /// <summary>A measured scenario: our timings beside a baseline's, taken in the same run.</summary>
-public sealed record ScenarioResult(string Name, IReadOnlyList<double> OursMs, IReadOnlyList<double> BaselineMs, string Baseline, string? Note = null);
+public sealed record ScenarioResult(string Name, IReadOnlyList<double> OursMs, IReadOnlyList<double> BaselineMs, string Baseline,
+    string? Note = null);
 
 /// <summary>A benchmark scenario; it runs ours and the baseline alternately so that drift hits both alike.</summary>
 public interface IScenario
@@ -48,13 +49,15 @@ public static class BenchRunner
             {
                 runs = n;
             }
-            else if (args[i] == "--size" && i + 1 < args.Length && int.TryParse(args[++i], CultureInfo.InvariantCulture, out var mb) && mb > 0)
+            else if (args[i] == "--size" && i + 1 < args.Length && int.TryParse(args[++i], CultureInfo.InvariantCulture, out var mb)
+                && mb > 0)
             {
                 SizeMb = mb;
             }
             else if (args[i] == "--tenants")
             {
-                if (i + 1 >= args.Length || !int.TryParse(args[++i], CultureInfo.InvariantCulture, out var t) || !TenantScaleScenario.IsAcceptable(t))
+                if (i + 1 >= args.Length || !int.TryParse(args[++i], CultureInfo.InvariantCulture, out var t)
+                    || !TenantScaleScenario.IsAcceptable(t))
                 {
                     await Console.Error.WriteLineAsync("--tenants takes a whole number from 1 to 10000");
                     return 2;

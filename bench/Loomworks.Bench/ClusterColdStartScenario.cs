@@ -15,13 +15,13 @@ public sealed class ClusterColdStartScenario : IScenario
         var baseline = new List<double>();
         for (var i = 0; i < runs; i++)
         {
-            using (var scratch = new ScratchDirectory())
+            using (var scratch = new Scratch("bench", giveToServerUser: true))
             {
                 var cluster = new EmbeddedCluster(new EmbeddedClusterOptions { DataDir = scratch.Path, Port = 55400 + i });
                 ours.Add(await BenchRunner.TimeAsync(() => cluster.StartAsync(cancellationToken)));
                 await cluster.StopAsync(cancellationToken);
             }
-            using (var scratch = new ScratchDirectory())
+            using (var scratch = new Scratch("bench", giveToServerUser: true))
             {
                 var pgData = Path.Combine(scratch.Path, "pgdata");
                 Directory.CreateDirectory(pgData);

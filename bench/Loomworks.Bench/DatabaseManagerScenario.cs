@@ -28,21 +28,15 @@ public sealed class DatabaseManagerScenario : IScenario
     private const int HttpPort = 55621;
 
     public string Name => "database-manager";
-    public string Description => "backup/restore/duplicate of a --size MB tenant (default 100), library and HTTP (server RSS), vs pg_dump/pg_restore/psql/TEMPLATE";
+    public string Description =>
+        "backup/restore/duplicate of a --size MB tenant (default 100), library and HTTP (server RSS), vs pg_dump/pg_restore/psql/TEMPLATE";
 
     public async Task<IReadOnlyList<ScenarioResult>> RunAsync(int runs, CancellationToken cancellationToken)
     {
-        using var scratch = new ScratchDirectory();
-        var cluster = new EmbeddedCluster(new EmbeddedClusterOptions { DataDir = Path.Combine(scratch.Path, "pg"), Port = ClusterPort, Durable = false });
-        await cluster.StartAsync(cancellationToken);
-        try
-        {
-            return await MeasureAsync(cluster.Endpoint, scratch.Path, runs, cancellationToken);
-        }
-        finally
-        {
-            await cluster.StopAsync(CancellationToken.None);
-        }
+        await using var cluster = await ThrowawayCluster.StartAsync(
+            dir => new EmbeddedClusterOptions { DataDir = Path.Combine(dir, "pg"), Port = ClusterPort, Durable = false },
+                cancellationToken);
+        return await MeasureAsync(cluster.Endpoint, cluster.Folder, runs, cancellationToken);
     }
 
     private static async Task<IReadOnlyList<ScenarioResult>> MeasureAsync(PostgresEndpoint endpoint, string dataDir, int runs,
@@ -57,7 +51,8 @@ public sealed class DatabaseManagerScenario : IScenario
         var tools = new PgTools(endpoint, binaries.Directory);
         var options = new DatabaseManagerOptions { DataDir = dataDir, ManagementDatabase = "bench-mgmt" };
         var manager = new DatabaseManager(dataSources, management, new FileStore(dataDir), new TenantRegistration(management,
-            new TenantLifecycle(management, dataSources, new TenancyOptions("bench-mgmt", "bench-mgmt_tpl", dataDir, null, null, null, [], true, true))), tools,
+            new TenantLifecycle(management, dataSources, new TenancyOptions("bench-mgmt", "bench-mgmt_tpl", dataDir, null, null, null, [],
+                true, true))), tools,
             options, NullLogger<DatabaseManager>.Instance);
 
         await Exec(admin, $"CREATE DATABASE \"{Tenant}\"");
@@ -65,10 +60,12 @@ public sealed class DatabaseManagerScenario : IScenario
         var partners = BenchRunner.SizeMb * 1024L * 1024 * 2 / 3 / 300;
         var lines = BenchRunner.SizeMb * 1024L * 1024 / 3 / 120;
         await Exec(dataSources.For(Tenant), $"""
-            CREATE TABLE loomworks_schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());
+            CREATE TABLE loomworks_schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now());
             INSERT INTO loomworks_schema_migrations VALUES (1, 'bench');
             CREATE TABLE res_partner (id bigint PRIMARY KEY, name text, payload text);
-            INSERT INTO res_partner SELECT g, 'partner ' || g, md5(g::text) || repeat(md5((g * 7)::text), 7) FROM generate_series(1, {partners}) g;
+            INSERT INTO res_partner SELECT g, 'partner ' || g, md5(g::text) || repeat(md5((g * 7)::text), 7)
+                FROM generate_series(1, {partners}) g;
             CREATE INDEX res_partner_name ON res_partner (name);
             CREATE TABLE sale_order_line (id bigint PRIMARY KEY, partner_id bigint, name text, price numeric);
             INSERT INTO sale_order_line SELECT g, 1 + g % {partners}, 'line ' || md5(g::text), g % 1000 FROM generate_series(1, {lines}) g;
@@ -80,7 +77,8 @@ public sealed class DatabaseManagerScenario : IScenario
         var size = await Scalar(admin, $"SELECT pg_database_size('{Tenant}')");
         for (var i = 0; i < 20; i++)
         {
-            await manager.FileStore.StoreAsync(Tenant, new MemoryStream(System.Text.Encoding.UTF8.GetBytes($"attachment {i} " + new string('a', 50_000))),
+            await manager.FileStore.StoreAsync(Tenant, new MemoryStream(System.Text.Encoding.UTF8.GetBytes($"attachment {i} "
+                + new string('a', 50_000))),
                 cancellationToken);
         }
         await dataSources.EvictAsync(Tenant);
@@ -145,7 +143,8 @@ public sealed class DatabaseManagerScenario : IScenario
         {
             // The backup reads its manifest through a pooled session, which would keep the tenant busy for the bare
             // CREATE DATABASE … TEMPLATE (ours ends such sessions itself).
-            await Pair(i, backup, () => manager.DumpToFileAsync(Tenant, zip, BackupFormat.Zip, cancellationToken), () => dataSources.EvictAsync(Tenant),
+            await Pair(i, backup, () => manager.DumpToFileAsync(Tenant, zip, BackupFormat.Zip, cancellationToken), () =>
+                dataSources.EvictAsync(Tenant),
                 pgDump, baselines.PgDump, Nothing);
             await Pair(i, restoreDump, () => manager.RestoreFileAsync("bench-restored", custom, cancellationToken: cancellationToken),
                 () => manager.DropAsync("bench-restored", cancellationToken),
@@ -163,7 +162,8 @@ public sealed class DatabaseManagerScenario : IScenario
         }
         var tenantMb = size / (1024.0 * 1024);
         var zipMb = new FileInfo(zip).Length / (1024.0 * 1024);
-        var setting = string.Create(CultureInfo.InvariantCulture, $"tenant {tenantMb:F0} MB; zip {zipMb:F0} MB; library in the bench process");
+        var setting = string.Create(CultureInfo.InvariantCulture,
+            $"tenant {tenantMb:F0} MB; zip {zipMb:F0} MB; library in the bench process");
         var results = new List<ScenarioResult>
         {
             new("db-backup-zip", backup, pgDump, "pg_dump (plain, to file)", setting),
@@ -237,7 +237,8 @@ public sealed class DatabaseManagerScenario : IScenario
                 };
                 using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
                 await server.ExpectAsync(response, HttpStatusCode.OK, cancellationToken);
-                await using var file = new FileStream(downloaded, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20, useAsync: true);
+                await using var file = new FileStream(downloaded, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 20,
+                    useAsync: true);
                 await response.Content.CopyToAsync(file, cancellationToken);
             }, () => Task.CompletedTask, pgDump, baselines.PgDump, () => Task.CompletedTask);
             await Pair(i, restore, async () =>
@@ -252,17 +253,20 @@ public sealed class DatabaseManagerScenario : IScenario
                 await server.PostAsync(http, "/web/database/restore", content, HttpStatusCode.Redirect, cancellationToken);
             }, DropCopy, psql, baselines.Psql, baselines.Drop);
             await Pair(i, duplicate, () => server.PostAsync(http, "/web/database/duplicate",
-                Form(("master_pwd", MasterPassword), ("name", Tenant), ("new_name", "bench-http")), HttpStatusCode.Redirect, cancellationToken),
+                Form(("master_pwd", MasterPassword), ("name", Tenant), ("new_name", "bench-http")), HttpStatusCode.Redirect,
+                    cancellationToken),
                 DropCopy, template, baselines.Template, baselines.Drop);
         }
         var hwm = server.HwmMb();
         string Note(Measured m) => string.Create(CultureInfo.InvariantCulture,
-            $"tenant {tenantMb:F0} MB over HTTP; server process (pid {server.Pid}) VmRSS idle {idle:F0} MB, peak during this {m.PeakRss:F0} MB " +
+            $"tenant {tenantMb:F0} MB over HTTP; server process (pid {server.Pid}) VmRSS idle {idle:F0} MB, peak during this " +
+            $"{m.PeakRss:F0} MB " +
             $"(+{m.PeakRss - idle:F0} MB; bound +150 MB); VmHWM at the end {hwm:F0} MB; baseline run beside it");
         return
         [
             new ScenarioResult("http-backup-zip", backup.Ms, pgDump, "pg_dump (plain, to file)", Note(backup)),
-            new ScenarioResult("http-restore-zip", restore.Ms, psql, "CREATE DATABASE + psql --single-transaction of dump.sql", Note(restore)),
+            new ScenarioResult("http-restore-zip", restore.Ms, psql, "CREATE DATABASE + psql --single-transaction of dump.sql",
+                Note(restore)),
             new ScenarioResult("http-duplicate", duplicate.Ms, template, "CREATE DATABASE … TEMPLATE", Note(duplicate)),
         ];
     }
@@ -396,7 +400,8 @@ public sealed class DatabaseManagerScenario : IScenario
 
         public double HwmMb() => StatusMb("VmHWM:");
 
-        public async Task PostAsync(HttpClient http, string path, HttpContent content, HttpStatusCode expected, CancellationToken cancellationToken)
+        public async Task PostAsync(HttpClient http, string path, HttpContent content, HttpStatusCode expected,
+            CancellationToken cancellationToken)
         {
             using var response = await http.PostAsync(path, content, cancellationToken);
             await ExpectAsync(response, expected, cancellationToken);
@@ -407,7 +412,8 @@ public sealed class DatabaseManagerScenario : IScenario
             if (response.StatusCode != expected)
             {
                 throw new InvalidOperationException(
-                    $"{response.RequestMessage?.RequestUri} answered {(int)response.StatusCode}: {await response.Content.ReadAsStringAsync(cancellationToken)} {Output}");
+                    $"{response.RequestMessage?.RequestUri} answered {(int)response.StatusCode}: " +
+                    $"{await response.Content.ReadAsStringAsync(cancellationToken)} {Output}");
             }
         }
 

@@ -29,20 +29,11 @@ public sealed class ManyTenantsScenario : IScenario
 
     public async Task<IReadOnlyList<ScenarioResult>> RunAsync(int runs, CancellationToken cancellationToken)
     {
-        using var scratch = new ScratchDirectory();
-        var cluster = new EmbeddedCluster(new EmbeddedClusterOptions
+        await using var cluster = await ThrowawayCluster.StartAsync(dir => new EmbeddedClusterOptions
         {
-            DataDir = scratch.Path, Port = 55620, MaxConnections = 400, Durable = false,
-        });
-        await cluster.StartAsync(cancellationToken);
-        try
-        {
-            return await MeasureAsync(cluster.Endpoint, runs, cancellationToken);
-        }
-        finally
-        {
-            await cluster.StopAsync(cancellationToken);
-        }
+            DataDir = dir, Port = 55620, MaxConnections = 400, Durable = false,
+        }, cancellationToken);
+        return await MeasureAsync(cluster.Endpoint, runs, cancellationToken);
     }
 
     private static async Task<IReadOnlyList<ScenarioResult>> MeasureAsync(PostgresEndpoint endpoint, int runs, CancellationToken ct)
@@ -75,7 +66,9 @@ public sealed class ManyTenantsScenario : IScenario
 
         Console.WriteLine();
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"many-tenants: median of {runs} run(s) [min–max], db_maxconn {MaxConnections}, {WarmUp.TotalSeconds:0} s warm-up and up to {MaxSettle.TotalSeconds:0} s more until a second passes without a new session, " +
+            $"many-tenants: median of {runs} run(s) [min–max], db_maxconn {MaxConnections}, " +
+            $"{WarmUp.TotalSeconds:0} s warm-up and up to " +
+            $"{MaxSettle.TotalSeconds:0} s more until a second passes without a new session, " +
             $"{Window.TotalSeconds:0} s measured"));
         Console.WriteLine("| tenants | clients | req/s | p50 (ms) | p99 (ms) | new sessions/s | max PG connections | " +
             "req/s vs N=5 | p99 vs N=5 | errors |");
@@ -208,7 +201,8 @@ public sealed class ManyTenantsScenario : IScenario
             for (var i = 0; watch.Elapsed < window; i++)
             {
                 var database = databases[(client + i * ConnectClients) % databases.Length];
-                await using var connection = new NpgsqlConnection(endpoint.ConnectionString(database, "loomworks-bench") + ";Pooling=false");
+                await using var connection = new NpgsqlConnection(endpoint.ConnectionString(database, "loomworks-bench")
+                    + ";Pooling=false");
                 await connection.OpenAsync(ct);
                 Interlocked.Increment(ref opened);
             }

@@ -12,7 +12,7 @@ namespace Loomworks.Bench;
 /// <summary>An embedded cluster with pgBackRest set up as the server does it, for the snapshot and restore scenarios.</summary>
 public sealed class PitrCluster : IAsyncDisposable
 {
-    private readonly ScratchDirectory _scratch = new();
+    private readonly Scratch _scratch = new("bench", giveToServerUser: true);
     private ILoggerFactory _loggers = NullLoggerFactory.Instance;
 
     private PitrCluster()
@@ -69,12 +69,7 @@ public sealed class PitrCluster : IAsyncDisposable
             """);
     }
 
-    public async Task ExecuteAsync(string database, string sql)
-    {
-        await using var command = DataSources.For(database).CreateCommand(sql);
-        command.CommandTimeout = 3600;
-        await command.ExecuteNonQueryAsync();
-    }
+    public Task ExecuteAsync(string database, string sql) => DataSources.For(database).ExecuteAsync(sql, TimeSpan.FromHours(1));
 
     public async ValueTask DisposeAsync()
     {

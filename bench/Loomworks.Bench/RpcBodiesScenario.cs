@@ -22,7 +22,7 @@ public sealed class RpcBodiesScenario : IScenario
 
     public async Task<IReadOnlyList<ScenarioResult>> RunAsync(int runs, CancellationToken cancellationToken)
     {
-        using var scratch = new ScratchDirectory();
+        using var scratch = new Scratch("bench", giveToServerUser: true);
         using var server = StartServer(scratch.Path);
         try
         {

@@ -24,17 +24,9 @@ public sealed class RpcSearchReadScenario : IScenario
 
     public async Task<IReadOnlyList<ScenarioResult>> RunAsync(int runs, CancellationToken cancellationToken)
     {
-        using var scratch = new ScratchDirectory();
-        var cluster = new EmbeddedCluster(new EmbeddedClusterOptions { DataDir = scratch.Path, Port = 55610, MaxConnections = 200 });
-        await cluster.StartAsync(cancellationToken);
-        try
-        {
-            return await MeasureAsync(cluster.Endpoint, runs, cancellationToken);
-        }
-        finally
-        {
-            await cluster.StopAsync(cancellationToken);
-        }
+        await using var cluster = await ThrowawayCluster.StartAsync(
+            dir => new EmbeddedClusterOptions { DataDir = dir, Port = 55610, MaxConnections = 200 }, cancellationToken);
+        return await MeasureAsync(cluster.Endpoint, runs, cancellationToken);
     }
 
     private static async Task<IReadOnlyList<ScenarioResult>> MeasureAsync(PostgresEndpoint endpoint, int runs, CancellationToken ct)
@@ -44,7 +36,8 @@ public sealed class RpcSearchReadScenario : IScenario
         {
             await using var seed = new NpgsqlCommand("""
                 INSERT INTO res_partner (name, complete_name, email, phone, active, is_company)
-                SELECT 'Partner ' || g, 'Partner ' || g, 'p' || g || '@example.test', '+32 2 ' || g, true, false FROM generate_series(1, 500) g
+                SELECT 'Partner ' || g, 'Partner ' || g, 'p' || g || '@example.test', '+32 2 ' || g, true, false
+                FROM generate_series(1, 500) g
                 """, tenant);
             await seed.ExecuteNonQueryAsync(ct);
         }, ct);
@@ -121,7 +114,8 @@ public sealed class RpcSearchReadScenario : IScenario
         ];
     }
 
-    /// <summary>Runs <paramref name="count"/> calls with <see cref="Concurrency"/> workers; returns each call's latency and the wall time.</summary>
+    /// <summary>Runs <paramref name="count"/> calls with <see cref="Concurrency"/> workers; returns each call's latency and the wall
+    /// time.</summary>
     private static async Task<(List<double> Latencies, double WallMs)> RoundAsync(Func<Task> call, int count)
     {
         var latencies = new ConcurrentBag<double>();
@@ -157,7 +151,8 @@ public sealed class RpcSearchReadScenario : IScenario
             {
                 var sorted = Latencies.Order().ToArray();
                 var p99 = sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)(sorted.Length * 0.99))];
-                return string.Create(CultureInfo.InvariantCulture, $"{Rate:F0} req/s p50 {BenchRunner.Median(sorted):F2} ms p99 {p99:F2} ms");
+                return string.Create(CultureInfo.InvariantCulture,
+                    $"{Rate:F0} req/s p50 {BenchRunner.Median(sorted):F2} ms p99 {p99:F2} ms");
             }
         }
     }

@@ -1,8 +1,6 @@
 using Loomworks.Operations;
 using Loomworks.Records;
 using System.Globalization;
-using System.Net;
-using System.Net.Sockets;
 using Loomworks.Postgres;
 using Loomworks.Server.Hosting;
 using Loomworks.Tenancy;
@@ -26,13 +24,10 @@ public sealed class TenancyBench : IAsyncDisposable
     /// <summary>The server's default db_maxconn, so the registry evicts as it would in production.</summary>
     public const int MaxConnections = 64;
 
-    private readonly ScratchDirectory _scratch;
-    private readonly EmbeddedCluster _cluster;
+    private readonly ThrowawayCluster _cluster;
 
-    private TenancyBench(ScratchDirectory scratch, EmbeddedCluster cluster, TenantDataSources dataSources,
-        ManagementDatabase management, TenancyOptions options)
+    private TenancyBench(ThrowawayCluster cluster, TenantDataSources dataSources, ManagementDatabase management, TenancyOptions options)
     {
-        _scratch = scratch;
         _cluster = cluster;
         DataSources = dataSources;
         Management = management;
@@ -47,25 +42,26 @@ public sealed class TenancyBench : IAsyncDisposable
 
     public static async Task<TenancyBench> StartAsync(CancellationToken ct)
     {
-        var scratch = new ScratchDirectory();
+        var cluster = await ThrowawayCluster.StartAsync(dir => new EmbeddedClusterOptions
+        {
+            DataDir = dir, Port = Scratch.FreePort(), Durable = true,
+        }, ct);
         try
         {
-            var cluster = new EmbeddedCluster(new EmbeddedClusterOptions { DataDir = scratch.Path, Port = FreePort(), Durable = true });
-            await cluster.StartAsync(ct);
             await DatabaseAdmin.EnsureDatabaseAsync(cluster.Endpoint, ManagementName, ct);
             var dataSources = new TenantDataSources(cluster.Endpoint, MaxConnections);
             var management = new ManagementDatabase(dataSources.For(ManagementName), ManagementMigrations.All);
             await management.MigrateAsync(ct);
-            var options = new TenancyOptions(ManagementName, TemplateName, scratch.Path, TenantHeader, BaseDomain,
+            var options = new TenancyOptions(ManagementName, TemplateName, cluster.Folder, TenantHeader, BaseDomain,
                 DbFilter: null, DbNames: [], StrictIsolation: false, AuditCrossTenant: true);
-            var bench = new TenancyBench(scratch, cluster, dataSources, management, options);
+            var bench = new TenancyBench(cluster, dataSources, management, options);
             // Steady state: the template exists at the latest tenant schema before anything is timed.
             await bench.Provisioner.EnsureTemplateAsync(ct);
             return bench;
         }
         catch
         {
-            scratch.Dispose();
+            await cluster.DisposeAsync();
             throw;
         }
     }
@@ -145,15 +141,6 @@ public sealed class TenancyBench : IAsyncDisposable
     {
         Provisioner.Dispose();
         await DataSources.DisposeAsync();
-        await _cluster.StopAsync();
-        _scratch.Dispose();
-    }
-
-    private static int FreePort()
-    {
-        // Other clusters may run on this machine: let the kernel pick a port nobody listens on.
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        await _cluster.DisposeAsync();
     }
 }

@@ -21,7 +21,8 @@ public sealed class TenantRestoreScenario : IScenario
 
     public async Task<IReadOnlyList<ScenarioResult>> RunAsync(int runs, CancellationToken cancellationToken)
     {
-        var megabytes = int.TryParse(Environment.GetEnvironmentVariable("LOOMWORKS_BENCH_RESTORE_MB"), CultureInfo.InvariantCulture, out var mb)
+        var megabytes = int.TryParse(Environment.GetEnvironmentVariable("LOOMWORKS_BENCH_RESTORE_MB"), CultureInfo.InvariantCulture,
+            out var mb)
             ? mb : 1024;
         await using var cluster = await PitrCluster.StartAsync(55630);
         for (var i = 1; i <= 5; i++)
@@ -142,7 +143,8 @@ public sealed class TenantRestoreScenario : IScenario
         foreach (var load in neighbourLoads)
         {
             results.Add(new ScenarioResult($"neighbour p99 during restore ({load.Name})",
-                [SnapshotCreateScenario.Percentile(load.During.Latencies, 0.99)], [SnapshotCreateScenario.Percentile(load.Quiet.Latencies, 0.99)],
+                [SnapshotCreateScenario.Percentile(load.During.Latencies, 0.99)],
+                    [SnapshotCreateScenario.Percentile(load.Quiet.Latencies, 0.99)],
                 "same load, no restore",
                 string.Create(CultureInfo.InvariantCulture,
                     $"{load.Description} started every 20 ms; {load.During.Latencies.Count} vs {load.Quiet.Latencies.Count} statements, " +
@@ -160,7 +162,8 @@ public sealed class TenantRestoreScenario : IScenario
         var scratch = System.IO.Path.Combine(cluster.Path, "bench-full");
         var pgData = System.IO.Path.Combine(scratch, "pgdata");
         var run = System.IO.Path.Combine(scratch, "run");
-        foreach (var dir in new[] { scratch, pgData, run, System.IO.Path.Combine(scratch, "spool"), System.IO.Path.Combine(scratch, "lock"), System.IO.Path.Combine(scratch, "log") })
+        foreach (var dir in new[] { scratch, pgData, run, System.IO.Path.Combine(scratch, "spool"), System.IO.Path.Combine(scratch, "lock"),
+            System.IO.Path.Combine(scratch, "log") })
         {
             Directory.CreateDirectory(dir);
             File.SetUnixFileMode(dir, (UnixFileMode)0b111_000_000);
@@ -169,12 +172,15 @@ public sealed class TenantRestoreScenario : IScenario
         var binaries = cluster.Server.Embedded!.Binaries;
         var set = (await cluster.Feature.Snapshots.SyncBackupSetsAsync(cancellationToken))[^1];
         var watch = Stopwatch.StartNew();
-        var restored = await cluster.Feature.BackRest.RestoreAsync(pgData, scratch, set.Label, "name", snapshot.RestorePoint, null, prefetchWal: false, cancellationToken);
+        var restored = await cluster.Feature.BackRest.RestoreAsync(pgData, scratch, set.Label, "name", snapshot.RestorePoint, null,
+            prefetchWal: false, cancellationToken);
         Check(restored);
         Check(await CommandRunner.RunAsync(binaries["pg_ctl"],
             ["start", "-D", pgData, "-l", System.IO.Path.Combine(scratch, "log", "pg.log"), "-W", "-s", "-o",
-             $"-p 55639 -k {run} -c listen_addresses='' -c archive_mode=off"], CommandRunner.ServerUser, cancellationToken: cancellationToken));
-        await using (var dataSource = NpgsqlDataSource.Create(new PostgresEndpoint(run, 55639, "postgres", null).ConnectionString("postgres") + ";Pooling=false"))
+             $"-p 55639 -k {run} -c listen_addresses='' -c archive_mode=off"], CommandRunner.ServerUser,
+                 cancellationToken: cancellationToken));
+        await using (var dataSource = NpgsqlDataSource.Create(new PostgresEndpoint(run, 55639, "postgres",
+            null).ConnectionString("postgres") + ";Pooling=false"))
         {
             while (true)
             {
@@ -270,7 +276,8 @@ public sealed class TenantRestoreScenario : IScenario
             }
         }
 
-        /// <summary>Files a latency under the step running when it started; one before this restore's first mark or after its last is dropped.</summary>
+        /// <summary>Files a latency under the step running when it started; one before this restore's first mark or after its last is
+        /// dropped.</summary>
         public void Add(TimeSpan startedAt, double latency)
         {
             var end = _marks.FindIndex(m => m.At >= startedAt);
@@ -283,7 +290,8 @@ public sealed class TenantRestoreScenario : IScenario
         public string Describe() => string.Join(", ", StepNames.Select((name, i) => _latencies[i].Count == 0
             ? $"{name} -"
             : string.Create(CultureInfo.InvariantCulture,
-                $"{name} p50 {BenchRunner.Median(_latencies[i]):F1} p99 {SnapshotCreateScenario.Percentile(_latencies[i], 0.99):F1} ms ({_latencies[i].Count})")));
+                $"{name} p50 {BenchRunner.Median(_latencies[i]):F1} p99 {SnapshotCreateScenario.Percentile(_latencies[i], 0.99):F1} ms " +
+                $"({_latencies[i].Count})")));
     }
 
     /// <summary>The latencies of a load's runs and the rate (statements per second) each run kept up.</summary>

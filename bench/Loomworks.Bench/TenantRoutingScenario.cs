@@ -52,7 +52,8 @@ public sealed class TenantRoutingScenario : IScenario
         var missed = cache.DatabaseLookups - lookupsBefore;
         const string Baseline = "indexed SELECT on loomworks_tenant (Npgsql), per 1,000";
         string Note(string method, List<double> ours) => string.Create(CultureInfo.InvariantCulture,
-            $"tenant-routing {method}: {BenchRunner.Median(ours):F3} µs per cached call vs {BenchRunner.Median(select):F1} µs per SELECT " +
+            $"tenant-routing {method}: {BenchRunner.Median(ours):F3} µs per cached call " +
+            $"vs {BenchRunner.Median(select):F1} µs per SELECT " +
             $"(the SELECT costs {BenchRunner.Median(select) / BenchRunner.Median(ours):N0}x a cached call; " +
             $"{CachedCalls:N0} routed and {SelectCalls:N0} SELECTs per run over {Tenants} tenants; " +
             $"cache misses while timed: {missed})");
@@ -64,7 +65,8 @@ public sealed class TenantRoutingScenario : IScenario
     }
 
     /// <summary>Routes <paramref name="calls"/> requests round-robin; returns milliseconds per 1,000 calls.</summary>
-    private static async Task<double> RouteAllAsync(TenantRouter router, RoutingRequest[] requests, int calls, string method, CancellationToken ct)
+    private static async Task<double> RouteAllAsync(TenantRouter router, RoutingRequest[] requests, int calls, string method,
+        CancellationToken ct)
     {
         var watch = Stopwatch.StartNew();
         for (var i = 0; i < calls; i++)
@@ -84,7 +86,8 @@ public sealed class TenantRoutingScenario : IScenario
         var watch = Stopwatch.StartNew();
         for (var i = 0; i < calls; i++)
         {
-            await using var command = bench.Management.DataSource.CreateCommand($"SELECT {Columns} FROM loomworks_tenant WHERE subdomain = $1");
+            await using var command = bench.Management.DataSource.CreateCommand(
+                $"SELECT {Columns} FROM loomworks_tenant WHERE subdomain = $1");
             command.Parameters.AddWithValue(subdomains[i % subdomains.Length]);
             await using var reader = await command.ExecuteReaderAsync(ct);
             if (!await reader.ReadAsync(ct) || reader.GetString(4) != "active")

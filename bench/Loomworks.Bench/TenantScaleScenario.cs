@@ -16,7 +16,8 @@ public sealed class TenantScaleScenario : IScenario
     public const int DefaultTenants = 1_000;
 
     public string Name => "tenant-scale";
-    public string Description => $"provision --tenants N (default {DefaultTenants:N0}) tenants vs N bare CREATE DATABASE … TEMPLATE; size, memory";
+    public string Description =>
+        $"provision --tenants N (default {DefaultTenants:N0}) tenants vs N bare CREATE DATABASE … TEMPLATE; size, memory";
 
     /// <summary>Set by --tenants.</summary>
     public int Tenants { get; set; } = DefaultTenants;
@@ -34,7 +35,8 @@ public sealed class TenantScaleScenario : IScenario
         var progress = Stopwatch.StartNew();
         for (var i = 0; i < Tenants; i++)
         {
-            ours.Add(await BenchRunner.TimeAsync(() => bench.Provisioner.CreateAsync(TenancyBench.HashedRequest(subdomains[i], passwordHash), cancellationToken)));
+            ours.Add(await BenchRunner.TimeAsync(() => bench.Provisioner.CreateAsync(TenancyBench.HashedRequest(subdomains[i],
+                passwordHash), cancellationToken)));
             var bare = string.Create(CultureInfo.InvariantCulture, $"bare{i:D5}");
             baseline.Add(await TenancyBench.BareCreateAsync(server, bare, cancellationToken));
             // Untimed: the baseline's copies are not needed afterwards, and N of them would double the disk used.
@@ -54,13 +56,15 @@ public sealed class TenantScaleScenario : IScenario
         {
             foreach (var subdomain in subdomains)
             {
-                var outcome = await router.RouteAsync(new RoutingRequest($"{subdomain}.{TenancyBench.BaseDomain}", null, null), cancellationToken);
+                var outcome = await router.RouteAsync(new RoutingRequest($"{subdomain}.{TenancyBench.BaseDomain}", null, null),
+                    cancellationToken);
                 if (!outcome.IsRouted)
                 {
                     throw new InvalidOperationException($"tenant {subdomain} not routed: {outcome.Message}");
                 }
                 // The request itself: one query in the tenant's database through the registry, as a handler would.
-                await using var command = bench.DataSources.For(outcome.Tenant!.DatabaseName).CreateCommand("SELECT count(*) FROM res_users WHERE id = 2 AND password IS NOT NULL");
+                await using var command = bench.DataSources.For(outcome.Tenant!.DatabaseName).CreateCommand(
+                    "SELECT count(*) FROM res_users WHERE id = 2 AND password IS NOT NULL");
                 if ((long)(await command.ExecuteScalarAsync(cancellationToken))! != 1)
                 {
                     throw new InvalidOperationException($"tenant {subdomain} has no administrator");
@@ -78,7 +82,8 @@ public sealed class TenantScaleScenario : IScenario
             $"{TenancyBench.ManagementName} size {TenancyBench.Mib(managementBefore)} before, {TenancyBench.Mib(managementAfter)} after; " +
             $"VmRSS {TenancyBench.Mib(rssBefore)} before routing, {TenancyBench.Mib(rssAfter)} after routing one request to each tenant " +
             $"({TenancyBench.Mib(rssAfterGc)} after a GC) in {routing / 1000:F1} s; " +
-            $"registry: {bench.DataSources.Count} pools open, {bench.DataSources.Evictions} evictions, {bench.DataSources.Held} connections held; " +
+            $"registry: {bench.DataSources.Count} pools open, {bench.DataSources.Evictions} evictions, {bench.DataSources.Held} " +
+            $"connections held; " +
             $"cache lookups that reached the database: {cache.DatabaseLookups}");
         return [new ScenarioResult(Name, ours, baseline, "bare CREATE DATABASE … TEMPLATE", note)];
     }

@@ -18,8 +18,10 @@ namespace Loomworks.Rpc;
 /// uid as for a known one): a remembered one does not, so an integration that already holds a valid key keeps working
 /// while its address is cooling down.
 /// </summary>
-public sealed class RpcAuthenticator(PasswordGate gate)
+public sealed class RpcAuthenticator(PasswordGate gate, TimeProvider? time = null)
 {
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+
     private const int MaxEntries = 10_000;
     private readonly ConcurrentDictionary<(string Db, long Uid, string Digest), Verified> _verified = new();
     private readonly ConcurrentDictionary<(string Db, long Uid), (Guid Stamp, AccessRights Rights)> _rights = new();
@@ -101,7 +103,7 @@ public sealed class RpcAuthenticator(PasswordGate gate)
         }
         var key = (db, uid, Digest(password));
         if (_verified.TryGetValue(key, out var known) && known.Stamp == stamp
-            && (known.ValidUntilUtc is not { } until || until > DateTime.UtcNow))
+            && (known.ValidUntilUtc is not { } until || until > _time.GetUtcNow().UtcDateTime))
         {
             return;
         }
@@ -130,7 +132,7 @@ public sealed class RpcAuthenticator(PasswordGate gate)
             return null;
         }
         return _verified.TryGetValue((db, uid, Digest(password)), out var known)
-            && (known.ValidUntilUtc is not { } until || until > DateTime.UtcNow)
+            && (known.ValidUntilUtc is not { } until || until > _time.GetUtcNow().UtcDateTime)
             && _rights.TryGetValue((db, uid), out var rights) && rights.Stamp == known.Stamp
             ? new RememberedCheck(known.Stamp, rights.Rights)
             : null;
@@ -208,7 +210,7 @@ public sealed class RpcAuthenticator(PasswordGate gate)
         }
         var fingerprint = passwordHash + "|" + string.Join("|", keys.Select(k => k.Hash + "@" + k.Expires?.Ticks));
         if (_verified.TryGetValue(cacheKey, out var known) && known.Fingerprint == fingerprint
-            && (known.ValidUntilUtc is not { } until || until > DateTime.UtcNow))
+            && (known.ValidUntilUtc is not { } until || until > _time.GetUtcNow().UtcDateTime))
         {
             Remember(_verified, cacheKey, known with { Stamp = stamp });
             gate.Cooldown.Succeeded(cacheKey.Db, client);

@@ -3,46 +3,30 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Sockets;
 using System.Text;
-using Loomworks.Configuration;
-using Loomworks.Postgres;
-using Loomworks.Server.Hosting;
-using Loomworks.Tenancy;
 using Loomworks.Tests.Infrastructure;
-using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace Loomworks.Tests.Backups;
 
 /// <summary>Odoo's /web/database/* routes on the real web host: streamed backup, multipart restore, refusals.</summary>
-[Collection(PostgresGroup.Name)]
 public sealed class DatabaseManagerHttpTests(PostgresFixture pg)
 {
-    private async Task<(WebApplication App, HttpClient Http, int Port)> StartAsync(ManagerHarness h, string? adminPasswd = "secret", bool listDb = true)
+    private async Task<(LoomworksHost App, HttpClient Http, int Port)> StartAsync(ManagerHarness h, string? adminPasswd = "secret",
+        bool listDb = true)
     {
-        var port = Scratch.FreePort();
-        var values = new Dictionary<string, string>
+        var app = await LoomworksHost.StartAsync(options =>
         {
-            ["db_host"] = pg.Endpoint.Host,
-            ["db_port"] = $"{pg.Endpoint.Port}",
-            ["db_user"] = "postgres",
-            ["http_interface"] = "127.0.0.1",
-            ["http_port"] = $"{port}",
-            ["data_dir"] = h.Scratch.Path,
-            ["loomworks_mgmt_db"] = h.ManagementName,
-            ["list_db"] = listDb ? "True" : "False",
-        };
-        if (adminPasswd is not null)
-        {
-            values["admin_passwd"] = adminPasswd;
-        }
-        var settings = LoomworksSettings.Defaults(values);
-        var server = await PostgresServer.OpenAsync(settings, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
-        var app = LoomworksWebApp.Build(settings, server);
-        await app.Services.GetRequiredService<ManagementDatabase>().MigrateAsync(default);
-        await app.StartAsync();
-        var http = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
-        return (app, http, port);
+            options.UseCluster(pg.Endpoint)
+                .Set("data_dir", h.Scratch.Path)
+                .Set("loomworks_mgmt_db", h.ManagementName)
+                .Set("list_db", listDb ? "True" : "False");
+            if (adminPasswd is not null)
+            {
+                options.Set("admin_passwd", adminPasswd);
+            }
+            options.MigrateManagement = true;
+        });
+        return (app, app.CreateClient(redirects: false), app.Port);
     }
 
     private static FormUrlEncodedContent Form(params (string, string)[] fields) =>
@@ -58,7 +42,7 @@ public sealed class DatabaseManagerHttpTests(PostgresFixture pg)
         await using (app)
         using (http)
         {
-            var files = ((IConfigurationRoot)app.Configuration).Providers.OfType<FileConfigurationProvider>().ToList();
+            var files = ((IConfigurationRoot)app.App.Configuration).Providers.OfType<FileConfigurationProvider>().ToList();
             Assert.NotEmpty(files);
             Assert.All(files, f => Assert.False(f.Source.ReloadOnChange, $"{f} reloads on change"));
         }
@@ -198,8 +182,10 @@ public sealed class DatabaseManagerHttpTests(PostgresFixture pg)
                 const string boundary = "XyZ";
                 var head = $"--{boundary}\r\nContent-Disposition: form-data; name=\"master_pwd\"\r\n\r\nsecret\r\n" +
                     $"--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n{target}\r\n" +
-                    $"--{boundary}\r\nContent-Disposition: form-data; name=\"backup_file\"; filename=\"b.zip\"\r\n\r\nPK\u0003\u0004partial";
-                var request = $"POST /web/database/restore HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary={boundary}\r\n" +
+                    $"--{boundary}\r\nContent-Disposition: form-data; name=\"backup_file\"; " +
+                    "filename=\"b.zip\"\r\n\r\nPK\u0003\u0004partial";
+                var request = "POST /web/database/restore HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; " +
+                    $"boundary={boundary}\r\n" +
                     $"Content-Length: 100000\r\n\r\n{head}";
                 await stream.WriteAsync(Encoding.ASCII.GetBytes(request));
                 client.Client.Shutdown(SocketShutdown.Send);

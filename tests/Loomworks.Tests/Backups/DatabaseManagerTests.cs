@@ -5,7 +5,6 @@ using Loomworks.Tests.Infrastructure;
 
 namespace Loomworks.Tests.Backups;
 
-[Collection(PostgresGroup.Name)]
 public sealed class DatabaseManagerTests(PostgresFixture pg)
 {
     [Fact]
@@ -32,10 +31,12 @@ public sealed class DatabaseManagerTests(PostgresFixture pg)
         var restored = h.Name("restored");
         await manager.RestoreFileAsync(restored, zipPath, copy: true, neutralize: true);
         Assert.Equal(3, await h.CountAsync(restored, "SELECT count(*) FROM res_partner"));
-        Assert.NotEqual("original-uuid", await h.ScalarTextAsync(restored, "SELECT value FROM ir_config_parameter WHERE key = 'database.uuid'"));
+        Assert.NotEqual("original-uuid", await h.ScalarTextAsync(restored,
+            "SELECT value FROM ir_config_parameter WHERE key = 'database.uuid'"));
         Assert.Equal(0, await h.CountAsync(restored, "SELECT count(*) FROM ir_cron WHERE active"));
         Assert.Equal(0, await h.CountAsync(restored, "SELECT count(*) FROM ir_mail_server WHERE active"));
-        Assert.Equal("true", await h.ScalarTextAsync(restored, "SELECT value FROM ir_config_parameter WHERE key = 'database.is_neutralized'"));
+        Assert.Equal("true", await h.ScalarTextAsync(restored,
+            "SELECT value FROM ir_config_parameter WHERE key = 'database.is_neutralized'"));
         Assert.Equal(h.FileStore.UsedBytes(source), h.FileStore.UsedBytes(restored));
         Assert.Equal("active", await h.TenantStateAsync(restored));
         Assert.Contains(restored, await manager.ListAsync());
@@ -240,7 +241,8 @@ public sealed class DatabaseManagerTests(PostgresFixture pg)
         var copy = h.Name("copy");
         await manager.DuplicateAsync(source, copy, neutralize: true);
         Assert.Equal(3, await h.CountAsync(copy, "SELECT count(*) FROM res_partner"));
-        Assert.NotEqual("original-uuid", await h.ScalarTextAsync(copy, "SELECT value FROM ir_config_parameter WHERE key = 'database.uuid'"));
+        Assert.NotEqual("original-uuid", await h.ScalarTextAsync(copy,
+            "SELECT value FROM ir_config_parameter WHERE key = 'database.uuid'"));
         Assert.Equal(0, await h.CountAsync(copy, "SELECT count(*) FROM ir_cron WHERE active"));
         Assert.Equal(1, await h.CountAsync(source, "SELECT count(*) FROM ir_cron WHERE active"));
         Assert.Equal(h.FileStore.UsedBytes(source), h.FileStore.UsedBytes(copy));

@@ -5,7 +5,6 @@ using Loomworks.Tests.Infrastructure;
 namespace Loomworks.Tests.Backups;
 
 /// <summary>The real <c>loomworks db</c> command, including a kill -9 in the middle of a restore.</summary>
-[Collection(PostgresGroup.Name)]
 public sealed class DbCommandTests(PostgresFixture pg)
 {
     private string[] Flags(ManagerHarness h) =>

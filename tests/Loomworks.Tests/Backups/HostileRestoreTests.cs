@@ -11,7 +11,6 @@ namespace Loomworks.Tests.Backups;
 /// (a program run by the server, a superuser role, server settings, an extension, a shell escape of psql) fails, the
 /// restore is refused with a message naming it, and nothing is left behind.
 /// </summary>
-[Collection(PostgresGroup.Name)]
 public sealed class HostileRestoreTests(PostgresFixture pg)
 {
     public static TheoryData<string, string, string> HostileStatements => new()

@@ -40,7 +40,9 @@ public sealed class ManagerHarness : IAsyncDisposable
     }
 
     public DatabaseManager Manager(Action<string>? stepHook = null, int supportedSchema = 50, long maxBytes = 1L << 30) =>
-        new(DataSources, Management, FileStore, new TenantRegistration(Management, new Loomworks.Tenancy.TenantLifecycle(Management, DataSources, new Loomworks.Tenancy.TenancyOptions(ManagementName, ManagementName + "_tpl", Scratch.Path, null, null, null, [], true, true))),
+        new(DataSources, Management, FileStore, new TenantRegistration(Management, new Loomworks.Tenancy.TenantLifecycle(Management,
+            DataSources, new Loomworks.Tenancy.TenancyOptions(ManagementName, ManagementName + "_tpl", Scratch.Path, null, null, null, [],
+                true, true))),
             new PgTools(_pg.Endpoint, PostgresBinaries.Locate().Directory),
             new DatabaseManagerOptions
             {
@@ -70,7 +72,8 @@ public sealed class ManagerHarness : IAsyncDisposable
         var name = Name(suffix);
         await _pg.CreateDatabaseAsync(name);
         await _pg.ExecuteAsync(name, $"""
-            CREATE TABLE loomworks_schema_migrations (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());
+            CREATE TABLE loomworks_schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now());
             INSERT INTO loomworks_schema_migrations (version, name) VALUES ({schemaVersion}, 'seed');
             CREATE TABLE res_partner (id serial PRIMARY KEY, name text NOT NULL);
             INSERT INTO res_partner (name) SELECT 'partner ' || g FROM generate_series(1, {partners}) g;

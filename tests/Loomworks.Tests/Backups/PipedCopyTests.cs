@@ -11,7 +11,6 @@ namespace Loomworks.Tests.Backups;
 /// pg_dump's output and psql's input move through a thread of their own: a destination that fails, a caller that
 /// cancels or a psql that stops reading must each end the copy with its own reason, stop the program, and hang nothing.
 /// </summary>
-[Collection(PostgresGroup.Name)]
 public sealed class PipedCopyTests(PostgresFixture pg)
 {
     [Fact]
@@ -141,7 +140,8 @@ public sealed class PipedCopyTests(PostgresFixture pg)
             }
         }, cancel.Token);
         cancel.CancelAfter(TimeSpan.FromSeconds(2));
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => feed.WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken));
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
+            feed.WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken));
         Assert.True(sleeper.Process.WaitForExit(TimeSpan.FromSeconds(10)), "the program was not ended");
         Assert.InRange(fed, 1L << 20, 5L << 20);
     }
@@ -153,7 +153,8 @@ public sealed class PipedCopyTests(PostgresFixture pg)
         using var cat = tools.Start("cat", [], redirectInput: true, redirectOutput: true);
         var drain = cat.Process.StandardOutput.BaseStream.CopyToAsync(Stream.Null, TestContext.Current.CancellationToken);
         var source = new ZerosStream(failAfter: 3 << 20);
-        var e = await Assert.ThrowsAsync<InvalidDataException>(() => cat.FeedInputAsync(source, _ => { }, TestContext.Current.CancellationToken));
+        var e = await Assert.ThrowsAsync<InvalidDataException>(() =>
+            cat.FeedInputAsync(source, _ => { }, TestContext.Current.CancellationToken));
         Assert.Equal(ZerosStream.Message, e.Message);
         cat.Process.StandardInput.Close();
         await drain;

@@ -2,13 +2,8 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Sockets;
 using System.Text;
-using Loomworks.Configuration;
-using Loomworks.Postgres;
-using Loomworks.Server.Hosting;
 using Loomworks.Tenancy;
 using Loomworks.Tests.Infrastructure;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.Extensions.DependencyInjection;
 
 namespace Loomworks.Tests.Backups;
 
@@ -16,7 +11,6 @@ namespace Loomworks.Tests.Backups;
 /// /web/database/restore stores nothing before it knows the caller may restore: the manager is on, the master
 /// password came first and is right, a place is free in the spool and the upload fits in it.
 /// </summary>
-[Collection(PostgresGroup.Name)]
 public sealed class RestoreUploadTests(PostgresFixture pg)
 {
     private const string Boundary = "LoomworksUploadBoundary";
@@ -183,36 +177,20 @@ public sealed class RestoreUploadTests(PostgresFixture pg)
         }
     }
 
-    private async Task<(WebApplication App, HttpClient Http, int Port)> StartAsync(ManagerHarness h, bool listDb = true,
+    private async Task<(LoomworksHost App, HttpClient Http, int Port)> StartAsync(ManagerHarness h, bool listDb = true,
         Dictionary<string, string>? extra = null)
     {
-        var port = Scratch.FreePort();
-        var values = new Dictionary<string, string>
+        var app = await LoomworksHost.StartAsync(options =>
         {
-            ["db_host"] = pg.Endpoint.Host,
-            ["db_port"] = $"{pg.Endpoint.Port}",
-            ["db_user"] = "postgres",
-            ["http_interface"] = "127.0.0.1",
-            ["http_port"] = $"{port}",
-            ["data_dir"] = h.Scratch.Path,
-            ["loomworks_mgmt_db"] = h.ManagementName,
-            ["list_db"] = listDb ? "True" : "False",
-            ["admin_passwd"] = "secret",
-        };
-        foreach (var (key, value) in extra ?? [])
-        {
-            values[key] = value;
-        }
-        var settings = LoomworksSettings.Defaults(values);
-        var server = await PostgresServer.OpenAsync(settings, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
-        var app = LoomworksWebApp.Build(settings, server);
-        await app.Services.GetRequiredService<ManagementDatabase>().MigrateAsync(default);
-        await app.StartAsync();
-        var http = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false })
-        {
-            BaseAddress = new Uri($"http://127.0.0.1:{port}"),
-        };
-        return (app, http, port);
+            options.UseCluster(pg.Endpoint)
+                .Set("data_dir", h.Scratch.Path)
+                .Set("loomworks_mgmt_db", h.ManagementName)
+                .Set("list_db", listDb ? "True" : "False")
+                .Set("admin_passwd", "secret")
+                .Set(extra);
+            options.MigrateManagement = true;
+        });
+        return (app, app.CreateClient(redirects: false), app.Port);
     }
 
     /// <summary>The files in data_dir/tmp, where uploads are spooled.</summary>

@@ -9,7 +9,6 @@ namespace Loomworks.Tests.Backups;
 /// The zip's dump.sql is streamed into psql while its files are unpacked beside it: damage found mid-stream, in
 /// either, must still end in a clear refusal with nothing created, and a parallel pg_restore must load a dump whole.
 /// </summary>
-[Collection(PostgresGroup.Name)]
 public sealed class StreamedRestoreTests(PostgresFixture pg)
 {
     [Fact]
@@ -74,7 +73,8 @@ public sealed class StreamedRestoreTests(PostgresFixture pg)
         string entry;
         using (var zip = ZipFile.OpenRead(path))
         {
-            entry = zip.Entries.Single(x => x.FullName.StartsWith("filestore/", StringComparison.Ordinal) && x.Length == text.Length).FullName;
+            entry = zip.Entries.Single(x => x.FullName.StartsWith("filestore/", StringComparison.Ordinal)
+                && x.Length == text.Length).FullName;
         }
         Damage(path, entry);
 

@@ -111,7 +111,8 @@ public sealed class DebDataLifecycleTests(PackageFixture packages)
 
         public static async Task<ServiceUserServer> StartAsync((int Http, int Db) ports)
         {
-            var info = new ProcessStartInfo("setpriv") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = "/" };
+            var info = new ProcessStartInfo("setpriv") { RedirectStandardOutput = true, RedirectStandardError = true,
+                WorkingDirectory = "/" };
             foreach (var argument in new[] { "--reuid=loomworks", "--regid=loomworks", "--init-groups", "--reset-env",
                          "/usr/bin/loomworks", "server", "--config", "/etc/loomworks/loomworks.conf",
                          "--http-port", ports.Http.ToString(CultureInfo.InvariantCulture),

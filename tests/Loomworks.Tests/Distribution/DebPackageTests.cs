@@ -116,7 +116,8 @@ public sealed partial class DebPackageTests(PackageFixture packages)
             Assert.NotEqual(0, status);
             // Its server ran on a scratch data_dir: /var/lib/loomworks held nothing to keep, so the marker goes too.
             foreach (var path in new[] { "/usr/lib/loomworks", "/usr/bin/loomworks", "/etc/loomworks", "/var/lib/loomworks",
-                         "/var/lib/loomworks.state", "/var/log/loomworks", "/lib/systemd/system/loomworks.service", "/usr/share/doc/loomworks-erp",
+                         "/var/lib/loomworks.state", "/var/log/loomworks", "/lib/systemd/system/loomworks.service",
+                             "/usr/share/doc/loomworks-erp",
                          "/etc/systemd/system/multi-user.target.wants/loomworks.service" })
             {
                 Assert.False(Path.Exists(path), $"{path} is left after dpkg -P");

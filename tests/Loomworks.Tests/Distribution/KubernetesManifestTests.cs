@@ -54,7 +54,8 @@ public sealed partial class KubernetesManifestTests
         Assert.Equal(8069, port.ContainerPort);
         Assert.All(new[] { container.LivenessProbe, container.ReadinessProbe, container.StartupProbe },
             p => Assert.Equal(port.Name, p.HttpGet.Port.Value));
-        Assert.Equal(0, int.Parse(deployment.Spec.Strategy.RollingUpdate.MaxUnavailable.Value, System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(0, int.Parse(deployment.Spec.Strategy.RollingUpdate.MaxUnavailable.Value,
+            System.Globalization.CultureInfo.InvariantCulture));
     }
 
     [Fact]
@@ -74,7 +75,8 @@ public sealed partial class KubernetesManifestTests
                 Assert.Contains("ALL", security.Capabilities.Drop);
                 foreach (var resource in new[] { "cpu", "memory" })
                 {
-                    Assert.True(container.Resources?.Requests?.ContainsKey(resource) == true, $"{name}/{container.Name}: requests.{resource}");
+                    Assert.True(container.Resources?.Requests?.ContainsKey(resource) == true,
+                        $"{name}/{container.Name}: requests.{resource}");
                     Assert.True(container.Resources.Limits?.ContainsKey(resource) == true, $"{name}/{container.Name}: limits.{resource}");
                 }
                 // Read-only root: every mount must name a volume of the pod or a claim template.
@@ -91,7 +93,8 @@ public sealed partial class KubernetesManifestTests
     {
         var objects = LoadAll();
         var pods = PodTemplates(objects).ToList();
-        foreach (var (name, selector, pod) in objects.OfType<V1Deployment>().Select(d => (d.Metadata.Name, d.Spec.Selector, d.Spec.Template))
+        foreach (var (name, selector, pod) in objects.OfType<V1Deployment>().Select(d =>
+            (d.Metadata.Name, d.Spec.Selector, d.Spec.Template))
                      .Concat(objects.OfType<V1StatefulSet>().Select(s => (s.Metadata.Name, s.Spec.Selector, s.Spec.Template))))
         {
             Assert.True(Matches(selector.MatchLabels, pod.Metadata.Labels), $"{name}: selector does not match its pod labels");
@@ -108,7 +111,8 @@ public sealed partial class KubernetesManifestTests
         Assert.All(objects.OfType<V1NetworkPolicy>(),
             policy => Assert.Contains(pods, p => Matches(policy.Spec.PodSelector.MatchLabels, p.Pod.Metadata.Labels)));
         var hpa = objects.OfType<V2HorizontalPodAutoscaler>().Single();
-        Assert.Contains(objects.OfType<V1Deployment>(), d => d.Metadata.Name == hpa.Spec.ScaleTargetRef.Name && hpa.Spec.ScaleTargetRef.Kind == "Deployment");
+        Assert.Contains(objects.OfType<V1Deployment>(), d => d.Metadata.Name == hpa.Spec.ScaleTargetRef.Name
+            && hpa.Spec.ScaleTargetRef.Kind == "Deployment");
         var services = objects.OfType<V1Service>().ToDictionary(s => s.Metadata.Name);
         foreach (var path in objects.OfType<V1Ingress>().SelectMany(i => i.Spec.Rules).SelectMany(r => r.Http.Paths))
         {
@@ -122,12 +126,15 @@ public sealed partial class KubernetesManifestTests
         {
             foreach (var source in pod.Spec.Containers.SelectMany(c => c.EnvFrom ?? []))
             {
-                Assert.True(source.ConfigMapRef is null || configMaps.Contains(source.ConfigMapRef.Name), $"{name}: configMap {source.ConfigMapRef?.Name}");
-                Assert.True(source.SecretRef is null || secrets.Contains(source.SecretRef.Name), $"{name}: secret {source.SecretRef?.Name}");
+                Assert.True(source.ConfigMapRef is null || configMaps.Contains(source.ConfigMapRef.Name),
+                    $"{name}: configMap {source.ConfigMapRef?.Name}");
+                Assert.True(source.SecretRef is null || secrets.Contains(source.SecretRef.Name),
+                    $"{name}: secret {source.SecretRef?.Name}");
             }
             foreach (var volume in pod.Spec.Volumes ?? [])
             {
-                Assert.True(volume.PersistentVolumeClaim is null || claims.ContainsKey(volume.PersistentVolumeClaim.ClaimName), $"{name}: claim");
+                Assert.True(volume.PersistentVolumeClaim is null || claims.ContainsKey(volume.PersistentVolumeClaim.ClaimName),
+                    $"{name}: claim");
                 Assert.True(volume.ConfigMap is null || configMaps.Contains(volume.ConfigMap.Name), $"{name}: configMap volume");
             }
         }

@@ -5,7 +5,8 @@ public static class LintTools
 {
     private static readonly Lazy<Task> Installed = new(async () =>
     {
-        var (exitCode, output) = await Tool.RunAsync(Tool.Repo("infrastructure", "tools", "install.sh"), [], timeout: TimeSpan.FromMinutes(5));
+        var (exitCode, output) = await Tool.RunAsync(Tool.Repo("infrastructure", "tools", "install.sh"), [],
+            timeout: TimeSpan.FromMinutes(5));
         if (exitCode != 0)
         {
             throw new InvalidOperationException($"infrastructure/tools/install.sh exited {exitCode}:\n{output}");

@@ -34,8 +34,10 @@ public sealed class RpmPackageTests(PackageFixture packages)
             Assert.Contains(path, files);
         }
         // Debian's rpm maps %{_sharedstatedir} to /usr/com: the paths are spelled out and must stay that way.
-        Assert.DoesNotContain(files, f => f.StartsWith("/usr/com", StringComparison.Ordinal) || f.StartsWith("/opt", StringComparison.Ordinal));
-        var modes = await Tool.RunOkAsync("rpm", "-qp", "--queryformat", "[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILENAMES}\n]", packages.RpmPath);
+        Assert.DoesNotContain(files, f => f.StartsWith("/usr/com", StringComparison.Ordinal)
+            || f.StartsWith("/opt", StringComparison.Ordinal));
+        var modes = await Tool.RunOkAsync("rpm", "-qp", "--queryformat",
+            "[%{FILEMODES:perms} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILENAMES}\n]", packages.RpmPath);
         Tool.AssertContainsAll(modes,
             "drwxr-x--- loomworks:loomworks /var/lib/loomworks",
             "drwxr-x--- loomworks:loomworks /var/lib/loomworks.state",

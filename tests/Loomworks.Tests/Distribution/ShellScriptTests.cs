@@ -38,7 +38,8 @@ public sealed class ShellScriptTests
     {
         var scripts = ShellScripts();
         var relative = scripts.Select(s => Path.GetRelativePath(Tool.RepoRoot, s)).ToList();
-        foreach (var expected in new[] { "dev.sh", ".ci/run", "infrastructure/docker/entrypoint.sh", "infrastructure/packaging/build-packages.sh",
+        foreach (var expected in new[] { "dev.sh", ".ci/run", "infrastructure/docker/entrypoint.sh",
+            "infrastructure/packaging/build-packages.sh",
                      "infrastructure/packaging/debian/postinst", "infrastructure/packaging/debian/postrm",
                      "infrastructure/release/upstream-check", "infrastructure/release/changelog-entry", "infrastructure/tools/install.sh" })
         {

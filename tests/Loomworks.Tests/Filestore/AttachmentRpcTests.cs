@@ -8,14 +8,15 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace Loomworks.Tests.Filestore;
 
-/// <summary>ir.attachment through the real RPC endpoints: bytes in the filestore, never in the database; limits, isolation, collection, backups.</summary>
-[Collection(PostgresGroup.Name)]
+/// <summary>ir.attachment through the real RPC endpoints: bytes in the filestore, never in the database; limits, isolation, collection,
+/// backups.</summary>
 public sealed class AttachmentRpcTests(AttachmentRpcTests.Fixture fixture) : IClassFixture<AttachmentRpcTests.Fixture>, IDisposable
 {
     // Hyphenated: the database manager only dumps databases whose names follow the subdomain rule.
     public const string Other = "rpc-attach-other";
 
-    /// <summary>A server whose attachments may be 1 MB (the smallest limit) and whose bodies may be 4 MB, so the attachment limit is what refuses.</summary>
+    /// <summary>A server whose attachments may be 1 MB (the smallest limit) and whose bodies may be 4 MB, so the attachment limit is what
+    /// refuses.</summary>
     public sealed class Fixture(PostgresFixture postgres) : IAsyncLifetime
     {
         public RpcServer Server { get; private set; } = null!;
@@ -36,7 +37,8 @@ public sealed class AttachmentRpcTests(AttachmentRpcTests.Fixture fixture) : ICl
 
     public void Dispose() => _client.Dispose();
 
-    private Task<object?> CallAsync(string model, string method, List<object?> args, Dictionary<string, object?>? kwargs = null, string? db = null) =>
+    private Task<object?> CallAsync(string model, string method, List<object?> args, Dictionary<string, object?>? kwargs = null,
+        string? db = null) =>
         _client.ObjectAsync(db ?? _server.Db, 2, "admin", model, method, args, kwargs);
 
     private async Task<long> CreateAsync(Dictionary<string, object?> vals, string? db = null) =>
@@ -46,7 +48,7 @@ public sealed class AttachmentRpcTests(AttachmentRpcTests.Fixture fixture) : ICl
         (Dictionary<string, object?>)((List<object?>)(await CallAsync("ir.attachment", "read", [new List<object?> { id }],
             new Dictionary<string, object?> { ["fields"] = (fields ?? FileFields).Cast<object?>().ToList() }, db))!)[0]!;
 
-    private string FolderOf(string db) => Path.Combine(_server.DataDir.Path, "filestore", db);
+    private string FolderOf(string db) => Path.Combine(_server.DataDir, "filestore", db);
 
     private string PathOf(string db, string storeFname) => Path.Combine(FolderOf(db), storeFname);
 
@@ -78,10 +80,12 @@ public sealed class AttachmentRpcTests(AttachmentRpcTests.Fixture fixture) : ICl
         Assert.Equal(70_000L, row["file_size"]);
         Assert.Equal("text/plain", row["mimetype"]);
         Assert.Equal("binary", row["type"]);
-        Assert.Equal(bytes, await File.ReadAllBytesAsync(PathOf(_server.Db, sha1[..2] + "/" + sha1), TestContext.Current.CancellationToken));
+        Assert.Equal(bytes, await File.ReadAllBytesAsync(PathOf(_server.Db, sha1[..2] + "/" + sha1),
+            TestContext.Current.CancellationToken));
 
         // No column of the table holds bytes, and the row is small whatever the file's size.
-        Assert.Equal(0, await CountAsync("SELECT count(*) FROM information_schema.columns WHERE table_name = 'ir_attachment' AND data_type = 'bytea'"));
+        Assert.Equal(0,
+            await CountAsync("SELECT count(*) FROM information_schema.columns WHERE table_name = 'ir_attachment' AND data_type = 'bytea'"));
         Assert.True(await CountAsync($"SELECT pg_column_size(a.*)::bigint FROM ir_attachment a WHERE id = {id}") < 1000);
 
         // JSON-RPC reads the same base64; bin_size answers the human size as Odoo does.
@@ -113,7 +117,8 @@ public sealed class AttachmentRpcTests(AttachmentRpcTests.Fixture fixture) : ICl
         Assert.Single(Directory.GetFiles(FolderOf(_server.Db), Path.GetFileName(fname), SearchOption.AllDirectories));
 
         var replacement = RandomBytes(3000);
-        Assert.Equal(true, await CallAsync("ir.attachment", "write", [new List<object?> { second }, new Dictionary<string, object?> { ["datas"] = Convert.ToBase64String(replacement) }]));
+        Assert.Equal(true, await CallAsync("ir.attachment", "write", [new List<object?> { second },
+            new Dictionary<string, object?> { ["datas"] = Convert.ToBase64String(replacement) }]));
         var rewritten = await ReadAsync(second);
         Assert.Equal(Convert.ToBase64String(replacement), rewritten["datas"]);
         Assert.Equal(3000L, rewritten["file_size"]);
@@ -155,7 +160,8 @@ public sealed class AttachmentRpcTests(AttachmentRpcTests.Fixture fixture) : ICl
     [Fact]
     public async Task A_given_mimetype_is_kept_and_url_attachments_need_no_file()
     {
-        var id = await CreateAsync(new() { ["name"] = "data", ["mimetype"] = "application/json", ["datas"] = Convert.ToBase64String("{}"u8.ToArray()) });
+        var id = await CreateAsync(new() { ["name"] = "data", ["mimetype"] = "application/json",
+            ["datas"] = Convert.ToBase64String("{}"u8.ToArray()) });
         Assert.Equal("application/json", (await ReadAsync(id))["mimetype"]);
 
         var url = await CreateAsync(new() { ["name"] = "Site", ["type"] = "url", ["url"] = "https://example.com/logo.png?x=1" });
@@ -166,14 +172,16 @@ public sealed class AttachmentRpcTests(AttachmentRpcTests.Fixture fixture) : ICl
     [Fact]
     public async Task Attachments_over_the_limit_are_refused_naming_it_and_nothing_is_stored()
     {
-        var before = Directory.Exists(FolderOf(_server.Db)) ? Directory.GetFiles(FolderOf(_server.Db), "*", SearchOption.AllDirectories).Length : 0;
+        var before = Directory.Exists(FolderOf(_server.Db)) ? Directory.GetFiles(FolderOf(_server.Db), "*",
+            SearchOption.AllDirectories).Length : 0;
         var fault = await Assert.ThrowsAsync<FaultException>(() =>
             CreateAsync(new() { ["name"] = "big.bin", ["datas"] = Convert.ToBase64String(RandomBytes(1_500_000)) }));
         Assert.Equal(2L, fault.Code);
         Assert.Contains("loomworks_attachment_max_mb", fault.Message, StringComparison.Ordinal);
         Assert.Contains("1 MB", fault.Message, StringComparison.Ordinal);
         Assert.Equal(0, await CountAsync("SELECT count(*) FROM ir_attachment WHERE name = 'big.bin'"));
-        var after = Directory.Exists(FolderOf(_server.Db)) ? Directory.GetFiles(FolderOf(_server.Db), "*", SearchOption.AllDirectories).Length : 0;
+        var after = Directory.Exists(FolderOf(_server.Db)) ? Directory.GetFiles(FolderOf(_server.Db), "*",
+            SearchOption.AllDirectories).Length : 0;
         Assert.Equal(before, after);
 
         // Writing oversized content to an existing row is refused the same way and leaves the row as it was.
@@ -222,7 +230,8 @@ public sealed class AttachmentRpcTests(AttachmentRpcTests.Fixture fixture) : ICl
     [InlineData("AB/ABABABABABABABABABABABABABABABABABABABAB")]
     public async Task Store_fnames_outside_the_filestore_shape_are_refused(string fname)
     {
-        var fault = await Assert.ThrowsAsync<FaultException>(() => CreateAsync(new() { ["name"] = "traversal.bin", ["store_fname"] = fname }, Other));
+        var fault = await Assert.ThrowsAsync<FaultException>(() =>
+            CreateAsync(new() { ["name"] = "traversal.bin", ["store_fname"] = fname }, Other));
         Assert.Equal(2L, fault.Code);
         Assert.Contains("store_fname", fault.Message, StringComparison.Ordinal);
         Assert.Equal(0, await CountAsync("SELECT count(*) FROM ir_attachment WHERE name = 'traversal.bin'", Other));
@@ -233,7 +242,8 @@ public sealed class AttachmentRpcTests(AttachmentRpcTests.Fixture fixture) : ICl
         Assert.Equal(2L, fault.Code);
 
         // A row changed behind the ORM's back still reads nothing from outside.
-        await _postgres.ExecuteAsync(Other, $"UPDATE ir_attachment SET store_fname = '{fname.Replace("'", "''", StringComparison.Ordinal)}' WHERE id = {id}");
+        await _postgres.ExecuteAsync(Other,
+            $"UPDATE ir_attachment SET store_fname = '{fname.Replace("'", "''", StringComparison.Ordinal)}' WHERE id = {id}");
         Assert.Equal(false, (await ReadAsync(id, Other))["datas"]);
         await AssertServerUpAsync();
     }
@@ -244,7 +254,8 @@ public sealed class AttachmentRpcTests(AttachmentRpcTests.Fixture fixture) : ICl
         var tenants = _server.App.Services.GetRequiredService<TenantStore>();
         var limits = _server.App.Services.GetRequiredService<TenantLimits>();
         var tenant = (await tenants.FindByDatabaseAsync(Other, CancellationToken.None))!;
-        var files = Directory.Exists(FolderOf(Other)) ? Directory.GetFiles(FolderOf(Other), "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length) : 0;
+        var files = Directory.Exists(FolderOf(Other)) ? Directory.GetFiles(FolderOf(Other), "*", SearchOption.AllDirectories).Sum(f =>
+            new FileInfo(f).Length) : 0;
         var before = await limits.StorageBytesAsync(tenant, CancellationToken.None);
 
         var id = await CreateAsync(new() { ["name"] = "quota.bin", ["datas"] = Convert.ToBase64String(RandomBytes(900_000)) }, Other);
@@ -281,7 +292,8 @@ public sealed class AttachmentRpcTests(AttachmentRpcTests.Fixture fixture) : ICl
         Assert.False(File.Exists(oldFile));
         Assert.True(File.Exists(youngFile));
         Assert.True(File.Exists(keptFile));
-        Assert.Equal(Convert.ToBase64String(await File.ReadAllBytesAsync(keptFile, TestContext.Current.CancellationToken)), (await ReadAsync(kept, Other))["datas"]);
+        Assert.Equal(Convert.ToBase64String(await File.ReadAllBytesAsync(keptFile, TestContext.Current.CancellationToken)),
+            (await ReadAsync(kept, Other))["datas"]);
         // A referenced file's time now counts from this pass: if its row goes, the window starts again.
         Assert.True(File.GetLastWriteTimeUtc(keptFile) > DateTime.UtcNow.AddHours(-1));
     }

@@ -54,18 +54,9 @@ public static class ErpShape
         return await scope.CommitAsync(CancellationToken.None);
     }
 
-    public static async Task<T?> ScalarAsync<T>(PooledDatabase dataSource, string sql)
-    {
-        await using var command = dataSource.CreateCommand(sql);
-        var value = await command.ExecuteScalarAsync();
-        return value is DBNull or null ? default : (T)value;
-    }
+    public static Task<T?> ScalarAsync<T>(PooledDatabase dataSource, string sql) => dataSource.ScalarAsync<T>(sql);
 
-    public static async Task ExecuteAsync(PooledDatabase dataSource, string sql)
-    {
-        await using var command = dataSource.CreateCommand(sql);
-        await command.ExecuteNonQueryAsync();
-    }
+    public static Task ExecuteAsync(PooledDatabase dataSource, string sql) => dataSource.ExecuteAsync(sql);
 
     /// <summary>Every business row as text, to compare whole database states before and after.</summary>
     public static Task<string?> StateAsync(PooledDatabase dataSource) => ScalarAsync<string>(dataSource, """

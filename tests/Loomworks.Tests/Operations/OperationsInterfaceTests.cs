@@ -1,7 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
-using Loomworks.Configuration;
 using Loomworks.Operations;
 using Loomworks.Postgres;
 using Loomworks.Server.Hosting;
@@ -12,7 +11,6 @@ using Npgsql;
 namespace Loomworks.Tests.Operations;
 
 /// <summary>The real <c>loomworks</c> undo/ops/rewind commands and the REST API against tenants in a management database.</summary>
-[Collection(PostgresGroup.Name)]
 public sealed class OperationsInterfaceTests(PostgresFixture postgres)
 {
     private const string Password = "s3cret-master";
@@ -36,9 +34,11 @@ public sealed class OperationsInterfaceTests(PostgresFixture postgres)
     }
 
     private string[] Db(string mgmt) =>
-        ["--db-host", postgres.Endpoint.Host, "--db-port", $"{postgres.Endpoint.Port}", "--db-user", postgres.Endpoint.Username, "--loomworks-mgmt-db", mgmt];
+        ["--db-host", postgres.Endpoint.Host, "--db-port", $"{postgres.Endpoint.Port}", "--db-user", postgres.Endpoint.Username,
+            "--loomworks-mgmt-db", mgmt];
 
-    private Task<(int ExitCode, string Output)> RunAsync(string mgmt, string[] arguments, IReadOnlyDictionary<string, string>? environment = null) =>
+    private Task<(int ExitCode, string Output)> RunAsync(string mgmt, string[] arguments,
+        IReadOnlyDictionary<string, string>? environment = null) =>
         LoomworksProcess.RunAsync([.. arguments, .. Db(mgmt)], environment);
 
     private static Task<long> OrderAsync(PooledDatabase ds, string session = "s1") => ErpShape.RunAsync(ds,
@@ -122,12 +122,14 @@ public sealed class OperationsInterfaceTests(PostgresFixture postgres)
         var state = await ErpShape.StateAsync(acme);
         var unlink = await ErpShape.RunAsync(acme, new OperationInfo("unlink", "sale.order"), "DELETE FROM sale_order");
 
-        var crashed = await RunAsync(mgmt, ["undo", "acme", $"{unlink}"], new Dictionary<string, string> { [CrashPoint.Variable] = step });
+        var crashed = await RunAsync(mgmt, ["undo", "acme", $"{unlink}"],
+            new Dictionary<string, string> { [CrashPoint.Variable] = step });
 
         Assert.Equal(137, crashed.ExitCode);
         Assert.Equal(0L, await ErpShape.ScalarAsync<long>(acme, "SELECT count(*) FROM sale_order"));
         Assert.False(await ErpShape.ScalarAsync<bool>(acme, $"SELECT undone FROM loomworks_ai_operation_log WHERE id = {unlink}"));
-        Assert.Equal(0L, await ErpShape.ScalarAsync<long>(acme, "SELECT count(*) FROM loomworks_ai_operation_log WHERE operation_type = 'undo'"));
+        Assert.Equal(0L, await ErpShape.ScalarAsync<long>(acme,
+            "SELECT count(*) FROM loomworks_ai_operation_log WHERE operation_type = 'undo'"));
 
         var again = await RunAsync(mgmt, ["undo", "acme", $"{unlink}"]);
         Assert.Equal(0, again.ExitCode);
@@ -140,16 +142,9 @@ public sealed class OperationsInterfaceTests(PostgresFixture postgres)
         var (acme, other, mgmt) = await TenantsAsync("rest");
         var op = await OrderAsync(acme);
         await OrderAsync(other, "other-session");
-        var port = Scratch.FreePort();
-        var settings = LoomworksSettings.Defaults(new Dictionary<string, string>
-        {
-            ["db_host"] = postgres.Endpoint.Host, ["db_port"] = $"{postgres.Endpoint.Port}", ["db_user"] = postgres.Endpoint.Username,
-            ["loomworks_mgmt_db"] = mgmt, ["admin_passwd"] = Password, ["http_port"] = $"{port}", ["http_interface"] = "127.0.0.1",
-        });
-        await using var server = await PostgresServer.OpenAsync(settings, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
-        await using var app = LoomworksWebApp.Build(settings, server);
-        await app.StartAsync();
-        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        await using var app = await LoomworksHost.StartAsync(options =>
+            options.UseCluster(postgres.Endpoint).Set("loomworks_mgmt_db", mgmt).Set("admin_passwd", Password));
+        using var http = app.CreateClient();
         var admin = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"admin:{Password}")));
 
         async Task<(HttpStatusCode Status, string Body)> SendAsync(HttpMethod method, string path, AuthenticationHeaderValue? auth)
@@ -161,7 +156,8 @@ public sealed class OperationsInterfaceTests(PostgresFixture postgres)
         }
 
         var state = await ErpShape.StateAsync(acme);
-        Assert.Equal(HttpStatusCode.Unauthorized, (await SendAsync(HttpMethod.Post, $"/api/v1/tenants/acme/operations/{op}/undo", null)).Status);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await SendAsync(HttpMethod.Post, $"/api/v1/tenants/acme/operations/{op}/undo",
+            null)).Status);
         Assert.Equal(HttpStatusCode.Unauthorized, (await SendAsync(HttpMethod.Post, $"/api/v1/tenants/acme/operations/{op}/undo",
             new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes("admin:wrong"))))).Status);
         Assert.Equal(HttpStatusCode.Unauthorized, (await SendAsync(HttpMethod.Get, "/api/v1/tenants/acme/operations",
@@ -170,7 +166,8 @@ public sealed class OperationsInterfaceTests(PostgresFixture postgres)
                  {
                      ($"/api/v1/tenants/acme/operations/-1/undo", HttpStatusCode.BadRequest, "positive whole number"),
                      ($"/api/v1/tenants/acme/operations/99999999999999999999/undo", HttpStatusCode.BadRequest, "positive whole number"),
-                     ($"/api/v1/tenants/acme/operations/1%3BDROP%20TABLE%20sale_order/undo", HttpStatusCode.BadRequest, "positive whole number"),
+                     ($"/api/v1/tenants/acme/operations/1%3BDROP%20TABLE%20sale_order/undo", HttpStatusCode.BadRequest,
+                         "positive whole number"),
                      ($"/api/v1/tenants/acme/operations/424242/undo", HttpStatusCode.NotFound, "does not exist"),
                      ($"/api/v1/tenants/nosuch/operations/{op}/undo", HttpStatusCode.NotFound, "no tenant"),
                      ($"/api/v1/tenants/new/operations/{op}/undo", HttpStatusCode.Conflict, "provisioning"),
@@ -184,7 +181,8 @@ public sealed class OperationsInterfaceTests(PostgresFixture postgres)
         foreach (var (query, says) in new[]
                  {
                      ("since=not-a-time", "since must be a time"), ("until=2025-13-45", "until must be a time"),
-                     ("limit=-3", "limit must be"), ("limit=5000", "limit must be between"), ("session=" + new string('x', 300), "longer than 200"),
+                     ("limit=-3", "limit must be"), ("limit=5000", "limit must be between"),
+                         ("session=" + new string('x', 300), "longer than 200"),
                  })
         {
             var (status, body) = await SendAsync(HttpMethod.Get, $"/api/v1/tenants/acme/operations?{query}", admin);
@@ -193,7 +191,8 @@ public sealed class OperationsInterfaceTests(PostgresFixture postgres)
         }
         Assert.Equal(state, await ErpShape.StateAsync(acme));
 
-        var listed = await SendAsync(HttpMethod.Get, "/api/v1/tenants/acme/operations?session=s1&agent=agent-1&model=sale.order&since=2000-01-01T00:00:00Z", admin);
+        var listed = await SendAsync(HttpMethod.Get,
+            "/api/v1/tenants/acme/operations?session=s1&agent=agent-1&model=sale.order&since=2000-01-01T00:00:00Z", admin);
         Assert.Equal(HttpStatusCode.OK, listed.Status);
         Assert.Contains($"\"id\":{op}", listed.Body);
         Assert.DoesNotContain("other-session", listed.Body);

@@ -8,7 +8,6 @@ namespace Loomworks.Tests.Operations;
 
 /// <summary>The operation log through Odoo's external API on a tenant made with the real tenant setup: mutating calls
 /// are operations annotated from the context, the log is a read-only model, and action_undo reverts them.</summary>
-[Collection(PostgresGroup.Name)]
 public sealed class OperationsRpcTests(OperationsRpcTests.Fixture fixture) : IClassFixture<OperationsRpcTests.Fixture>
 {
     public const string MasterPassword = "ops-rpc-master";
@@ -34,22 +33,26 @@ public sealed class OperationsRpcTests(OperationsRpcTests.Fixture fixture) : ICl
 
     private static Dictionary<string, object?> Ctx(string session, string agent = "agent-7", string tool = "crm_tool") => new()
     {
-        ["context"] = new Dictionary<string, object?> { ["loomworks_session_id"] = session, ["loomworks_agent_id"] = agent, ["loomworks_tool_name"] = tool },
+        ["context"] = new Dictionary<string, object?> { ["loomworks_session_id"] = session, ["loomworks_agent_id"] = agent,
+            ["loomworks_tool_name"] = tool },
     };
 
     private async Task<List<Dictionary<string, object?>>> OperationsAsync(string session) =>
         ((List<object?>)(await CallAsync(Log, "search_read", [new List<object?> { new List<object?> { "session_id", "=", session } }],
-            new() { ["fields"] = new List<object?> { "operation_type", "model_name", "agent_id", "tool_name", "user_id", "record_ids", "state", "undone", "undo_of", "values_after" }, ["order"] = "id" }))!)
+            new() { ["fields"] = new List<object?> { "operation_type", "model_name", "agent_id", "tool_name", "user_id", "record_ids",
+                "state", "undone", "undo_of", "values_after" }, ["order"] = "id" }))!)
         .Cast<Dictionary<string, object?>>().ToList();
 
     private async Task<long> LastOperationAsync(string session) => (long)(await OperationsAsync(session))[^1]["id"]!;
 
-    private async Task<FaultException> FaultAsync(string model, string method, List<object?> args, Dictionary<string, object?>? kwargs = null) =>
+    private async Task<FaultException> FaultAsync(string model, string method, List<object?> args,
+        Dictionary<string, object?>? kwargs = null) =>
         await Assert.ThrowsAsync<FaultException>(() => CallAsync(model, method, args, kwargs));
 
     private async Task<long> OrderAsync(string session, string partnerName)
     {
-        var partner = (long)(await CallAsync("res.partner", "create", [new Dictionary<string, object?> { ["name"] = partnerName }], Ctx(session)))!;
+        var partner = (long)(await CallAsync("res.partner", "create", [new Dictionary<string, object?> { ["name"] = partnerName }],
+            Ctx(session)))!;
         return (long)(await CallAsync("sale.order", "create", [new Dictionary<string, object?>
         {
             ["partner_id"] = partner,
@@ -66,14 +69,16 @@ public sealed class OperationsRpcTests(OperationsRpcTests.Fixture fixture) : ICl
             new() { ["fields"] = new List<object?> { "order_line" } }))!)[0]!)["order_line"]!;
 
     private async Task<long> CountAsync(string model, List<object?> domain) =>
-        (long)(await CallAsync(model, "search_count", [domain], new() { ["context"] = new Dictionary<string, object?> { ["active_test"] = false } }))!;
+        (long)(await CallAsync(model, "search_count", [domain],
+            new() { ["context"] = new Dictionary<string, object?> { ["active_test"] = false } }))!;
 
     [Fact]
     public async Task Crud_calls_are_annotated_operations_and_undo_of_an_unlink_brings_the_order_back_with_its_lines()
     {
         var order = await OrderAsync("s-crud", "Crud Customer");
         var lines = await LinesAsync(order);
-        await CallAsync("sale.order", "write", [new List<object?> { order }, new Dictionary<string, object?> { ["client_order_ref"] = "PO-1" }], Ctx("s-crud"));
+        await CallAsync("sale.order", "write", [new List<object?> { order },
+            new Dictionary<string, object?> { ["client_order_ref"] = "PO-1" }], Ctx("s-crud"));
         await CallAsync("sale.order", "unlink", [new List<object?> { order }], Ctx("s-crud", tool: "cleanup"));
         Assert.Equal(0L, await CountAsync("sale.order.line", [new List<object?> { "order_id", "=", order }]));
 
@@ -90,7 +95,8 @@ public sealed class OperationsRpcTests(OperationsRpcTests.Fixture fixture) : ICl
         var undo = (List<object?>)(await CallAsync(Log, "action_undo", [new List<object?> { unlink }], Ctx("s-crud-undo")))!;
 
         Assert.Equal(lines, await LinesAsync(order));
-        Assert.Equal(1L, await CountAsync("sale.order", [new List<object?> { "id", "=", order }, new List<object?> { "client_order_ref", "=", "PO-1" }]));
+        Assert.Equal(1L, await CountAsync("sale.order", [new List<object?> { "id", "=", order }, new List<object?> { "client_order_ref",
+            "=", "PO-1" }]));
         var undoOp = Assert.Single(await OperationsAsync("s-crud-undo"));
         Assert.Equal(undo[0], undoOp["id"]);
         Assert.Equal(unlink, undoOp["undo_of"]);
@@ -107,9 +113,11 @@ public sealed class OperationsRpcTests(OperationsRpcTests.Fixture fixture) : ICl
     [Fact]
     public async Task Undo_refuses_when_a_later_operation_touched_the_rows_and_names_it_unless_forced()
     {
-        var partner = (long)(await CallAsync("res.partner", "create", [new Dictionary<string, object?> { ["name"] = "Conflicted" }], Ctx("s-conf")))!;
+        var partner = (long)(await CallAsync("res.partner", "create", [new Dictionary<string, object?> { ["name"] = "Conflicted" }],
+            Ctx("s-conf")))!;
         var first = await LastOperationAsync("s-conf");
-        await CallAsync("res.partner", "write", [new List<object?> { partner }, new Dictionary<string, object?> { ["name"] = "Renamed" }], Ctx("s-conf"));
+        await CallAsync("res.partner", "write", [new List<object?> { partner }, new Dictionary<string, object?> { ["name"] = "Renamed" }],
+            Ctx("s-conf"));
         var later = await LastOperationAsync("s-conf");
 
         var refused = await FaultAsync(Log, "action_undo", [new List<object?> { first }]);
@@ -125,9 +133,12 @@ public sealed class OperationsRpcTests(OperationsRpcTests.Fixture fixture) : ICl
     [Fact]
     public async Task A_removed_many2many_link_comes_back_and_a_session_is_undone_newest_first()
     {
-        var tag = (long)(await CallAsync("res.groups", "create", [new Dictionary<string, object?> { ["name"] = "Ops m2m group" }], Ctx("s-m2m")))!;
-        await CallAsync("res.users", "write", [new List<object?> { 2L }, new Dictionary<string, object?> { ["groups_id"] = new List<object?> { new List<object?> { 4L, tag } } }], Ctx("s-m2m"));
-        await CallAsync("res.users", "write", [new List<object?> { 2L }, new Dictionary<string, object?> { ["groups_id"] = new List<object?> { new List<object?> { 3L, tag } } }], Ctx("s-m2m-remove"));
+        var tag = (long)(await CallAsync("res.groups", "create", [new Dictionary<string, object?> { ["name"] = "Ops m2m group" }],
+            Ctx("s-m2m")))!;
+        await CallAsync("res.users", "write", [new List<object?> { 2L },
+            new Dictionary<string, object?> { ["groups_id"] = new List<object?> { new List<object?> { 4L, tag } } }], Ctx("s-m2m"));
+        await CallAsync("res.users", "write", [new List<object?> { 2L },
+            new Dictionary<string, object?> { ["groups_id"] = new List<object?> { new List<object?> { 3L, tag } } }], Ctx("s-m2m-remove"));
         Assert.Equal(0L, await CountAsync("res.users", [new List<object?> { "groups_id", "in", new List<object?> { tag } }]));
 
         await CallAsync(Log, "action_undo", [new List<object?> { await LastOperationAsync("s-m2m-remove") }]);
@@ -146,14 +157,17 @@ public sealed class OperationsRpcTests(OperationsRpcTests.Fixture fixture) : ICl
     {
         await CallAsync("res.partner", "create", [new Dictionary<string, object?> { ["name"] = "Logged" }], Ctx("s-read"));
         var id = await LastOperationAsync("s-read");
-        var fields = (Dictionary<string, object?>)(await CallAsync(Log, "fields_get", [], new() { ["attributes"] = new List<object?> { "type", "readonly" } }))!;
-        foreach (var name in new[] { "session_id", "agent_id", "user_id", "tool_name", "operation_type", "model_name", "record_ids", "values_before",
+        var fields = (Dictionary<string, object?>)(await CallAsync(Log, "fields_get", [],
+            new() { ["attributes"] = new List<object?> { "type", "readonly" } }))!;
+        foreach (var name in new[] { "session_id", "agent_id", "user_id", "tool_name", "operation_type", "model_name", "record_ids",
+            "values_before",
                      "values_after", "state", "error_message", "execution_time_ms", "snapshot_id", "undone", "undone_at" })
         {
             Assert.True(fields.ContainsKey(name), name);
         }
         Assert.Equal(1L, await CountAsync(Log, [new List<object?> { "session_id", "=", "s-read" }]));
-        var row = (Dictionary<string, object?>)((List<object?>)(await CallAsync(Log, "read", [new List<object?> { id }], new() { ["fields"] = new List<object?> { "values_after" } }))!)[0]!;
+        var row = (Dictionary<string, object?>)((List<object?>)(await CallAsync(Log, "read", [new List<object?> { id }],
+            new() { ["fields"] = new List<object?> { "values_after" } }))!)[0]!;
         Assert.Contains("\"Logged\"", (string)row["values_after"]!);
 
         foreach (var (method, args) in new (string, List<object?>)[]
@@ -186,7 +200,8 @@ public sealed class OperationsRpcTests(OperationsRpcTests.Fixture fixture) : ICl
                      ([new List<object?>()], null, 1, "at least one operation id"),
                      ([Enumerable.Range(1, 1001).Select(i => (object?)(long)i).ToList()], null, 1, "at most 1000"),
                      ([new List<object?> { 1L }], new Dictionary<string, object?> { ["force"] = "yes" }, 1, "force must be True or False"),
-                     ([new List<object?> { 1L }], new Dictionary<string, object?> { ["hack"] = true }, 1, "unexpected keyword argument 'hack'"),
+                     ([new List<object?> { 1L }], new Dictionary<string, object?> { ["hack"] = true }, 1,
+                         "unexpected keyword argument 'hack'"),
                  })
         {
             var e = await FaultAsync(Log, "action_undo", args, kwargs);
@@ -209,11 +224,14 @@ public sealed class OperationsRpcTests(OperationsRpcTests.Fixture fixture) : ICl
     [Fact]
     public async Task The_admin_api_lists_operations_made_through_rpc()
     {
-        await CallAsync("res.partner", "create", [new Dictionary<string, object?> { ["name"] = "Listed" }], Ctx("s-admin", agent: "agent-admin"));
+        await CallAsync("res.partner", "create", [new Dictionary<string, object?> { ["name"] = "Listed" }],
+            Ctx("s-admin", agent: "agent-admin"));
         var op = await LastOperationAsync("s-admin");
         using var http = new HttpClient { BaseAddress = new Uri(Server.Url) };
-        using var request = new HttpRequestMessage(HttpMethod.Get, $"/api/v1/tenants/{Server.Db.Replace('_', '-')}/operations?session=s-admin");
-        request.Headers.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"admin:{MasterPassword}")));
+        using var request = new HttpRequestMessage(HttpMethod.Get,
+            $"/api/v1/tenants/{Server.Db.Replace('_', '-')}/operations?session=s-admin");
+        request.Headers.Authorization = new AuthenticationHeaderValue("Basic",
+            Convert.ToBase64String(Encoding.UTF8.GetBytes($"admin:{MasterPassword}")));
         using var response = await http.SendAsync(request);
         var body = await response.Content.ReadAsStringAsync();
 

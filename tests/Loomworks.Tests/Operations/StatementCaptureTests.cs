@@ -7,7 +7,6 @@ namespace Loomworks.Tests.Operations;
 
 /// <summary>Statement-level capture, completion at commit, undo of many operations in one statement, and the upgrade
 /// of a tenant that still has the row-level capture of migration 2001.</summary>
-[Collection(PostgresGroup.Name)]
 public sealed class StatementCaptureTests(PostgresFixture postgres)
 {
     private static readonly CancellationToken None = CancellationToken.None;
@@ -51,14 +50,16 @@ public sealed class StatementCaptureTests(PostgresFixture postgres)
     {
         var ds = await DatabaseAsync("many_rows");
         var create = await ErpShape.RunAsync(ds, new OperationInfo("create", "res.partner"),
-            "INSERT INTO res_partner (name, email) SELECT 'P' || i, CASE WHEN i % 2 = 0 THEN 'p' || i || '@example.com' END FROM generate_series(1, 500) i");
+            "INSERT INTO res_partner (name, email) SELECT 'P' || i, CASE WHEN i % 2 = 0 THEN 'p' || i || '@example.com' END FROM " +
+            "generate_series(1, 500) i");
         var before = await ErpShape.StateAsync(ds);
         // Half the rows already have active = true and no email: those are unchanged and must not be captured.
         var write = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner"),
             "UPDATE res_partner SET email = coalesce(email, 'none'), active = true WHERE name LIKE 'P%'");
 
         Assert.Equal(500L, await ErpShape.ScalarAsync<long>(ds, $"SELECT count(*) FROM loomworks_change WHERE operation_id = {create}"));
-        Assert.Equal(250L, await ErpShape.ScalarAsync<long>(ds, $"SELECT count(*) FROM loomworks_change WHERE operation_id = {write} AND kind = 'U'"));
+        Assert.Equal(250L, await ErpShape.ScalarAsync<long>(ds,
+            $"SELECT count(*) FROM loomworks_change WHERE operation_id = {write} AND kind = 'U'"));
         Assert.Equal(250L, await ErpShape.ScalarAsync<long>(ds,
             $"SELECT count(DISTINCT row_key) FROM loomworks_change WHERE operation_id = {write} AND old_row ->> 'id' = new_row ->> 'id'"));
         var log = (await new OperationLog(ds).FindAsync(write, None))!;
@@ -80,11 +81,13 @@ public sealed class StatementCaptureTests(PostgresFixture postgres)
         await using (var transaction = await connection.BeginTransactionAsync())
         {
             await using var command = new NpgsqlCommand(
-                "UPDATE res_partner SET email = 'stamp@example.com'; SELECT coalesce(current_setting('loomworks.operation_id', true), '')", connection, transaction);
+                "UPDATE res_partner SET email = 'stamp@example.com'; SELECT coalesce(current_setting('loomworks.operation_id', true), '')",
+                    connection, transaction);
             Assert.Equal("", await command.ExecuteScalarAsync());
             await transaction.CommitAsync();
         }
-        var stamped = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner"), "UPDATE res_partner SET email = 'again@example.com'");
+        var stamped = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner"),
+            "UPDATE res_partner SET email = 'again@example.com'");
         var before = await ErpShape.StateAsync(ds);
         var renamed = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner"),
             "UPDATE res_partner SET email = 'new@example.com', name = name || '!' WHERE id = 1");
@@ -129,11 +132,13 @@ public sealed class StatementCaptureTests(PostgresFixture postgres)
                 2 => $"UPDATE sale_order SET state = 'sale', amount_total = amount_total + 1 WHERE id = (SELECT max(id) FROM sale_order)",
                 _ => i % 8 == 3
                     ? "DELETE FROM sale_order WHERE id = (SELECT min(id) FROM sale_order)"
-                    : "DELETE FROM res_partner_res_partner_category_rel WHERE partner_id = 1 AND category_id = 2; UPDATE res_partner SET name = name || '!' WHERE id = 2",
+                    : "DELETE FROM res_partner_res_partner_category_rel WHERE partner_id = 1 AND category_id = 2; UPDATE res_partner SET " +
+                        "name = name || '!' WHERE id = 2",
             };
             await ErpShape.RunAsync(ds, s with { OperationType = i % 4 == 3 ? "unlink" : "write" }, sql);
         }
-        var other = await ErpShape.RunAsync(ds, new OperationInfo("create", "res.partner", SessionId: "other"), "INSERT INTO res_partner (name) VALUES ('Other')");
+        var other = await ErpShape.RunAsync(ds, new OperationInfo("create", "res.partner", SessionId: "other"),
+            "INSERT INTO res_partner (name) VALUES ('Other')");
         var otherState = await ErpShape.StateAsync(ds);
 
         var results = await new UndoService(ds).UndoSessionAsync("big", false, null, None);
@@ -155,7 +160,8 @@ public sealed class StatementCaptureTests(PostgresFixture postgres)
         var s = new OperationInfo("write", "res.partner", SessionId: "half");
         var first = await ErpShape.RunAsync(ds, s, "UPDATE res_partner SET name = 'A1' WHERE id = 1");
         await ErpShape.RunAsync(ds, s, "UPDATE res_partner SET name = 'B1' WHERE id = 2");
-        var later = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner"), "UPDATE res_partner SET email = 'x' WHERE id = 1");
+        var later = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner"),
+            "UPDATE res_partner SET email = 'x' WHERE id = 1");
         var state = await ErpShape.StateAsync(ds);
 
         var e = await Assert.ThrowsAsync<OperationException>(() => new UndoService(ds).UndoSessionAsync("half", false, null, None));
@@ -163,7 +169,8 @@ public sealed class StatementCaptureTests(PostgresFixture postgres)
         Assert.Equal(OperationErrorKind.Conflict, e.Kind);
         Assert.Contains($"operation {first} cannot be undone: operation {later} changed res_partner {{\"id\": 1}}", e.Message);
         Assert.Equal(state, await ErpShape.StateAsync(ds));
-        Assert.Equal(0L, await ErpShape.ScalarAsync<long>(ds, "SELECT count(*) FROM loomworks_ai_operation_log WHERE undone OR operation_type = 'undo'"));
+        Assert.Equal(0L, await ErpShape.ScalarAsync<long>(ds,
+            "SELECT count(*) FROM loomworks_ai_operation_log WHERE undone OR operation_type = 'undo'"));
     }
 
     [Fact]
@@ -182,11 +189,13 @@ public sealed class StatementCaptureTests(PostgresFixture postgres)
 
         var e = await Assert.ThrowsAsync<OperationException>(() => undo.UndoSessionAsync("bypass", false, null, None));
         Assert.Equal(OperationErrorKind.Conflict, e.Kind);
-        Assert.Contains($"operation {write} cannot be undone: res_partner {{\"id\": 2}} was changed afterwards without being captured", e.Message);
+        Assert.Contains($"operation {write} cannot be undone: res_partner {{\"id\": 2}} was changed afterwards without being captured",
+            e.Message);
         Assert.Equal("Mine", await ErpShape.ScalarAsync<string>(ds, "SELECT name FROM res_partner WHERE id = 2"));
 
         await undo.UndoAsync(write, force: true, null, None);
-        Assert.Equal(("Deco Addict", "bypassed@example.com"), (await ErpShape.ScalarAsync<string>(ds, "SELECT name FROM res_partner WHERE id = 2"),
+        Assert.Equal(("Deco Addict", "bypassed@example.com"),
+            (await ErpShape.ScalarAsync<string>(ds, "SELECT name FROM res_partner WHERE id = 2"),
             await ErpShape.ScalarAsync<string>(ds, "SELECT email FROM res_partner WHERE id = 2")));
     }
 
@@ -265,20 +274,25 @@ public sealed class StatementCaptureTests(PostgresFixture postgres)
                 $"SELECT count(*) FROM pg_trigger WHERE tgname = '{ChangeCapture.TriggerName}' AND tgrelid = 'res_partner'::regclass"));
             await SchemaMigrator.ApplyAsync(connection, ErpTenantSetup.All, None);
             Assert.Equal(ErpTenantSetup.CapturedTables, await ChangeCapture.CapturedTablesAsync(connection, None));
-            Assert.Equal(0L, await Scalar<long>(connection, $"SELECT count(*) FROM pg_trigger WHERE tgname = '{ChangeCapture.TriggerName}'"));
+            Assert.Equal(0L, await Scalar<long>(connection,
+                $"SELECT count(*) FROM pg_trigger WHERE tgname = '{ChangeCapture.TriggerName}'"));
             Assert.Equal(3L * ErpTenantSetup.CapturedTables.Count, await Scalar<long>(connection,
-                "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'loomworks_capture_%' AND tgname <> 'loomworks_capture_update_key' AND NOT tgisinternal"));
+                "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'loomworks_capture_%' AND tgname <> 'loomworks_capture_update_key' " +
+                "AND NOT tgisinternal"));
         }
-        var op = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner"), "UPDATE res_partner SET name = 'Renamed' WHERE id = (SELECT min(id) FROM res_partner)");
+        var op = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner"),
+            "UPDATE res_partner SET name = 'Renamed' WHERE id = (SELECT min(id) FROM res_partner)");
         Assert.Equal(1L, await ErpShape.ScalarAsync<long>(ds, $"SELECT count(*) FROM loomworks_change WHERE operation_id = {op}"));
         // A login stamps login_date only: bookkeeping, not captured; a real change of the user still is.
         var changes = await ErpShape.ScalarAsync<long>(ds, "SELECT count(*) FROM loomworks_change");
         await ErpShape.ExecuteAsync(ds, "UPDATE res_users SET login_date = now() WHERE id = (SELECT min(id) FROM res_users)");
         Assert.Equal(changes, await ErpShape.ScalarAsync<long>(ds, "SELECT count(*) FROM loomworks_change"));
-        await ErpShape.ExecuteAsync(ds, "UPDATE res_users SET signature = 'hi', login_date = now() WHERE id = (SELECT min(id) FROM res_users)");
+        await ErpShape.ExecuteAsync(ds,
+            "UPDATE res_users SET signature = 'hi', login_date = now() WHERE id = (SELECT min(id) FROM res_users)");
         Assert.Equal(changes + 1, await ErpShape.ScalarAsync<long>(ds, "SELECT count(*) FROM loomworks_change"));
         await new UndoService(ds).UndoAsync(op, false, null, None);
-        Assert.NotEqual("Renamed", await ErpShape.ScalarAsync<string>(ds, "SELECT name FROM res_partner WHERE id = (SELECT min(id) FROM res_partner)"));
+        Assert.NotEqual("Renamed", await ErpShape.ScalarAsync<string>(ds,
+            "SELECT name FROM res_partner WHERE id = (SELECT min(id) FROM res_partner)"));
     }
 
     [Fact]
@@ -313,13 +327,15 @@ public sealed class StatementCaptureTests(PostgresFixture postgres)
         Assert.Single(before.RecordIds);
         Assert.Contains("Old way", before.ValuesAfter!.Value.GetRawText(), StringComparison.Ordinal);
 
-        var op = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner"), "UPDATE res_partner SET name = 'New way' WHERE id = (SELECT min(id) FROM res_partner)");
+        var op = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner"),
+            "UPDATE res_partner SET name = 'New way' WHERE id = (SELECT min(id) FROM res_partner)");
         Assert.True(op > old);
         var logged = (await log.FindAsync(op, None))!;
         Assert.Equal((1, before.RecordIds[0]), (logged.ChangeCount, logged.RecordIds.Single()));
         Assert.Contains("Old way", logged.ValuesBefore!.Value.GetRawText(), StringComparison.Ordinal);
         // The model reads the same summary as the REST listing.
-        Assert.Contains("New way", await ErpShape.ScalarAsync<string>(ds, $"SELECT values_after FROM loomworks_ai_operation_log_rows WHERE id = {op}"),
+        Assert.Contains("New way", await ErpShape.ScalarAsync<string>(ds,
+            $"SELECT values_after FROM loomworks_ai_operation_log_rows WHERE id = {op}"),
             StringComparison.Ordinal);
 
         var undo = new UndoService(ds);
@@ -327,11 +343,13 @@ public sealed class StatementCaptureTests(PostgresFixture postgres)
         Assert.Contains($"operation {op} changed res_partner", conflict.Message, StringComparison.Ordinal);
         await undo.UndoAsync(op, false, null, None);
         await undo.UndoAsync(old, false, null, None);
-        Assert.NotEqual("Old way", await ErpShape.ScalarAsync<string>(ds, "SELECT name FROM res_partner WHERE id = (SELECT min(id) FROM res_partner)"));
+        Assert.NotEqual("Old way", await ErpShape.ScalarAsync<string>(ds,
+            "SELECT name FROM res_partner WHERE id = (SELECT min(id) FROM res_partner)"));
         // Outside changes from before the upgrade (null id) and after it (an id no log row has) both block a rewind.
         await ErpShape.ExecuteAsync(ds, "UPDATE res_partner SET email = 'again@example.com' WHERE id = (SELECT max(id) FROM res_partner)");
         await ErpShape.ExecuteAsync(ds, "UPDATE loomworks_oplog_coverage SET covered_since = now() - interval '1 day'");
-        var rewind = await Assert.ThrowsAsync<OperationException>(() => undo.RewindAsync(DateTimeOffset.UtcNow.AddMinutes(-5), false, "t", None));
+        var rewind = await Assert.ThrowsAsync<OperationException>(() =>
+            undo.RewindAsync(DateTimeOffset.UtcNow.AddMinutes(-5), false, "t", None));
         Assert.Equal((1L, 1L), (
             await ErpShape.ScalarAsync<long>(ds, "SELECT count(*) FROM loomworks_change WHERE operation_id IS NULL"),
             await ErpShape.ScalarAsync<long>(ds, """
@@ -345,7 +363,9 @@ public sealed class StatementCaptureTests(PostgresFixture postgres)
     public async Task An_update_that_changes_some_keys_captures_every_deletion_first_and_undo_restores_them()
     {
         var ds = await DatabaseAsync("key_move");
-        var ids = await ErpShape.ScalarAsync<int[]>(ds, "WITH n AS (INSERT INTO res_partner (name) VALUES ('M1'), ('M2'), ('M3') RETURNING id) SELECT array_agg(id ORDER BY id) FROM n");
+        var ids = await ErpShape.ScalarAsync<int[]>(ds,
+            "WITH n AS (INSERT INTO res_partner (name) VALUES ('M1'), ('M2'), ('M3') RETURNING id) " +
+            "SELECT array_agg(id ORDER BY id) FROM n");
         var before = await ErpShape.StateAsync(ds);
         // One statement: the first row moves to a new key, the second is renamed in place, the third is left as it is.
         var op = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner"), $"""
@@ -355,13 +375,16 @@ public sealed class StatementCaptureTests(PostgresFixture postgres)
             """);
 
         Assert.Equal($"D {ids[0]},I {ids[0] + 1000},U {ids[1]}", await ErpShape.ScalarAsync<string>(ds,
-            $"SELECT string_agg(kind::text || ' ' || (row_key ->> 'id'), ',' ORDER BY id) FROM loomworks_change WHERE operation_id = {op}"));
+            "SELECT string_agg(kind::text || ' ' || (row_key ->> 'id'), ',' ORDER BY id) FROM loomworks_change WHERE operation_id = " +
+            $"{op}"));
         await new UndoService(ds).UndoAsync(op, false, null, None);
         Assert.Equal(before, await ErpShape.StateAsync(ds));
         // Naming the key without changing it is an update like any other.
-        var same = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner"), $"UPDATE res_partner SET id = id, name = 'M' WHERE id = {ids[1]}");
+        var same = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner"),
+            $"UPDATE res_partner SET id = id, name = 'M' WHERE id = {ids[1]}");
         Assert.Equal($"U {ids[1]}", await ErpShape.ScalarAsync<string>(ds,
-            $"SELECT string_agg(kind::text || ' ' || (row_key ->> 'id'), ',' ORDER BY id) FROM loomworks_change WHERE operation_id = {same}"));
+            "SELECT string_agg(kind::text || ' ' || (row_key ->> 'id'), ',' ORDER BY id) FROM loomworks_change WHERE operation_id = " +
+            $"{same}"));
     }
 
     [Fact]
@@ -374,7 +397,9 @@ public sealed class StatementCaptureTests(PostgresFixture postgres)
             """);
         var before = await ErpShape.StateAsync(ds);
         var s = new OperationInfo("write", "sale.order", SessionId: "upgrade");
-        await ErpShape.RunAsync(ds, s, "WITH o AS (INSERT INTO sale_order (name, partner_id) VALUES ('S2', 1) RETURNING id) INSERT INTO sale_order_line (order_id, name) SELECT id, 'd' FROM o");
+        await ErpShape.RunAsync(ds, s,
+            "WITH o AS (INSERT INTO sale_order (name, partner_id) VALUES ('S2', 1) RETURNING id) " +
+            "INSERT INTO sale_order_line (order_id, name) SELECT id, 'd' FROM o");
         await ErpShape.RunAsync(ds, s, "UPDATE sale_order SET state = 'sale', amount_total = 7 WHERE id = 1");
         await ErpShape.RunAsync(ds, s, "UPDATE res_partner_res_partner_category_rel SET category_id = 2 WHERE partner_id = 2");
         // Children deleted before their parent: undo brings them back row by row, reading each change by its id.
@@ -406,9 +431,13 @@ public sealed class StatementCaptureTests(PostgresFixture postgres)
             """);
         var before = await ErpShape.StateAsync(ds);
         var s = new OperationInfo("write", "sale.order", SessionId: "rowhash");
-        await ErpShape.RunAsync(ds, s, "WITH o AS (INSERT INTO sale_order (name, partner_id) VALUES ('S1', 2) RETURNING id) INSERT INTO sale_order_line (order_id, name) SELECT id, 'b' FROM o");
-        var linked = await ErpShape.RunAsync(ds, s, "UPDATE res_partner SET name = 'Azure' WHERE id = 1; INSERT INTO res_partner_res_partner_category_rel VALUES (1, 2)");
-        var renamed = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner"), "UPDATE res_partner SET name = 'Deco' WHERE id = 2");
+        await ErpShape.RunAsync(ds, s,
+            "WITH o AS (INSERT INTO sale_order (name, partner_id) VALUES ('S1', 2) RETURNING id) " +
+            "INSERT INTO sale_order_line (order_id, name) SELECT id, 'b' FROM o");
+        var linked = await ErpShape.RunAsync(ds, s,
+            "UPDATE res_partner SET name = 'Azure' WHERE id = 1; INSERT INTO res_partner_res_partner_category_rel VALUES (1, 2)");
+        var renamed = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner"),
+            "UPDATE res_partner SET name = 'Deco' WHERE id = 2");
 
         await using (var connection = await ds.OpenConnectionAsync())
         {
@@ -417,20 +446,23 @@ public sealed class StatementCaptureTests(PostgresFixture postgres)
                 "SELECT count(*) FROM loomworks_change WHERE row_hash IS DISTINCT FROM loomworks_row_hash(table_name, row_key)"));
             Assert.Equal(0L, await Scalar<long>(connection, "SELECT count(*) FROM pg_class WHERE relname = 'loomworks_change_row'"));
             // Migration 2010 moved the tables keyed by one column to the capture functions per event; relations keep theirs.
-            Assert.Equal("res_partner_res_partner_category_rel:loomworks_capture_statement,sale_order:loomworks_capture_updated", await Scalar<string>(connection, """
+            Assert.Equal("res_partner_res_partner_category_rel:loomworks_capture_statement,sale_order:loomworks_capture_updated",
+                await Scalar<string>(connection, """
                 SELECT string_agg(t.tgrelid::regclass || ':' || t.tgfoid::regproc, ',' ORDER BY t.tgrelid::regclass::text)
                 FROM pg_trigger t WHERE t.tgname = 'loomworks_capture_update'
                   AND t.tgrelid IN ('sale_order'::regclass, 'res_partner_res_partner_category_rel'::regclass)
                 """));
             // Every function that looks a change up by its row goes through the hash (the migration edits earlier text).
             Assert.Equal(0L, await Scalar<long>(connection, """
-                SELECT count(*) FROM pg_proc WHERE proname IN ('loomworks_undo', 'loomworks_uncaptured_change', 'loomworks_operation_conflicts',
-                    'loomworks_capture_change', 'loomworks_capture_statement') AND prosrc NOT LIKE '%loomworks_row_hash(%'
+                SELECT count(*) FROM pg_proc WHERE proname IN ('loomworks_undo', 'loomworks_uncaptured_change',
+                    'loomworks_operation_conflicts', 'loomworks_capture_change', 'loomworks_capture_statement')
+                    AND prosrc NOT LIKE '%loomworks_row_hash(%'
                 """));
         }
 
         // A row changed before the upgrade and again after it: the later operation is found and named.
-        var emailed = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner"), "UPDATE res_partner SET email = 'deco@example.com' WHERE id = 2");
+        var emailed = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner"),
+            "UPDATE res_partner SET email = 'deco@example.com' WHERE id = 2");
         var undo = new UndoService(ds);
         var e = await Assert.ThrowsAsync<OperationException>(() => undo.UndoAsync(renamed, false, null, None));
         Assert.Equal(OperationErrorKind.Conflict, e.Kind);
@@ -442,7 +474,8 @@ public sealed class StatementCaptureTests(PostgresFixture postgres)
         Assert.Equal(OperationErrorKind.Conflict, relation.Kind);
         Assert.Contains($"operation {unlinked} changed res_partner_res_partner_category_rel", relation.Message);
 
-        await ErpShape.RunAsync(ds, s, "UPDATE sale_order SET state = 'sale' WHERE name = 'S1'; DELETE FROM sale_order_line WHERE name = 'a'");
+        await ErpShape.RunAsync(ds, s,
+            "UPDATE sale_order SET state = 'sale' WHERE name = 'S1'; DELETE FROM sale_order_line WHERE name = 'a'");
         await ErpShape.RunAsync(ds, s, "INSERT INTO res_partner (name) VALUES ('Gemini Furniture')");
         await undo.UndoAsync(emailed, false, null, None);
         await undo.UndoAsync(renamed, false, null, None);

@@ -12,7 +12,6 @@ namespace Loomworks.Tests.Operations;
 /// Undo of deletes whose foreign-key actions (SET NULL, CASCADE) changed other rows, on a tenant database as every tenant
 /// gets it: each must bring back the deleted rows and the links exactly, and undoing the undo must delete them again.
 /// </summary>
-[Collection(PostgresGroup.Name)]
 public sealed class UndoCascadeTests(PostgresFixture postgres)
 {
     private static readonly CancellationToken None = CancellationToken.None;

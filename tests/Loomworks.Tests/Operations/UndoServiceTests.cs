@@ -6,7 +6,6 @@ using Npgsql;
 namespace Loomworks.Tests.Operations;
 
 /// <summary>Change capture, the operation log and undo on real PostgreSQL, with tables shaped like the ERP core's.</summary>
-[Collection(PostgresGroup.Name)]
 public sealed class UndoServiceTests(PostgresFixture postgres)
 {
     private static readonly OperationInfo Create = new("create", "sale.order", "s1", "agent-7", 2, "create_order");
@@ -23,7 +22,8 @@ public sealed class UndoServiceTests(PostgresFixture postgres)
         return dataSource;
     }
 
-    private static Task<long> OrderWithLinesAsync(PooledDatabase ds, OperationInfo? info = null) => ErpShape.RunAsync(ds, info ?? Create, """
+    private static Task<long> OrderWithLinesAsync(PooledDatabase ds, OperationInfo? info = null) =>
+        ErpShape.RunAsync(ds, info ?? Create, """
         WITH o AS (INSERT INTO sale_order (name, partner_id, amount_total, note) VALUES ('S00001', 1, 150.50, '{"a": [1, 2]}') RETURNING id)
         INSERT INTO sale_order_line (order_id, name, price_unit, product_uom_qty)
         SELECT id, l.name, l.price, 1.5 FROM o, (VALUES ('Desk', 100.25), ('Chair', 50.25)) l(name, price)
@@ -36,7 +36,8 @@ public sealed class UndoServiceTests(PostgresFixture postgres)
         var op = await OrderWithLinesAsync(ds);
         await ErpShape.ExecuteAsync(ds, "UPDATE res_partner SET email = 'deco@example.com' WHERE id = 2");
 
-        Assert.Equal(3L, await ErpShape.ScalarAsync<long>(ds, $"SELECT count(*) FROM loomworks_change WHERE operation_id = {op} AND kind = 'I'"));
+        Assert.Equal(3L, await ErpShape.ScalarAsync<long>(ds,
+            $"SELECT count(*) FROM loomworks_change WHERE operation_id = {op} AND kind = 'I'"));
         Assert.Equal("""{"id": 2}""", await ErpShape.ScalarAsync<string>(ds,
             """
             SELECT row_key::text FROM loomworks_change c WHERE table_name = 'res_partner' AND kind = 'U'
@@ -159,8 +160,10 @@ public sealed class UndoServiceTests(PostgresFixture postgres)
     {
         var ds = await DatabaseAsync("conflict");
         var create = await OrderWithLinesAsync(ds);
-        var write = await ErpShape.RunAsync(ds, new OperationInfo("write", "sale.order.line"), "UPDATE sale_order_line SET price_unit = 1 WHERE name = 'Desk'");
-        var unlink = await ErpShape.RunAsync(ds, new OperationInfo("unlink", "sale.order.line"), "DELETE FROM sale_order_line WHERE name = 'Chair'");
+        var write = await ErpShape.RunAsync(ds, new OperationInfo("write", "sale.order.line"),
+            "UPDATE sale_order_line SET price_unit = 1 WHERE name = 'Desk'");
+        var unlink = await ErpShape.RunAsync(ds, new OperationInfo("unlink", "sale.order.line"),
+            "DELETE FROM sale_order_line WHERE name = 'Chair'");
         var undo = new UndoService(ds);
         var state = await ErpShape.StateAsync(ds);
 
@@ -189,7 +192,8 @@ public sealed class UndoServiceTests(PostgresFixture postgres)
     public async Task A_write_of_a_row_a_later_operation_deleted_is_refused_naming_that_deletion()
     {
         var ds = await DatabaseAsync("later_delete");
-        var write = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner"), "UPDATE res_partner SET name = 'X' WHERE id = 2");
+        var write = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner"),
+            "UPDATE res_partner SET name = 'X' WHERE id = 2");
         var unlink = await ErpShape.RunAsync(ds, new OperationInfo("unlink", "res.partner"), "DELETE FROM res_partner WHERE id = 2");
 
         var e = await Assert.ThrowsAsync<OperationException>(() => new UndoService(ds).UndoAsync(write, false, null, None));
@@ -221,7 +225,8 @@ public sealed class UndoServiceTests(PostgresFixture postgres)
             Assert.All(outcomes.Where(o => o != "ok"), o => Assert.Equal(nameof(OperationErrorKind.AlreadyUndone), o));
         }
         Assert.Equal(0L, await ErpShape.ScalarAsync<long>(ds, "SELECT count(*) FROM sale_order"));
-        Assert.Equal(5L, await ErpShape.ScalarAsync<long>(ds, "SELECT count(*) FROM loomworks_ai_operation_log WHERE operation_type = 'undo'"));
+        Assert.Equal(5L, await ErpShape.ScalarAsync<long>(ds,
+            "SELECT count(*) FROM loomworks_ai_operation_log WHERE operation_type = 'undo'"));
     }
 
     [Fact]
@@ -231,10 +236,12 @@ public sealed class UndoServiceTests(PostgresFixture postgres)
         var before = await ErpShape.StateAsync(ds);
         var s = new OperationInfo("create", "sale.order", SessionId: "sess-a");
         await OrderWithLinesAsync(ds, s);
-        await ErpShape.RunAsync(ds, s with { OperationType = "write" }, "UPDATE sale_order_line SET product_uom_qty = 3 WHERE name = 'Desk'");
+        await ErpShape.RunAsync(ds, s with { OperationType = "write" },
+            "UPDATE sale_order_line SET product_uom_qty = 3 WHERE name = 'Desk'");
         await ErpShape.RunAsync(ds, s with { OperationType = "write" }, "UPDATE sale_order SET state = 'sale'");
         await ErpShape.RunAsync(ds, s with { OperationType = "unlink" }, "DELETE FROM sale_order_line WHERE name = 'Chair'");
-        var other = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner", SessionId: "sess-b"), "UPDATE res_partner SET name = 'B' WHERE id = 2");
+        var other = await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner", SessionId: "sess-b"),
+            "UPDATE res_partner SET name = 'B' WHERE id = 2");
         var otherState = await ErpShape.ScalarAsync<string>(ds, "SELECT name FROM res_partner WHERE id = 2");
 
         var results = await new UndoService(ds).UndoSessionAsync("sess-a", false, null, None);
@@ -261,7 +268,8 @@ public sealed class UndoServiceTests(PostgresFixture postgres)
         await ErpShape.RunAsync(ds, new OperationInfo("create", "res.partner"), "INSERT INTO res_partner (name) VALUES ('Late')");
         var undo = new UndoService(ds);
 
-        var tooEarly = await Assert.ThrowsAsync<OperationException>(() => undo.RewindAsync(new DateTimeOffset(2001, 1, 1, 0, 0, 0, TimeSpan.Zero), false, "acme", None));
+        var tooEarly = await Assert.ThrowsAsync<OperationException>(() =>
+            undo.RewindAsync(new DateTimeOffset(2001, 1, 1, 0, 0, 0, TimeSpan.Zero), false, "acme", None));
         Assert.Equal(OperationErrorKind.NotCovered, tooEarly.Kind);
         Assert.Contains("loomworks restore acme --time 2001-01-01T00:00:00.000Z", tooEarly.Message);
 
@@ -281,7 +289,8 @@ public sealed class UndoServiceTests(PostgresFixture postgres)
         await ErpShape.ExecuteAsync(ds, "INSERT INTO res_partner (name) VALUES ('Outside')");
         var undo = new UndoService(ds);
 
-        var e = await Assert.ThrowsAsync<OperationException>(() => undo.RewindAsync(new DateTimeOffset(at, TimeSpan.Zero), false, "t", None));
+        var e = await Assert.ThrowsAsync<OperationException>(() =>
+            undo.RewindAsync(new DateTimeOffset(at, TimeSpan.Zero), false, "t", None));
         Assert.Contains("outside any operation", e.Message);
         Assert.Equal(4L, await ErpShape.ScalarAsync<long>(ds, "SELECT count(*) FROM res_partner"));
 
@@ -304,14 +313,16 @@ public sealed class UndoServiceTests(PostgresFixture postgres)
             UPDATE res_partner SET email = 'outside@example.com' WHERE id = 1;
             UPDATE loomworks_change SET changed_at = now() - interval '40 days' WHERE new_row ->> 'email' = 'outside@example.com';
             """);
-        var recent = await ErpShape.RunAsync(ds, new OperationInfo("create", "res.partner"), "INSERT INTO res_partner (name) VALUES ('New')");
+        var recent = await ErpShape.RunAsync(ds, new OperationInfo("create", "res.partner"),
+            "INSERT INTO res_partner (name) VALUES ('New')");
 
         var log = new OperationLog(ds);
         var before = (await log.FindAsync(old, None))!;
         Assert.Equal(3, before.ChangeCount);
 
         Assert.Equal(4L, await OperationLogRetention.PruneAsync(ds, 30, None));
-        Assert.Equal(0L, await ErpShape.ScalarAsync<long>(ds, "SELECT count(*) FROM loomworks_change WHERE new_row ->> 'email' = 'outside@example.com'"));
+        Assert.Equal(0L, await ErpShape.ScalarAsync<long>(ds,
+            "SELECT count(*) FROM loomworks_change WHERE new_row ->> 'email' = 'outside@example.com'"));
 
         // The log still says what the pruned operation changed: its summary was stored before its change rows went.
         var after = (await log.FindAsync(old, None))!;
@@ -396,7 +407,8 @@ public sealed class UndoServiceTests(PostgresFixture postgres)
     {
         var ds = await DatabaseAsync("list");
         await OrderWithLinesAsync(ds);
-        await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner", "s2", "agent-9"), "UPDATE res_partner SET name = 'Q' WHERE id = 2");
+        await ErpShape.RunAsync(ds, new OperationInfo("write", "res.partner", "s2", "agent-9"),
+            "UPDATE res_partner SET name = 'Q' WHERE id = 2");
         var log = new OperationLog(ds);
 
         Assert.Single(await log.ListAsync(new OperationFilter(SessionId: "s2"), None));
@@ -405,7 +417,8 @@ public sealed class UndoServiceTests(PostgresFixture postgres)
         Assert.Equal(2, (await log.ListAsync(new OperationFilter(Since: DateTimeOffset.UtcNow.AddMinutes(-5)), None)).Count);
         Assert.Empty(await log.ListAsync(new OperationFilter(Until: DateTimeOffset.UtcNow.AddMinutes(-5)), None));
         Assert.Empty(await log.ListAsync(new OperationFilter(SessionId: "x' OR 1=1; DROP TABLE loomworks_change; --"), None));
-        Assert.Equal(4L, await ErpShape.ScalarAsync<long>(ds, "SELECT count(*) FROM loomworks_change WHERE operation_id IN (SELECT id FROM loomworks_ai_operation_log)"));
+        Assert.Equal(4L, await ErpShape.ScalarAsync<long>(ds,
+            "SELECT count(*) FROM loomworks_change WHERE operation_id IN (SELECT id FROM loomworks_ai_operation_log)"));
         await Assert.ThrowsAsync<OperationException>(() => log.ListAsync(new OperationFilter(Limit: 0), None));
         await Assert.ThrowsAsync<OperationException>(() => log.ListAsync(new OperationFilter(Limit: 1_000_000), None));
         await Assert.ThrowsAsync<OperationException>(() => log.ListAsync(

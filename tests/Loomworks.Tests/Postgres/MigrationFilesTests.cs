@@ -49,7 +49,8 @@ public sealed class MigrationFilesTests
     public void A_file_is_a_header_an_empty_line_and_the_sql_which_excludes_the_final_newline_only()
     {
         Assert.Equal(new Migration(7, "seven: and more", "SELECT 1;\n\nSELECT 2;\n"),
-            MigrationFiles.Parse("Feature/Migrations/0007_seven.sql", "-- migration 7: seven: and more\n-- why\n\nSELECT 1;\n\nSELECT 2;\n\n"));
+            MigrationFiles.Parse("Feature/Migrations/0007_seven.sql",
+                "-- migration 7: seven: and more\n-- why\n\nSELECT 1;\n\nSELECT 2;\n\n"));
         Assert.Equal(new Migration(2012, "x", "-- a comment of the SQL\nSELECT 1"),
             MigrationFiles.Parse("Feature/Migrations/2012_x.sql", "-- migration 2012: x\n\n-- a comment of the SQL\nSELECT 1\n"));
     }

@@ -11,7 +11,6 @@ namespace Loomworks.Tests.Postgres;
 /// idle ones of the database idle longest closed (and gone from PostgreSQL) to make room, a connection in use never
 /// taken, and nothing stale handed out after PostgreSQL ended every session. Each test counts only its own databases.
 /// </summary>
-[Collection(PostgresGroup.Name)]
 public sealed class TenantDataSourcesTests(PostgresFixture postgres)
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
@@ -203,7 +202,8 @@ public sealed class TenantDataSourcesTests(PostgresFixture postgres)
     public async Task A_caller_that_cannot_get_a_connection_in_time_gets_an_error_naming_db_maxconn_and_the_budget_stays_whole()
     {
         var databases = await CreateDatabasesAsync("tds_timeout", 3);
-        await using var dataSources = new TenantDataSources(postgres.Endpoint, maxConnections: 4, waitTimeout: TimeSpan.FromMilliseconds(300));
+        await using var dataSources = new TenantDataSources(postgres.Endpoint, maxConnections: 4,
+            waitTimeout: TimeSpan.FromMilliseconds(300));
         var first = await dataSources.For(databases[0]).OpenConnectionAsync(Ct);
         await using var second = await dataSources.For(databases[1]).OpenConnectionAsync(Ct);
 
@@ -265,7 +265,8 @@ public sealed class TenantDataSourcesTests(PostgresFixture postgres)
             SELECT pg_terminate_backend(pid) FROM pg_stat_activity
             WHERE datname IN ('{databases[0]}', '{databases[1]}') OR application_name = '{listener.ApplicationName}'
             """);
-        await TenancyHost.EventuallyAsync(() => Task.FromResult(listener.Connects > connects), TimeSpan.FromSeconds(10));
+        await Eventually.HoldsAsync(() => Task.FromResult(listener.Connects > connects), "the listener reconnects",
+            TimeSpan.FromSeconds(10));
 
         foreach (var database in databases)
         {

@@ -4,7 +4,6 @@ using Loomworks.Tests.Infrastructure;
 
 namespace Loomworks.Tests.Records;
 
-[Collection(PostgresGroup.Name)]
 public sealed class DomainAndOrmTests(PostgresFixture postgres) : IAsyncLifetime
 {
     private RecordsDatabase _db = null!;
@@ -22,8 +21,10 @@ public sealed class DomainAndOrmTests(PostgresFixture postgres) : IAsyncLifetime
         await _db.AdminAsync(async env =>
         {
             var be = await env.SearchAsync(ModelRegistry.Country, L(L("code", "=", "BE")), 0, null, null, Ct);
-            _acme = await env.CreateOneAsync(Partner, D(("name", "Acme"), ("is_company", true), ("country_id", be[0]), ("email", "info@acme.example")), Ct);
-            _alice = await env.CreateOneAsync(Partner, D(("name", "Alice"), ("parent_id", _acme), ("email", "alice@acme.example"), ("phone", "+32 1")), Ct);
+            _acme = await env.CreateOneAsync(Partner, D(("name", "Acme"), ("is_company", true), ("country_id", be[0]), ("email",
+                "info@acme.example")), Ct);
+            _alice = await env.CreateOneAsync(Partner, D(("name", "Alice"), ("parent_id", _acme), ("email", "alice@acme.example"), ("phone",
+                "+32 1")), Ct);
             _bob = await env.CreateOneAsync(Partner, D(("name", "Bob"), ("parent_id", _alice), ("active", false)), Ct);
             _carol = await env.CreateOneAsync(Partner, D(("name", "Carol O'Hara"), ("credit_limit", 10.5)), Ct);
             return 0;
@@ -63,7 +64,8 @@ public sealed class DomainAndOrmTests(PostgresFixture postgres) : IAsyncLifetime
         Assert.Equal([_carol], await Search(L("!", L("credit_limit", "=", false), L("credit_limit", ">", 10L))));
         Assert.Equal([_carol], await Search(L(L("name", "in", L("Carol O'Hara", "Nobody")))));
         Assert.Equal([_alice], await Search(L(L("name", "=", L("Alice")))));
-        Assert.Equal([_carol], await Search(L(L("phone", "=", false), L("name", "<>", "Acme"), L("parent_id", "=?", false), L("id", ">=", _carol))));
+        Assert.Equal([_carol], await Search(L(L("phone", "=", false), L("name", "<>", "Acme"), L("parent_id", "=?", false), L("id", ">=",
+            _carol))));
     }
 
     [Fact]
@@ -118,7 +120,8 @@ public sealed class DomainAndOrmTests(PostgresFixture postgres) : IAsyncLifetime
     [Fact]
     public async Task Read_gives_many2one_pairs_x2many_ids_and_false_for_empty()
     {
-        var rows = await _db.AdminAsync(env => env.ReadAsync(Partner, [_alice, _acme], ["name", "parent_id", "child_ids", "phone", "comment", "display_name", "company_type"], Ct));
+        var rows = await _db.AdminAsync(env => env.ReadAsync(Partner, [_alice, _acme], ["name", "parent_id", "child_ids", "phone",
+            "comment", "display_name", "company_type"], Ct));
         Assert.Equal(_alice, rows[0]["id"]);
         Assert.Equal(L(_acme, "Acme"), rows[0]["parent_id"]);
         Assert.Equal("Acme, Alice", rows[0]["display_name"]);
@@ -134,7 +137,8 @@ public sealed class DomainAndOrmTests(PostgresFixture postgres) : IAsyncLifetime
     {
         var (order, lines) = await _db.AdminAsync(async env =>
         {
-            var product = await env.CreateOneAsync(ModelRegistry.Product, D(("name", "Widget"), ("default_code", "W1"), ("list_price", 5.0)), Ct);
+            var product = await env.CreateOneAsync(ModelRegistry.Product,
+                D(("name", "Widget"), ("default_code", "W1"), ("list_price", 5.0)), Ct);
             var order = await env.CreateOneAsync(ModelRegistry.SaleOrder, D(("partner_id", _acme), ("order_line", L(
                 L(0L, 0L, D(("product_id", product), ("product_uom_qty", 3.0), ("price_unit", 5.0))),
                 L(0L, 0L, D(("name", "Service"), ("product_uom_qty", 1.0), ("price_unit", 2.5), ("discount", 10.0)))))), Ct);
@@ -146,12 +150,14 @@ public sealed class DomainAndOrmTests(PostgresFixture postgres) : IAsyncLifetime
         Assert.Equal($"S{order:00000}", lines["name"]);
         var lineIds = ((List<object?>)lines["order_line"]!).Cast<long>().ToList();
         Assert.Equal(2, lineIds.Count);
-        var lineRows = await _db.AdminAsync(env => env.ReadAsync(ModelRegistry.SaleOrderLine, lineIds, ["name", "price_subtotal", "price_total"], Ct));
+        var lineRows = await _db.AdminAsync(env => env.ReadAsync(ModelRegistry.SaleOrderLine, lineIds, ["name", "price_subtotal",
+            "price_total"], Ct));
         Assert.Equal(("Widget", 15.0, 15.0), ((string)lineRows[0]["name"]!, lineRows[0]["price_subtotal"], lineRows[0]["price_total"]));
         Assert.Equal(("Service", 2.25, 2.25), ((string)lineRows[1]["name"]!, lineRows[1]["price_subtotal"], lineRows[1]["price_total"]));
         var after = await _db.AdminAsync(async env =>
         {
-            await env.WriteAsync(ModelRegistry.SaleOrder, [order], D(("order_line", L(L(2L, lineIds[1]), L(1L, lineIds[0], D(("product_uom_qty", 1.0)))))), Ct);
+            await env.WriteAsync(ModelRegistry.SaleOrder, [order],
+                D(("order_line", L(L(2L, lineIds[1]), L(1L, lineIds[0], D(("product_uom_qty", 1.0)))))), Ct);
             return (await env.ReadAsync(ModelRegistry.SaleOrder, [order], ["amount_total", "order_line"], Ct))[0];
         });
         Assert.Equal(5.0, after["amount_total"]);
@@ -177,7 +183,8 @@ public sealed class DomainAndOrmTests(PostgresFixture postgres) : IAsyncLifetime
     [Fact]
     public async Task Order_lines_created_written_or_deleted_on_their_own_recompute_their_order()
     {
-        decimal Total(Dictionary<string, object?> row) => System.Convert.ToDecimal(row["amount_total"], System.Globalization.CultureInfo.InvariantCulture);
+        decimal Total(Dictionary<string, object?> row) => System.Convert.ToDecimal(row["amount_total"],
+            System.Globalization.CultureInfo.InvariantCulture);
         var (order, line) = await _db.AdminAsync(async env =>
         {
             var order = await env.CreateOneAsync(ModelRegistry.SaleOrder, D(("partner_id", _acme), ("name", "PO-7")), Ct);
@@ -206,7 +213,8 @@ public sealed class DomainAndOrmTests(PostgresFixture postgres) : IAsyncLifetime
     {
         var groups = await _db.AdminAsync(async env =>
         {
-            var uid = await env.CreateOneAsync(ModelRegistry.Users, D(("name", "M2M"), ("login", "m2m@example.test"), ("password", "pw-123456")), Ct);
+            var uid = await env.CreateOneAsync(ModelRegistry.Users,
+                D(("name", "M2M"), ("login", "m2m@example.test"), ("password", "pw-123456")), Ct);
             await env.WriteAsync(ModelRegistry.Users, [uid], D(("groups_id", L(L(6L, 0L, L(4L)), L(4L, 3L)))), Ct);
             var linked = (await env.ReadAsync(ModelRegistry.Users, [uid], ["groups_id"], Ct))[0]["groups_id"];
             await env.WriteAsync(ModelRegistry.Users, [uid], D(("groups_id", L(L(3L, 4L)))), Ct);
@@ -230,7 +238,8 @@ public sealed class DomainAndOrmTests(PostgresFixture postgres) : IAsyncLifetime
         Assert.True(Passwords.Verify("view-pass", hash));
         Assert.False(Passwords.Verify("wrong", hash));
         Assert.NotEmpty(await _db.AsAsync(uid, env => env.SearchAsync(Partner, null, 0, 5, null, Ct)));
-        var e = await Assert.ThrowsAsync<OdooException>(() => _db.AsAsync(uid, env => env.WriteAsync(Partner, [_carol], D(("name", "X")), Ct)));
+        var e = await Assert.ThrowsAsync<OdooException>(() =>
+            _db.AsAsync(uid, env => env.WriteAsync(Partner, [_carol], D(("name", "X")), Ct)));
         Assert.Equal(4, e.FaultCode);
         Assert.Contains("res.partner", e.Message, StringComparison.Ordinal);
         Assert.Equal("Carol O'Hara", await postgres.ScalarAsync<string>(_db.Name, $"SELECT name FROM res_partner WHERE id = {_carol}"));
@@ -245,7 +254,8 @@ public sealed class DomainAndOrmTests(PostgresFixture postgres) : IAsyncLifetime
         Assert.Equal("many2one", ((Dictionary<string, object?>)fields["country_id"]!)["type"]);
         Assert.Equal("res.country", ((Dictionary<string, object?>)fields["country_id"]!)["relation"]);
         Assert.False(RecordEnvironment.FieldsGet(ModelRegistry.Users, null, null).ContainsKey("password"));
-        var defaults = await _db.AdminAsync(env => Task.FromResult(env.DefaultGet(Partner, ["active", "type", "name"])), new() { ["default_name"] = "N" });
+        var defaults = await _db.AdminAsync(env => Task.FromResult(env.DefaultGet(Partner, ["active", "type", "name"])),
+            new() { ["default_name"] = "N" });
         Assert.Equal(true, defaults["active"]);
         Assert.Equal("contact", defaults["type"]);
         Assert.Equal("N", defaults["name"]);

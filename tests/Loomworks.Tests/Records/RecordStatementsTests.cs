@@ -9,7 +9,6 @@ namespace Loomworks.Tests.Records;
 /// How a read-only call's statements travel: the pending security stamp goes with the first one and voids the call
 /// when it changed, and a search_read of one statement sends COMMIT with it.
 /// </summary>
-[Collection(PostgresGroup.Name)]
 public sealed class RecordStatementsTests(PostgresFixture postgres) : IAsyncLifetime
 {
     private RecordsDatabase _db = null!;

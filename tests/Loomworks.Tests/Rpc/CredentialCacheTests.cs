@@ -2,8 +2,9 @@ using Loomworks.Records;
 using Loomworks.Rpc;
 using Loomworks.Security;
 using Loomworks.Tests.Infrastructure;
+using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
-using Npgsql;
+using Microsoft.Extensions.Time.Testing;
 
 namespace Loomworks.Tests.Rpc;
 
@@ -11,10 +12,16 @@ namespace Loomworks.Tests.Rpc;
 /// Credential checks and access rights are remembered between stateless calls; every change that decides them —
 /// made through the API or straight in the database, as another server instance would — counts on the next call.
 /// </summary>
-[Collection(PostgresGroup.Name)]
 public sealed class CredentialCacheTests(CredentialCacheTests.Fixture fixture) : IClassFixture<CredentialCacheTests.Fixture>, IDisposable
 {
-    public sealed class Fixture(PostgresFixture postgres) : RpcServerFixture(postgres, "rpc_credcache");
+    public sealed class Fixture(PostgresFixture postgres) : RpcServerFixture(postgres, "rpc_credcache")
+    {
+        /// <summary>The clock the server's credential cache reads; it starts at the real time and moves only when told.</summary>
+        public FakeTimeProvider Clock { get; } = new(DateTimeOffset.UtcNow);
+
+        protected override void Configure(WebApplicationBuilder builder) =>
+            builder.Services.AddSingleton(services => new RpcAuthenticator(services.GetRequiredService<PasswordGate>(), Clock));
+    }
 
     private readonly RpcServer _server = fixture.Server;
     private readonly PostgresFixture _postgres = fixture.Postgres;
@@ -42,21 +49,13 @@ public sealed class CredentialCacheTests(CredentialCacheTests.Fixture fixture) :
         ]))!;
     }
 
-    private async Task<object?> ScalarAsync(string sql, params object[] parameters)
-    {
-        await using var connection = new NpgsqlConnection(_postgres.Endpoint.ConnectionString(_server.Db) + ";Pooling=false");
-        await connection.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, connection);
-        foreach (var parameter in parameters)
-        {
-            command.Parameters.AddWithValue(parameter);
-        }
-        return await command.ExecuteScalarAsync();
-    }
+    private Task<object?> ScalarAsync(string sql, params object[] parameters) =>
+        _postgres.ScalarAsync<object>(_server.Db, sql, parameters);
 
     private async Task<(bool IsFault, object? Value)> SearchReadAsync(long uid, string secret) =>
         await _client.XmlAsync("/xmlrpc/2/object", "execute_kw", _server.Db, uid, secret, "res.partner", "search_read",
-            new List<object?> { new List<object?>() }, new Dictionary<string, object?> { ["fields"] = new List<object?> { "name" }, ["limit"] = 5L });
+            new List<object?> { new List<object?>() }, new Dictionary<string, object?> { ["fields"] = new List<object?> { "name" },
+                ["limit"] = 5L });
 
     private static long FaultCode((bool IsFault, object? Value) answer)
     {
@@ -98,22 +97,28 @@ public sealed class CredentialCacheTests(CredentialCacheTests.Fixture fixture) :
     public async Task A_revoked_or_expired_api_key_is_refused_on_the_next_call()
     {
         var uid = await CreateUserAsync("cache_key", "key-owner-secret", TenantSchema.UserGroup);
-        var key = (string)(await _client.ObjectAsync(_server.Db, uid, "key-owner-secret", "res.users.apikeys", "generate", ["cache test"]))!;
+        var key = (string)(await _client.ObjectAsync(_server.Db, uid, "key-owner-secret", "res.users.apikeys", "generate",
+            ["cache test"]))!;
         Assert.False((await SearchReadAsync(uid, key)).IsFault);
         Assert.False((await SearchReadAsync(uid, key)).IsFault);
         await ScalarAsync("DELETE FROM res_users_apikeys WHERE user_id = $1", (int)uid);
         Assert.Equal(3, FaultCode(await SearchReadAsync(uid, key)));
 
         // A key that expires while remembered: nothing is written when it expires, the remembered check must still end.
-        var expiring = (string)(await _client.ObjectAsync(_server.Db, uid, "key-owner-secret", "res.users.apikeys", "generate", ["expiring"]))!;
-        // The window is wide because a loaded machine can take seconds per call; the test waits out what is left of it.
-        var window = TimeSpan.FromSeconds(20);
-        var expiresAt = System.Diagnostics.Stopwatch.StartNew();
-        await ScalarAsync("UPDATE res_users_apikeys SET expiration_date = (now() at time zone 'utc') + interval '20 seconds' WHERE user_id = $1", (int)uid);
+        var expiring = (string)(await _client.ObjectAsync(_server.Db, uid, "key-owner-secret", "res.users.apikeys", "generate",
+            ["expiring"]))!;
+        const string expireIn = "UPDATE res_users_apikeys SET expiration_date = (now() at time zone 'utc') + $1 WHERE user_id = $2";
+        await ScalarAsync(expireIn, TimeSpan.FromHours(1), (int)uid);
         Assert.False((await SearchReadAsync(uid, expiring)).IsFault);
+        var checks = Authenticator.HashChecks;
         Assert.False((await SearchReadAsync(uid, expiring)).IsFault);
-        Assert.True(expiresAt.Elapsed < window, "the calls took longer than the key's lifetime; the check above proved nothing");
-        await Task.Delay(window - expiresAt.Elapsed + TimeSpan.FromSeconds(1), TestContext.Current.CancellationToken);
+        Assert.Equal(checks, Authenticator.HashChecks); // remembered
+        // The server's clock passes the expiry: the remembered check ends and the key is checked again. The database
+        // still holds the key valid on its own clock, so this check passes; the next step expires it there too.
+        fixture.Clock.Advance(TimeSpan.FromHours(2));
+        Assert.False((await SearchReadAsync(uid, expiring)).IsFault);
+        Assert.True(Authenticator.HashChecks > checks, "a key past its expiry was still answered from memory");
+        await ScalarAsync(expireIn, TimeSpan.FromSeconds(-1), (int)uid);
         Assert.Equal(3, FaultCode(await SearchReadAsync(uid, expiring)));
     }
 
@@ -139,14 +144,17 @@ public sealed class CredentialCacheTests(CredentialCacheTests.Fixture fixture) :
         Assert.Equal(4, FaultCode(await SearchReadAsync(uid, "groups-secret")));
 
         // Read-only: reading comes back, creating stays refused.
-        await ScalarAsync("INSERT INTO res_groups_users_rel (gid, uid) SELECT id, $1 FROM res_groups WHERE xml_id = $2", (int)uid, TenantSchema.ReadOnlyGroup);
+        await ScalarAsync("INSERT INTO res_groups_users_rel (gid, uid) SELECT id, $1 FROM res_groups WHERE xml_id = $2", (int)uid,
+            TenantSchema.ReadOnlyGroup);
         Assert.False((await SearchReadAsync(uid, "groups-secret")).IsFault);
         var create = await _client.XmlAsync("/xmlrpc/2/object", "execute_kw", _server.Db, uid, "groups-secret", "res.partner", "create",
             new List<object?> { new Dictionary<string, object?> { ["name"] = "refused" } });
         Assert.Equal(4, FaultCode(create));
 
         // The group's right itself withdrawn.
-        await ScalarAsync("UPDATE ir_model_access SET perm_read = false WHERE model = 'res.partner' AND group_id = (SELECT id FROM res_groups WHERE xml_id = $1)",
+        await ScalarAsync(
+            "UPDATE ir_model_access SET perm_read = false WHERE model = 'res.partner' " +
+            "AND group_id = (SELECT id FROM res_groups WHERE xml_id = $1)",
             TenantSchema.ReadOnlyGroup);
         try
         {
@@ -154,7 +162,9 @@ public sealed class CredentialCacheTests(CredentialCacheTests.Fixture fixture) :
         }
         finally
         {
-            await ScalarAsync("UPDATE ir_model_access SET perm_read = true WHERE model = 'res.partner' AND group_id = (SELECT id FROM res_groups WHERE xml_id = $1)",
+            await ScalarAsync(
+                "UPDATE ir_model_access SET perm_read = true WHERE model = 'res.partner' " +
+                "AND group_id = (SELECT id FROM res_groups WHERE xml_id = $1)",
                 TenantSchema.ReadOnlyGroup);
         }
         Assert.False((await SearchReadAsync(uid, "groups-secret")).IsFault);
@@ -165,7 +175,8 @@ public sealed class CredentialCacheTests(CredentialCacheTests.Fixture fixture) :
     {
         var before = (Guid)(await ScalarAsync($"SELECT stamp FROM {SecurityStamp.Table}"))!;
         // A login stamps login_date: not a security change.
-        var (_, uid) = await _client.XmlAsync("/xmlrpc/2/common", "authenticate", _server.Db, "admin", "admin", new Dictionary<string, object?>());
+        var (_, uid) = await _client.XmlAsync("/xmlrpc/2/common", "authenticate", _server.Db, "admin", "admin",
+            new Dictionary<string, object?>());
         Assert.Equal(2L, uid);
         await ScalarAsync("UPDATE res_partner SET comment = 'not security' WHERE id = 3");
         Assert.Equal(before, (Guid)(await ScalarAsync($"SELECT stamp FROM {SecurityStamp.Table}"))!);

@@ -4,8 +4,8 @@ using Loomworks.Tests.Infrastructure;
 namespace Loomworks.Tests.Rpc;
 
 /// <summary>Odoo 18's External API examples and the npm clients, unchanged, against the real server.</summary>
-[Collection(PostgresGroup.Name)]
-public sealed class ExternalApiCompatibilityTests(ExternalApiCompatibilityTests.Fixture fixture) : IClassFixture<ExternalApiCompatibilityTests.Fixture>
+public sealed class ExternalApiCompatibilityTests(ExternalApiCompatibilityTests.Fixture fixture)
+    : IClassFixture<ExternalApiCompatibilityTests.Fixture>
 {
     public sealed class Fixture(PostgresFixture postgres) : RpcServerFixture(postgres, "rpc_compat");
 
@@ -16,7 +16,8 @@ public sealed class ExternalApiCompatibilityTests(ExternalApiCompatibilityTests.
 
     private static async Task<(int ExitCode, string Output)> RunAsync(string program, string workingDirectory, params string[] arguments)
     {
-        var info = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory };
+        var info = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true,
+            WorkingDirectory = workingDirectory };
         foreach (var argument in arguments)
         {
             info.ArgumentList.Add(argument);
@@ -32,7 +33,8 @@ public sealed class ExternalApiCompatibilityTests(ExternalApiCompatibilityTests.
     [Fact]
     public async Task Python_xmlrpc_client_runs_the_documentation_examples()
     {
-        var (exitCode, output) = await RunAsync("python3", SourceFolder(), "odoo_external_api.py", _server.Url, _server.Db, "admin", "admin");
+        var (exitCode, output) = await RunAsync("python3", SourceFolder(), "odoo_external_api.py", _server.Url, _server.Db, "admin",
+            "admin");
         Assert.True(exitCode == 0, output);
         Assert.Contains("OK", output, StringComparison.Ordinal);
     }

@@ -4,7 +4,6 @@ using Loomworks.Tests.Infrastructure;
 namespace Loomworks.Tests.Rpc;
 
 /// <summary>/jsonrpc envelopes and errors, Odoo 19's JSON-2, the db service, and credentials bound to their database.</summary>
-[Collection(PostgresGroup.Name)]
 public sealed class JsonRpcTests(JsonRpcTests.Fixture fixture) : IClassFixture<JsonRpcTests.Fixture>, IDisposable
 {
     public sealed class Fixture(PostgresFixture postgres) : RpcServerFixture(postgres, "rpc_json", "rpc_json_other");
@@ -35,7 +34,8 @@ public sealed class JsonRpcTests(JsonRpcTests.Fixture fixture) : IClassFixture<J
         Assert.Equal("Administrator", row.GetProperty("name").GetString());
         Assert.Equal("My Company", row.GetProperty("company_id")[1].GetString());
 
-        (status, body) = await _client.JsonRpcAsync("object", "execute_kw", _server.Db, 2, "bad", "res.partner", "search", new object[] { Array.Empty<object>() });
+        (status, body) = await _client.JsonRpcAsync("object", "execute_kw", _server.Db, 2, "bad", "res.partner", "search",
+            new object[] { Array.Empty<object>() });
         Assert.Equal(200, status);
         var error = body.GetProperty("error");
         Assert.Equal(200, error.GetProperty("code").GetInt32());
@@ -54,7 +54,8 @@ public sealed class JsonRpcTests(JsonRpcTests.Fixture fixture) : IClassFixture<J
     {
         var (status, answer) = await _client.JsonAsync("/jsonrpc", body);
         Assert.Equal(200, status);
-        Assert.Contains(expected, answer.GetProperty("error").GetProperty("data").GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.Contains(expected, answer.GetProperty("error").GetProperty("data").GetProperty("message").GetString(),
+            StringComparison.Ordinal);
         var (_, version) = await _client.JsonRpcAsync("common", "version");
         Assert.Equal("18.0", version.GetProperty("result").GetProperty("server_version").GetString());
     }
@@ -66,10 +67,12 @@ public sealed class JsonRpcTests(JsonRpcTests.Fixture fixture) : IClassFixture<J
             new object[] { "json-2" });
         var key = generated.GetProperty("result").GetString()!;
 
-        var (status, body) = await _client.JsonAsync("/json/2/res.partner/create", new { vals_list = new[] { new { name = "J2" } } }, key, _server.Db);
+        var (status, body) = await _client.JsonAsync("/json/2/res.partner/create", new { vals_list = new[] { new { name = "J2" } } }, key,
+            _server.Db);
         Assert.Equal(200, status);
         var id = body[0].GetInt32();
-        (status, body) = await _client.JsonAsync("/json/2/res.partner/read", new { ids = new[] { id }, fields = NameOnly }, key, _server.Db);
+        (status, body) = await _client.JsonAsync("/json/2/res.partner/read", new { ids = new[] { id }, fields = NameOnly }, key,
+            _server.Db);
         Assert.Equal("J2", body[0].GetProperty("name").GetString());
         (status, body) = await _client.JsonAsync("/json/2/res.partner/search_read",
             new { domain = new object[] { new object[] { "name", "=", "J2" } }, fields = NameOnly, context = new { lang = "en_US" } }, key);
@@ -77,14 +80,16 @@ public sealed class JsonRpcTests(JsonRpcTests.Fixture fixture) : IClassFixture<J
         Assert.Equal(404, status);
         Assert.Contains("X-Odoo-Database", body.GetProperty("message").GetString(), StringComparison.Ordinal);
 
-        (status, body) = await _client.JsonAsync("/json/2/res.partner/search", new { domain = Array.Empty<object>() }, "wrong-key-0000000000", _server.Db);
+        (status, body) = await _client.JsonAsync("/json/2/res.partner/search", new { domain = Array.Empty<object>() },
+            "wrong-key-0000000000", _server.Db);
         Assert.Equal(401, status);
         Assert.Equal("odoo.exceptions.AccessDenied", body.GetProperty("name").GetString());
         (status, body) = await _client.JsonAsync("/json/2/res.nothing/search", new { domain = Array.Empty<object>() }, key, _server.Db);
         Assert.Equal(404, status);
         (status, body) = await _client.JsonAsync("/json/2/res.partner/_private", new { }, key, _server.Db);
         Assert.Equal(403, status);
-        (status, body) = await _client.JsonAsync("/json/2/res.partner/search", new { domain = new object[] { new object[] { "x", "=", 1 } } }, key, _server.Db);
+        (status, body) = await _client.JsonAsync("/json/2/res.partner/search",
+            new { domain = new object[] { new object[] { "x", "=", 1 } } }, key, _server.Db);
         Assert.Equal(400, status);
         Assert.Contains("Invalid field", body.GetProperty("message").GetString(), StringComparison.Ordinal);
         foreach (var property in new[] { "name", "message", "arguments", "context", "debug" })
@@ -97,8 +102,10 @@ public sealed class JsonRpcTests(JsonRpcTests.Fixture fixture) : IClassFixture<J
         Assert.Equal(401, status);
 
         // Revoked keys stop working at once.
-        var (_, keys) = await _client.JsonAsync("/json/2/res.users.apikeys/search", new { domain = Array.Empty<object>() }, key, _server.Db);
-        (status, _) = await _client.JsonAsync("/json/2/res.users.apikeys/revoke", new { ids = new[] { keys[0].GetInt32() } }, key, _server.Db);
+        var (_, keys) = await _client.JsonAsync("/json/2/res.users.apikeys/search", new { domain = Array.Empty<object>() }, key,
+            _server.Db);
+        (status, _) = await _client.JsonAsync("/json/2/res.users.apikeys/revoke", new { ids = new[] { keys[0].GetInt32() } }, key,
+            _server.Db);
         Assert.Equal(200, status);
         (status, _) = await _client.JsonAsync("/json/2/res.partner/search", new { domain = Array.Empty<object>() }, key, _server.Db);
         Assert.Equal(401, status);
@@ -108,14 +115,19 @@ public sealed class JsonRpcTests(JsonRpcTests.Fixture fixture) : IClassFixture<J
     public async Task A_password_of_one_database_does_not_open_another()
     {
         using var client = new RpcClient(_server.Url);
-        await client.ObjectAsync(_server.Db, 2, "admin", "res.users", "write", [new List<object?> { 2L }, new Dictionary<string, object?> { ["password"] = "only-in-a" }]);
-        var (isFault, value) = await client.XmlAsync("/xmlrpc/2/object", "execute_kw", "rpc_json_other", 2L, "only-in-a", "res.partner", "search", new List<object?> { new List<object?>() });
+        await client.ObjectAsync(_server.Db, 2, "admin", "res.users", "write",
+            [new List<object?> { 2L }, new Dictionary<string, object?> { ["password"] = "only-in-a" }]);
+        var (isFault, value) = await client.XmlAsync("/xmlrpc/2/object", "execute_kw", "rpc_json_other", 2L, "only-in-a", "res.partner",
+            "search", new List<object?> { new List<object?>() });
         Assert.True(isFault);
         Assert.Equal(3L, ((Dictionary<string, object?>)value!)["faultCode"]);
-        (isFault, value) = await client.XmlAsync("/xmlrpc/2/common", "authenticate", _server.Db, "admin", "only-in-a", new Dictionary<string, object?>());
+        (isFault, value) = await client.XmlAsync("/xmlrpc/2/common", "authenticate", _server.Db, "admin", "only-in-a",
+            new Dictionary<string, object?>());
         Assert.Equal(2L, value);
-        await client.ObjectAsync(_server.Db, 2, "only-in-a", "res.users", "write", [new List<object?> { 2L }, new Dictionary<string, object?> { ["password"] = "admin" }]);
-        (isFault, _) = await client.XmlAsync("/xmlrpc/2/object", "execute_kw", _server.Db, 2L, "only-in-a", "res.partner", "search", new List<object?> { new List<object?>() });
+        await client.ObjectAsync(_server.Db, 2, "only-in-a", "res.users", "write",
+            [new List<object?> { 2L }, new Dictionary<string, object?> { ["password"] = "admin" }]);
+        (isFault, _) = await client.XmlAsync("/xmlrpc/2/object", "execute_kw", _server.Db, 2L, "only-in-a", "res.partner", "search",
+            new List<object?> { new List<object?>() });
         Assert.True(isFault);
     }
 
@@ -135,7 +147,8 @@ public sealed class JsonRpcTests(JsonRpcTests.Fixture fixture) : IClassFixture<J
         // No admin_passwd is configured here: the management calls stay locked and say why.
         (_, body) = await _client.JsonRpcAsync("db", "create_database", "master", "newdb", false, "en_US", "pw");
         Assert.Equal("odoo.exceptions.AccessDenied", body.GetProperty("error").GetProperty("data").GetProperty("name").GetString());
-        Assert.Contains("master password", body.GetProperty("error").GetProperty("data").GetProperty("message").GetString(), StringComparison.Ordinal);
+        Assert.Contains("master password", body.GetProperty("error").GetProperty("data").GetProperty("message").GetString(),
+            StringComparison.Ordinal);
         Assert.Equal(JsonValueKind.Array, (await _client.JsonRpcAsync("db", "list_lang")).Body.GetProperty("result").ValueKind);
     }
 }

@@ -27,7 +27,8 @@ public sealed class PasswordGateRouteTests(PostgresFixture postgres)
             ["proxy_mode"] = "True",
         });
 
-    /// <summary>POST /web/tenant/login for <paramref name="db"/> from <paramref name="client"/> (X-Forwarded-For of the trusted local proxy).</summary>
+    /// <summary>POST /web/tenant/login for <paramref name="db"/> from <paramref name="client"/> (X-Forwarded-For of the trusted local
+    /// proxy).</summary>
     private static async Task<HttpResponseMessage> TenantLoginAsync(RpcClient rpc, string db, string login, string password, string client)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, "/web/tenant/login")

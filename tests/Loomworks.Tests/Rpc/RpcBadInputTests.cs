@@ -3,14 +3,14 @@ using Loomworks.Tests.Infrastructure;
 namespace Loomworks.Tests.Rpc;
 
 /// <summary>Hostile and malformed requests: each gets the right fault, the server stays up and no data changes.</summary>
-[Collection(PostgresGroup.Name)]
 public sealed class RpcBadInputTests(RpcBadInputTests.Fixture fixture) : IClassFixture<RpcBadInputTests.Fixture>, IDisposable
 {
     public sealed class Fixture(PostgresFixture postgres) : RpcServerFixture(postgres, "rpc_bad_input")
     {
         protected override async Task SeedAsync()
         {
-            await Postgres.ExecuteAsync(Server.Db, "INSERT INTO res_partner (name, complete_name, active) VALUES ('Keep Me', 'Keep Me', true)");
+            await Postgres.ExecuteAsync(Server.Db,
+                "INSERT INTO res_partner (name, complete_name, active) VALUES ('Keep Me', 'Keep Me', true)");
         }
     }
 
@@ -47,13 +47,16 @@ public sealed class RpcBadInputTests(RpcBadInputTests.Fixture fixture) : IClassF
     public async Task Xxe_and_billion_laughs_are_refused_before_expansion()
     {
         var xxe = "<?xml version='1.0'?><!DOCTYPE m [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>" +
-                  Call("login", "<param><value><string>&x;</string></value></param>").Replace("<?xml version='1.0'?>", "", StringComparison.Ordinal);
+                  Call("login", "<param><value><string>&x;</string></value></param>").Replace("<?xml version='1.0'?>", "",
+                      StringComparison.Ordinal);
         var (_, code, message) = await _client.RawXmlAsync("/xmlrpc/2/common", xxe);
         Assert.Equal(1L, code);
         Assert.Contains("DTD", message, StringComparison.Ordinal);
         Assert.DoesNotContain("root:", message, StringComparison.Ordinal);
-        var laughs = "<?xml version='1.0'?><!DOCTYPE lolz [<!ENTITY lol \"lol\"><!ENTITY lol2 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">" +
-                     "<!ENTITY lol3 \"&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;\">]><methodCall><methodName>&lol3;</methodName></methodCall>";
+        var laughs = "<?xml version='1.0'?><!DOCTYPE lolz [<!ENTITY lol \"lol\">" +
+            "<!ENTITY lol2 \"&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;\">" +
+            "<!ENTITY lol3 \"&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;\">]>" +
+            "<methodCall><methodName>&lol3;</methodName></methodCall>";
         (_, code, message) = await _client.RawXmlAsync("/xmlrpc/2/common", laughs);
         Assert.Equal(1L, code);
         Assert.Contains("DTD", message, StringComparison.Ordinal);
@@ -67,7 +70,8 @@ public sealed class RpcBadInputTests(RpcBadInputTests.Fixture fixture) : IClassF
         var (status, _, message) = await _client.RawXmlAsync("/xmlrpc/2/common", big);
         Assert.Equal(413, status);
         Assert.Contains("limit", message, StringComparison.Ordinal);
-        var (jsonStatus, _) = await _client.JsonAsync("/jsonrpc", "{\"params\":\"" + new string('a', (int)RpcServer.BodyLimit + 10) + "\"}");
+        var (jsonStatus, _) = await _client.JsonAsync("/jsonrpc", "{\"params\":\"" + new string('a', (int)RpcServer.BodyLimit + 10)
+            + "\"}");
         Assert.Equal(413, jsonStatus);
         await AssertUnharmedAsync();
     }
@@ -91,7 +95,8 @@ public sealed class RpcBadInputTests(RpcBadInputTests.Fixture fixture) : IClassF
     [InlineData("res.partner", "create", "[{\"nofield\": 1}]", 1L, "Invalid field 'nofield'")]
     [InlineData("res.partner", "create", "[{\"color\": \"red\"}]", 1L, "Wrong value for res.partner.color")]
     [InlineData("res.partner", "search", "[[], 0, 10, null, 99]", 1L, "takes 5 positional arguments")]
-    public async Task Wrong_calls_get_the_right_fault(string model, string method, string argsJson, long? expectedCode, string? expectedMessage)
+    public async Task Wrong_calls_get_the_right_fault(string model, string method, string argsJson, long? expectedCode,
+        string? expectedMessage)
     {
         var args = (List<object?>)Loomworks.Rpc.JsonRpcCodec.ToWire(System.Text.Json.JsonDocument.Parse(argsJson).RootElement)!;
         var (isFault, value) = await _client.XmlAsync("/xmlrpc/2/object", "execute_kw", _server.Db, 2L, "admin", model, method, args);
@@ -112,12 +117,15 @@ public sealed class RpcBadInputTests(RpcBadInputTests.Fixture fixture) : IClassF
     [Fact]
     public async Task Wrong_credentials_and_unknown_databases_are_access_denied()
     {
-        var (isFault, value) = await _client.XmlAsync("/xmlrpc/2/object", "execute_kw", _server.Db, 2L, "nope", "res.partner", "search", new List<object?> { new List<object?>() });
+        var (isFault, value) = await _client.XmlAsync("/xmlrpc/2/object", "execute_kw", _server.Db, 2L, "nope", "res.partner", "search",
+            new List<object?> { new List<object?>() });
         Assert.True(isFault);
         Assert.Equal(3L, ((Dictionary<string, object?>)value!)["faultCode"]);
-        (isFault, value) = await _client.XmlAsync("/xmlrpc/2/object", "execute_kw", "no_such_db", 2L, "admin", "res.partner", "search", new List<object?> { new List<object?>() });
+        (isFault, value) = await _client.XmlAsync("/xmlrpc/2/object", "execute_kw", "no_such_db", 2L, "admin", "res.partner", "search",
+            new List<object?> { new List<object?>() });
         Assert.Equal(3L, ((Dictionary<string, object?>)value!)["faultCode"]);
-        (isFault, value) = await _client.XmlAsync("/xmlrpc/2/common", "authenticate", _server.Db, "admin", "wrong", new Dictionary<string, object?>());
+        (isFault, value) = await _client.XmlAsync("/xmlrpc/2/common", "authenticate", _server.Db, "admin", "wrong",
+            new Dictionary<string, object?>());
         Assert.False(isFault);
         Assert.Equal(false, value);
         (isFault, value) = await _client.XmlAsync("/xmlrpc/common", "login", "no_such_db", "admin", "admin");

@@ -9,7 +9,6 @@ namespace Loomworks.Tests.Rpc;
 /// saying the database is unavailable, and work again once it is back. The cluster is this class's own, since
 /// stopping the shared one would fail every other test.
 /// </summary>
-[Collection(PostgresGroup.Name)]
 public sealed class RpcDatabaseRestartTests(RpcDatabaseRestartTests.Fixture fixture) : IClassFixture<RpcDatabaseRestartTests.Fixture>
 {
     public sealed class Fixture : IAsyncLifetime
@@ -81,8 +80,9 @@ public sealed class RpcDatabaseRestartTests(RpcDatabaseRestartTests.Fixture fixt
         }
 
         // Pooled connections broken by the restart fail once each (503 again), then calls are answered.
-        Assert.True(await TenantRpcServer.EventuallyAsync(async () =>
-            (await PostAsync(client.Http, "/jsonrpc", search, "application/json")).Text.Contains("\"result\"", StringComparison.Ordinal)));
+        await Eventually.HoldsAsync(async () =>
+            (await PostAsync(client.Http, "/jsonrpc", search, "application/json")).Text.Contains("\"result\"", StringComparison.Ordinal),
+            "a JSON-RPC call answers with a result after PostgreSQL is back");
         var (_, _, answer) = await PostAsync(client.Http, "/xmlrpc/2/object", xmlSearch, "text/xml");
         Assert.False(Loomworks.Rpc.XmlRpcCodec.ReadResponse(Encoding.UTF8.GetBytes(answer)).IsFault);
     }

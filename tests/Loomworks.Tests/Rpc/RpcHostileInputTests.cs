@@ -10,7 +10,6 @@ namespace Loomworks.Tests.Rpc;
 /// Bodies built to cost the server memory or CPU, and text PostgreSQL cannot store: each is refused with a message
 /// naming the problem, in the protocol's error shape, and the server keeps answering.
 /// </summary>
-[Collection(PostgresGroup.Name)]
 public sealed class RpcHostileInputTests(RpcHostileInputTests.Fixture fixture) : IClassFixture<RpcHostileInputTests.Fixture>, IDisposable
 {
     public const long BodyCap = 12L * 1024 * 1024;

@@ -1,42 +1,36 @@
 using Loomworks.Security;
 using Loomworks.Operations;
-using Loomworks.Configuration;
 using Loomworks.Postgres;
 using Loomworks.Records;
 using Loomworks.Rpc;
-using Loomworks.Server.Hosting;
-using Loomworks.Tenancy;
 using Loomworks.Tests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Loomworks.Tests.Rpc;
 
 /// <summary>
-/// The real web server in-process on 127.0.0.1 and a free port, with its own management database and one active
-/// tenant database (ERP schema applied, admin/admin); a second tenant when asked, to check that credentials stay in theirs.
+/// A <see cref="LoomworksHost"/> with its own management database and one active tenant database (ERP schema
+/// applied, admin/admin); a second tenant when asked, to check that credentials stay in theirs.
 /// </summary>
 public sealed class RpcServer : IAsyncDisposable
 {
     public const long BodyLimit = 256 * 1024;
 
-    private RpcServer(WebApplication app, PostgresServer postgres, string url, string db, Scratch dataDir)
+    private RpcServer(LoomworksHost host, string db)
     {
-        DataDir = dataDir;
-        App = app;
-        Postgres = postgres;
-        Url = url;
+        Host = host;
         Db = db;
     }
 
-    public WebApplication App { get; }
-    public PostgresServer Postgres { get; }
-    public string Url { get; }
+    public LoomworksHost Host { get; }
+    public WebApplication App => Host.App;
+    public PostgresServer Postgres => Host.Postgres;
+    public string Url => Host.Url;
     public string Db { get; }
 
     /// <summary>The server's data_dir (its filestore is under filestore/&lt;db&gt;).</summary>
-    public Scratch DataDir { get; }
+    public string DataDir => Host.DataDir;
 
     public static Task<RpcServer> StartAsync(PostgresFixture fixture, string name, params string[] extraTenants) =>
         StartAsync(fixture, name, new Dictionary<string, string>(), BodyLimit, extraTenants);
@@ -47,56 +41,50 @@ public sealed class RpcServer : IAsyncDisposable
         StartAsync(fixture, name, extraSettings, BodyLimit, extraTenants);
 
     /// <summary>A server with extra configuration keys and its own body limit.</summary>
+    public static Task<RpcServer> StartAsync(PostgresFixture fixture, string name, IReadOnlyDictionary<string, string> extraSettings,
+        long bodyLimit, params string[] extraTenants) =>
+        StartAsync(fixture, name, extraSettings, bodyLimit, configure: null, extraTenants);
+
+    /// <summary>As above; <paramref name="configure"/> runs on the builder after the features (a fake clock, say).</summary>
     public static async Task<RpcServer> StartAsync(PostgresFixture fixture, string name, IReadOnlyDictionary<string, string> extraSettings,
-        long bodyLimit, params string[] extraTenants)
+        long bodyLimit, Action<WebApplicationBuilder>? configure, params string[] extraTenants)
     {
-        var dataDir = new Scratch("rpc");
+        ArgumentNullException.ThrowIfNull(fixture);
         var management = await fixture.CreateDatabaseAsync(name + "_mgmt");
-        var port = Scratch.FreePort();
-        var settings = LoomworksSettings.Defaults(new Dictionary<string, string>
+        var host = await LoomworksHost.StartAsync(options =>
         {
-            ["db_host"] = fixture.Endpoint.Host,
-            ["db_port"] = fixture.Endpoint.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["db_user"] = fixture.Endpoint.Username,
-            ["http_interface"] = "127.0.0.1",
-            ["http_port"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["loomworks_mgmt_db"] = management,
-            ["log_level"] = "warn",
-            ["data_dir"] = dataDir.Path,
-        }.Concat(extraSettings).ToDictionary());
-        var postgres = await PostgresServer.OpenAsync(settings, NullLogger.Instance);
-        var app = LoomworksWebApp.Build(settings, postgres,
-            builder => builder.Services.AddSingleton(new RpcOptions { MaxBodyBytes = bodyLimit }));
-        await app.Services.GetRequiredService<ManagementDatabase>().MigrateAsync(CancellationToken.None);
-        foreach (var db in new[] { name }.Concat(extraTenants))
-        {
-            await CreateTenantAsync(fixture, management, db);
-        }
-        await app.StartAsync();
-        return new RpcServer(app, postgres, $"http://127.0.0.1:{port}", name, dataDir);
+            options.UseCluster(fixture.Endpoint).Set("loomworks_mgmt_db", management).Set(extraSettings);
+            options.MigrateManagement = true;
+            options.Builder = builder =>
+            {
+                builder.Services.AddSingleton(new RpcOptions { MaxBodyBytes = bodyLimit });
+                configure?.Invoke(builder);
+            };
+            options.BeforeStart = async _ =>
+            {
+                foreach (var db in new[] { name }.Concat(extraTenants))
+                {
+                    await CreateTenantAsync(fixture, management, db);
+                }
+            };
+        });
+        return new RpcServer(host, name);
     }
 
     private static async Task CreateTenantAsync(PostgresFixture fixture, string management, string db)
     {
         await fixture.CreateDatabaseAsync(db);
-        await using (var connection = new Npgsql.NpgsqlConnection(fixture.Endpoint.ConnectionString(db) + ";Pooling=false"))
+        await using (var connection = await Sql.OpenUnpooledAsync(fixture.Endpoint, db))
         {
-            await connection.OpenAsync();
             var setup = new ErpTenantSetup();
             await SchemaMigrator.ApplyAsync(connection, setup.Migrations, CancellationToken.None);
             await setup.CreateAdminUserAsync(connection, "admin", Passwords.Hash("admin"), CancellationToken.None);
         }
         await fixture.ExecuteAsync(management,
-            $"INSERT INTO loomworks_tenant (name, subdomain, database_name, state) VALUES ('{db}', '{db.Replace('_', '-')}', '{db}', 'active')");
+            "INSERT INTO loomworks_tenant (name, subdomain, database_name, state) VALUES ($1, $2, $1, 'active')", db, db.Replace('_', '-'));
     }
 
-    public async ValueTask DisposeAsync()
-    {
-        await App.StopAsync();
-        await App.DisposeAsync();
-        await Postgres.DisposeAsync();
-        DataDir.Dispose();
-    }
+    public ValueTask DisposeAsync() => Host.DisposeAsync();
 }
 
 /// <summary>One server per test class: xunit makes a class instance per test, so the server lives in a class fixture.</summary>
@@ -107,8 +95,13 @@ public abstract class RpcServerFixture(PostgresFixture postgres, string name, pa
 
     public async ValueTask InitializeAsync()
     {
-        Server = await RpcServer.StartAsync(postgres, name, extraTenants);
+        Server = await RpcServer.StartAsync(postgres, name, new Dictionary<string, string>(), RpcServer.BodyLimit, Configure, extraTenants);
         await SeedAsync();
+    }
+
+    /// <summary>Runs on the builder after the features: a class replaces a service here.</summary>
+    protected virtual void Configure(WebApplicationBuilder builder)
+    {
     }
 
     protected virtual Task SeedAsync() => Task.CompletedTask;

@@ -7,8 +7,8 @@ using Loomworks.Tests.Infrastructure;
 
 namespace Loomworks.Tests.Rpc;
 
-/// <summary>The RPC layer on Tenancy and the database manager: routing by db, header and subdomain, refusals, the db service, limits.</summary>
-[Collection(PostgresGroup.Name)]
+/// <summary>The RPC layer on Tenancy and the database manager: routing by db, header and subdomain, refusals, the db service,
+/// limits.</summary>
 public sealed class RpcTenancyTests(PostgresFixture postgres)
 {
     private const string Master = TenantRpcServer.MasterPassword;
@@ -57,14 +57,16 @@ public sealed class RpcTenancyTests(PostgresFixture postgres)
 
     private static async Task<string> ApiKeyAsync(string url, string db)
     {
-        var (fault, key) = await CallAsync(url, "object", "execute_kw", [db, 2L, "admin", "res.users.apikeys", "generate", new List<object?> { "tests" }, new Dictionary<string, object?>()]);
+        var (fault, key) = await CallAsync(url, "object", "execute_kw",
+            [db, 2L, "admin", "res.users.apikeys", "generate", new List<object?> { "tests" }, new Dictionary<string, object?>()]);
         Assert.Null(fault);
         return (string)key!;
     }
 
     private async Task<long> CrossTenantRowsAsync(TenantRpcServer server, string credential, string routed) =>
         await postgres.ScalarAsync<long>(server.Management,
-            $"SELECT count(*) FROM loomworks_audit_cross_tenant WHERE credential_database = '{credential}' AND routed_database = '{routed}' AND refused");
+            $"SELECT count(*) FROM loomworks_audit_cross_tenant WHERE credential_database = '{credential}' AND routed_database = " +
+            $"'{routed}' AND refused");
 
     [Fact]
     public async Task Calls_are_routed_by_db_header_subdomain_and_X_Odoo_Database_and_a_mismatched_db_is_refused_and_audited()
@@ -73,24 +75,31 @@ public sealed class RpcTenancyTests(PostgresFixture postgres)
         var url = server.Url;
 
         // By db alone.
-        Assert.Equal((null, (object?)2L), await CallAsync(url, "common", "authenticate", ["rtr-one", "admin", "admin", new Dictionary<string, object?>()]));
+        Assert.Equal((null, (object?)2L), await CallAsync(url, "common", "authenticate", ["rtr-one", "admin", "admin",
+            new Dictionary<string, object?>()]));
         // The header and the subdomain agree with db.
-        Assert.Equal((null, (object?)2L), await CallAsync(url, "common", "authenticate", ["rtr-two", "admin", "admin", new Dictionary<string, object?>()], tenantHeader: "rtr-two"));
-        Assert.Equal((null, (object?)2L), await CallAsync(url, "common", "authenticate", ["rtr-two", "admin", "admin", new Dictionary<string, object?>()], host: "rtr-two." + TenantRpcServer.BaseDomain));
+        Assert.Equal((null, (object?)2L), await CallAsync(url, "common", "authenticate", ["rtr-two", "admin", "admin",
+            new Dictionary<string, object?>()], tenantHeader: "rtr-two"));
+        Assert.Equal((null, (object?)2L), await CallAsync(url, "common", "authenticate", ["rtr-two", "admin", "admin",
+            new Dictionary<string, object?>()], host: "rtr-two." + TenantRpcServer.BaseDomain));
         // The header wins over the subdomain; db names a third party: refused, audited.
-        var (fault, message) = await CallAsync(url, "common", "authenticate", ["rtr-two", "admin", "admin", new Dictionary<string, object?>()],
+        var (fault, message) = await CallAsync(url, "common", "authenticate",
+            ["rtr-two", "admin", "admin", new Dictionary<string, object?>()],
             host: "rtr-two." + TenantRpcServer.BaseDomain, tenantHeader: "rtr-one");
         Assert.Equal(3L, fault);
         Assert.Contains("rtr-one", (string)message!, StringComparison.Ordinal);
         Assert.Equal(1, await CrossTenantRowsAsync(server, "rtr-two", "rtr-one"));
-        (fault, _) = await CallAsync(url, "object", "execute_kw", ["rtr-one", 2L, "admin", "res.partner", "search_count", new List<object?> { new List<object?>() }, new Dictionary<string, object?>()],
+        (fault, _) = await CallAsync(url, "object", "execute_kw",
+            ["rtr-one", 2L, "admin", "res.partner", "search_count", new List<object?> { new List<object?>() },
+                new Dictionary<string, object?>()],
             host: "rtr-two." + TenantRpcServer.BaseDomain);
         Assert.Equal(3L, fault);
         Assert.Equal(1, await CrossTenantRowsAsync(server, "rtr-one", "rtr-two"));
         Assert.Equal(0L, await postgres.ScalarAsync<long>("rtr-one", "SELECT count(*) FROM res_partner WHERE name = 'never'"));
 
         // An unknown db is AccessDenied naming it.
-        (fault, message) = await CallAsync(url, "common", "authenticate", ["rtr-nope", "admin", "admin", new Dictionary<string, object?>()]);
+        (fault, message) = await CallAsync(url, "common", "authenticate",
+            ["rtr-nope", "admin", "admin", new Dictionary<string, object?>()]);
         Assert.Equal(3L, fault);
         Assert.Contains("database 'rtr-nope' not found", (string)message!, StringComparison.Ordinal);
 
@@ -108,8 +117,10 @@ public sealed class RpcTenancyTests(PostgresFixture postgres)
         await using var server = await TenantRpcServer.StartAsync(postgres, "rpcten_state", null, "rts-one");
         var key = await ApiKeyAsync(server.Url, "rts-one");
         await server.Service<TenantLifecycle>().SuspendAsync("rts-one", "test", CancellationToken.None);
-        Assert.True(await TenantRpcServer.EventuallyAsync(async () => (await Json2Async(server.Url, key, "rts-one")).Status == 403));
-        var (fault, message) = await CallAsync(server.Url, "common", "authenticate", ["rts-one", "admin", "admin", new Dictionary<string, object?>()]);
+        await Eventually.HoldsAsync(async () => (await Json2Async(server.Url, key, "rts-one")).Status == 403,
+            "the suspension reaches the server: its API key is refused with 403");
+        var (fault, message) = await CallAsync(server.Url, "common", "authenticate",
+            ["rts-one", "admin", "admin", new Dictionary<string, object?>()]);
         Assert.Equal(3L, fault);
         Assert.Contains("suspended", (string)message!, StringComparison.Ordinal);
 
@@ -121,7 +132,8 @@ public sealed class RpcTenancyTests(PostgresFixture postgres)
         Assert.Equal(503, status);
         Assert.Equal("5", retry);
         Assert.Contains("restored", body, StringComparison.Ordinal);
-        (fault, message) = await CallAsync(server.Url, "common", "authenticate", ["rts-one", "admin", "admin", new Dictionary<string, object?>()]);
+        (fault, message) = await CallAsync(server.Url, "common", "authenticate",
+            ["rts-one", "admin", "admin", new Dictionary<string, object?>()]);
         Assert.Equal(1L, fault);
         Assert.Contains("being restored", (string)message!, StringComparison.Ordinal);
     }
@@ -130,8 +142,10 @@ public sealed class RpcTenancyTests(PostgresFixture postgres)
     public async Task Python_xmlrpc_client_creates_dumps_restores_duplicates_and_drops_databases_that_are_proper_tenants()
     {
         await using var server = await TenantRpcServer.StartAsync(postgres, "rpcten_db", null, "rtd-other");
-        var info = new ProcessStartInfo("python3") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = SourceFolder() };
-        foreach (var argument in new[] { "db_manager_roundtrip.py", server.Url, Master, "rtd-made", "rtd-restored", "rtd-fromdump", "rtd-dup" })
+        var info = new ProcessStartInfo("python3") { RedirectStandardOutput = true, RedirectStandardError = true,
+            WorkingDirectory = SourceFolder() };
+        foreach (var argument in new[] { "db_manager_roundtrip.py", server.Url, Master, "rtd-made", "rtd-restored", "rtd-fromdump",
+            "rtd-dup" })
         {
             info.ArgumentList.Add(argument);
         }
@@ -150,7 +164,8 @@ public sealed class RpcTenancyTests(PostgresFixture postgres)
         foreach (var db in new[] { "rtd-made", "rtd-restored", "rtd-fromdump" })
         {
             var role = TenantProvisioner.RoleNameFor(db);
-            Assert.Equal("active", await postgres.ScalarAsync<string>(server.Management, $"SELECT state FROM loomworks_tenant WHERE database_name = '{db}' AND role_name = '{role}'"));
+            Assert.Equal("active", await postgres.ScalarAsync<string>(server.Management,
+                $"SELECT state FROM loomworks_tenant WHERE database_name = '{db}' AND role_name = '{role}'"));
             Assert.True(await postgres.ScalarAsync<bool>("postgres", $"SELECT has_database_privilege('{role}', '{db}', 'CONNECT')"));
             Assert.False(await postgres.ScalarAsync<bool>("postgres", $"SELECT has_database_privilege('public', '{db}', 'CONNECT')"));
             Assert.False(await postgres.ScalarAsync<bool>("postgres",
@@ -159,16 +174,22 @@ public sealed class RpcTenancyTests(PostgresFixture postgres)
         }
         // The dropped duplicate left no database, role or row.
         Assert.Equal(0L, await postgres.ScalarAsync<long>("postgres", "SELECT count(*) FROM pg_database WHERE datname = 'rtd-dup'"));
-        Assert.Equal(0L, await postgres.ScalarAsync<long>("postgres", $"SELECT count(*) FROM pg_roles WHERE rolname = '{TenantProvisioner.RoleNameFor("rtd-dup")}'"));
-        Assert.Equal(0L, await postgres.ScalarAsync<long>(server.Management, "SELECT count(*) FROM loomworks_tenant WHERE database_name = 'rtd-dup'"));
+        Assert.Equal(0L, await postgres.ScalarAsync<long>("postgres",
+            $"SELECT count(*) FROM pg_roles WHERE rolname = '{TenantProvisioner.RoleNameFor("rtd-dup")}'"));
+        Assert.Equal(0L, await postgres.ScalarAsync<long>(server.Management,
+            "SELECT count(*) FROM loomworks_tenant WHERE database_name = 'rtd-dup'"));
 
         // Rename through the db service moves the role with the database and routes the new name at once.
         Assert.Equal((null, (object?)true), await CallAsync(server.Url, "db", "rename", [Master, "rtd-fromdump", "rtd-renamed"]));
-        Assert.True(await postgres.ScalarAsync<bool>("postgres", $"SELECT has_database_privilege('{TenantProvisioner.RoleNameFor("rtd-renamed")}', 'rtd-renamed', 'CONNECT')"));
-        Assert.Equal(0L, await postgres.ScalarAsync<long>("postgres", $"SELECT count(*) FROM pg_roles WHERE rolname = '{TenantProvisioner.RoleNameFor("rtd-fromdump")}'"));
-        Assert.True(await TenantRpcServer.EventuallyAsync(async () =>
-            (await CallAsync(server.Url, "common", "authenticate", ["rtd-renamed", "boss", "pw-boss", new Dictionary<string, object?>()])).Value is long));
-        Assert.Equal(3L, (await CallAsync(server.Url, "common", "authenticate", ["rtd-fromdump", "boss", "pw-boss", new Dictionary<string, object?>()])).Fault);
+        Assert.True(await postgres.ScalarAsync<bool>("postgres",
+            $"SELECT has_database_privilege('{TenantProvisioner.RoleNameFor("rtd-renamed")}', 'rtd-renamed', 'CONNECT')"));
+        Assert.Equal(0L, await postgres.ScalarAsync<long>("postgres",
+            $"SELECT count(*) FROM pg_roles WHERE rolname = '{TenantProvisioner.RoleNameFor("rtd-fromdump")}'"));
+        await Eventually.HoldsAsync(async () =>
+            (await CallAsync(server.Url, "common", "authenticate", ["rtd-renamed", "boss", "pw-boss", new Dictionary<string, object?>()]))
+            .Value is long, "the renamed database accepts its admin");
+        Assert.Equal(3L, (await CallAsync(server.Url, "common", "authenticate", ["rtd-fromdump", "boss", "pw-boss",
+            new Dictionary<string, object?>()])).Fault);
     }
 
     [Fact]
@@ -212,7 +233,8 @@ public sealed class RpcTenancyTests(PostgresFixture postgres)
         }
         Assert.Equal(0L, await postgres.ScalarAsync<long>("postgres", "SELECT count(*) FROM pg_database WHERE datname = 'rtb-new'"));
         Assert.Equal(1L, await postgres.ScalarAsync<long>(server.Management, "SELECT count(*) FROM loomworks_tenant"));
-        Assert.Equal((null, (object?)2L), await CallAsync(server.Url, "common", "authenticate", ["rtb-one", "admin", "admin", new Dictionary<string, object?>()]));
+        Assert.Equal((null, (object?)2L), await CallAsync(server.Url, "common", "authenticate", ["rtb-one", "admin", "admin",
+            new Dictionary<string, object?>()]));
     }
 
     [Fact]
@@ -234,8 +256,10 @@ public sealed class RpcTenancyTests(PostgresFixture postgres)
         var (fault, list) = await CallAsync(server.Url, "db", "list", []);
         Assert.Null(fault);
         Assert.Equal(["rtf-one"], ((IList<object?>)list!).Cast<string>());
-        Assert.Equal((null, (object?)2L), await CallAsync(server.Url, "common", "authenticate", ["rtf-one", "admin", "admin", new Dictionary<string, object?>()]));
-        var (refused, message) = await CallAsync(server.Url, "common", "authenticate", ["rtf-oneb", "admin", "admin", new Dictionary<string, object?>()]);
+        Assert.Equal((null, (object?)2L), await CallAsync(server.Url, "common", "authenticate", ["rtf-one", "admin", "admin",
+            new Dictionary<string, object?>()]));
+        var (refused, message) = await CallAsync(server.Url, "common", "authenticate",
+            ["rtf-oneb", "admin", "admin", new Dictionary<string, object?>()]);
         Assert.Equal(3L, refused);
         Assert.Contains("dbfilter", (string)message!, StringComparison.Ordinal);
         Assert.Equal((null, (object?)true), await CallAsync(server.Url, "db", "db_exist", ["rtf-oneb"]));
@@ -251,7 +275,8 @@ public sealed class RpcTenancyTests(PostgresFixture postgres)
             new Dictionary<string, object?>() };
         var cache = server.Service<TenantCache>();
         await lifecycle.SetLimitsAsync("rtl-one", new TenantLimitsChange(MaxUsers: 1), "test", CancellationToken.None);
-        Assert.True(await TenantRpcServer.EventuallyAsync(async () => (await cache.ByDatabaseAsync("rtl-one", CancellationToken.None))!.MaxUsers == 1));
+        await Eventually.HoldsAsync(async () => (await cache.ByDatabaseAsync("rtl-one", CancellationToken.None))!.MaxUsers == 1,
+            "the cache sees max_users 1");
         var (fault, message) = await CallAsync(server.Url, "object", "execute_kw", createUser);
         Assert.Equal(2L, fault);
         Assert.Contains("max_users is 1", (string)message!, StringComparison.Ordinal);
@@ -265,13 +290,15 @@ public sealed class RpcTenancyTests(PostgresFixture postgres)
             new List<object?> { new Dictionary<string, object?> { ["name"] = "Over quota" } }, new Dictionary<string, object?>() };
         Assert.Null((await CallAsync(server.Url, "object", "execute_kw", createPartner)).Fault);
         await lifecycle.SetLimitsAsync("rtl-one", new TenantLimitsChange(MaxStorageGb: 0), "test", CancellationToken.None);
-        Assert.True(await TenantRpcServer.EventuallyAsync(async () => (await cache.ByDatabaseAsync("rtl-one", CancellationToken.None))!.MaxStorageGb == 0));
+        await Eventually.HoldsAsync(async () => (await cache.ByDatabaseAsync("rtl-one", CancellationToken.None))!.MaxStorageGb == 0,
+            "the cache sees max_storage_gb 0");
         (fault, message) = await CallAsync(server.Url, "object", "execute_kw", createPartner);
         Assert.Equal(2L, fault);
         Assert.Contains("max_storage_gb is 0", (string)message!, StringComparison.Ordinal);
         Assert.Equal(1L, await postgres.ScalarAsync<long>("rtl-one", "SELECT count(*) FROM res_partner WHERE name = 'Over quota'"));
         // Reads still work over quota.
         Assert.Null((await CallAsync(server.Url, "object", "execute_kw",
-            ["rtl-one", 2L, "admin", "res.partner", "search_count", new List<object?> { new List<object?>() }, new Dictionary<string, object?>()])).Fault);
+            ["rtl-one", 2L, "admin", "res.partner", "search_count", new List<object?> { new List<object?>() },
+                new Dictionary<string, object?>()])).Fault);
     }
 }

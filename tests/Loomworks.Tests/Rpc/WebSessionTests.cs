@@ -1,18 +1,12 @@
-using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Loomworks.Configuration;
-using Loomworks.Postgres;
 using Loomworks.Rpc;
-using Loomworks.Server.Hosting;
 using Loomworks.Tests.Infrastructure;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Loomworks.Tests.Rpc;
 
 /// <summary>Odoo's web sessions on the real server: login, session info, call_kw, logout, expiry and tenant isolation.</summary>
-[Collection(PostgresGroup.Name)]
 public sealed class WebSessionTests(PostgresFixture postgres)
 {
     private static readonly string[] ReadFields = ["name", "create_uid"];
@@ -75,19 +69,22 @@ public sealed class WebSessionTests(PostgresFixture postgres)
     private static string Call(object parameters) =>
         JsonSerializer.Serialize(new { jsonrpc = "2.0", method = "call", @params = parameters, id = 1 });
 
-    private static Task<Answer> LoginAsync(string url, string db, string login = "admin", string password = "admin", string? tenant = null) =>
+    private static Task<Answer> LoginAsync(string url, string db, string login = "admin", string password = "admin",
+        string? tenant = null) =>
         PostAsync(url, "/web/session/authenticate", Call(new { db, login, password }), tenant: tenant);
 
     private static async Task<string> SessionAsync(string url, string db, string login = "admin", string password = "admin")
     {
         var answer = await LoginAsync(url, db, login, password);
         Assert.False(answer.IsError, answer.Text);
-        return answer.SessionCookie ?? throw new InvalidOperationException("no session_id cookie: " + string.Join(" | ", answer.SetCookies));
+        return answer.SessionCookie ?? throw new InvalidOperationException("no session_id cookie: " + string.Join(" | ",
+            answer.SetCookies));
     }
 
     private static Task<Answer> CallKwAsync(string url, string cookie, string model, string method, object args, object? kwargs = null,
         string? tenant = null, string? host = null) =>
-        PostAsync(url, $"/web/dataset/call_kw/{model}/{method}", Call(new { model, method, args, kwargs = kwargs ?? new { } }), cookie, tenant, host);
+        PostAsync(url, $"/web/dataset/call_kw/{model}/{method}", Call(new { model, method, args, kwargs = kwargs ?? new { } }), cookie,
+            tenant, host);
 
     private static Task<Answer> InfoAsync(string url, string? cookie, string? tenant = null) =>
         PostAsync(url, "/web/session/get_session_info", Call(new { }), cookie, tenant);
@@ -138,8 +135,11 @@ public sealed class WebSessionTests(PostgresFixture postgres)
         Assert.True(WebSessionCookie.TryParse(cookie, out var parsed, out _));
         Assert.Equal("wsr-one", parsed.Database);
         // Only a hash of the token is stored, never the token.
-        Assert.Equal(1L, await CountAsync("wsr-one", $"SELECT count(*) FROM loomworks_web_session WHERE token_hash = sha256(decode('{Convert.ToHexString(Base64UrlDecode(parsed.Token))}', 'hex')) AND uid = 2 AND database_name = 'wsr-one'"));
-        Assert.Equal(0L, await CountAsync("wsr-one", $"SELECT count(*) FROM loomworks_web_session WHERE encode(token_hash, 'escape') LIKE '%{parsed.Token}%'"));
+        Assert.Equal(1L, await CountAsync("wsr-one",
+            "SELECT count(*) FROM loomworks_web_session WHERE token_hash = " +
+            $"sha256(decode('{Convert.ToHexString(Base64UrlDecode(parsed.Token))}', 'hex')) AND uid = 2 AND database_name = 'wsr-one'"));
+        Assert.Equal(0L, await CountAsync("wsr-one",
+            $"SELECT count(*) FROM loomworks_web_session WHERE encode(token_hash, 'escape') LIKE '%{parsed.Token}%'"));
 
         Assert.Equal(2, (await InfoAsync(url, cookie)).Result.GetProperty("uid").GetInt64());
         var check = await PostAsync(url, "/web/session/check", Call(new { }), cookie);
@@ -169,7 +169,9 @@ public sealed class WebSessionTests(PostgresFixture postgres)
             Assert.Equal(2, (await InfoAsync(second.Url, cookie)).Result.GetProperty("uid").GetInt64());
             var destroy = await PostAsync(second.Url, "/web/session/destroy", Call(new { }), cookie);
             Assert.Equal(JsonValueKind.Null, destroy.Result.ValueKind);
-            Assert.Contains(destroy.SetCookies, c => c.StartsWith("session_id=;", StringComparison.Ordinal) || c.StartsWith("session_id=", StringComparison.Ordinal) && c.Contains("expires=Thu, 01 Jan 1970", StringComparison.OrdinalIgnoreCase));
+            Assert.Contains(destroy.SetCookies, c => c.StartsWith("session_id=;", StringComparison.Ordinal)
+                || c.StartsWith("session_id=", StringComparison.Ordinal)
+                    && c.Contains("expires=Thu, 01 Jan 1970", StringComparison.OrdinalIgnoreCase));
             // The destroyed session is dead for good: replaying the cookie gets SessionExpired, and so does call_kw.
             AssertExpired(await InfoAsync(second.Url, cookie));
             AssertExpired(await CallKwAsync(second.Url, cookie, "res.partner", "create", new object[] { new { name = "After logout" } }));
@@ -191,27 +193,12 @@ public sealed class WebSessionTests(PostgresFixture postgres)
     private static byte[] Base64UrlDecode(string token) => System.Buffers.Text.Base64Url.DecodeFromChars(token);
 
     /// <summary>A second server process on the same management and tenant databases, as after a restart.</summary>
-    private static async Task<RestartedServer> RestartAsync(TenantRpcServer first)
+    private static Task<LoomworksHost> RestartAsync(TenantRpcServer first)
     {
         var settings = first.Service<LoomworksSettings>();
-        var port = Scratch.FreePort();
-        var values = ConfigKeys.All.Where(k => settings.Get(k) is not null).ToDictionary(k => k.Name, k => settings.Get(k)!);
-        values["http_port"] = port.ToString(CultureInfo.InvariantCulture);
-        var restarted = LoomworksSettings.Defaults(values);
-        var pg = await PostgresServer.OpenAsync(restarted, NullLogger.Instance);
-        var app = LoomworksWebApp.Build(restarted, pg);
-        await app.StartAsync();
-        return new RestartedServer(app, pg, $"http://127.0.0.1:{port}");
-    }
-
-    private sealed record RestartedServer(WebApplication App, PostgresServer Postgres, string Url) : IAsyncDisposable
-    {
-        public async ValueTask DisposeAsync()
-        {
-            await App.StopAsync();
-            await App.DisposeAsync();
-            await Postgres.DisposeAsync();
-        }
+        var values = ConfigKeys.All.Where(k => settings.Get(k) is not null && k.Name != "http_port")
+            .ToDictionary(k => k.Name, k => settings.Get(k)!);
+        return LoomworksHost.StartAsync(options => options.Set(values));
     }
 
     [Fact]
@@ -245,7 +232,8 @@ public sealed class WebSessionTests(PostgresFixture postgres)
         Assert.Contains("'password'", missing.ErrorMessage, StringComparison.Ordinal);
         var typed = await PostAsync(url, "/web/session/authenticate", Call(new { db = "wsl-one", login = 7, password = "admin" }));
         Assert.Contains("'login' must be a string", typed.ErrorMessage, StringComparison.Ordinal);
-        var extra = await PostAsync(url, "/web/session/authenticate", Call(new { db = "wsl-one", login = "admin", password = "admin", sudo = true }));
+        var extra = await PostAsync(url, "/web/session/authenticate",
+            Call(new { db = "wsl-one", login = "admin", password = "admin", sudo = true }));
         Assert.Contains("unexpected keyword argument 'sudo'", extra.ErrorMessage, StringComparison.Ordinal);
         Assert.Equal(0L, await CountAsync("wsl-one", "SELECT count(*) FROM loomworks_web_session"));
 
@@ -287,12 +275,15 @@ public sealed class WebSessionTests(PostgresFixture postgres)
 
         // A copy of A's session table in B's database (a duplicated or branched database) does not make it B's session.
         await postgres.ExecuteAsync("wsi-bbb", "DELETE FROM loomworks_web_session");
-        var rows = await postgres.ScalarAsync<string>("wsi-aaa", "SELECT string_agg(encode(token_hash, 'hex'), ',') FROM loomworks_web_session");
+        var rows = await postgres.ScalarAsync<string>("wsi-aaa",
+            "SELECT string_agg(encode(token_hash, 'hex'), ',') FROM loomworks_web_session");
         foreach (var hex in rows!.Split(','))
         {
             await postgres.ExecuteAsync("wsi-bbb",
-                $"INSERT INTO loomworks_web_session (token_hash, database_name, uid, auth_fingerprint) SELECT decode('{hex}', 'hex'), 'wsi-aaa', 2, " +
-                "encode(sha256(convert_to(u.id::text || chr(10) || u.login || chr(10) || coalesce(u.password, ''), 'UTF8')), 'hex') FROM res_users u WHERE u.id = 2");
+                $"INSERT INTO loomworks_web_session (token_hash, database_name, uid, auth_fingerprint) SELECT decode('{hex}', 'hex'), " +
+                "'wsi-aaa', 2, " +
+                "encode(sha256(convert_to(u.id::text || chr(10) || u.login || chr(10) || coalesce(u.password, ''), 'UTF8')), 'hex') FROM " +
+                "res_users u WHERE u.id = 2");
         }
         AssertExpired(await InfoAsync(url, "wsi-bbb." + token));
 
@@ -326,7 +317,8 @@ public sealed class WebSessionTests(PostgresFixture postgres)
             var answer = await CallKwAsync(url, value!, "res.partner", "create", new object[] { new { name = "Bad " + what } });
             Assert.True(answer.IsError, what + ": " + answer.Text);
             Assert.True(answer.Error.GetProperty("code").GetInt32() is 100 or 200, what);
-            Assert.True(answer.ErrorName is "odoo.http.SessionExpiredException" or "odoo.exceptions.AccessDenied", what + ": " + answer.ErrorName);
+            Assert.True(answer.ErrorName is "odoo.http.SessionExpiredException" or "odoo.exceptions.AccessDenied", what + ": "
+                + answer.ErrorName);
         }
         AssertExpired(await InfoAsync(url, badCookies["oversized"]));
         Assert.Contains("malformed", (await InfoAsync(url, badCookies["not base64url"])).ErrorMessage, StringComparison.Ordinal);
@@ -344,11 +336,16 @@ public sealed class WebSessionTests(PostgresFixture postgres)
         {
             ["not JSON"] = ("{\"jsonrpc\": \"2.0\", \"params\": ", "application/json", "Invalid JSON"),
             ["array"] = ("[1, 2]", "application/json", "must be an object"),
-            ["params not an object"] = ("{\"jsonrpc\":\"2.0\",\"method\":\"call\",\"params\":[1]}", "application/json", "params must be an object"),
-            ["wrong content type"] = (Call(new { model = "res.partner", method = "create", args = new object[] { new { name = "x" } }, kwargs = new { } }), "text/plain", "application/json"),
-            ["args not a list"] = (Call(new { model = "res.partner", method = "create", args = "x", kwargs = new { } }), "application/json", "'args' must be a list"),
-            ["kwargs missing"] = (Call(new { model = "res.partner", method = "create", args = Array.Empty<object>() }), "application/json", "'kwargs'"),
-            ["private method"] = (Call(new { model = "res.partner", method = "_write", args = Array.Empty<object>(), kwargs = new { } }), "application/json", "Private methods"),
+            ["params not an object"] = ("{\"jsonrpc\":\"2.0\",\"method\":\"call\",\"params\":[1]}", "application/json",
+                "params must be an object"),
+            ["wrong content type"] = (Call(new { model = "res.partner", method = "create", args = new object[] { new { name = "x" } },
+                kwargs = new { } }), "text/plain", "application/json"),
+            ["args not a list"] = (Call(new { model = "res.partner", method = "create", args = "x", kwargs = new { } }), "application/json",
+                "'args' must be a list"),
+            ["kwargs missing"] = (Call(new { model = "res.partner", method = "create", args = Array.Empty<object>() }), "application/json",
+                "'kwargs'"),
+            ["private method"] = (Call(new { model = "res.partner", method = "_write", args = Array.Empty<object>(), kwargs = new { } }),
+                "application/json", "Private methods"),
             ["deep nesting"] = (new string('[', 200) + new string(']', 200), "application/json", "Invalid JSON"),
         };
         foreach (var (what, (body, contentType, expect)) in bodies)
@@ -379,7 +376,8 @@ public sealed class WebSessionTests(PostgresFixture postgres)
             headers: new Dictionary<string, string> { ["X-Forwarded-Proto"] = "https" });
         Assert.Contains("secure", Assert.Single(https.SetCookies).ToLowerInvariant(), StringComparison.Ordinal);
 
-        var created = await CallKwAsync(url, admin, "res.users", "create", new object[] { new { name = "Clerk", login = "clerk", password = "clerk-one" } });
+        var created = await CallKwAsync(url, admin, "res.users", "create",
+            new object[] { new { name = "Clerk", login = "clerk", password = "clerk-one" } });
         Assert.False(created.IsError, created.Text);
         var clerkId = created.Result.GetInt64();
         var first = await SessionAsync(url, "wsp-one", "clerk", "clerk-one");
@@ -389,7 +387,8 @@ public sealed class WebSessionTests(PostgresFixture postgres)
         Assert.False(info.GetProperty("is_admin").GetBoolean());
 
         // The administrator changes the clerk's password: every session of the clerk ends, the admin's does not.
-        var changed = await CallKwAsync(url, admin, "res.users", "write", new object[] { new[] { clerkId }, new { password = "clerk-two" } });
+        var changed = await CallKwAsync(url, admin, "res.users", "write",
+            new object[] { new[] { clerkId }, new { password = "clerk-two" } });
         Assert.False(changed.IsError, changed.Text);
         AssertExpired(await InfoAsync(url, first));
         AssertExpired(await CallKwAsync(url, second, "res.partner", "create", new object[] { new { name = "By a dead session" } }));

@@ -46,7 +46,8 @@ fields = models.execute_kw(db, uid, password, 'res.partner', 'fields_get', [], {
 assert fields['name']['type'] == 'char' and set(fields['name']) == {'string', 'help', 'type'}, fields['name']
 
 # Search and read
-rows = models.execute_kw(db, uid, password, 'res.partner', 'search_read', [[['is_company', '=', True]]], {'fields': ['name', 'country_id', 'comment'], 'limit': 5})
+rows = models.execute_kw(db, uid, password, 'res.partner', 'search_read', [[['is_company', '=', True]]],
+                         {'fields': ['name', 'country_id', 'comment'], 'limit': 5})
 assert len(rows) == 5 and all(set(r) == {'id', 'name', 'country_id', 'comment'} for r in rows), rows
 
 # Create records

@@ -1,6 +1,3 @@
-using Loomworks.Configuration;
-using Loomworks.Postgres;
-using Loomworks.Server.Hosting;
 using Loomworks.Tests.Infrastructure;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
@@ -8,35 +5,26 @@ using Microsoft.AspNetCore.Http;
 namespace Loomworks.Tests.Server;
 
 /// <summary>X-Forwarded-* is believed only in proxy_mode and only from the configured proxies.</summary>
-[Collection(PostgresGroup.Name)]
 public sealed class ProxyModeTests(PostgresFixture postgres)
 {
     private async Task<string> SeenHostAsync(bool proxyMode, string trustedProxies)
     {
-        var port = Scratch.FreePort();
-        var settings = LoomworksSettings.Defaults(new Dictionary<string, string>
+        await using var app = await LoomworksHost.StartAsync(options =>
         {
-            ["db_host"] = postgres.Endpoint.Host,
-            ["db_port"] = $"{postgres.Endpoint.Port}",
-            ["db_user"] = "postgres",
-            ["http_interface"] = "127.0.0.1",
-            ["http_port"] = $"{port}",
-            ["proxy_mode"] = proxyMode ? "True" : "False",
-            ["loomworks_trusted_proxies"] = trustedProxies,
+            options.UseCluster(postgres.Endpoint)
+                .Set("loomworks_mgmt_db", "proxy_mode_mgmt")
+                .Set("proxy_mode", proxyMode ? "True" : "False")
+                .Set("loomworks_trusted_proxies", trustedProxies);
+            options.MigrateManagement = true;
+            // Under a tenant-less prefix: the tenant router would answer 404 for an unknown host elsewhere.
+            options.App = app => app.MapGet("/api/v1/test/host", (HttpContext http) => $"{http.Request.Host.Host} {http.Request.Scheme}");
         });
-        await using var server = await PostgresServer.OpenAsync(settings, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
-        await using var app = LoomworksWebApp.Build(settings, server, builder => { });
-        // Under a tenant-less prefix: the tenant router would answer 404 for an unknown host elsewhere.
-        app.MapGet("/api/v1/test/host", (HttpContext http) => $"{http.Request.Host.Host} {http.Request.Scheme}");
-        await app.StartAsync();
         using var http = new HttpClient();
-        using var request = new HttpRequestMessage(HttpMethod.Get, $"http://127.0.0.1:{port}/api/v1/test/host");
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"{app.Url}/api/v1/test/host");
         request.Headers.Add("X-Forwarded-Host", "acme.example.test");
         request.Headers.Add("X-Forwarded-Proto", "https");
         request.Headers.Add("X-Forwarded-For", "203.0.113.9");
-        var body = await (await http.SendAsync(request)).Content.ReadAsStringAsync();
-        await app.StopAsync();
-        return body;
+        return await (await http.SendAsync(request)).Content.ReadAsStringAsync();
     }
 
     [Fact]

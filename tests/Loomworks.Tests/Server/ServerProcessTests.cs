@@ -23,7 +23,8 @@ public sealed class ServerProcessTests : IDisposable
         (await Http.GetAsync(new Uri($"http://127.0.0.1:{port}{path}"))).StatusCode;
 
     private string ManagementConnectionString =>
-        new NpgsqlConnectionStringBuilder { Host = Path.Combine(DataDir, "run"), Port = _dbPort, Username = "postgres", Database = "loomworks_mgmt", Pooling = false }
+        new NpgsqlConnectionStringBuilder { Host = Path.Combine(DataDir, "run"), Port = _dbPort, Username = "postgres",
+            Database = "loomworks_mgmt", Pooling = false }
             .ConnectionString;
 
     [Fact]
@@ -103,7 +104,8 @@ public sealed class ServerProcessTests : IDisposable
 
         // Stop PostgreSQL under the running server: liveness stays, readiness goes.
         var pgCtl = Path.Combine(Loomworks.Postgres.PostgresBinaries.Locate().Directory, "pg_ctl");
-        var stop = await Loomworks.Postgres.CommandRunner.RunAsync(pgCtl, ["stop", "-D", Path.Combine(DataDir, "postgres"), "-m", "immediate", "-w"],
+        var stop = await Loomworks.Postgres.CommandRunner.RunAsync(pgCtl,
+            ["stop", "-D", Path.Combine(DataDir, "postgres"), "-m", "immediate", "-w"],
             Loomworks.Postgres.CommandRunner.ServerUser);
         Assert.True(stop.Succeeded, stop.Diagnostic);
 

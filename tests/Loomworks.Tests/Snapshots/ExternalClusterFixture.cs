@@ -113,23 +113,16 @@ public sealed class ExternalClusterFixture : IAsyncLifetime
         {
             var exists = await ScalarAsync<bool>(database, $"SELECT to_regclass('public.{table}') IS NOT NULL");
             parts.Add(table + "=" + (exists
-                ? await ScalarAsync<string?>(database, $"SELECT coalesce(string_agg(t::text, ';' ORDER BY t::text), '') FROM public.{table} t")
+                ? await ScalarAsync<string?>(database,
+                    $"SELECT coalesce(string_agg(t::text, ';' ORDER BY t::text), '') FROM public.{table} t")
                 : "(missing)"));
         }
         return string.Join('\n', parts);
     }
 
-    public async Task ExecuteAsync(string database, string sql)
-    {
-        await using var command = DataSources.For(database).CreateCommand(sql);
-        await command.ExecuteNonQueryAsync();
-    }
+    public Task ExecuteAsync(string database, string sql) => DataSources.For(database).ExecuteAsync(sql);
 
-    public async Task<T> ScalarAsync<T>(string database, string sql)
-    {
-        await using var command = DataSources.For(database).CreateCommand(sql);
-        return (T)(await command.ExecuteScalarAsync())!;
-    }
+    public async Task<T> ScalarAsync<T>(string database, string sql) => (await DataSources.For(database).ScalarAsync<T>(sql))!;
 
     private async Task OpenAsync()
     {

@@ -132,7 +132,8 @@ public sealed class ExternalServerTests(ExternalClusterFixture ext) : IClassFixt
         }
         finally
         {
-            await ext.ExecuteAsync("postgres", $"ALTER SYSTEM SET archive_command = '{current.Replace("'", "''", StringComparison.Ordinal)}'; SELECT pg_reload_conf()");
+            await ext.ExecuteAsync("postgres",
+                $"ALTER SYSTEM SET archive_command = '{current.Replace("'", "''", StringComparison.Ordinal)}'; SELECT pg_reload_conf()");
             await WaitForSettingAsync("archive_command", current);
         }
     }
@@ -155,7 +156,8 @@ public sealed class ExternalServerTests(ExternalClusterFixture ext) : IClassFixt
             ("loomworks_pg_data_dir", aFile, "is a file, not a PostgreSQL data directory"),
             ("loomworks_pg_data_dir", "/" + new string('a', 4000), "loomworks_pg_data_dir /aaaa"),
             ("loomworks_pgbackrest_config", "pgbackrest.conf", "loomworks_pgbackrest_config must be an absolute path"),
-            ("loomworks_pgbackrest_config", "/nonexistent/pgbackrest.conf", "loomworks_pgbackrest_config /nonexistent/pgbackrest.conf does not exist"),
+            ("loomworks_pgbackrest_config", "/nonexistent/pgbackrest.conf",
+                "loomworks_pgbackrest_config /nonexistent/pgbackrest.conf does not exist"),
             ("loomworks_pgbackrest_config", notPgData, "is a directory, not a pgBackRest configuration file"),
             ("loomworks_pgbackrest_config", noSection, "has no [loomworks] section: set loomworks_pgbackrest_stanza"),
             ("loomworks_pgbackrest_config", binary, "is not a pgBackRest configuration (binary content)"),
@@ -261,7 +263,8 @@ public sealed class ExternalServerTests(ExternalClusterFixture ext) : IClassFixt
             await WaitForSettingAsync("archive_command", archiveCommand);
             await WaitForSettingAsync("archive_timeout", "0");
             var autoConf = ext.AutoConf();
-            var feature = ext.Feature(ext.SettingsWith(("loomworks_pgbackrest_config", config), ("loomworks_pgbackrest_stanza", "opstanza")));
+            var feature = ext.Feature(ext.SettingsWith(("loomworks_pgbackrest_config", config),
+                ("loomworks_pgbackrest_stanza", "opstanza")));
             using var backRest = feature.BackRest;
             await feature.StartAsync(embedded: false, NullLogger.Instance, None);
             Assert.True(backRest.IsConfigured, backRest.Problem);
@@ -286,7 +289,8 @@ public sealed class ExternalServerTests(ExternalClusterFixture ext) : IClassFixt
 
             // With pg1-host in the operator's file the scratch copy is still restored on this machine.
             await ext.ExecuteAsync("ext-op", Damage);
-            var remote = ext.Feature(ext.SettingsWith(("loomworks_pgbackrest_config", remoteConfig), ("loomworks_pgbackrest_stanza", "opstanza")));
+            var remote = ext.Feature(ext.SettingsWith(("loomworks_pgbackrest_config", remoteConfig),
+                ("loomworks_pgbackrest_stanza", "opstanza")));
             using var remoteBackRest = remote.BackRest;
             await remote.StartAsync(embedded: false, NullLogger.Instance, None);
             Assert.True(remoteBackRest.IsConfigured, remoteBackRest.Problem);
@@ -306,7 +310,8 @@ public sealed class ExternalServerTests(ExternalClusterFixture ext) : IClassFixt
         }
         finally
         {
-            await ext.ExecuteAsync("postgres", $"ALTER SYSTEM SET archive_command = '{previous.Replace("'", "''", StringComparison.Ordinal)}'; SELECT pg_reload_conf()");
+            await ext.ExecuteAsync("postgres",
+                $"ALTER SYSTEM SET archive_command = '{previous.Replace("'", "''", StringComparison.Ordinal)}'; SELECT pg_reload_conf()");
             await WaitForSettingAsync("archive_command", previous);
         }
     }

@@ -81,7 +81,8 @@ public sealed class PitrFixture : IAsyncLifetime
         {
             settings[key] = value;
         }
-        return SnapshotsFeature.Create(LoomworksSettings.Defaults(settings), Server, DataSources, Management, Tenants, NullLoggerFactory.Instance);
+        return SnapshotsFeature.Create(LoomworksSettings.Defaults(settings), Server, DataSources, Management, Tenants,
+            NullLoggerFactory.Instance);
     }
 
     /// <summary>Whether a process whose command line mentions <paramref name="text"/> is running.</summary>
@@ -97,17 +98,9 @@ public sealed class PitrFixture : IAsyncLifetime
         }
     });
 
-    public async Task ExecuteAsync(string database, string sql)
-    {
-        await using var command = DataSources.For(database).CreateCommand(sql);
-        await command.ExecuteNonQueryAsync();
-    }
+    public Task ExecuteAsync(string database, string sql) => DataSources.For(database).ExecuteAsync(sql);
 
-    public async Task<T> ScalarAsync<T>(string database, string sql)
-    {
-        await using var command = DataSources.For(database).CreateCommand(sql);
-        return (T)(await command.ExecuteScalarAsync())!;
-    }
+    public async Task<T> ScalarAsync<T>(string database, string sql) => (await DataSources.For(database).ScalarAsync<T>(sql))!;
 
     /// <summary>Every table of the public schema and its rows, as text: equal strings mean equal data.</summary>
     public async Task<string> ContentAsync(string database)
@@ -140,7 +133,8 @@ public sealed class PitrFixture : IAsyncLifetime
             !(Directory.Exists(root) && Directory.EnumerateFileSystemEntries(root).Any()) && !ProcessMentions(root));
 
     public Task<bool> DatabaseExistsAsync(string name) =>
-        ScalarAsync<bool>("postgres", $"SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = '{name.Replace("'", "''", StringComparison.Ordinal)}')");
+        ScalarAsync<bool>("postgres",
+            $"SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = '{name.Replace("'", "''", StringComparison.Ordinal)}')");
 
     public PooledDatabase For(string database) => DataSources.For(database);
 }

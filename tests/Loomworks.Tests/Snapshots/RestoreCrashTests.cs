@@ -139,7 +139,8 @@ public sealed class RestoreCrashTests(PitrFixture pitr) : IClassFixture<PitrFixt
         Directory.CreateDirectory(mount);
         await RunAsync("mount", "-t", "tmpfs", "-o", "size=16m,mode=0755", "tmpfs", mount);
         // On disk: this is about the scratch folder's disk filling up, not memory.
-        var feature = pitr.FeatureWith(("loomworks_restore_scratch_dir", Path.Combine(mount, "restore")), ("loomworks_restore_in_memory", "False"));
+        var feature = pitr.FeatureWith(("loomworks_restore_scratch_dir", Path.Combine(mount, "restore")),
+            ("loomworks_restore_in_memory", "False"));
         try
         {
             await TenantWithDataAsync(name);

@@ -4,10 +4,7 @@ using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json;
-using Loomworks.Configuration;
-using Loomworks.Server.Hosting;
 using Loomworks.Tests.Infrastructure;
-using Microsoft.AspNetCore.Builder;
 
 namespace Loomworks.Tests.Snapshots;
 
@@ -16,21 +13,16 @@ public sealed partial class TenantRestoreTests
 {
     private const string AdminPassword = "s3cret-admin";
 
-    private async Task<(WebApplication App, HttpClient Client)> StartServerAsync()
+    private async Task<(LoomworksHost App, HttpClient Client)> StartServerAsync()
     {
-        var port = Scratch.FreePort();
-        var settings = LoomworksSettings.Defaults(new Dictionary<string, string>
+        var app = await LoomworksHost.StartAsync(options =>
         {
-            ["data_dir"] = pitr.DataDir,
-            ["db_port"] = pitr.Settings.DbPort!.Value.ToString(CultureInfo.InvariantCulture),
-            ["http_port"] = port.ToString(CultureInfo.InvariantCulture),
-            ["http_interface"] = "127.0.0.1",
-            ["admin_passwd"] = AdminPassword,
-            ["log_level"] = "warn",
-        });
-        var app = LoomworksWebApp.Build(settings, pitr.Server);
-        await app.StartAsync(TestContext.Current.CancellationToken);
-        var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+            options.Set("data_dir", pitr.DataDir)
+                .Set("db_port", pitr.Settings.DbPort!.Value.ToString(CultureInfo.InvariantCulture))
+                .Set("admin_passwd", AdminPassword);
+            options.Server = pitr.Server;
+        }, TestContext.Current.CancellationToken);
+        var client = app.CreateClient();
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic",
             Convert.ToBase64String(Encoding.UTF8.GetBytes("admin:" + AdminPassword)));
         return (app, client);
@@ -93,10 +85,12 @@ public sealed partial class TenantRestoreTests
         using (client)
         {
             using var anonymous = new HttpClient { BaseAddress = client.BaseAddress };
-            Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.GetAsync("/api/v1/tenants/rs-rest-bad/snapshots", cancel)).StatusCode);
+            Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.GetAsync("/api/v1/tenants/rs-rest-bad/snapshots",
+                cancel)).StatusCode);
             anonymous.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic",
                 Convert.ToBase64String(Encoding.UTF8.GetBytes("admin:wrong")));
-            Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.GetAsync("/api/v1/tenants/rs-rest-bad/snapshots", cancel)).StatusCode);
+            Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.GetAsync("/api/v1/tenants/rs-rest-bad/snapshots",
+                cancel)).StatusCode);
             anonymous.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", "%%%not-base64");
             Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.GetAsync("/api/v1/jobs/1", cancel)).StatusCode);
 
@@ -111,23 +105,28 @@ public sealed partial class TenantRestoreTests
             }
 
             StringContent Json(string text) => new(text, Encoding.UTF8, "application/json");
-            await Expect(HttpStatusCode.BadRequest, await client.PostAsync("/api/v1/tenants/rs-rest-bad/restore", Json("{not json"), cancel));
-            await Expect(HttpStatusCode.BadRequest, await client.PostAsync("/api/v1/tenants/rs-rest-bad/restore", Json("{\"snapshot_id\": \"x\"}"), cancel));
+            await Expect(HttpStatusCode.BadRequest, await client.PostAsync("/api/v1/tenants/rs-rest-bad/restore", Json("{not json"),
+                cancel));
+            await Expect(HttpStatusCode.BadRequest, await client.PostAsync("/api/v1/tenants/rs-rest-bad/restore",
+                Json("{\"snapshot_id\": \"x\"}"), cancel));
             await Expect(HttpStatusCode.RequestEntityTooLarge, await client.PostAsync("/api/v1/tenants/rs-rest-bad/restore",
                 Json("{\"lsn\": \"" + new string('0', 100_000) + "\"}"), cancel));
             await Expect(HttpStatusCode.BadRequest, await client.PostAsync("/api/v1/tenants/rs-rest-bad/restore",
                 Json("{\"lsn\": \"0/0'; DROP DATABASE \\\"rs-rest-bad\\\"; --\"}"), cancel), "is not an LSN");
             await Expect(HttpStatusCode.BadRequest, await client.PostAsync("/api/v1/tenants/rs-rest-bad/restore",
                 Json("{\"time\": \"2999-01-01T00:00:00Z\"}"), cancel), "in the future");
-            await Expect(HttpStatusCode.BadRequest, await client.PostAsync("/api/v1/tenants/rs-rest-bad/restore", Json("{}"), cancel), "exactly one");
+            await Expect(HttpStatusCode.BadRequest, await client.PostAsync("/api/v1/tenants/rs-rest-bad/restore", Json("{}"), cancel),
+                "exactly one");
             await Expect(HttpStatusCode.NotFound, await client.PostAsync("/api/v1/tenants/rs-rest-bad/restore",
                 Json("{\"snapshot_id\": 99999999}"), cancel), "no snapshot");
-            await Expect(HttpStatusCode.NotFound, await client.PostAsync("/api/v1/tenants/no-such/snapshots", Json("{}"), cancel), "no tenant");
+            await Expect(HttpStatusCode.NotFound, await client.PostAsync("/api/v1/tenants/no-such/snapshots", Json("{}"), cancel),
+                "no tenant");
             await Expect(HttpStatusCode.BadRequest, await client.PostAsync("/api/v1/tenants/rs-rest-bad/snapshots",
                 Json("{\"name\": \"" + new string('n', 300) + "\"}"), cancel), "at most");
             await Expect(HttpStatusCode.NotFound, await client.DeleteAsync("/api/v1/tenants/rs-rest-bad/snapshots/99999999", cancel));
             await Expect(HttpStatusCode.NotFound, await client.GetAsync("/api/v1/jobs/99999999", cancel), "no job");
-            await Expect(HttpStatusCode.BadRequest, await client.GetAsync("/api/v1/tenants/" + new string('a', 5000) + "/snapshots", cancel),
+            await Expect(HttpStatusCode.BadRequest, await client.GetAsync("/api/v1/tenants/" + new string('a', 5000) + "/snapshots",
+                cancel),
                 "subdomain");
 
             Assert.Equal(HttpStatusCode.OK, (await client.GetAsync("/web/health", cancel)).StatusCode);
@@ -142,7 +141,8 @@ public sealed partial class TenantRestoreTests
         await TenantWithDataAsync("rs-cli");
         var before = await pitr.ContentAsync("rs-cli");
         string[] Flags(params string[] arguments) =>
-            [.. arguments, "--data-dir", pitr.DataDir, "--db-port", pitr.Settings.DbPort!.Value.ToString(CultureInfo.InvariantCulture), "--log-level", "warn"];
+            [.. arguments, "--data-dir", pitr.DataDir, "--db-port", pitr.Settings.DbPort!.Value.ToString(CultureInfo.InvariantCulture),
+                "--log-level", "warn"];
 
         var (code, output) = await LoomworksProcess.RunAsync(Flags("restore", "rs-cli", "--lsn", "nonsense", "--yes"));
         Assert.Equal(1, code);

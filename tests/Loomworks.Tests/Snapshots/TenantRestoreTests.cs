@@ -207,7 +207,8 @@ public sealed partial class TenantRestoreTests(PitrFixture pitr) : IClassFixture
             var process = $"/proc/{File.ReadLines(pidFile).First()}";
             scratchCpus = File.ReadLines(process + "/status").Single(l => l.StartsWith("Cpus_allowed_list:", StringComparison.Ordinal));
             var group = process + "/autogroup";
-            for (var tries = 0; tries < 200 && !(scratchGroup = File.ReadAllText(group)).EndsWith("nice 19\n", StringComparison.Ordinal); tries++)
+            for (var tries = 0; tries < 200 && !(scratchGroup = File.ReadAllText(group)).EndsWith("nice 19\n",
+                StringComparison.Ordinal); tries++)
             {
                 Thread.Sleep(50);
             }
@@ -351,7 +352,8 @@ public sealed partial class TenantRestoreTests(PitrFixture pitr) : IClassFixture
             return e;
         }
 
-        await Refused(new RestoreRequest("rs-bad", Time: DateTimeOffset.UtcNow.AddHours(1).ToString("O")), SnapshotErrorKind.Invalid, "in the future");
+        await Refused(new RestoreRequest("rs-bad", Time: DateTimeOffset.UtcNow.AddHours(1).ToString("O")), SnapshotErrorKind.Invalid,
+            "in the future");
         await Refused(new RestoreRequest("rs-bad", Time: "2001-01-01T00:00:00Z"), SnapshotErrorKind.Invalid, "before the oldest backup");
         await Refused(new RestoreRequest("rs-bad", Lsn: "0/10"), SnapshotErrorKind.Invalid, "before the oldest backup");
         await Refused(new RestoreRequest("rs-bad", Lsn: "FFFFFFFF/0"), SnapshotErrorKind.Invalid, "in the future");
@@ -362,14 +364,17 @@ public sealed partial class TenantRestoreTests(PitrFixture pitr) : IClassFixture
         await Refused(new RestoreRequest("rs-bad"), SnapshotErrorKind.Invalid, "exactly one");
         await Refused(new RestoreRequest("rs-bad", Lsn: "0/10", Time: "2001-01-01"), SnapshotErrorKind.Invalid, "exactly one");
         await Refused(new RestoreRequest("no-such-tenant", Lsn: "0/10"), SnapshotErrorKind.NotFound, "no tenant");
-        await Refused(new RestoreRequest("rs-bad", SnapshotId: others.Id, AsSubdomain: "Bad Name!"), SnapshotErrorKind.Invalid, "subdomain");
-        await Refused(new RestoreRequest("rs-bad", SnapshotId: others.Id, AsSubdomain: "rs-bad-other"), SnapshotErrorKind.Conflict, "already exists");
+        await Refused(new RestoreRequest("rs-bad", SnapshotId: others.Id, AsSubdomain: "Bad Name!"), SnapshotErrorKind.Invalid,
+            "subdomain");
+        await Refused(new RestoreRequest("rs-bad", SnapshotId: others.Id, AsSubdomain: "rs-bad-other"), SnapshotErrorKind.Conflict,
+            "already exists");
 
         var snapshot = await pitr.Feature.Snapshots.CreateAsync("rs-bad", null, SnapshotTypes.Manual, None);
         restore.FreeBytes = _ => 1024;
         try
         {
-            await Refused(new RestoreRequest("rs-bad", SnapshotId: snapshot.Id), SnapshotErrorKind.Unavailable, "not enough free disk space");
+            await Refused(new RestoreRequest("rs-bad", SnapshotId: snapshot.Id), SnapshotErrorKind.Unavailable,
+                "not enough free disk space");
         }
         finally
         {
@@ -410,8 +415,10 @@ public sealed partial class TenantRestoreTests(PitrFixture pitr) : IClassFixture
         // Rows the load copies itself must keep odd names, skip generated columns and leave sequences to pg_restore.
         await pitr.ExecuteAsync("rs-locked", """"
             CREATE SCHEMA "Odd ""Schema""";
-            CREATE TABLE "Odd ""Schema""".":name 'x'" (id int PRIMARY KEY, "Mixed Col" text, doubled int GENERATED ALWAYS AS (id * 2) STORED);
-            INSERT INTO "Odd ""Schema""".":name 'x'" (id, "Mixed Col") SELECT g, 'tab' || chr(9) || 'back\slash ' || g FROM generate_series(1, 50) g;
+            CREATE TABLE "Odd ""Schema""".":name 'x'" (id int PRIMARY KEY, "Mixed Col" text,
+                doubled int GENERATED ALWAYS AS (id * 2) STORED);
+            INSERT INTO "Odd ""Schema""".":name 'x'" (id, "Mixed Col") SELECT g, 'tab' || chr(9) || 'back\slash '
+                || g FROM generate_series(1, 50) g;
             ALTER TABLE "Odd ""Schema""".":name 'x'" DROP COLUMN "Mixed Col", ADD COLUMN "Mixed Col" text;
             UPDATE "Odd ""Schema""".":name 'x'" SET "Mixed Col" = 'tab' || chr(9) || 'back\slash ' || id;
             CREATE SEQUENCE counter;
@@ -461,12 +468,14 @@ public sealed partial class TenantRestoreTests(PitrFixture pitr) : IClassFixture
         }
         await pitr.ExecuteAsync(name, "INSERT INTO partner SELECT g, 'partner ' || g FROM generate_series(1, 50) g");
         var role = TenantProvisioner.RoleNameFor(name);
-        await pitr.ExecuteAsync("postgres", $"DROP ROLE IF EXISTS {DatabaseAdmin.QuoteIdentifier(role)}; CREATE ROLE {DatabaseAdmin.QuoteIdentifier(role)}");
+        await pitr.ExecuteAsync("postgres",
+            $"DROP ROLE IF EXISTS {DatabaseAdmin.QuoteIdentifier(role)}; CREATE ROLE {DatabaseAdmin.QuoteIdentifier(role)}");
         await pitr.Feature.Snapshots.BackupAsync("incr", None);
         var snapshot = await pitr.Feature.Snapshots.CreateAsync(name, null, SnapshotTypes.Manual, None);
         await pitr.ExecuteAsync(name, "DELETE FROM partner WHERE id > 10");
 
-        pitr.Feature.Restore.Schema = new UpgradedSchema([first, new Migration(2, "later release", "CREATE TABLE later_release_table (id int)")]);
+        pitr.Feature.Restore.Schema = new UpgradedSchema(
+            [first, new Migration(2, "later release", "CREATE TABLE later_release_table (id int)")]);
         try
         {
             var job = await RestoreAsync(new RestoreRequest(name, SnapshotId: snapshot.Id));
@@ -478,7 +487,8 @@ public sealed partial class TenantRestoreTests(PitrFixture pitr) : IClassFixture
         }
 
         Assert.Equal(50L, await pitr.ScalarAsync<long>(name, "SELECT count(*) FROM partner"));
-        Assert.Equal("1,2", await pitr.ScalarAsync<string>(name, "SELECT string_agg(version::text, ',' ORDER BY version) FROM loomworks_schema_migrations"));
+        Assert.Equal("1,2", await pitr.ScalarAsync<string>(name,
+            "SELECT string_agg(version::text, ',' ORDER BY version) FROM loomworks_schema_migrations"));
         Assert.True(await pitr.ScalarAsync<bool>(name, $"SELECT has_table_privilege('{role}', 'later_release_table', 'SELECT')"),
             "a table a migration added is granted to the tenant's role");
         Assert.True(pitr.ScratchIsClean());

@@ -10,7 +10,6 @@ namespace Loomworks.Tests.Tenancy;
 /// The admin API's master password lockout: a request without credentials is a 401 that counts for nothing, failures
 /// are counted per address and, under a global ceiling, across all of them.
 /// </summary>
-[Collection(PostgresGroup.Name)]
 public sealed class AdminLockoutTests(PostgresFixture postgres)
 {
     private const string Master = "master-of-lockouts";
@@ -34,7 +33,8 @@ public sealed class AdminLockoutTests(PostgresFixture postgres)
     [Fact]
     public async Task Requests_without_credentials_are_401_and_never_lock_the_address_out()
     {
-        await using var host = await TenancyHost.StartAsync(postgres, "lock_noauth_mgmt", new Dictionary<string, string> { ["admin_passwd"] = Master });
+        await using var host = await TenancyHost.StartAsync(postgres, "lock_noauth_mgmt",
+            new Dictionary<string, string> { ["admin_passwd"] = Master });
         for (var i = 0; i < MasterPassword.MaxFailures * 2; i++)
         {
             using var bare = await ListAsync(host, null);

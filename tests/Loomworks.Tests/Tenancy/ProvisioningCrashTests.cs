@@ -5,7 +5,6 @@ using Loomworks.Tests.Infrastructure;
 
 namespace Loomworks.Tests.Tenancy;
 
-[Collection(PostgresGroup.Name)]
 public sealed class ProvisioningCrashTests(PostgresFixture postgres)
 {
     public static TheoryData<string> Steps => new(ProvisioningSteps.All.Where(s => s != ProvisioningSteps.Active));
@@ -22,7 +21,8 @@ public sealed class ProvisioningCrashTests(PostgresFixture postgres)
             "--db-user", config["db_user"], "--loomworks-mgmt-db", mgmt];
 
         // The step that is finished rather than rolled back also takes the CLI's hashed form of the password.
-        string[] password = step == ProvisioningSteps.AdminCreated ? ["--admin-password-hash", Passwords.Hash("pw")] : ["--admin-password", "pw"];
+        string[] password = step == ProvisioningSteps.AdminCreated ? ["--admin-password-hash", Passwords.Hash("pw")]
+            : ["--admin-password", "pw"];
         var (crashed, output) = await LoomworksProcess.RunAsync(Args(["tenant", "create", subdomain, .. password]),
             new Dictionary<string, string> { [CrashPoint.Variable] = "provision:" + step });
         Assert.Equal(137, crashed);
@@ -38,7 +38,8 @@ public sealed class ProvisioningCrashTests(PostgresFixture postgres)
             Assert.Contains("active", listing, StringComparison.Ordinal);
             Assert.NotNull(database);
             Assert.NotNull(role);
-            Assert.Equal(1, await postgres.ScalarAsync<int>(subdomain, "SELECT count(*)::int FROM res_users WHERE id = 2 AND password LIKE '$pbkdf2-sha512$600000$%'"));
+            Assert.Equal(1, await postgres.ScalarAsync<int>(subdomain,
+                "SELECT count(*)::int FROM res_users WHERE id = 2 AND password LIKE '$pbkdf2-sha512$600000$%'"));
             Assert.Equal(0, (await LoomworksProcess.RunAsync(Args("tenant", "delete", subdomain, "--force"))).ExitCode);
         }
         else

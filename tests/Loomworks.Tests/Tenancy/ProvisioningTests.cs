@@ -7,7 +7,6 @@ using Npgsql;
 
 namespace Loomworks.Tests.Tenancy;
 
-[Collection(PostgresGroup.Name)]
 public sealed class ProvisioningTests(PostgresFixture postgres)
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
@@ -59,7 +58,8 @@ public sealed class ProvisioningTests(PostgresFixture postgres)
     public async Task Bad_subdomains_are_refused_naming_the_problem_and_nothing_is_created(string subdomain, string problem)
     {
         await using var host = await TenancyHost.StartAsync(postgres, "prov_bad_mgmt");
-        var e = await Assert.ThrowsAsync<TenantValidationException>(() => host.Get<TenantProvisioner>().CreateAsync(Request(subdomain), Ct));
+        var e = await Assert.ThrowsAsync<TenantValidationException>(() =>
+            host.Get<TenantProvisioner>().CreateAsync(Request(subdomain), Ct));
         Assert.Contains(problem, e.Message, StringComparison.Ordinal);
         Assert.Empty(await host.Get<TenantStore>().ListAsync(Ct));
     }
@@ -101,9 +101,12 @@ public sealed class ProvisioningTests(PostgresFixture postgres)
         {
             (Request("prov-hash-both") with { AdminPasswordHash = hash }, "not both"),
             (Request("prov-hash-none") with { AdminPassword = null }, "admin_password is required"),
-            (Request("prov-hash-bad") with { AdminPassword = null, AdminPasswordHash = "$pbkdf2-sha512$x'; DROP TABLE res_users; --" }, "admin_password_hash must be a passlib pbkdf2-sha512 hash"),
-            (Request("prov-hash-md5") with { AdminPassword = null, AdminPasswordHash = "$1$abc$def" }, "admin_password_hash must be a passlib"),
-            (Request("prov-hash-big") with { AdminPassword = null, AdminPasswordHash = hash + new string('A', 100_000) }, "admin_password_hash must be a passlib"),
+            (Request("prov-hash-bad") with { AdminPassword = null, AdminPasswordHash = "$pbkdf2-sha512$x'; DROP TABLE res_users; --" },
+                "admin_password_hash must be a passlib pbkdf2-sha512 hash"),
+            (Request("prov-hash-md5") with { AdminPassword = null, AdminPasswordHash = "$1$abc$def" },
+                "admin_password_hash must be a passlib"),
+            (Request("prov-hash-big") with { AdminPassword = null, AdminPasswordHash = hash + new string('A', 100_000) },
+                "admin_password_hash must be a passlib"),
             (Request("prov-hash-weak") with { AdminPassword = null, AdminPasswordHash = weak }, "1000 rounds; at least 600000"),
         };
         foreach (var (request, problem) in refused)
@@ -126,7 +129,8 @@ public sealed class ProvisioningTests(PostgresFixture postgres)
         public Task CreateAdminUserAsync(NpgsqlConnection tenantDatabase, string login, string passwordHash, CancellationToken ct) =>
             _current.CreateAdminUserAsync(tenantDatabase, login, passwordHash, ct);
 
-        public Task<int> CountUsersAsync(NpgsqlConnection tenantDatabase, CancellationToken ct) => _current.CountUsersAsync(tenantDatabase, ct);
+        public Task<int> CountUsersAsync(NpgsqlConnection tenantDatabase, CancellationToken ct) =>
+            _current.CountUsersAsync(tenantDatabase, ct);
     }
 
     [Fact]
@@ -138,7 +142,8 @@ public sealed class ProvisioningTests(PostgresFixture postgres)
         const string LaterTable = "SELECT count(*)::int FROM pg_class WHERE relname = 'later_release_table'";
         Assert.Equal(0, await postgres.ScalarAsync<int>(a.DatabaseName, LaterTable));
 
-        var (management, dataSources, options) = (host.Get<ManagementDatabase>(), host.Get<TenantDataSources>(), host.Get<TenancyOptions>());
+        var (management, dataSources, options) = (host.Get<ManagementDatabase>(), host.Get<TenantDataSources>(),
+            host.Get<TenancyOptions>());
         using (var upgraded = new TenantProvisioner(management, dataSources, new UpgradedSchema(), options))
         {
             Assert.Equal(2, (await upgraded.UpgradeTenantsAsync(Ct)).Upgraded);
@@ -147,9 +152,11 @@ public sealed class ProvisioningTests(PostgresFixture postgres)
         }
         Assert.Equal(1, await postgres.ScalarAsync<int>(a.DatabaseName, LaterTable));
         var role = TenantProvisioner.RoleNameFor(a.DatabaseName);
-        Assert.True(await postgres.ScalarAsync<bool>(a.DatabaseName, $"SELECT has_table_privilege('{role}', 'later_release_table', 'INSERT')"));
+        Assert.True(await postgres.ScalarAsync<bool>(a.DatabaseName,
+            $"SELECT has_table_privilege('{role}', 'later_release_table', 'INSERT')"));
 
-        await postgres.ExecuteAsync(b.DatabaseName, "DROP TABLE later_release_table; DELETE FROM loomworks_schema_migrations WHERE version = 9999");
+        await postgres.ExecuteAsync(b.DatabaseName,
+            "DROP TABLE later_release_table; DELETE FROM loomworks_schema_migrations WHERE version = 9999");
         await dataSources.EvictAsync(b.DatabaseName);
         await new TenantLifecycle(management, dataSources, options, new UpgradedSchema()).AdoptAsync(b.DatabaseName, "test", Ct);
         Assert.Equal(1, await postgres.ScalarAsync<int>(b.DatabaseName, LaterTable));
@@ -163,7 +170,8 @@ public sealed class ProvisioningTests(PostgresFixture postgres)
     {
         await using var host = await TenancyHost.StartAsync(postgres, "prov_upmark_mgmt");
         var tenant = await host.Get<TenantProvisioner>().CreateAsync(Request("prov-upmark"), Ct);
-        var (management, dataSources, options) = (host.Get<ManagementDatabase>(), host.Get<TenantDataSources>(), host.Get<TenancyOptions>());
+        var (management, dataSources, options) = (host.Get<ManagementDatabase>(), host.Get<TenantDataSources>(),
+            host.Get<TenancyOptions>());
         using var upgraded = new TenantProvisioner(management, dataSources, new UpgradedSchema(), options);
         var quoted = DatabaseAdmin.QuoteIdentifier(tenant.DatabaseName);
 
@@ -191,7 +199,8 @@ public sealed class ProvisioningTests(PostgresFixture postgres)
         var storage = await Assert.ThrowsAsync<TenantLimitException>(() => limits.EnsureStorageAvailableAsync(tenant, Ct));
         Assert.Contains("max_storage_gb is 0", storage.Message, StringComparison.Ordinal);
 
-        var raised = await host.Get<TenantLifecycle>().SetLimitsAsync(tenant.Subdomain, new TenantLimitsChange(MaxUsers: 2, MaxStorageGb: 1), "test", Ct);
+        var raised = await host.Get<TenantLifecycle>().SetLimitsAsync(tenant.Subdomain,
+            new TenantLimitsChange(MaxUsers: 2, MaxStorageGb: 1), "test", Ct);
         await limits.EnsureCanAddUserAsync(raised, Ct);
         await limits.EnsureStorageAvailableAsync(raised, Ct);
         await Assert.ThrowsAsync<TenantValidationException>(() =>

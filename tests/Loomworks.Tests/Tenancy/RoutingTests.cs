@@ -8,7 +8,6 @@ using Loomworks.Tests.Infrastructure;
 
 namespace Loomworks.Tests.Tenancy;
 
-[Collection(PostgresGroup.Name)]
 public sealed class RoutingTests(PostgresFixture postgres)
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
@@ -25,7 +24,8 @@ public sealed class RoutingTests(PostgresFixture postgres)
         return config;
     }
 
-    private static async Task<(HttpStatusCode Status, JsonElement Body, HttpResponseMessage Response)> GetAsync(TenancyHost host, string path,
+    private static async Task<(HttpStatusCode Status, JsonElement Body, HttpResponseMessage Response)> GetAsync(TenancyHost host,
+        string path,
         string? hostHeader = null, string? tenantHeader = null, string? cookie = null)
     {
         using var request = new HttpRequestMessage(HttpMethod.Get, path);
@@ -58,10 +58,12 @@ public sealed class RoutingTests(PostgresFixture postgres)
 
         var router = host.Get<TenantRouter>();
         Assert.Equal("rt-gamma", (await router.RouteAsync(new RoutingRequest("127.0.0.1", null, "rt-gamma"), Ct)).Tenant!.DatabaseName);
-        Assert.Equal("rt-beta", (await router.RouteAsync(new RoutingRequest("rt-beta.example.test", null, "rt-gamma"), Ct)).Tenant!.DatabaseName);
+        Assert.Equal("rt-beta", (await router.RouteAsync(new RoutingRequest("rt-beta.example.test", null, "rt-gamma"),
+            Ct)).Tenant!.DatabaseName);
         // Not an exact suffix, a nested label and a reserved host are not subdomain routes.
         Assert.Equal(404, (await router.RouteAsync(new RoutingRequest("rt-alpha.example.test.evil", null, null), Ct)).StatusCode);
-        Assert.Equal("rt-gamma", (await router.RouteAsync(new RoutingRequest("www.example.test", null, "rt-gamma"), Ct)).Tenant!.DatabaseName);
+        Assert.Equal("rt-gamma", (await router.RouteAsync(new RoutingRequest("www.example.test", null, "rt-gamma"),
+            Ct)).Tenant!.DatabaseName);
         Assert.Equal(404, (await router.RouteAsync(new RoutingRequest("a.rt-alpha.example.test", null, null), Ct)).StatusCode);
 
         (status, body, _) = await GetAsync(host, "/web/tenant/info", hostHeader: "nobody-here.example.test");
@@ -69,8 +71,9 @@ public sealed class RoutingTests(PostgresFixture postgres)
         Assert.Contains("nobody-here", body.GetProperty("message").GetString(), StringComparison.Ordinal);
 
         await host.Get<TenantLifecycle>().SuspendAsync("rt-beta", "test", Ct);
-        await TenancyHost.EventuallyAsync(async () => (await GetAsync(host, "/web/tenant/info", tenantHeader: "rt-beta")).Status != HttpStatusCode.OK,
-            TimeSpan.FromSeconds(1));
+        await Eventually.HoldsAsync(async () => (await GetAsync(host, "/web/tenant/info",
+            tenantHeader: "rt-beta")).Status != HttpStatusCode.OK,
+            "the suspended tenant stops answering 200", TimeSpan.FromSeconds(1));
         (status, body, _) = await GetAsync(host, "/web/tenant/info", tenantHeader: "rt-beta");
         Assert.Equal(HttpStatusCode.Forbidden, status);
         Assert.Equal("tenant_suspended", body.GetProperty("error").GetString());
@@ -107,9 +110,11 @@ public sealed class RoutingTests(PostgresFixture postgres)
         await host.Get<TenantProvisioner>().CreateAsync(Request("odoo"), Ct);
         Assert.Equal("odoo", (await router.RouteAsync(new RoutingRequest("127.0.0.1", null, null), Ct)).Tenant!.DatabaseName);
 
-        await using var byHost = await TenancyHost.StartAsync(postgres, "route_filter_mgmt", new Dictionary<string, string> { ["dbfilter"] = "%d" });
+        await using var byHost = await TenancyHost.StartAsync(postgres, "route_filter_mgmt",
+            new Dictionary<string, string> { ["dbfilter"] = "%d" });
         var hostRouter = byHost.Get<TenantRouter>();
-        Assert.Equal("odoob", (await hostRouter.RouteAsync(new RoutingRequest("www.odoob.example.com", null, null), Ct)).Tenant!.DatabaseName);
+        Assert.Equal("odoob", (await hostRouter.RouteAsync(new RoutingRequest("www.odoob.example.com", null, null),
+            Ct)).Tenant!.DatabaseName);
         Assert.Equal(404, (await hostRouter.RouteAsync(new RoutingRequest("odo.example.com", null, null), Ct)).StatusCode);
         await host.Get<TenantLifecycle>().DeleteAsync("odoo", force: true, "test", Ct);
         await host.Get<TenantLifecycle>().DeleteAsync("odoob", force: true, "test", Ct);
@@ -137,7 +142,8 @@ public sealed class RoutingTests(PostgresFixture postgres)
         Assert.Equal(HttpStatusCode.Forbidden, other);
         Assert.Equal("cross_tenant", otherBody.GetProperty("error").GetString());
         Assert.Equal(1L, await postgres.ScalarAsync<long>("route_cross_mgmt",
-            "SELECT count(*) FROM loomworks_audit_cross_tenant WHERE credential_database = 'cross-a' AND routed_database = 'cross-b' AND refused"));
+            "SELECT count(*) FROM loomworks_audit_cross_tenant WHERE credential_database = 'cross-a' AND routed_database = 'cross-b' AND " +
+            "refused"));
         var (forged, _, _) = await GetAsync(host, "/web/tenant/info", tenantHeader: "cross-a", cookie: "loomworks_tenant_session=forged");
         Assert.Equal(HttpStatusCode.Unauthorized, forged);
         await host.Get<TenantLifecycle>().DeleteAsync("cross-a", force: true, "test", Ct);
@@ -168,13 +174,18 @@ public sealed class RoutingTests(PostgresFixture postgres)
         {
             ("""{"name":"x","subdomain":"api-one","admin_login":"a","admin_password":"p"}""", HttpStatusCode.Conflict, "already taken"),
             ("""{"name":"x","subdomain":"ADMIN'--","admin_login":"a","admin_password":"p"}""", HttpStatusCode.BadRequest, "must match"),
-            ("""{"name":"x","subdomain":"api-neg","admin_login":"a","admin_password":"p","max_users":-1}""", HttpStatusCode.BadRequest, "max_users must not be negative"),
-            ("""{"name":"x","subdomain":"api-unk","admin_login":"a","admin_password":"p","state":"bogus"}""", HttpStatusCode.BadRequest, "state"),
+            ("""{"name":"x","subdomain":"api-neg","admin_login":"a","admin_password":"p","max_users":-1}""", HttpStatusCode.BadRequest,
+                "max_users must not be negative"),
+            ("""{"name":"x","subdomain":"api-unk","admin_login":"a","admin_password":"p","state":"bogus"}""", HttpStatusCode.BadRequest,
+                "state"),
             ("""{"name":""", HttpStatusCode.BadRequest, "not acceptable JSON"),
             ("{\"name\":\"" + new string('x', 70_000) + "\"}", HttpStatusCode.RequestEntityTooLarge, "at most"),
-            ("""{"name":"x","subdomain":"api-hash","admin_login":"a","admin_password_hash":"$pbkdf2-sha512$1$AAAA$BBBB"}""", HttpStatusCode.BadRequest, "admin_password_hash has 1 rounds"),
-            ("""{"name":"x","subdomain":"api-hash","admin_login":"a","admin_password_hash":"plain"}""", HttpStatusCode.BadRequest, "admin_password_hash must be a passlib pbkdf2-sha512 hash"),
-            ("""{"name":"x","subdomain":"api-hash","admin_login":"a","admin_password":"p","admin_password_hash":"x"}""", HttpStatusCode.BadRequest, "not both"),
+            ("""{"name":"x","subdomain":"api-hash","admin_login":"a","admin_password_hash":"$pbkdf2-sha512$1$AAAA$BBBB"}""",
+                HttpStatusCode.BadRequest, "admin_password_hash has 1 rounds"),
+            ("""{"name":"x","subdomain":"api-hash","admin_login":"a","admin_password_hash":"plain"}""", HttpStatusCode.BadRequest,
+                "admin_password_hash must be a passlib pbkdf2-sha512 hash"),
+            ("""{"name":"x","subdomain":"api-hash","admin_login":"a","admin_password":"p","admin_password_hash":"x"}""",
+                HttpStatusCode.BadRequest, "not both"),
         };
         foreach (var (json, status, problem) in bad)
         {
@@ -185,7 +196,8 @@ public sealed class RoutingTests(PostgresFixture postgres)
         var (patched, patchText) = await Send(HttpMethod.Patch, "/api/v1/tenants/api-one", """{"max_users":7,"tier":"gold"}""");
         Assert.Equal(HttpStatusCode.OK, patched);
         Assert.Contains("\"max_users\":7", patchText, StringComparison.Ordinal);
-        Assert.Equal(HttpStatusCode.BadRequest, (await Send(HttpMethod.Patch, "/api/v1/tenants/api-one", """{"max_storage_gb":-3}""")).Item1);
+        Assert.Equal(HttpStatusCode.BadRequest, (await Send(HttpMethod.Patch, "/api/v1/tenants/api-one",
+            """{"max_storage_gb":-3}""")).Item1);
         Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Post, "/api/v1/tenants/api-one/suspend")).Item1);
         Assert.Equal(HttpStatusCode.Conflict, (await Send(HttpMethod.Delete, "/api/v1/tenants/api-one")).Item1);
         Assert.Equal(HttpStatusCode.OK, (await Send(HttpMethod.Post, "/api/v1/tenants/api-one/archive")).Item1);

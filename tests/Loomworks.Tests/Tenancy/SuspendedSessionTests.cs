@@ -9,7 +9,6 @@ namespace Loomworks.Tests.Tenancy;
 /// A suspended tenant's sessions stop at once: the instance that suspends forgets its cached state before it answers,
 /// and a web session is checked against the management database, not a cache that has not heard of the change yet.
 /// </summary>
-[Collection(PostgresGroup.Name)]
 public sealed class SuspendedSessionTests(PostgresFixture postgres)
 {
     private const string Master = "master-of-suspends";
@@ -22,7 +21,10 @@ public sealed class SuspendedSessionTests(PostgresFixture postgres)
         var host = await TenancyHost.StartAsync(postgres, management, new Dictionary<string, string> { ["admin_passwd"] = Master });
         await host.Get<TenantProvisioner>().CreateAsync(new TenantRequest(subdomain, subdomain, "admin", "pw-" + subdomain), Ct);
         using var login = await PostAsync(host, "/web/session/authenticate",
-            $$$"""{"jsonrpc": "2.0", "method": "call", "params": {"db": "{{{subdomain}}}", "login": "admin", "password": "pw-{{{subdomain}}}"}}""");
+            $$$"""
+            {"jsonrpc": "2.0", "method": "call",
+             "params": {"db": "{{{subdomain}}}", "login": "admin", "password": "pw-{{{subdomain}}}"}}
+            """);
         Assert.Equal(HttpStatusCode.OK, login.StatusCode);
         var cookie = login.Headers.GetValues("Set-Cookie").Single(c => c.StartsWith("session_id=", StringComparison.Ordinal)).Split(';')[0];
         // The session works, and the tenant is in the cache as active.
@@ -34,7 +36,8 @@ public sealed class SuspendedSessionTests(PostgresFixture postgres)
 
     private static async Task<HttpResponseMessage> PostAsync(TenancyHost host, string path, string body, string? cookie = null)
     {
-        using var request = new HttpRequestMessage(HttpMethod.Post, path) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
+        using var request = new HttpRequestMessage(HttpMethod.Post,
+            path) { Content = new StringContent(body, Encoding.UTF8, "application/json") };
         if (cookie is not null)
         {
             request.Headers.Add("Cookie", cookie);
@@ -80,7 +83,10 @@ public sealed class SuspendedSessionTests(PostgresFixture postgres)
         using var refused = await SessionInfoAsync(host, cookie);
         Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
         using var call = await PostAsync(host, "/web/dataset/call_kw",
-            """{"jsonrpc": "2.0", "method": "call", "params": {"model": "res.partner", "method": "search_count", "args": [[]], "kwargs": {}}}""",
+            """
+            {"jsonrpc": "2.0", "method": "call",
+             "params": {"model": "res.partner", "method": "search_count", "args": [[]], "kwargs": {}}}
+            """,
             cookie);
         Assert.Equal(HttpStatusCode.Forbidden, call.StatusCode);
     }

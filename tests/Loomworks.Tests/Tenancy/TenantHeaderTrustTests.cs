@@ -12,7 +12,6 @@ namespace Loomworks.Tests.Tenancy;
 /// The tenant header is believed only from loomworks_trusted_proxies: anyone else's is ignored (the request is routed
 /// by its host) and audited, and even a trusted one never reaches a database dbfilter refuses.
 /// </summary>
-[Collection(PostgresGroup.Name)]
 public sealed class TenantHeaderTrustTests(PostgresFixture postgres)
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;

@@ -2,11 +2,11 @@ using System.Net;
 using Loomworks.Backups;
 using Loomworks.Snapshots;
 using Loomworks.Tenancy;
+using Loomworks.Testing;
 using Loomworks.Tests.Infrastructure;
 
 namespace Loomworks.Tests.Tenancy;
 
-[Collection(PostgresGroup.Name)]
 public sealed class TwoInstanceTests(PostgresFixture postgres)
 {
     private static CancellationToken Ct => TestContext.Current.CancellationToken;
@@ -25,22 +25,27 @@ public sealed class TwoInstanceTests(PostgresFixture postgres)
         await using var one = await TenancyHost.StartAsync(postgres, mgmt);
         await using var two = await TenancyHost.StartAsync(postgres, mgmt);
         await one.Get<TenantProvisioner>().CreateAsync(new TenantRequest("Two", "two-inst", "admin", "pw"), Ct);
-        await TenancyHost.EventuallyAsync(async () => await StatusAsync(two, "two-inst") == HttpStatusCode.OK, TimeSpan.FromSeconds(5));
+        await Eventually.HoldsAsync(async () => await StatusAsync(two, "two-inst") == HttpStatusCode.OK,
+            "the second instance serves the tenant",
+            TimeSpan.FromSeconds(5));
         var lookups = two.Get<TenantCache>().DatabaseLookups;
         Assert.Equal(HttpStatusCode.OK, await StatusAsync(two, "two-inst"));
         Assert.Equal(lookups, two.Get<TenantCache>().DatabaseLookups); // served from the cache
 
         await one.Get<TenantLifecycle>().SuspendAsync("two-inst", "test", Ct);
-        await TenancyHost.EventuallyAsync(async () => await StatusAsync(two, "two-inst") == HttpStatusCode.Forbidden, TimeSpan.FromSeconds(1));
+        await Eventually.HoldsAsync(async () => await StatusAsync(two, "two-inst") == HttpStatusCode.Forbidden,
+            "the suspension made by the first instance reaches the second", TimeSpan.FromSeconds(5));
 
         var listener = two.Get<TenantChangeListener>();
         var connects = listener.Connects;
         await postgres.ExecuteAsync("postgres",
             $"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '{listener.ApplicationName}'");
-        await TenancyHost.EventuallyAsync(() => Task.FromResult(listener.Connects > connects), TimeSpan.FromSeconds(5));
+        await Eventually.HoldsAsync(() => Task.FromResult(listener.Connects > connects), "the listener reconnects",
+            TimeSpan.FromSeconds(5));
         Assert.Equal(HttpStatusCode.Forbidden, await StatusAsync(two, "two-inst"));
         await one.Get<TenantLifecycle>().ActivateAsync("two-inst", "test", Ct);
-        await TenancyHost.EventuallyAsync(async () => await StatusAsync(two, "two-inst") == HttpStatusCode.OK, TimeSpan.FromSeconds(1));
+        await Eventually.HoldsAsync(async () => await StatusAsync(two, "two-inst") == HttpStatusCode.OK,
+            "the activation reaches the second instance", TimeSpan.FromSeconds(5));
         await one.Get<TenantLifecycle>().DeleteAsync("two-inst", force: true, "test", Ct);
     }
 
@@ -51,12 +56,13 @@ public sealed class TwoInstanceTests(PostgresFixture postgres)
         await using var one = await TenancyHost.StartAsync(postgres, mgmt);
         await using var two = await TenancyHost.StartAsync(postgres, mgmt);
         var tenant = await one.Get<TenantProvisioner>().CreateAsync(new TenantRequest("Restored", "two-rest", "admin", "pw"), Ct);
-        await TenancyHost.EventuallyAsync(async () => await StatusAsync(two, "two-rest") == HttpStatusCode.OK, TimeSpan.FromSeconds(5));
+        await Eventually.HoldsAsync(async () => await StatusAsync(two, "two-rest") == HttpStatusCode.OK,
+            "the other instance serves the tenant", TimeSpan.FromSeconds(5));
 
         // The restore marks the tenant restoring before its swap; a crash there leaves a job that recovery rolls back.
         await one.Get<TenantLifecycle>().SetStateAsync(tenant.Id, TenantStates.Restoring, "restoring", "restore job 0", "restore", Ct);
-        await TenancyHost.EventuallyAsync(async () => await StatusAsync(two, "two-rest") == HttpStatusCode.ServiceUnavailable,
-            TimeSpan.FromSeconds(1));
+        await Eventually.HoldsAsync(async () => await StatusAsync(two, "two-rest") == HttpStatusCode.ServiceUnavailable,
+            "the other instance answers 503 while the tenant is restoring", TimeSpan.FromSeconds(5));
         await using (var insert = one.Get<ManagementDatabase>().DataSource.CreateCommand("""
             INSERT INTO loomworks_restore_job (tenant_id, source_database, target_database, target_type, target, step, step_name,
                 new_database, scratch_dir)
@@ -69,15 +75,16 @@ public sealed class TwoInstanceTests(PostgresFixture postgres)
             await insert.ExecuteNonQueryAsync(Ct);
         }
         Assert.Equal(1, await one.Get<SnapshotsFeature>().Restore.RecoverAsync(Ct));
-        await TenancyHost.EventuallyAsync(async () => await StatusAsync(two, "two-rest") == HttpStatusCode.OK, TimeSpan.FromSeconds(1));
+        await Eventually.HoldsAsync(async () => await StatusAsync(two, "two-rest") == HttpStatusCode.OK,
+            "the other instance serves the tenant", TimeSpan.FromSeconds(5));
 
         // The database manager's drop first takes the tenant off the routes by archiving it.
         await using (var connection = await one.Get<ManagementDatabase>().DataSource.OpenConnectionAsync(Ct))
         {
             await TenantRegistration.SetStateAsync(connection, null, tenant.DatabaseName, TenantStates.Archived, Ct);
         }
-        await TenancyHost.EventuallyAsync(async () => await StatusAsync(two, "two-rest") == HttpStatusCode.Forbidden,
-            TimeSpan.FromSeconds(1));
+        await Eventually.HoldsAsync(async () => await StatusAsync(two, "two-rest") == HttpStatusCode.Forbidden,
+            "the other instance refuses the archived tenant", TimeSpan.FromSeconds(5));
 
         var events = (await one.Get<TenantEventLog>().ListAsync("two-rest", Ct)).Select(e => (e.Event, e.Actor)).Reverse().ToList();
         Assert.Equal([("provisioning", "api"), ("active", "api"), ("restoring", "restore"), ("active", "restore"),

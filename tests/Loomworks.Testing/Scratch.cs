@@ -1,6 +1,6 @@
 using Loomworks.Postgres;
 
-namespace Loomworks.Tests.Infrastructure;
+namespace Loomworks.Testing;
 
 /// <summary>
 /// A folder under the system temp directory, removed on dispose. Not under /root: PostgreSQL runs as the postgres
@@ -8,11 +8,17 @@ namespace Loomworks.Tests.Infrastructure;
 /// </summary>
 public sealed class Scratch : IDisposable
 {
-    public Scratch(string purpose = "test")
+    /// <param name="purpose">A word in the folder's name, to tell what left it behind.</param>
+    /// <param name="giveToServerUser">Hands the folder to the postgres user when running as root (a cluster's own data).</param>
+    public Scratch(string purpose = "test", bool giveToServerUser = false)
     {
         Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"loomworks-{purpose}-{Guid.NewGuid():N}"[..40]);
         Directory.CreateDirectory(Path);
         System.IO.File.SetUnixFileMode(Path, (UnixFileMode)0b111_101_101);
+        if (giveToServerUser)
+        {
+            CommandRunner.GiveToServerUser(Path);
+        }
     }
 
     public string Path { get; }
@@ -31,6 +37,7 @@ public sealed class Scratch : IDisposable
         }
     }
 
+    /// <summary>A TCP port nobody listens on right now.</summary>
     public static int FreePort()
     {
         using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
