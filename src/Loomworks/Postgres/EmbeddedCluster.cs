@@ -342,7 +342,8 @@ public sealed class EmbeddedCluster
         if (!result.Succeeded)
         {
             throw new InvalidOperationException(
-                $"PostgreSQL did not start: {result.Diagnostic}{Environment.NewLine}Last lines of {LogFile}:{Environment.NewLine}{Tail(LogFile, 10)}");
+                $"PostgreSQL did not start: {result.Diagnostic}{Environment.NewLine}" +
+                $"Last lines of {LogFile}:{Environment.NewLine}{Tail(LogFile, 10)}");
         }
     }
 

@@ -73,7 +73,9 @@ public sealed class PgBackRest(PgBackRestOptions options, ILogger logger) : IDis
     private PgBackRestOptions _options = options;
     private volatile bool _operatorStanzaChecked;
 
-    /// <summary>pgBackRest for the server <paramref name="snapshots"/> were bound for, off with its reason when a key is malformed.</summary>
+    /// <summary>
+    /// pgBackRest for the server <paramref name="snapshots"/> were bound for, off with its reason when a key is malformed.
+    /// </summary>
     public PgBackRest(SnapshotOptions snapshots, ILogger<PgBackRest> logger) : this(snapshots.BackRest, logger)
     {
         SetProblem(snapshots.Problem);

@@ -13,7 +13,8 @@ public sealed class MasterPasswordTests(PostgresFixture pg)
         var none = await Assert.ThrowsAsync<DatabaseManagerException>(() => h.Gate(null).CheckAsync("admin", "10.0.0.1", default));
         Assert.Equal(DatabaseManagerError.Disabled, none.Error);
         Assert.Contains("admin_passwd", none.Message, StringComparison.Ordinal);
-        var off = await Assert.ThrowsAsync<DatabaseManagerException>(() => h.Gate("secret", listDb: false).CheckAsync("secret", "10.0.0.1", default));
+        var off = await Assert.ThrowsAsync<DatabaseManagerException>(
+            () => h.Gate("secret", listDb: false).CheckAsync("secret", "10.0.0.1", default));
         Assert.Equal(DatabaseManagerError.Disabled, off.Error);
         Assert.Contains("list_db", off.Message, StringComparison.Ordinal);
         await Assert.ThrowsAsync<DatabaseManagerException>(() => h.Gate(null).CheckEnabledAsync(default));

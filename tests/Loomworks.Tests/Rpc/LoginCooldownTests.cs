@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Net.Http.Headers;
 using Loomworks.Rpc;
 using Loomworks.Security;
@@ -19,8 +20,8 @@ public sealed class LoginCooldownTests(PostgresFixture postgres)
     private static Task<RpcServer> StartAsync(PostgresFixture postgres, string name, params string[] extraTenants) =>
         RpcServer.StartAsync(postgres, name, new Dictionary<string, string>
         {
-            ["loomworks_login_cooldown_after"] = After.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["loomworks_login_cooldown_duration"] = ((int)Duration.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["loomworks_login_cooldown_after"] = After.ToString(CultureInfo.InvariantCulture),
+            ["loomworks_login_cooldown_duration"] = ((int)Duration.TotalSeconds).ToString(CultureInfo.InvariantCulture),
             ["proxy_mode"] = "True",
         }, extraTenants);
 
@@ -29,7 +30,8 @@ public sealed class LoginCooldownTests(PostgresFixture postgres)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, "/xmlrpc/2/common")
         {
-            Content = new ByteArrayContent(XmlRpcCodec.WriteRequest("authenticate", [db, "admin", password, new Dictionary<string, object?>()])),
+            Content = new ByteArrayContent(
+                XmlRpcCodec.WriteRequest("authenticate", [db, "admin", password, new Dictionary<string, object?>()])),
         };
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("text/xml");
         request.Headers.Add("X-Forwarded-For", client);
@@ -63,9 +65,12 @@ public sealed class LoginCooldownTests(PostgresFixture postgres)
         // The server itself sees the local proxy's address here: cool that one down too and check execute_kw.
         for (var i = 0; i < After; i++)
         {
-            Assert.Equal(false, (await rpc.XmlAsync("/xmlrpc/2/common", "authenticate", server.Db, "admin", "nope", new Dictionary<string, object?>())).Value);
+            var refused = await rpc.XmlAsync("/xmlrpc/2/common", "authenticate", server.Db, "admin", "nope",
+                new Dictionary<string, object?>());
+            Assert.Equal(false, refused.Value);
         }
-        var guess = await Assert.ThrowsAsync<FaultException>(() => rpc.ObjectAsync(server.Db, 2, "another-guess", "res.partner", "search_count", [new List<object?>()]));
+        var guess = await Assert.ThrowsAsync<FaultException>(
+            () => rpc.ObjectAsync(server.Db, 2, "another-guess", "res.partner", "search_count", [new List<object?>()]));
         Assert.Contains(LoginCooldown.Message, guess.Message, StringComparison.Ordinal);
         // The password checked before the cooldown is served without a new check.
         Assert.IsType<long>(await rpc.ObjectAsync(server.Db, 2, "admin", "res.partner", "search_count", [new List<object?>()]));

@@ -6,7 +6,8 @@ public sealed class MasterPasswordTests
 {
     // Made with Python's hashlib.pbkdf2_hmac('sha512', b'correct horse', bytes(range(16)), 600000), encoded as passlib does.
     private const string PasslibHash =
-        "$pbkdf2-sha512$600000$AAECAwQFBgcICQoLDA0ODw$QRWzuEKsHePc0aN0CRVWP5b.JflUT4IZpZTCU0dRwV.UnujYtPnhnLxnVGu0oBewgaJzC8FToY/0r8SBpMK/7g";
+        "$pbkdf2-sha512$600000$AAECAwQFBgcICQoLDA0ODw$" +
+        "QRWzuEKsHePc0aN0CRVWP5b.JflUT4IZpZTCU0dRwV.UnujYtPnhnLxnVGu0oBewgaJzC8FToY/0r8SBpMK/7g";
 
     [Fact]
     public void A_passlib_pbkdf2_sha512_hash_verifies_its_password_only()

@@ -38,7 +38,10 @@ public sealed partial class TenantRestore(
     ILogger logger,
     Func<string, Task>? evictDatabase = null)
 {
-    /// <summary>The restore of the server <paramref name="options"/> were bound for, bringing restored databases up to <paramref name="schema"/>.</summary>
+    /// <summary>
+    /// The restore of the server <paramref name="options"/> were bound for, bringing restored databases up to
+    /// <paramref name="schema"/>.
+    /// </summary>
     public TenantRestore(SnapshotService snapshots, ManagementDatabase management, TenantStore tenants, TenantLifecycle lifecycle,
         TenantDataSources dataSources, SnapshotOptions options, ILogger<TenantRestore> logger, ITenantDatabaseSetup? schema = null)
         : this(snapshots, new RestoreJobStore(management.DataSource), tenants, lifecycle, dataSources.For("postgres"), options.Endpoint,

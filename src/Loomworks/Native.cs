@@ -1,7 +1,7 @@
 using System.Runtime.InteropServices;
 using Microsoft.Win32.SafeHandles;
 
-namespace Loomworks.Postgres;
+namespace Loomworks;
 
 /// <summary>The libc calls Loomworks makes, in one place; each returns what libc returns (-1 with errno on failure).</summary>
 internal static partial class Native
