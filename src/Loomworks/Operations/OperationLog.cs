@@ -33,11 +33,11 @@ public sealed class OperationLog(PooledDatabase dataSource)
               AND ($4::timestamptz IS NULL OR created_at >= $4) AND ($5::timestamptz IS NULL OR created_at <= $5)
             ORDER BY id DESC LIMIT $6
             """);
-        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)filter.SessionId ?? DBNull.Value);
-        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)filter.AgentId ?? DBNull.Value);
-        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)filter.ModelName ?? DBNull.Value);
-        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.TimestampTz, (object?)filter.Since ?? DBNull.Value);
-        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.TimestampTz, (object?)filter.Until ?? DBNull.Value);
+        command.Parameters.AddNullable(NpgsqlTypes.NpgsqlDbType.Text, filter.SessionId);
+        command.Parameters.AddNullable(NpgsqlTypes.NpgsqlDbType.Text, filter.AgentId);
+        command.Parameters.AddNullable(NpgsqlTypes.NpgsqlDbType.Text, filter.ModelName);
+        command.Parameters.AddNullable(NpgsqlTypes.NpgsqlDbType.TimestampTz, filter.Since);
+        command.Parameters.AddNullable(NpgsqlTypes.NpgsqlDbType.TimestampTz, filter.Until);
         command.Parameters.AddWithValue(filter.Limit);
         return await ReadAllAsync(command, cancellationToken);
     }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Loomworks.Postgres;
 using Npgsql;
 
 namespace Loomworks.Operations;
@@ -153,12 +154,12 @@ public sealed class OperationScope
     private static void AddInfo(NpgsqlParameterCollection parameters, OperationInfo info)
     {
         parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, info.OperationType);
-        parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)info.ModelName ?? DBNull.Value);
-        parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)info.SessionId ?? DBNull.Value);
-        parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)info.AgentId ?? DBNull.Value);
-        parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Bigint, (object?)info.UserId ?? DBNull.Value);
-        parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)info.ToolName ?? DBNull.Value);
-        parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Bigint, (object?)info.SnapshotId ?? DBNull.Value);
+        parameters.AddNullable(NpgsqlTypes.NpgsqlDbType.Text, info.ModelName);
+        parameters.AddNullable(NpgsqlTypes.NpgsqlDbType.Text, info.SessionId);
+        parameters.AddNullable(NpgsqlTypes.NpgsqlDbType.Text, info.AgentId);
+        parameters.AddNullable(NpgsqlTypes.NpgsqlDbType.Bigint, info.UserId);
+        parameters.AddNullable(NpgsqlTypes.NpgsqlDbType.Text, info.ToolName);
+        parameters.AddNullable(NpgsqlTypes.NpgsqlDbType.Bigint, info.SnapshotId);
     }
 
     /// <summary>

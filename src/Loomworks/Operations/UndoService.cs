@@ -189,11 +189,11 @@ public sealed class UndoService(PooledDatabase dataSource)
                 ? NpgsqlTypes.NpgsqlDbType.Text
                 : NpgsqlTypes.NpgsqlDbType.Array | NpgsqlTypes.NpgsqlDbType.Bigint, parameter);
             command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Boolean, force);
-            command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)by.SessionId ?? DBNull.Value);
-            command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)by.AgentId ?? DBNull.Value);
-            command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Bigint, (object?)by.UserId ?? DBNull.Value);
-            command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)by.ToolName ?? DBNull.Value);
-            command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Bigint, (object?)by.SnapshotId ?? DBNull.Value);
+            command.Parameters.AddNullable(NpgsqlTypes.NpgsqlDbType.Text, by.SessionId);
+            command.Parameters.AddNullable(NpgsqlTypes.NpgsqlDbType.Text, by.AgentId);
+            command.Parameters.AddNullable(NpgsqlTypes.NpgsqlDbType.Bigint, by.UserId);
+            command.Parameters.AddNullable(NpgsqlTypes.NpgsqlDbType.Text, by.ToolName);
+            command.Parameters.AddNullable(NpgsqlTypes.NpgsqlDbType.Bigint, by.SnapshotId);
             await OperationScope.PrepareAsync(command, cancellationToken);
             try
             {

@@ -105,8 +105,8 @@ public sealed class RpcDatabaseManager(
                     WHERE id = (SELECT min(id) FROM res_company) RETURNING partner_id, country_id, phone)
                 UPDATE res_partner p SET country_id = c.country_id, phone = c.phone FROM c WHERE p.id = c.partner_id
                 """, connection);
-            update.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)country ?? DBNull.Value);
-            update.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)phone ?? DBNull.Value);
+            update.Parameters.AddNullable(NpgsqlTypes.NpgsqlDbType.Text, country);
+            update.Parameters.AddNullable(NpgsqlTypes.NpgsqlDbType.Text, phone);
             await update.ExecuteNonQueryAsync(ct);
         }
         return true;

@@ -141,7 +141,7 @@ public sealed class WebSessionStore(WebSessionOptions options, PasswordGate gate
                 """);
             insert.Parameters.AddWithValue(cookie.TokenHash());
             insert.Parameters.AddWithValue(database.Name);
-            insert.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Varchar, (object?)clientAddress ?? DBNull.Value);
+            insert.Parameters.AddNullable(NpgsqlTypes.NpgsqlDbType.Varchar, clientAddress);
             insert.Parameters.AddWithValue((int)uid);
             batch.BatchCommands.Add(insert);
             await batch.ExecuteNonQueryAsync(ct);

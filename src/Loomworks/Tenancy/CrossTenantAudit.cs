@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using Loomworks.Postgres;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -96,9 +97,9 @@ public sealed class CrossTenantAudit(ManagementDatabase management, TenancyOptio
         command.Parameters.AddWithValue(Cut(use.CredentialDatabase)!);
         command.Parameters.AddWithValue(Cut(use.RoutedDatabase)!);
         command.Parameters.AddWithValue(use.CredentialKind);
-        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)Cut(use.Login) ?? DBNull.Value);
-        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)Cut(use.ClientAddress) ?? DBNull.Value);
-        command.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)Cut(use.Path) ?? DBNull.Value);
+        command.Parameters.AddNullable(NpgsqlTypes.NpgsqlDbType.Text, Cut(use.Login));
+        command.Parameters.AddNullable(NpgsqlTypes.NpgsqlDbType.Text, Cut(use.ClientAddress));
+        command.Parameters.AddNullable(NpgsqlTypes.NpgsqlDbType.Text, Cut(use.Path));
         command.Parameters.AddWithValue(refused);
         await command.ExecuteNonQueryAsync(ct);
     }

@@ -187,13 +187,13 @@ public sealed partial class TenantLifecycle(
             """, connection, transaction))
         {
             update.Parameters.AddWithValue(tenant.Id);
-            update.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Integer, (object?)change.MaxUsers ?? DBNull.Value);
-            update.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Integer, (object?)change.MaxStorageGb ?? DBNull.Value);
-            update.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Integer, (object?)change.MaxAiOperationsDaily ?? DBNull.Value);
-            update.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)change.Tier ?? DBNull.Value);
-            update.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.TimestampTz, (object?)change.SubscriptionExpires ?? DBNull.Value);
+            update.Parameters.AddNullable(NpgsqlTypes.NpgsqlDbType.Integer, change.MaxUsers);
+            update.Parameters.AddNullable(NpgsqlTypes.NpgsqlDbType.Integer, change.MaxStorageGb);
+            update.Parameters.AddNullable(NpgsqlTypes.NpgsqlDbType.Integer, change.MaxAiOperationsDaily);
+            update.Parameters.AddNullable(NpgsqlTypes.NpgsqlDbType.Text, change.Tier);
+            update.Parameters.AddNullable(NpgsqlTypes.NpgsqlDbType.TimestampTz, change.SubscriptionExpires);
             update.Parameters.AddWithValue(change.ClearSubscriptionExpires);
-            update.Parameters.AddWithValue(NpgsqlTypes.NpgsqlDbType.Text, (object?)change.Name ?? DBNull.Value);
+            update.Parameters.AddNullable(NpgsqlTypes.NpgsqlDbType.Text, change.Name);
             await update.ExecuteNonQueryAsync(ct);
         }
         await TenantEventLog.RecordAsync(connection, tenant.Id, tenant.Subdomain, tenant.DatabaseName, "limits_changed",
