@@ -13,8 +13,7 @@ public sealed class DatabaseManagerTests(PostgresFixture pg)
         await using var h = await ManagerHarness.CreateAsync(pg, "dm-zip");
         var source = await h.SeedAsync("src");
         var manager = h.Manager();
-        var zipPath = h.Scratch.File("backup.zip");
-        await manager.DumpToFileAsync(source, zipPath);
+        var zipPath = await h.DumpAsync(manager, source, "backup.zip");
 
         using (var zip = ZipFile.OpenRead(zipPath))
         {
@@ -71,8 +70,7 @@ public sealed class DatabaseManagerTests(PostgresFixture pg)
         var source = await h.SeedAsync("src");
         var other = await h.SeedAsync("other", partners: 7);
         var manager = h.Manager();
-        var zipPath = h.Scratch.File("backup.zip");
-        await manager.DumpToFileAsync(source, zipPath);
+        var zipPath = await h.DumpAsync(manager, source, "backup.zip");
         var e = await Assert.ThrowsAsync<DatabaseManagerException>(() => manager.RestoreFileAsync(other, zipPath));
         Assert.Equal(DatabaseManagerError.AlreadyExists, e.Error);
         Assert.Contains("already exists", e.Message, StringComparison.Ordinal);
@@ -96,8 +94,7 @@ public sealed class DatabaseManagerTests(PostgresFixture pg)
         await using var h = await ManagerHarness.CreateAsync(pg, "dm-names");
         var source = await h.SeedAsync("src");
         var manager = h.Manager();
-        var zipPath = h.Scratch.File("backup.zip");
-        await manager.DumpToFileAsync(source, zipPath);
+        var zipPath = await h.DumpAsync(manager, source, "backup.zip");
         var e = await Assert.ThrowsAsync<DatabaseManagerException>(() => manager.RestoreFileAsync(name, zipPath));
         Assert.Equal(DatabaseManagerError.InvalidName, e.Error);
         Assert.Equal(DatabaseManagerError.InvalidName,
@@ -118,18 +115,16 @@ public sealed class DatabaseManagerTests(PostgresFixture pg)
         await using var h = await ManagerHarness.CreateAsync(pg, "dm-slip");
         var source = await h.SeedAsync("src");
         var manager = h.Manager();
-        var zipPath = h.Scratch.File("backup.zip");
-        await manager.DumpToFileAsync(source, zipPath);
+        var zipPath = await h.DumpAsync(manager, source, "backup.zip");
         using (var zip = ZipFile.Open(zipPath, ZipArchiveMode.Update))
         {
             await using var entry = zip.CreateEntry(entryName).Open();
             await entry.WriteAsync("pwned"u8.ToArray());
         }
         var target = h.Name("target");
-        var e = await Assert.ThrowsAsync<DatabaseManagerException>(() => manager.RestoreFileAsync(target, zipPath));
+        var e = await h.AssertRestoreRefusedAsync(manager, target, zipPath);
         Assert.Equal(DatabaseManagerError.InvalidBackup, e.Error);
         Assert.Contains("unsafe entry name", e.Message, StringComparison.Ordinal);
-        await h.AssertAbsentAsync(target);
         Assert.False(File.Exists(Path.Combine(h.Scratch.Path, "evil")));
     }
 
@@ -139,8 +134,7 @@ public sealed class DatabaseManagerTests(PostgresFixture pg)
         await using var h = await ManagerHarness.CreateAsync(pg, "dm-bomb");
         var source = await h.SeedAsync("src");
         var manager = h.Manager();
-        var zipPath = h.Scratch.File("backup.zip");
-        await manager.DumpToFileAsync(source, zipPath);
+        var zipPath = await h.DumpAsync(manager, source, "backup.zip");
         var bombPath = h.Scratch.File("bomb.zip");
         File.Copy(zipPath, bombPath);
         using (var zip = ZipFile.Open(bombPath, ZipArchiveMode.Update))
@@ -153,9 +147,8 @@ public sealed class DatabaseManagerTests(PostgresFixture pg)
             }
         }
         var target = h.Name("target");
-        var ratio = await Assert.ThrowsAsync<DatabaseManagerException>(() => manager.RestoreFileAsync(target, bombPath));
+        var ratio = await h.AssertRestoreRefusedAsync(manager, target, bombPath);
         Assert.Contains("zip bomb", ratio.Message, StringComparison.Ordinal);
-        await h.AssertAbsentAsync(target);
 
         var small = h.Manager(maxBytes: 1000);
         var size = await Assert.ThrowsAsync<DatabaseManagerException>(() => small.RestoreFileAsync(target, zipPath));
@@ -172,13 +165,11 @@ public sealed class DatabaseManagerTests(PostgresFixture pg)
         var target = h.Name("target");
         foreach (var format in new[] { BackupFormat.Zip, BackupFormat.Dump })
         {
-            var path = h.Scratch.File($"backup.{format}");
-            await manager.DumpToFileAsync(source, path, format);
+            var path = await h.DumpAsync(manager, source, $"backup.{format}", format);
             var bytes = await File.ReadAllBytesAsync(path);
             await File.WriteAllBytesAsync(path, bytes[..(bytes.Length * 2 / 3)]);
-            var e = await Assert.ThrowsAsync<DatabaseManagerException>(() => manager.RestoreFileAsync(target, path));
+            var e = await h.AssertRestoreRefusedAsync(manager, target, path);
             Assert.True(e.Error is DatabaseManagerError.InvalidBackup or DatabaseManagerError.Failed, e.Message);
-            await h.AssertAbsentAsync(target);
         }
     }
 
@@ -191,15 +182,12 @@ public sealed class DatabaseManagerTests(PostgresFixture pg)
 
         // Newer schema: the manifest says 80, this build knows 50.
         var manager = h.Manager(supportedSchema: 50);
-        var zipPath = h.Scratch.File("backup.zip");
-        await manager.DumpToFileAsync(source, zipPath);
+        var zipPath = await h.DumpAsync(manager, source, "backup.zip");
         var newer = await Assert.ThrowsAsync<DatabaseManagerException>(() => manager.RestoreFileAsync(target, zipPath));
         Assert.Contains("newer", newer.Message, StringComparison.Ordinal);
-        var dumpPath = h.Scratch.File("backup.dump");
-        await manager.DumpToFileAsync(source, dumpPath, BackupFormat.Dump);
-        var newerDump = await Assert.ThrowsAsync<DatabaseManagerException>(() => manager.RestoreFileAsync(target, dumpPath));
+        var dumpPath = await h.DumpAsync(manager, source, "backup.dump", BackupFormat.Dump);
+        var newerDump = await h.AssertRestoreRefusedAsync(manager, target, dumpPath);
         Assert.Contains("newer", newerDump.Message, StringComparison.Ordinal);
-        await h.AssertAbsentAsync(target);
 
         // An Odoo zip: manifest with odoo_dump and no marker of ours.
         var odoo = h.Scratch.File("odoo.zip");
@@ -219,17 +207,15 @@ public sealed class DatabaseManagerTests(PostgresFixture pg)
         var foreign = h.Name("foreign");
         await pg.CreateDatabaseAsync(foreign);
         await pg.ExecuteAsync(foreign, "CREATE TABLE wp_posts (id int)");
-        var foreignDump = h.Scratch.File("foreign.dump");
-        await manager.DumpToFileAsync(foreign, foreignDump, BackupFormat.Dump);
+        var foreignDump = await h.DumpAsync(manager, foreign, "foreign.dump", BackupFormat.Dump);
         var foreignError = await Assert.ThrowsAsync<DatabaseManagerException>(() => manager.RestoreFileAsync(target, foreignDump));
         Assert.Contains("not of a Loomworks database", foreignError.Message, StringComparison.Ordinal);
 
         // Something else entirely.
         var text = h.Scratch.File("notes.txt");
         await File.WriteAllTextAsync(text, "hello");
-        var textError = await Assert.ThrowsAsync<DatabaseManagerException>(() => manager.RestoreFileAsync(target, text));
+        var textError = await h.AssertRestoreRefusedAsync(manager, target, text);
         Assert.Contains("not a Loomworks backup", textError.Message, StringComparison.Ordinal);
-        await h.AssertAbsentAsync(target);
     }
 
     [Fact]

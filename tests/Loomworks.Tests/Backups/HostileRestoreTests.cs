@@ -34,8 +34,7 @@ public sealed class HostileRestoreTests(PostgresFixture pg)
         var target = h.Name("target");
         var marker = Path.Combine(Path.GetTempPath(), $"loomworks-hostile-{Guid.NewGuid():N}");
         var role = $"hr_evil_{kind.Replace('-', '_')}";
-        var good = h.Scratch.File("good.zip");
-        await manager.DumpToFileAsync(source, good);
+        var good = await h.DumpAsync(manager, source, "good.zip");
         var hostile = h.Scratch.File("hostile.zip");
         await RewriteDumpAsync(good, hostile, statement.Replace("{marker}", marker, StringComparison.Ordinal)
             .Replace("{role}", role, StringComparison.Ordinal));
@@ -80,8 +79,7 @@ public sealed class HostileRestoreTests(PostgresFixture pg)
             ALTER TABLE res_partner ADD CONSTRAINT res_partner_harmless CHECK (public.harmless(name));
             """);
         var manager = h.Manager();
-        var path = h.Scratch.File("backup.dump");
-        await manager.DumpToFileAsync(source, path, BackupFormat.Dump);
+        var path = await h.DumpAsync(manager, source, "backup.dump", BackupFormat.Dump);
         try
         {
             var e = await Assert.ThrowsAsync<DatabaseManagerException>(() => manager.RestoreFileAsync(target, path));
@@ -104,8 +102,7 @@ public sealed class HostileRestoreTests(PostgresFixture pg)
         var source = await h.SeedAsync("src");
         var manager = h.Manager();
         var target = h.Name("target");
-        var path = h.Scratch.File("backup.zip");
-        await manager.DumpToFileAsync(source, path);
+        var path = await h.DumpAsync(manager, source, "backup.zip");
 
         await manager.RestoreFileAsync(target, path, copy: true, neutralize: true);
 
@@ -135,8 +132,7 @@ public sealed class HostileRestoreTests(PostgresFixture pg)
         var source = await h.SeedAsync("src");
         var manager = h.Manager();
         var target = h.Name("target");
-        var good = h.Scratch.File("good.zip");
-        await manager.DumpToFileAsync(source, good);
+        var good = await h.DumpAsync(manager, source, "good.zip");
         var role = TenantProvisioner.RoleNameFor(target);
         foreach (var (statement, named) in new[]
         {

@@ -107,6 +107,24 @@ public sealed class ManagerHarness : IAsyncDisposable
         Assert.False(Directory.Exists(Path.Combine(Scratch.Path, "filestore", $".staging-{database}")));
     }
 
+    /// <summary>Dumps <paramref name="source"/> into this harness's scratch folder as <paramref name="fileName"/>.</summary>
+    public async Task<string> DumpAsync(DatabaseManager manager, string source, string fileName, BackupFormat format = BackupFormat.Zip)
+    {
+        ArgumentNullException.ThrowIfNull(manager);
+        var path = Scratch.File(fileName);
+        await manager.DumpToFileAsync(source, path, format);
+        return path;
+    }
+
+    /// <summary>Restoring <paramref name="path"/> as <paramref name="target"/> is refused and leaves nothing of it behind.</summary>
+    public async Task<DatabaseManagerException> AssertRestoreRefusedAsync(DatabaseManager manager, string target, string path)
+    {
+        ArgumentNullException.ThrowIfNull(manager);
+        var refusal = await Assert.ThrowsAsync<DatabaseManagerException>(() => manager.RestoreFileAsync(target, path));
+        await AssertAbsentAsync(target);
+        return refusal;
+    }
+
     public async ValueTask DisposeAsync()
     {
         await DataSources.DisposeAsync();

@@ -18,8 +18,7 @@ public sealed class StreamedRestoreTests(PostgresFixture pg)
         var source = await h.SeedAsync("src", partners: 2000);
         var manager = h.Manager();
         var target = h.Name("target");
-        var good = h.Scratch.File("good.zip");
-        await manager.DumpToFileAsync(source, good);
+        var good = await h.DumpAsync(manager, source, "good.zip");
         // A well-formed zip whose dump.sql stops right after the first table's rows: every statement in it is valid,
         // so psql alone would load it without an error and commit a database missing most of its rows.
         var cut = h.Scratch.File("cut.zip");
@@ -33,10 +32,9 @@ public sealed class StreamedRestoreTests(PostgresFixture pg)
             return Encoding.UTF8.GetBytes(text[..(text.IndexOf("\n\\.\n", StringComparison.Ordinal) + 4)]);
         });
 
-        var e = await Assert.ThrowsAsync<DatabaseManagerException>(() => manager.RestoreFileAsync(target, cut));
+        var e = await h.AssertRestoreRefusedAsync(manager, target, cut);
         Assert.Equal(DatabaseManagerError.InvalidBackup, e.Error);
         Assert.Contains("dump.sql in the zip is truncated", e.Message, StringComparison.Ordinal);
-        await h.AssertAbsentAsync(target);
 
         // The untouched backup still restores under that name: nothing was left behind to block it.
         await manager.RestoreFileAsync(target, good);
@@ -50,13 +48,11 @@ public sealed class StreamedRestoreTests(PostgresFixture pg)
         var source = await h.SeedAsync("src", partners: 20000);
         var manager = h.Manager();
         var target = h.Name("target");
-        var path = h.Scratch.File("backup.zip");
-        await manager.DumpToFileAsync(source, path);
+        var path = await h.DumpAsync(manager, source, "backup.zip");
         Damage(path, "dump.sql");
 
-        var e = await Assert.ThrowsAsync<DatabaseManagerException>(() => manager.RestoreFileAsync(target, path));
+        var e = await h.AssertRestoreRefusedAsync(manager, target, path);
         Assert.True(e.Error is DatabaseManagerError.InvalidBackup or DatabaseManagerError.Failed, e.Message);
-        await h.AssertAbsentAsync(target);
     }
 
     [Fact]
@@ -68,8 +64,7 @@ public sealed class StreamedRestoreTests(PostgresFixture pg)
         await h.FileStore.StoreAsync(source, new MemoryStream(Encoding.UTF8.GetBytes(text)));
         var manager = h.Manager();
         var target = h.Name("target");
-        var path = h.Scratch.File("backup.zip");
-        await manager.DumpToFileAsync(source, path);
+        var path = await h.DumpAsync(manager, source, "backup.zip");
         string entry;
         using (var zip = ZipFile.OpenRead(path))
         {
@@ -78,10 +73,9 @@ public sealed class StreamedRestoreTests(PostgresFixture pg)
         }
         Damage(path, entry);
 
-        var e = await Assert.ThrowsAsync<DatabaseManagerException>(() => manager.RestoreFileAsync(target, path));
+        var e = await h.AssertRestoreRefusedAsync(manager, target, path);
         Assert.Equal(DatabaseManagerError.InvalidBackup, e.Error);
         Assert.Contains(entry, e.Message, StringComparison.Ordinal);
-        await h.AssertAbsentAsync(target);
     }
 
     [Fact]
@@ -97,8 +91,7 @@ public sealed class StreamedRestoreTests(PostgresFixture pg)
         var manager = h.Manager();
         var target = h.Name("target");
         // pg_dump writes into a pipe to us, so the dump has no data offsets: parallel workers must find tables by scanning.
-        var path = h.Scratch.File("backup.dump");
-        await manager.DumpToFileAsync(source, path, BackupFormat.Dump);
+        var path = await h.DumpAsync(manager, source, "backup.dump", BackupFormat.Dump);
         Assert.Contains("--jobs=4", DatabaseManager.PgRestoreArguments(target, path, 4));
 
         await manager.RestoreFileAsync(target, path);

@@ -13,8 +13,7 @@ public sealed class ConfigLoaderTests : IDisposable
 
     private string WriteConfig(string text)
     {
-        var path = _scratch.File("loomworks.conf");
-        File.WriteAllText(path, text);
+        var path = _scratch.Write("loomworks.conf", text);
         return path;
     }
 
@@ -177,8 +176,7 @@ public sealed class ConfigLoaderTests : IDisposable
     [Fact]
     public void Oversized_or_binary_file_is_refused_with_a_reason()
     {
-        var big = _scratch.File("big.conf");
-        File.WriteAllText(big, "[options]\n; " + new string('x', 2 * 1024 * 1024));
+        var big = _scratch.Write("big.conf", "[options]\n; " + new string('x', 2 * 1024 * 1024));
         Assert.Contains("larger than", Assert.Throws<ConfigException>(() => ConfigLoader.Load(big, NoEnvironment, NoFlags)).Message);
 
         var binary = _scratch.File("binary.conf");

@@ -54,8 +54,7 @@ public sealed class DockerTests
     public async Task Dockerfilelint_catches_a_broken_dockerfile()
     {
         using var scratch = new Scratch("dockerfile");
-        var file = scratch.File("Dockerfile");
-        File.WriteAllText(file, "FROM debian:bookworm-slim\nRUN apt-get install curl\nEXPOSE notaport\n");
+        var file = scratch.Write("Dockerfile", "FROM debian:bookworm-slim\nRUN apt-get install curl\nEXPOSE notaport\n");
         var (exitCode, output) = await LintTools.DockerfilelintAsync(file);
         Assert.NotEqual(0, exitCode);
         Assert.DoesNotContain("Issues: None found", output, StringComparison.Ordinal);

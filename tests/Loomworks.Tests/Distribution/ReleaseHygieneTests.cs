@@ -19,8 +19,7 @@ public sealed class ReleaseHygieneTests
     public async Task A_bumped_version_without_an_entry_is_refused()
     {
         using var scratch = new Scratch("changelog");
-        var changelog = scratch.File("CHANGELOG.md");
-        File.WriteAllText(changelog, "# Changelog\n\n## [1.0.0] - 2026-01-01\n\n### Added\n- [server] something\n");
+        var changelog = scratch.Write("CHANGELOG.md", "# Changelog\n\n## [1.0.0] - 2026-01-01\n\n### Added\n- [server] something\n");
         var (exitCode, output) = await Tool.RunAsync(Script, ["1.1.0", changelog]);
         Assert.Equal(1, exitCode);
         Assert.Contains("has no \"## [1.1.0]\" entry", output, StringComparison.Ordinal);
@@ -32,8 +31,7 @@ public sealed class ReleaseHygieneTests
     public async Task An_entry_is_cut_at_the_next_version_and_must_list_a_change()
     {
         using var scratch = new Scratch("changelog");
-        var changelog = scratch.File("CHANGELOG.md");
-        File.WriteAllText(changelog,
+        var changelog = scratch.Write("CHANGELOG.md",
             "# Changelog\n\n## [1.1.0] - Unreleased\n\n### Added\n\n## [1.0.0] - 2026-01-01\n\n### Added\n- [server] older\n");
         var (emptyExit, emptyOutput) = await Tool.RunAsync(Script, ["1.1.0", changelog]);
         Assert.Equal(1, emptyExit);

@@ -53,8 +53,7 @@ public sealed class ShellScriptTests
     public async Task Shellcheck_catches_an_unquoted_variable()
     {
         using var scratch = new Scratch("shellcheck");
-        var file = scratch.File("bad.sh");
-        File.WriteAllText(file, "#!/bin/bash\nrm -rf $1/*\n");
+        var file = scratch.Write("bad.sh", "#!/bin/bash\nrm -rf $1/*\n");
         var (exitCode, output) = await Tool.RunAsync("shellcheck", [file]);
         Assert.NotEqual(0, exitCode);
         Assert.Contains("SC2086", output, StringComparison.Ordinal);

@@ -119,8 +119,7 @@ public sealed class UpstreamCheckTests : IDisposable
         Assert.Equal(1, badBranch);
         Assert.Contains("invalid branch name", badBranchOutput, StringComparison.Ordinal);
 
-        var versionFile = _scratch.File("VERSION");
-        File.WriteAllText(versionFile, "LOOMWORKS_VERSION=1.0.0\nODOO_UPSTREAM_COMMIT=$(reboot)\n");
+        var versionFile = _scratch.Write("VERSION", "LOOMWORKS_VERSION=1.0.0\nODOO_UPSTREAM_COMMIT=$(reboot)\n");
         var (badVersion, badVersionOutput) = await CheckAsync("--version-file", versionFile);
         Assert.Equal(1, badVersion);
         Assert.Contains("has no ODOO_UPSTREAM_COMMIT=<commit> line", badVersionOutput, StringComparison.Ordinal);

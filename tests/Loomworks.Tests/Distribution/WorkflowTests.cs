@@ -6,6 +6,14 @@ public sealed class WorkflowTests
 {
     private static string Workflow(string name) => Tool.Repo(".github", "workflows", name);
 
+    /// <summary>The text of the workflow <paramref name="name"/>, which must contain each of <paramref name="parts"/>.</summary>
+    private static string AssertWorkflowContains(string name, params string[] parts)
+    {
+        var text = File.ReadAllText(Workflow(name));
+        Tool.AssertContainsAll(text, parts);
+        return text;
+    }
+
     [Fact]
     public async Task Every_workflow_passes_actionlint()
     {
@@ -19,8 +27,7 @@ public sealed class WorkflowTests
     public async Task Actionlint_catches_a_broken_workflow()
     {
         using var scratch = new Scratch("workflow");
-        var file = scratch.File("broken.yml");
-        File.WriteAllText(file,
+        var file = scratch.Write("broken.yml",
             "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    needs: missing\n    steps:\n      - run: echo ${{ github.nope }}\n");
         var (exitCode, output) = await LintTools.ActionlintAsync(file);
         Assert.Equal(1, exitCode);
@@ -30,8 +37,7 @@ public sealed class WorkflowTests
     [Fact]
     public async Task Ci_filters_paths_checks_format_builds_tests_packages_and_the_image()
     {
-        var ci = File.ReadAllText(Workflow("ci.yml"));
-        Tool.AssertContainsAll(ci,
+        var ci = AssertWorkflowContains("ci.yml",
             "dorny/paths-filter",
             "dotnet format Loomworks.slnx --verify-no-changes",
             "dotnet build Loomworks.slnx",
@@ -45,8 +51,7 @@ public sealed class WorkflowTests
     [Fact]
     public async Task Release_builds_both_architectures_pushes_a_multi_arch_image_and_publishes_checksums_and_notes()
     {
-        var release = File.ReadAllText(Workflow("release.yml"));
-        Tool.AssertContainsAll(release,
+        AssertWorkflowContains("release.yml",
             "- 'v*'",
             "arch: [amd64, arm64]",
             "platforms: linux/amd64,linux/arm64",
@@ -58,8 +63,7 @@ public sealed class WorkflowTests
     [Fact]
     public async Task Upstream_sync_runs_daily_through_upstream_check()
     {
-        var sync = File.ReadAllText(Workflow("upstream-sync.yml"));
-        Tool.AssertContainsAll(sync,
+        AssertWorkflowContains("upstream-sync.yml",
             "cron: '0 2 * * *'",
             "infrastructure/release/upstream-check --repo . --ref upstream/18.0",
             "--sync-branch",

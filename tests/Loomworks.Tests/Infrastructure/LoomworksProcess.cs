@@ -72,6 +72,18 @@ public sealed class LoomworksProcess : IAsyncDisposable
         return (exitCode, process.Output);
     }
 
+    /// <summary>Runs a command to its end and asserts its exit code and that its output names each of
+    /// <paramref name="mentions"/>.</summary>
+    public static async Task AssertExitAsync(int expectedExitCode, IEnumerable<string> arguments, params string[] mentions)
+    {
+        var (exitCode, output) = await RunAsync(arguments);
+        Assert.Equal(expectedExitCode, exitCode);
+        foreach (var mention in mentions)
+        {
+            Assert.Contains(mention, output);
+        }
+    }
+
     public async Task<int> WaitForExitAsync(TimeSpan timeout)
     {
         using var cancellation = new CancellationTokenSource(timeout);

@@ -41,6 +41,18 @@ public static class ErpShape
         return dataSource;
     }
 
+    /// <summary>The shape with two partners, two categories and three links between them.</summary>
+    public static async Task<PooledDatabase> CreateWithPartnersAsync(PostgresFixture postgres, string database)
+    {
+        var dataSource = await CreateAsync(postgres, database);
+        await ExecuteAsync(dataSource, """
+            INSERT INTO res_partner (name, email) VALUES ('Azure Interior', 'azure@example.com'), ('Deco Addict', NULL);
+            INSERT INTO res_partner_category (name) VALUES ('Vendor'), ('Prospect');
+            INSERT INTO res_partner_res_partner_category_rel VALUES (1, 1), (1, 2), (2, 1);
+            """);
+        return dataSource;
+    }
+
     /// <summary>Runs <paramref name="sql"/> as one operation in its own transaction, as an RPC call will.</summary>
     public static async Task<long> RunAsync(PooledDatabase dataSource, OperationInfo info, string sql)
     {

@@ -11,16 +11,7 @@ public sealed class StatementCaptureTests(PostgresFixture postgres)
 {
     private static readonly CancellationToken None = CancellationToken.None;
 
-    private async Task<PooledDatabase> DatabaseAsync(string test)
-    {
-        var dataSource = await ErpShape.CreateAsync(postgres, "stmtcap_" + test);
-        await ErpShape.ExecuteAsync(dataSource, """
-            INSERT INTO res_partner (name, email) VALUES ('Azure Interior', 'azure@example.com'), ('Deco Addict', NULL);
-            INSERT INTO res_partner_category (name) VALUES ('Vendor'), ('Prospect');
-            INSERT INTO res_partner_res_partner_category_rel VALUES (1, 1), (1, 2), (2, 1);
-            """);
-        return dataSource;
-    }
+    private Task<PooledDatabase> DatabaseAsync(string test) => ErpShape.CreateWithPartnersAsync(postgres, "stmtcap_" + test);
 
     /// <summary>
     /// A tenant as it was before migration <paramref name="version"/>: the operations schema up to it, capture triggers

@@ -13,21 +13,11 @@ namespace Loomworks.Tests.Rpc;
 /// A <see cref="LoomworksHost"/> with its own management database and one active tenant database (ERP schema
 /// applied, admin/admin); a second tenant when asked, to check that credentials stay in theirs.
 /// </summary>
-public sealed class RpcServer : IAsyncDisposable
+public sealed class RpcServer(LoomworksHost host, string db) : ServerUnderTest(host)
 {
     public const long BodyLimit = 256 * 1024;
 
-    private RpcServer(LoomworksHost host, string db)
-    {
-        Host = host;
-        Db = db;
-    }
-
-    public LoomworksHost Host { get; }
-    public WebApplication App => Host.App;
-    public PostgresServer Postgres => Host.Postgres;
-    public string Url => Host.Url;
-    public string Db { get; }
+    public string Db { get; } = db;
 
     /// <summary>The server's data_dir (its filestore is under filestore/&lt;db&gt;).</summary>
     public string DataDir => Host.DataDir;
@@ -49,12 +39,9 @@ public sealed class RpcServer : IAsyncDisposable
     public static async Task<RpcServer> StartAsync(PostgresFixture fixture, string name, IReadOnlyDictionary<string, string> extraSettings,
         long bodyLimit, Action<WebApplicationBuilder>? configure, params string[] extraTenants)
     {
-        ArgumentNullException.ThrowIfNull(fixture);
-        var management = await fixture.CreateDatabaseAsync(name + "_mgmt");
-        var host = await LoomworksHost.StartAsync(options =>
+        var (host, _) = await StartWithManagementAsync(fixture, name, (options, management) =>
         {
-            options.UseCluster(fixture.Endpoint).Set("loomworks_mgmt_db", management).Set(extraSettings);
-            options.MigrateManagement = true;
+            options.Set(extraSettings);
             options.Builder = builder =>
             {
                 builder.Services.AddSingleton(new RpcOptions { MaxBodyBytes = bodyLimit });
@@ -83,8 +70,6 @@ public sealed class RpcServer : IAsyncDisposable
         await fixture.ExecuteAsync(management,
             "INSERT INTO loomworks_tenant (name, subdomain, database_name, state) VALUES ($1, $2, $1, 'active')", db, db.Replace('_', '-'));
     }
-
-    public ValueTask DisposeAsync() => Host.DisposeAsync();
 }
 
 /// <summary>One server per test class: xunit makes a class instance per test, so the server lives in a class fixture.</summary>

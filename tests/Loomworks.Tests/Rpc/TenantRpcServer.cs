@@ -1,7 +1,5 @@
-using Loomworks.Postgres;
 using Loomworks.Tenancy;
 using Loomworks.Tests.Infrastructure;
-using Microsoft.AspNetCore.Builder;
 
 namespace Loomworks.Tests.Rpc;
 
@@ -9,38 +7,21 @@ namespace Loomworks.Tests.Rpc;
 /// A <see cref="LoomworksHost"/> with its own management database, data directory, a master password and the base
 /// domain <see cref="BaseDomain"/>; tenants are made by Tenancy's provisioner (own login role, admin/admin).
 /// </summary>
-public sealed class TenantRpcServer : IAsyncDisposable
+public sealed class TenantRpcServer(LoomworksHost host, string management) : ServerUnderTest(host)
 {
     public const string MasterPassword = "rpc-master-secret";
     public const string BaseDomain = "rpcten.test";
 
-    private TenantRpcServer(LoomworksHost host, string management)
-    {
-        Host = host;
-        Management = management;
-    }
-
-    public LoomworksHost Host { get; }
-    public WebApplication App => Host.App;
-    public PostgresServer Postgres => Host.Postgres;
-    public string Url => Host.Url;
-    public string Management { get; }
+    public string Management { get; } = management;
 
     public T Service<T>() where T : notnull => Host.Get<T>();
 
     public static async Task<TenantRpcServer> StartAsync(PostgresFixture fixture, string name, Dictionary<string, string>? extra = null,
         params string[] tenants)
     {
-        ArgumentNullException.ThrowIfNull(fixture);
-        var management = await fixture.CreateDatabaseAsync(name + "_mgmt");
-        var host = await LoomworksHost.StartAsync(options =>
+        var (host, management) = await StartWithManagementAsync(fixture, name, (options, _) =>
         {
-            options.UseCluster(fixture.Endpoint)
-                .Set("loomworks_mgmt_db", management)
-                .Set("admin_passwd", MasterPassword)
-                .Set("loomworks_base_domain", BaseDomain)
-                .Set(extra);
-            options.MigrateManagement = true;
+            options.Set("admin_passwd", MasterPassword).Set("loomworks_base_domain", BaseDomain).Set(extra);
             options.BeforeStart = async services =>
             {
                 var provisioner = (TenantProvisioner)services.GetService(typeof(TenantProvisioner))!;
@@ -52,6 +33,4 @@ public sealed class TenantRpcServer : IAsyncDisposable
         });
         return new TenantRpcServer(host, management);
     }
-
-    public ValueTask DisposeAsync() => Host.DisposeAsync();
 }

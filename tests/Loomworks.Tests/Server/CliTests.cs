@@ -27,11 +27,7 @@ public sealed class CliTests : IDisposable
     [InlineData("config generate --help")]
     public async Task Every_command_has_help(string arguments)
     {
-        var (exitCode, output) = await LoomworksProcess.RunAsync(arguments.Split(' '));
-
-        Assert.Equal(0, exitCode);
-        Assert.Contains("Usage:", output);
-        Assert.Contains("--http-port", output);
+        await LoomworksProcess.AssertExitAsync(0, arguments.Split(' '), "Usage:", "--http-port");
     }
 
     [Fact]
@@ -40,21 +36,13 @@ public sealed class CliTests : IDisposable
         var config = _scratch.File("bad.conf");
         await File.WriteAllTextAsync(config, "[options]\nhttp_port = eighty\n");
 
-        var (exitCode, output) = await LoomworksProcess.RunAsync(["server", "-c", config]);
-
-        Assert.Equal(2, exitCode);
-        Assert.Contains($"{config}:2", output);
-        Assert.Contains("http_port", output);
+        await LoomworksProcess.AssertExitAsync(2, ["server", "-c", config], $"{config}:2", "http_port");
     }
 
     [Fact]
     public async Task Invalid_dbfilter_flag_exits_2_naming_the_option()
     {
-        var (exitCode, output) = await LoomworksProcess.RunAsync(["server", "--db-filter", "^(oops"]);
-
-        Assert.Equal(2, exitCode);
-        Assert.Contains("--db-filter", output);
-        Assert.Contains("regular expression", output);
+        await LoomworksProcess.AssertExitAsync(2, ["server", "--db-filter", "^(oops"], "--db-filter", "regular expression");
     }
 
     [Fact]
@@ -106,12 +94,7 @@ public sealed class CliTests : IDisposable
         var empty = _scratch.File("empty-bin");
         Directory.CreateDirectory(empty);
 
-        var (exitCode, output) = await LoomworksProcess.RunAsync(
-            ["server", "--data-dir", _scratch.File("d"), "--loomworks-pg-bindir", empty, "--http-port", $"{Scratch.FreePort()}",
-                "--loomworks-state-dir", _scratch.File("state")]);
-
-        Assert.Equal(1, exitCode);
-        Assert.Contains("postgresql-15", output);
+        await LoomworksProcess.AssertExitAsync(1, ServerArguments(_scratch.File("d"), "--loomworks-pg-bindir", empty), "postgresql-15");
     }
 
     [Fact]
@@ -120,12 +103,7 @@ public sealed class CliTests : IDisposable
         var blocker = _scratch.File("a-file");
         await File.WriteAllTextAsync(blocker, "");
 
-        var (exitCode, output) = await LoomworksProcess.RunAsync(
-            ["server", "--data-dir", Path.Combine(blocker, "data"), "--http-port", $"{Scratch.FreePort()}",
-                "--loomworks-state-dir", _scratch.File("state")]);
-
-        Assert.Equal(1, exitCode);
-        Assert.Contains("is not writable", output);
+        await LoomworksProcess.AssertExitAsync(1, ServerArguments(Path.Combine(blocker, "data")), "is not writable");
     }
 
     [Fact]
@@ -136,12 +114,7 @@ public sealed class CliTests : IDisposable
         Directory.CreateDirectory(closed);
         File.SetUnixFileMode(closed, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
 
-        var (exitCode, output) = await LoomworksProcess.RunAsync(
-            ["server", "--data-dir", Path.Combine(closed, "data"), "--http-port", $"{Scratch.FreePort()}",
-                "--loomworks-state-dir", _scratch.File("state")]);
-
-        Assert.Equal(1, exitCode);
-        Assert.Contains("cannot enter", output);
+        await LoomworksProcess.AssertExitAsync(1, ServerArguments(Path.Combine(closed, "data")), "cannot enter");
     }
 
     [Fact]
@@ -167,13 +140,14 @@ public sealed class CliTests : IDisposable
     [Fact]
     public async Task Doctor_fails_with_a_fix_when_PostgreSQL_is_unreachable()
     {
-        var (exitCode, output) = await LoomworksProcess.RunAsync(
-            ["doctor", "--data-dir", _scratch.File("d"), "--db-host", "127.0.0.1", "--db-port", $"{Scratch.FreePort()}"]);
-
-        Assert.Equal(1, exitCode);
-        Assert.Contains("FAIL  postgresql:", output);
-        Assert.Contains("fix:", output);
+        string[] unreachable = ["--db-host", "127.0.0.1", "--db-port", $"{Scratch.FreePort()}"];
+        await LoomworksProcess.AssertExitAsync(1, ["doctor", "--data-dir", _scratch.File("d"), .. unreachable],
+            "FAIL  postgresql:", "fix:");
     }
+
+    /// <summary>A server start on <paramref name="dataDir"/> with a free HTTP port and its own state directory.</summary>
+    private string[] ServerArguments(string dataDir, params string[] more) =>
+        ["server", "--data-dir", dataDir, .. more, "--http-port", $"{Scratch.FreePort()}", "--loomworks-state-dir", _scratch.File("state")];
 
     internal static string RepositoryRoot()
     {

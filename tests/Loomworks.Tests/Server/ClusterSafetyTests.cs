@@ -33,19 +33,12 @@ public sealed class ClusterSafetyTests : IDisposable
     [Fact]
     public async Task Doctor_and_tenant_list_without_a_cluster_create_nothing_and_say_how_to_get_one()
     {
-        var (doctorExit, doctor) = await LoomworksProcess.RunAsync(["doctor", .. Embedded()]);
-        var (listExit, list) = await LoomworksProcess.RunAsync(["tenant", "list", .. Embedded()]);
+        await LoomworksProcess.AssertExitAsync(1, ["doctor", .. Embedded()],
+            $"FAIL  postgresql: data_dir {DataDir} holds no PostgreSQL cluster", "fix: start `loomworks server` once with this data_dir");
+        await LoomworksProcess.AssertExitAsync(1, ["tenant", "list", .. Embedded()],
+            $"loomworks: data_dir {DataDir} holds no PostgreSQL cluster", MarkerPath);
         Directory.CreateDirectory(DataDir);
-        var (emptyExit, empty) = await LoomworksProcess.RunAsync(["tenant", "list", .. Embedded()]);
-
-        Assert.Equal(1, doctorExit);
-        Assert.Contains($"FAIL  postgresql: data_dir {DataDir} holds no PostgreSQL cluster", doctor);
-        Assert.Contains("fix: start `loomworks server` once with this data_dir", doctor);
-        Assert.Equal(1, listExit);
-        Assert.Contains($"loomworks: data_dir {DataDir} holds no PostgreSQL cluster", list);
-        Assert.Contains(MarkerPath, list);
-        Assert.Equal(1, emptyExit);
-        Assert.Contains("only `loomworks server` creates one", empty);
+        await LoomworksProcess.AssertExitAsync(1, ["tenant", "list", .. Embedded()], "only `loomworks server` creates one");
         Assert.Empty(Directory.EnumerateFileSystemEntries(DataDir));
         Assert.False(Directory.Exists(StateDir), "a command other than the server wrote the marker's folder");
     }
@@ -61,23 +54,15 @@ public sealed class ClusterSafetyTests : IDisposable
 
         // What a purge or a volume not mounted yet leaves behind.
         Directory.Delete(DataDir, recursive: true);
-        var (serverExit, server) = await LoomworksProcess.RunAsync(["server", "--http-port", $"{Scratch.FreePort()}", .. Embedded()]);
-        var (listExit, list) = await LoomworksProcess.RunAsync(["tenant", "list", .. Embedded()]);
-        var (doctorExit, doctor) = await LoomworksProcess.RunAsync(["doctor", .. Embedded()]);
+        await LoomworksProcess.AssertExitAsync(1, ["server", "--http-port", $"{Scratch.FreePort()}", .. Embedded()],
+            $"data_dir {DataDir} holds no PostgreSQL cluster", $"the marker {MarkerPath} records that Loomworks created one there",
+            "`loomworks server --init-cluster`");
+        await LoomworksProcess.AssertExitAsync(1, ["tenant", "list", .. Embedded()], "the tenants' databases are missing");
+        await LoomworksProcess.AssertExitAsync(1, ["doctor", .. Embedded()],
+            "FAIL  postgresql:", "fix: mount the volume or correct data_dir");
         var typo = _scratch.File("dta");
-        var (typoExit, typoOutput) = await LoomworksProcess.RunAsync(["server", "--http-port", $"{Scratch.FreePort()}", .. Embedded(typo)]);
-
-        Assert.Equal(1, serverExit);
-        Assert.Contains($"data_dir {DataDir} holds no PostgreSQL cluster", server);
-        Assert.Contains($"the marker {MarkerPath} records that Loomworks created one there", server);
-        Assert.Contains("`loomworks server --init-cluster`", server);
-        Assert.Equal(1, listExit);
-        Assert.Contains("the tenants' databases are missing", list);
-        Assert.Equal(1, doctorExit);
-        Assert.Contains("FAIL  postgresql:", doctor);
-        Assert.Contains("fix: mount the volume or correct data_dir", doctor);
-        Assert.Equal(1, typoExit);
-        Assert.Contains($"is it a typo of {DataDir}?", typoOutput);
+        await LoomworksProcess.AssertExitAsync(1, ["server", "--http-port", $"{Scratch.FreePort()}", .. Embedded(typo)],
+            $"is it a typo of {DataDir}?");
         Assert.False(Directory.Exists(DataDir), "a refused start created data_dir");
         Assert.False(Directory.Exists(typo), "a refused start created the mistyped data_dir");
 
@@ -105,15 +90,11 @@ public sealed class ClusterSafetyTests : IDisposable
         Directory.Move(Path.Combine(other, "postgres"), Path.Combine(DataDir, "postgres"));
         var foreign = ClusterMarker.SystemIdentifierOf(Path.Combine(DataDir, "postgres"));
 
-        var (serverExit, server2) = await LoomworksProcess.RunAsync(["server", "--http-port", $"{Scratch.FreePort()}", .. Embedded()]);
-        var (listExit, list) = await LoomworksProcess.RunAsync(["tenant", "list", .. Embedded()]);
-
-        Assert.Equal(1, serverExit);
-        Assert.Contains($"holds a PostgreSQL cluster with system identifier {foreign}", server2);
-        Assert.Contains($"records that Loomworks created the one with {recorded} there", server2);
-        Assert.Contains("record it with `loomworks server --init-cluster`", server2);
-        Assert.Equal(1, listExit);
-        Assert.Contains("this is not the cluster whose tenants this server had", list);
+        await LoomworksProcess.AssertExitAsync(1, ["server", "--http-port", $"{Scratch.FreePort()}", .. Embedded()],
+            $"holds a PostgreSQL cluster with system identifier {foreign}", $"records that Loomworks created the one with {recorded} there",
+            "record it with `loomworks server --init-cluster`");
+        await LoomworksProcess.AssertExitAsync(1, ["tenant", "list", .. Embedded()],
+            "this is not the cluster whose tenants this server had");
         Assert.Equal(recorded, new ClusterMarker(MarkerPath).Read()!.SystemIdentifier);
 
         await ServeOnceAsync("--init-cluster");
@@ -123,8 +104,7 @@ public sealed class ClusterSafetyTests : IDisposable
     [Fact]
     public void The_marker_lives_outside_data_dir_where_the_configuration_says()
     {
-        var config = _scratch.File("site.conf");
-        File.WriteAllText(config, "[options]\n");
+        var config = _scratch.Write("site.conf", "[options]\n");
         var none = new Dictionary<string, string>();
 
         var explicitDir = ConfigLoader.Load(config, none, new Dictionary<string, string> { ["loomworks_state_dir"] = StateDir });

@@ -1,9 +1,7 @@
 using System.Globalization;
 using Loomworks.Configuration;
 using Loomworks.Postgres;
-using Loomworks.Server.Hosting;
 using Loomworks.Snapshots;
-using Loomworks.Tenancy;
 using Loomworks.Tests.Infrastructure;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -14,16 +12,12 @@ namespace Loomworks.Tests.Snapshots;
 /// embedded cluster: archive_command '/bin/true' and archive_timeout 0, as an unconfigured server has them. Loomworks'
 /// data_dir is a separate folder.
 /// </summary>
-public sealed class ExternalClusterFixture : IAsyncLifetime
+public sealed class ExternalClusterFixture : ManagedClusterFixture, IAsyncLifetime
 {
     private readonly Scratch _serverDir = new("extpg");
     private readonly Scratch _loomworksDir = new("extlw");
 
     public EmbeddedCluster Cluster { get; private set; } = null!;
-    public PostgresServer Server { get; private set; } = null!;
-    public TenantDataSources DataSources { get; private set; } = null!;
-    public ManagementDatabase Management { get; private set; } = null!;
-    public TenantStore Tenants { get; private set; } = null!;
     public string LoomworksDataDir => _loomworksDir.Path;
     public string ScratchFile(string name) => _loomworksDir.File(name);
 
@@ -73,6 +67,22 @@ public sealed class ExternalClusterFixture : IAsyncLifetime
     public SnapshotsFeature Feature(LoomworksSettings settings) =>
         SnapshotsFeature.Create(settings, Server, DataSources, Management, Tenants, NullLoggerFactory.Instance);
 
+    /// <summary>A snapshot feature started as a Loomworks start on this server starts it (dispose its BackRest).</summary>
+    public async Task<SnapshotsFeature> StartFeatureAsync(LoomworksSettings settings, CancellationToken cancellationToken = default)
+    {
+        var feature = Feature(settings);
+        try
+        {
+            await feature.StartAsync(embedded: false, NullLogger.Instance, cancellationToken);
+        }
+        catch
+        {
+            feature.BackRest.Dispose();
+            throw;
+        }
+        return feature;
+    }
+
     /// <summary>Sets (or with null resets) a server setting that needs a restart, and restarts the server.</summary>
     public async Task SetAndRestartAsync(string setting, string? value)
     {
@@ -88,19 +98,10 @@ public sealed class ExternalClusterFixture : IAsyncLifetime
     /// <summary>postgresql.auto.conf, where ALTER SYSTEM writes: equal text means no setting was changed.</summary>
     public string AutoConf() => File.ReadAllText(Path.Combine(Cluster.PgData, "postgresql.auto.conf"));
 
+    /// <summary>A tenant (database and active row) whose database then runs <paramref name="sql"/>.</summary>
     public async Task CreateTenantAsync(string subdomain, string sql)
     {
-        var quoted = DatabaseAdmin.QuoteIdentifier(subdomain);
-        await ExecuteAsync("postgres", $"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)");
-        await ExecuteAsync("postgres", $"CREATE DATABASE {quoted}");
-        await using (var command = Management.DataSource.CreateCommand("""
-            INSERT INTO loomworks_tenant (name, subdomain, database_name, state) VALUES ($1, $1, $1, 'active')
-            ON CONFLICT (subdomain) DO UPDATE SET state = 'active'
-            """))
-        {
-            command.Parameters.AddWithValue(subdomain);
-            await command.ExecuteNonQueryAsync();
-        }
+        await CreateTenantDatabaseAsync(subdomain);
         await ExecuteAsync(subdomain, sql);
     }
 
@@ -120,18 +121,11 @@ public sealed class ExternalClusterFixture : IAsyncLifetime
         return string.Join('\n', parts);
     }
 
-    public Task ExecuteAsync(string database, string sql) => DataSources.For(database).ExecuteAsync(sql);
-
-    public async Task<T> ScalarAsync<T>(string database, string sql) => (await DataSources.For(database).ScalarAsync<T>(sql))!;
-
     private async Task OpenAsync()
     {
         var settings = LoomworksSettings.Defaults(BaseSettings);
         Server = await PostgresServer.OpenAsync(settings, NullLogger.Instance);
         Assert.Null(Server.Embedded);
-        await DatabaseAdmin.EnsureDatabaseAsync(Server.Endpoint, settings.ManagementDatabase, CancellationToken.None);
-        (DataSources, Management) = ManagementDatabase.Open(Server.Endpoint, settings.ManagementDatabase, ManagementMigrations.All);
-        await Management.MigrateAsync(CancellationToken.None);
-        Tenants = new TenantStore(Management);
+        await OpenManagementAsync(settings);
     }
 }

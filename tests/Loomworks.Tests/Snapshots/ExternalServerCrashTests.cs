@@ -44,9 +44,8 @@ public sealed class ExternalServerCrashTests(ExternalClusterFixture ext) : IClas
         // 'second'): snapshots off; once the operator clears it, the scheduler's retry sets everything up.
         await SetArchiveCommandAsync("cp %p /srv/wal/%f");
         var settings = ext.SettingsWith(("loomworks_pg_data_dir", ext.Cluster.PgData), ("loomworks_pgbackrest_stanza", "second"));
-        var feature = ext.Feature(settings);
+        var feature = await ext.StartFeatureAsync(settings, TestContext.Current.CancellationToken);
         using var backRest = feature.BackRest;
-        await feature.StartAsync(embedded: false, NullLogger.Instance, TestContext.Current.CancellationToken);
         Assert.False(backRest.IsConfigured);
         Assert.Contains("archive_command is already 'cp %p /srv/wal/%f'", backRest.Problem);
         var scheduler = new SnapshotScheduler(feature, ext.Tenants, NullLogger<SnapshotScheduler>.Instance);

@@ -1,6 +1,5 @@
 using Loomworks.Snapshots;
 using Loomworks.Tests.Infrastructure;
-using Microsoft.Extensions.Logging.Abstractions;
 
 namespace Loomworks.Tests.Snapshots;
 
@@ -40,13 +39,10 @@ public sealed class ExternalServerTests(ExternalClusterFixture ext) : IClassFixt
         var settings = ext.SettingsWith(("loomworks_pg_data_dir", ext.Cluster.PgData));
         var autoConf = ext.AutoConf();
 
-        var refused = ext.Feature(settings);
+        var refused = await ext.StartFeatureAsync(settings);
         using (refused.BackRest)
         {
-            await refused.StartAsync(embedded: false, NullLogger.Instance, None);
-            Assert.False(refused.BackRest.IsConfigured);
-            Assert.Contains("archive_mode is off", refused.BackRest.Problem);
-            Assert.Contains("ALTER SYSTEM SET archive_mode = on; then restart PostgreSQL", refused.BackRest.Problem);
+            AssertNotSetUp(refused, "archive_mode is off", "ALTER SYSTEM SET archive_mode = on; then restart PostgreSQL");
         }
         Assert.Equal(autoConf, ext.AutoConf());
         // SHOW says "(disabled)" while archive_mode is off; postgresql.auto.conf above shows nothing was set.
@@ -64,9 +60,8 @@ public sealed class ExternalServerTests(ExternalClusterFixture ext) : IClassFixt
 
         // The operator turns archiving on and restarts; the next start of Loomworks does the rest.
         await ext.SetAndRestartAsync("archive_mode", null);
-        var feature = ext.Feature(settings);
+        var feature = await ext.StartFeatureAsync(settings);
         using var backRest = feature.BackRest;
-        await feature.StartAsync(embedded: false, NullLogger.Instance, None);
         Assert.True(backRest.IsConfigured, backRest.Problem);
         Assert.Equal(PgBackRestMode.LocalServer, backRest.Options.Mode);
         Assert.Equal(backRest.Options.ArchiveCommand, await ext.ShowAsync("archive_command"));
@@ -95,10 +90,9 @@ public sealed class ExternalServerTests(ExternalClusterFixture ext) : IClassFixt
 
         // A second start finds everything in place and changes nothing.
         var autoConfAfter = ext.AutoConf();
-        var again = ext.Feature(settings);
+        var again = await ext.StartFeatureAsync(settings);
         using (again.BackRest)
         {
-            await again.StartAsync(embedded: false, NullLogger.Instance, None);
             Assert.True(again.BackRest.IsConfigured, again.BackRest.Problem);
         }
         Assert.Equal(autoConfAfter, ext.AutoConf());
@@ -115,14 +109,11 @@ public sealed class ExternalServerTests(ExternalClusterFixture ext) : IClassFixt
             await WaitForSettingAsync("archive_command", "cp %p /srv/wal/%f");
             await ext.CreateTenantAsync("ext-refused", "SELECT 1");
             var autoConf = ext.AutoConf();
-            var feature = ext.Feature(settings);
+            var feature = await ext.StartFeatureAsync(settings);
             using (feature.BackRest)
             {
-                await feature.StartAsync(embedded: false, NullLogger.Instance, None);
-                Assert.False(feature.BackRest.IsConfigured);
-                Assert.Contains("archive_command is already 'cp %p /srv/wal/%f'", feature.BackRest.Problem);
-                Assert.Contains("ALTER SYSTEM SET archive_command = ", feature.BackRest.Problem);
-                Assert.Contains("loomworks_pgbackrest_config", feature.BackRest.Problem);
+                AssertNotSetUp(feature,
+                    "archive_command is already 'cp %p /srv/wal/%f'", "ALTER SYSTEM SET archive_command = ", "loomworks_pgbackrest_config");
                 var refusal = await Assert.ThrowsAsync<SnapshotException>(() =>
                     feature.Snapshots.CreateAsync("ext-refused", null, SnapshotTypes.Manual, None));
                 Assert.Contains("not set up", refusal.Message);
@@ -171,10 +162,9 @@ public sealed class ExternalServerTests(ExternalClusterFixture ext) : IClassFixt
             var extra = key == "loomworks_pgbackrest_stanza"
                 ? new[] { (key, value), ("loomworks_pg_data_dir", ext.Cluster.PgData) }
                 : [(key, value)];
-            var feature = ext.Feature(ext.SettingsWith(extra));
+            var feature = await ext.StartFeatureAsync(ext.SettingsWith(extra));
             using (feature.BackRest)
             {
-                await feature.StartAsync(embedded: false, NullLogger.Instance, None);
                 Assert.False(feature.BackRest.IsConfigured, key + " " + value);
                 Assert.Contains(expected, feature.BackRest.Problem);
             }
@@ -209,12 +199,10 @@ public sealed class ExternalServerTests(ExternalClusterFixture ext) : IClassFixt
         var config = ext.ScratchFile("locked.conf");
         await File.WriteAllTextAsync(config, "[global]\nrepo1-path=/nowhere\n\n[loomworks]\npg1-path=/nowhere\n", None);
         File.SetUnixFileMode(config, UnixFileMode.None);
-        var feature = ext.Feature(ext.SettingsWith(("loomworks_pgbackrest_config", config)));
+        var feature = await ext.StartFeatureAsync(ext.SettingsWith(("loomworks_pgbackrest_config", config)));
         using (feature.BackRest)
         {
-            await feature.StartAsync(embedded: false, NullLogger.Instance, None);
-            Assert.False(feature.BackRest.IsConfigured);
-            Assert.Contains($"loomworks_pgbackrest_config {config} cannot be read by the '", feature.BackRest.Problem);
+            AssertNotSetUp(feature, $"loomworks_pgbackrest_config {config} cannot be read by the '");
         }
     }
 
@@ -263,10 +251,9 @@ public sealed class ExternalServerTests(ExternalClusterFixture ext) : IClassFixt
             await WaitForSettingAsync("archive_command", archiveCommand);
             await WaitForSettingAsync("archive_timeout", "0");
             var autoConf = ext.AutoConf();
-            var feature = ext.Feature(ext.SettingsWith(("loomworks_pgbackrest_config", config),
+            var feature = await ext.StartFeatureAsync(ext.SettingsWith(("loomworks_pgbackrest_config", config),
                 ("loomworks_pgbackrest_stanza", "opstanza")));
             using var backRest = feature.BackRest;
-            await feature.StartAsync(embedded: false, NullLogger.Instance, None);
             Assert.True(backRest.IsConfigured, backRest.Problem);
             Assert.Equal(PgBackRestMode.OperatorConfig, backRest.Options.Mode);
             Assert.Single(await backRest.InfoAsync(None)); // the first full backup, which restores need
@@ -289,10 +276,9 @@ public sealed class ExternalServerTests(ExternalClusterFixture ext) : IClassFixt
 
             // With pg1-host in the operator's file the scratch copy is still restored on this machine.
             await ext.ExecuteAsync("ext-op", Damage);
-            var remote = ext.Feature(ext.SettingsWith(("loomworks_pgbackrest_config", remoteConfig),
+            var remote = await ext.StartFeatureAsync(ext.SettingsWith(("loomworks_pgbackrest_config", remoteConfig),
                 ("loomworks_pgbackrest_stanza", "opstanza")));
             using var remoteBackRest = remote.BackRest;
-            await remote.StartAsync(embedded: false, NullLogger.Instance, None);
             Assert.True(remoteBackRest.IsConfigured, remoteBackRest.Problem);
             var remoteJob = await remote.Restore.StartAsync(new RestoreRequest("ext-op", SnapshotId: snapshot.Id), None);
             remoteJob = await remote.Restore.RunAsync(remoteJob.Id, null, None);
@@ -323,5 +309,15 @@ public sealed class ExternalServerTests(ExternalClusterFixture ext) : IClassFixt
             await Task.Delay(50, None);
         }
         Assert.Equal(value, await ext.ShowAsync(setting));
+    }
+
+    /// <summary>The feature's start left snapshots off, and its problem names each of <paramref name="mentions"/>.</summary>
+    private static void AssertNotSetUp(SnapshotsFeature feature, params string[] mentions)
+    {
+        Assert.False(feature.BackRest.IsConfigured, feature.BackRest.Problem);
+        foreach (var mention in mentions)
+        {
+            Assert.Contains(mention, feature.BackRest.Problem);
+        }
     }
 }

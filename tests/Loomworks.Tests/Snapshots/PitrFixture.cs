@@ -1,11 +1,9 @@
 using Loomworks.Configuration;
 using Loomworks.Postgres;
-using Loomworks.Server.Hosting;
 using Loomworks.Snapshots;
 using Loomworks.Tenancy;
 using Loomworks.Tests.Infrastructure;
 using Microsoft.Extensions.Logging.Abstractions;
-using Npgsql;
 
 namespace Loomworks.Tests.Snapshots;
 
@@ -13,17 +11,13 @@ namespace Loomworks.Tests.Snapshots;
 /// A cluster of its own with pgBackRest set up exactly as the server does on first start (stanza, first full backup),
 /// shared by the PITR tests of one class. Tenants are made directly: a database and a row in loomworks_tenant.
 /// </summary>
-public sealed class PitrFixture : IAsyncLifetime
+public sealed class PitrFixture : ManagedClusterFixture, IAsyncLifetime
 {
     private readonly Scratch _scratch = new("pitr");
     private readonly Scratch _state = new("pitr-state");
     private Dictionary<string, string> _settings = [];
 
     public LoomworksSettings Settings { get; private set; } = null!;
-    public PostgresServer Server { get; private set; } = null!;
-    public TenantDataSources DataSources { get; private set; } = null!;
-    public ManagementDatabase Management { get; private set; } = null!;
-    public TenantStore Tenants { get; private set; } = null!;
     public SnapshotsFeature Feature { get; private set; } = null!;
     public string DataDir => _scratch.Path;
 
@@ -38,10 +32,7 @@ public sealed class PitrFixture : IAsyncLifetime
         };
         Settings = LoomworksSettings.Defaults(_settings);
         Server = await PostgresServer.OpenAsync(Settings, NullLogger.Instance, ClusterCreation.FirstStart);
-        await DatabaseAdmin.EnsureDatabaseAsync(Server.Endpoint, Settings.ManagementDatabase, CancellationToken.None);
-        (DataSources, Management) = ManagementDatabase.Open(Server.Endpoint, Settings.ManagementDatabase, ManagementMigrations.All);
-        await Management.MigrateAsync(CancellationToken.None);
-        Tenants = new TenantStore(Management);
+        await OpenManagementAsync(Settings);
         Feature = SnapshotsFeature.Create(Settings, Server, DataSources, Management, Tenants, NullLoggerFactory.Instance);
         await Feature.StartAsync(embedded: true, NullLogger.Instance, CancellationToken.None);
     }
@@ -58,14 +49,7 @@ public sealed class PitrFixture : IAsyncLifetime
     /// <summary>A tenant made the way provisioning will: its database and an active row (dropped first if left over).</summary>
     public async Task<Tenant> CreateTenantAsync(string subdomain)
     {
-        await ExecuteAsync("postgres", $"DROP DATABASE IF EXISTS {DatabaseAdmin.QuoteIdentifier(subdomain)} WITH (FORCE)");
-        await ExecuteAsync("postgres", $"CREATE DATABASE {DatabaseAdmin.QuoteIdentifier(subdomain)}");
-        await using var command = Management.DataSource.CreateCommand("""
-            INSERT INTO loomworks_tenant (name, subdomain, database_name, state) VALUES ($1, $1, $1, 'active')
-            ON CONFLICT (subdomain) DO UPDATE SET state = 'active'
-            """);
-        command.Parameters.AddWithValue(subdomain);
-        await command.ExecuteNonQueryAsync();
+        await CreateTenantDatabaseAsync(subdomain);
         return (await Tenants.FindBySubdomainAsync(subdomain, CancellationToken.None))!;
     }
 
@@ -97,10 +81,6 @@ public sealed class PitrFixture : IAsyncLifetime
             return false;
         }
     });
-
-    public Task ExecuteAsync(string database, string sql) => DataSources.For(database).ExecuteAsync(sql);
-
-    public async Task<T> ScalarAsync<T>(string database, string sql) => (await DataSources.For(database).ScalarAsync<T>(sql))!;
 
     /// <summary>Every table of the public schema and its rows, as text: equal strings mean equal data.</summary>
     public async Task<string> ContentAsync(string database)
