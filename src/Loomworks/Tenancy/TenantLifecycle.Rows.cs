@@ -1,3 +1,4 @@
+using Loomworks.Postgres;
 using Npgsql;
 using NpgsqlTypes;
 
@@ -112,7 +113,10 @@ public sealed partial class TenantLifecycle
         await using var transaction = await connection.BeginTransactionAsync(ct);
         var id = await InsertAsync(connection, transaction, row, detail, actor, ct, ifAbsent: true);
         await transaction.CommitAsync(ct);
-        cache?.Evict(row.Subdomain, row.DatabaseName);
+        if (id is not null)
+        {
+            cache?.Evict(row.Subdomain, row.DatabaseName);
+        }
         return id;
     }
 
@@ -135,7 +139,7 @@ public sealed partial class TenantLifecycle
             $"{change} WHERE {where} AND ($2::text IS NULL OR state = $2) RETURNING id, subdomain, database_name",
             connection, transaction);
         command.Parameters.AddWithValue(key);
-        command.Parameters.Add(new NpgsqlParameter { Value = (object?)onlyIn ?? DBNull.Value, NpgsqlDbType = NpgsqlDbType.Text });
+        command.Parameters.AddNullable(NpgsqlDbType.Text, onlyIn);
         if (state is not null)
         {
             command.Parameters.AddWithValue(state);
