@@ -43,6 +43,7 @@ public sealed partial class RecordEnvironment
         ArgumentNullException.ThrowIfNull(fields);
         ArgumentNullException.ThrowIfNull(groupby);
         access.Check(model, "read");
+        await SyncIntrospectionAsync(model, ct);
         if (fields.Count > MaxGroupSpecs || groupby.Count > MaxGroupSpecs)
         {
             throw OdooException.Value($"read_group takes at most {MaxGroupSpecs} fields and {MaxGroupSpecs} groupbys");
