@@ -104,6 +104,21 @@ public sealed class ReadGroupTests(ReadGroupTests.Fixture fixture) : IClassFixtu
     }
 
     [Fact]
+    public async Task Json2_takes_read_group_with_named_parameters()
+    {
+        await SeedOrdersAsync("rg_json2");
+        var key = (string)(await CallAsync("res.users.apikeys", "generate", ["rg json2"]))!;
+        var (status, body) = await _client.JsonAsync("/json/2/sale.order/read_group", new Dictionary<string, object?>
+        {
+            ["domain"] = new object[] { new object[] { "partner_id.name", "=like", "rg_json2_%" } },
+            ["fields"] = AmountSum, ["groupby"] = PartnerOnly, ["lazy"] = false,
+        }, bearer: key, database: _server.Db);
+        Assert.Equal(200, status);
+        Assert.Equal([150.0, 30.0], body.EnumerateArray().Select(g => g.GetProperty("amount_total").GetDouble()));
+        Assert.Equal([2, 1], body.EnumerateArray().Select(g => g.GetProperty("__count").GetInt32()));
+    }
+
+    [Fact]
     public async Task Datetimes_group_by_granularity_with_labels_ranges_and_domains_and_the_users_time_zone()
     {
         var (_, _, domain) = await SeedOrdersAsync("rg_dates");
