@@ -119,6 +119,7 @@ public static class TenantCommand
             (l, s, ct) => l.ArchiveAsync(s, "cli", ct)));
         command.Subcommands.Add(delete);
         command.Subcommands.Add(setLimits);
+        command.Subcommands.Add(ApiKeyCommand.Create(config));
         return command;
     }
 

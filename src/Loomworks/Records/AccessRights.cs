@@ -47,6 +47,10 @@ public sealed class AccessRights
 
     public bool Allows(string model, string operation)
     {
+        if (IsIntrospectionWrite(model, operation))
+        {
+            return false; // They describe the registry: nobody writes them, the superuser neither.
+        }
         if (Uid == SuperuserId)
         {
             return true;
@@ -62,12 +66,20 @@ public sealed class AccessRights
         };
     }
 
+    private static bool IsIntrospectionWrite(string model, string operation) =>
+        model is "ir.model" or "ir.model.fields" && operation is "write" or "create" or "unlink";
+
     /// <summary>Raises Odoo's AccessError when the user may not do <paramref name="operation"/> on <paramref name="model"/>.</summary>
     public void Check(ModelDef model, string operation)
     {
         if (!Allows(model.Name, operation))
         {
             var verb = operation switch { "read" => "access", "write" => "modify", "create" => "create", _ => "delete" };
+            if (IsIntrospectionWrite(model.Name, operation))
+            {
+                throw OdooException.Access($"You are not allowed to {verb} '{model.Label}' ({model.Name}) records.\n\n" +
+                    "They describe the models and fields of this database, which only a new version of the server changes.");
+            }
             throw OdooException.Access(
                 $"You are not allowed to {verb} '{model.Label}' ({model.Name}) records.\n\n" +
                 "This operation is allowed for the following groups:\n\t- Administration/Settings\n\n" +

@@ -204,9 +204,53 @@ public static class ModelRegistry
         Binary("raw", "File Content (raw)") with { Computed = true, Inverse = true, Hidden = true },
     ], order: "id desc");
 
+    /// <summary>Odoo's ir.model: one row per model of the registry, see <see cref="IrModels"/>.</summary>
+    public static readonly ModelDef IrModel = new("ir.model", "ir_model", "Models",
+    [
+        Char("model", "Model") with { Required = true },
+        Char("name", "Model Description") with { Required = true },
+        Text("info", "Information"),
+        Char("order", "Order"),
+        Sel("state", "Type", ("manual", "Custom Object"), ("base", "Base Object")) with { Default = "base" },
+        Bool("transient", "Transient Model"),
+        O2m("field_id", "Fields", "ir.model.fields", "model_id"),
+    ], order: "model");
+
+    /// <summary>Odoo's ir.model.fields: one row per field a client can read, see <see cref="IrModels"/>.</summary>
+    public static readonly ModelDef IrModelFields = new("ir.model.fields", "ir_model_fields", "Fields",
+    [
+        Char("name", "Field Name") with { Required = true },
+        Char("complete_name", "Complete Name"),
+        Char("model", "Model Name") with { Required = true, Help = "The technical name of the model this field belongs to" },
+        M2o("model_id", "Model", "ir.model") with { Required = true, OnDelete = "cascade" },
+        Char("field_description", "Field Label") with { Required = true },
+        Text("help", "Field Help"),
+        Sel("ttype", "Field Type", [.. Enum.GetValues<FieldType>().Select(TypeChoice)]) with { Required = true },
+        Char("relation", "Related Model") with { Help = "For relationship fields, the technical name of the target model" },
+        Char("relation_field", "Relation Field")
+            with { Help = "For one2many fields, the field on the target model that implement the opposite many2one relationship" },
+        Char("relation_table", "Relation Table") with { Help = "Used for custom many2many fields to define a custom relation table name" },
+        Char("column1", "Column 1") with { Help = "Column referring to the record in the model table" },
+        Char("column2", "Column 2") with { Help = "Column referring to the record in the comodel table" },
+        Bool("required", "Required"),
+        Bool("readonly", "Readonly"),
+        Bool("store", "Stored") with { Help = "Whether the value is stored in the database." },
+        Bool("selectable", "Selectable"),
+        Sel("state", "Type", ("manual", "Custom Field"), ("base", "Base Field")) with { Default = "base" },
+    ], order: "name", recName: "field_description", displayNameSql: "{0}.field_description || ' (' || {0}.model || ')'");
+
+    // Odoo labels each field type with its own name.
+    private static (string, string) TypeChoice(FieldType type) => (type.ToString().ToLowerInvariant(), type.ToString().ToLowerInvariant());
+
+    /// <summary>True for ir.model and ir.model.fields, which describe the registry and are never written by a client.</summary>
+    public static bool IsIntrospection(ModelDef model) => model == IrModel || model == IrModelFields;
+
     private static readonly Lock RegistrationGate = new();
     private static ModelDef[] _all = [Country, Company, Partner, Groups, Users, ApiKeys, Product, SaleOrder, SaleOrderLine, Attachment];
-    private static Dictionary<string, ModelDef> _byName = _all.ToDictionary(m => m.Name, StringComparer.Ordinal);
+    // The introspection models are found by name but are not among All: their rows are derived from the registry, so the
+    // change capture and the undo that walk All leave them alone.
+    private static Dictionary<string, ModelDef> _byName =
+        _all.Append(IrModel).Append(IrModelFields).ToDictionary(m => m.Name, StringComparer.Ordinal);
 
     /// <summary>The ERP core's models and those the features above Records registered.</summary>
     public static IReadOnlyList<ModelDef> All => Volatile.Read(ref _all);

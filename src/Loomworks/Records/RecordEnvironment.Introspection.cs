@@ -16,8 +16,7 @@ public sealed partial class RecordEnvironment
                 ["string"] = field.Label,
                 ["help"] = field.Help ?? (object)false,
                 ["required"] = field.Required,
-                ["readonly"] = field.ReadOnly || (field.Computed && !field.Stored && !field.Inverse)
-                    || field.Name is "id" or "create_uid" or "create_date" or "write_uid" or "write_date",
+                ["readonly"] = IrModels.IsReadOnly(field),
                 ["store"] = field.HasColumn,
                 ["searchable"] = field.HasColumn || field.Sql is not null || field.IsX2Many,
                 ["sortable"] = field.HasColumn || field.Sql is not null,

@@ -11,6 +11,7 @@ public sealed partial class RecordEnvironment
         long offset, long? limit, string? order, CancellationToken ct)
     {
         access.Check(model, "read");
+        await SyncIntrospectionAsync(model, ct);
         var sql = new SqlBuilder();
         // Validated in the order search then read would: the domain, the order, the page, then the fields.
         var where = Where(model, domain, "t0", sql);
@@ -60,6 +61,7 @@ public sealed partial class RecordEnvironment
         {
             return [];
         }
+        await SyncIntrospectionAsync(model, ct);
         var sql = new SqlBuilder();
         var (columns, scalar) = SelectList(model, fields);
         var distinct = ids.Distinct().ToArray();

@@ -33,6 +33,7 @@ public sealed partial class RecordEnvironment(NpgsqlConnection connection, Npgsq
         CancellationToken ct)
     {
         access.Check(model, "read");
+        await SyncIntrospectionAsync(model, ct);
         var sql = new SqlBuilder();
         var text = $"SELECT t0.id FROM \"{model.Table}\" t0 WHERE {Where(model, domain, "t0", sql)} ORDER BY {OrderBy(model, order, "t0")}"
             + Page(offset, limit, sql);
@@ -50,10 +51,23 @@ public sealed partial class RecordEnvironment(NpgsqlConnection connection, Npgsq
     public async Task<long> SearchCountAsync(ModelDef model, object? domain, long? limit, CancellationToken ct)
     {
         access.Check(model, "read");
+        await SyncIntrospectionAsync(model, ct);
         var sql = new SqlBuilder();
         var inner = $"SELECT 1 FROM \"{model.Table}\" t0 WHERE {Where(model, domain, "t0", sql)}" + Page(0, limit, sql);
         return await QueryAsync($"SELECT count(*) FROM ({inner}) c", sql,
             async reader => await reader.ReadAsync(ct) ? reader.GetInt64(0) : 0, last: false, ct);
+    }
+
+    private bool _introspectionSynced;
+
+    /// <summary>Before ir.model or ir.model.fields is read: their rows brought in line with the registry, once per call.</summary>
+    private async Task SyncIntrospectionAsync(ModelDef model, CancellationToken ct)
+    {
+        if (ModelRegistry.IsIntrospection(model) && !_introspectionSynced)
+        {
+            await IrModels.SyncAsync(connection, transaction, ct);
+            _introspectionSynced = true;
+        }
     }
 
     private string Where(ModelDef model, object? domain, string alias, SqlBuilder sql)

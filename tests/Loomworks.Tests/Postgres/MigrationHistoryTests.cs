@@ -49,6 +49,8 @@ public sealed class MigrationHistoryTests
             "ee89417553a76b89bf7e1cbbedb341739a6099bb8260cc9254ac39aa30b5832b"),
         new(1100, "web sessions",
             "e6e8939a5320382ba03f352265de87bed69f5f9447041e2ea5e3eaffcafb8c30"),
+        new(1210, "ir.model and ir.model.fields, filled from the model registry when first read",
+            "05e461c402d6d224817f644dc56cd431c9edc10fc25cec070dd645a81b42bd36"),
         new(2000, "operation log and change capture",
             "8dc957325a02dd88900327b461b17ae253645282ed0d5865f9ec2e5559ddc3c3"),
         new(2001, "change capture on the ERP core's tables",
