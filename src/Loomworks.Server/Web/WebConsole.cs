@@ -1,3 +1,5 @@
+using Loomworks.Server.Web.Manage;
+
 namespace Loomworks.Server.Web;
 
 /// <summary>
@@ -6,13 +8,17 @@ namespace Loomworks.Server.Web;
 /// </summary>
 public static class WebConsole
 {
-    /// <summary>Nothing but this host's own stylesheet, script and images; no inline code, no framing, no foreign forms.</summary>
+    /// <summary>
+    /// Nothing but this host's own stylesheet, script and images; no inline code, no framing, no foreign forms. The one
+    /// connection a script makes is the restore form's upload to this host, sent by XMLHttpRequest to report progress.
+    /// </summary>
     public const string ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-        + "form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+        + "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
     public static IServiceCollection AddWebConsole(this IServiceCollection services)
     {
         services.AddRazorComponents();
+        services.AddSingleton<ServerInventory>();
         services.AddAntiforgery(options =>
         {
             options.Cookie.Name = "loomworks_antiforgery";
@@ -42,6 +48,7 @@ public static class WebConsole
         });
         app.UseAntiforgery();
         app.MapStaticAssets();
+        app.MapManagerTransfers();
         app.MapRazorComponents<App>();
         return app;
     }

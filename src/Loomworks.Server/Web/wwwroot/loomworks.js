@@ -16,7 +16,7 @@ document.addEventListener("submit", (event) => {
   }
 });
 
-// Sends the form with its file and shows how much has gone; the server's answer page replaces this one.
+// Sends the form with its file and shows how much has gone; then shows the page it led to, or the refusal's text.
 function upload(form, progress) {
   const request = new XMLHttpRequest();
   const status = document.getElementById(form.dataset.progress + "-status");
@@ -43,11 +43,24 @@ function upload(form, progress) {
     }
   });
   request.addEventListener("load", () => {
-    document.open();
-    document.write(request.responseText);
-    document.close();
-    if (request.responseURL) {
-      window.history.replaceState(null, "", request.responseURL);
+    if (request.status < 400) {
+      const name = form.querySelector("input[name=name]");
+      const done = new URL(request.responseURL || window.location.href);
+      if (name) {
+        done.searchParams.set("restored", name.value);
+      }
+      window.location.assign(done.toString());
+      return;
+    }
+    if (status) {
+      status.textContent = request.responseText;
+      status.setAttribute("role", "alert");
+    }
+    if (progress) {
+      progress.hidden = true;
+    }
+    if (button) {
+      button.disabled = false;
     }
   });
   request.addEventListener("error", () => {
