@@ -1,4 +1,5 @@
 using Loomworks.Server.Web.Manage;
+using Loomworks.Server.Web.Operators;
 
 namespace Loomworks.Server.Web;
 
@@ -19,6 +20,7 @@ public static class WebConsole
     {
         services.AddRazorComponents();
         services.AddSingleton<ServerInventory>();
+        services.AddSingleton<OperatorSession>();
         services.AddAntiforgery(options =>
         {
             options.Cookie.Name = "loomworks_antiforgery";
