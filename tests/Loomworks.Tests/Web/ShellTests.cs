@@ -148,6 +148,51 @@ public sealed class ShellTests(PostgresFixture postgres, BrowserFixture browsers
         await Assertions.Expect(page.Locator("main")).Not.ToContainTextAsync("wsn-two");
     }
 
+    [Fact]
+    public async Task The_login_cooldown_applies_on_the_login_page()
+    {
+        await using var server = await WebServer.StartAsync(postgres, "webshell_cool",
+            new Dictionary<string, string> { ["loomworks_login_cooldown_after"] = "2" }, "wsc-one");
+        await using var context = await browsers.NewContextAsync();
+        var page = await context.NewPageAsync();
+        await page.GotoAsync(server.TenantUrl("wsc-one") + "/web/login");
+        for (var attempt = 0; attempt < 2; attempt++)
+        {
+            await SignInAsync(page, "admin", "wrong-" + attempt);
+            await Assertions.Expect(page.GetByRole(AriaRole.Alert)).ToHaveTextAsync("Wrong login/password");
+        }
+        // The right password is refused too while the address cools down, and no session is opened.
+        await SignInAsync(page, "admin", "admin");
+        await Assertions.Expect(page.GetByRole(AriaRole.Alert)).ToContainTextAsync("Too many login failures");
+        Assert.DoesNotContain(await context.CookiesAsync(), c => c.Name == "session_id");
+        await PageChecks.AuditAsync(page, "login-cooldown");
+    }
+
+    [Fact]
+    public async Task The_server_wide_pages_read_at_360_px_without_scrolling_sideways()
+    {
+        await using var server = await WebServer.StartAsync(postgres, "webshell_narrow", null, "wsw-one", "wsw-two");
+        await using var context = await browsers.NewContextAsync(360, 800);
+        var page = await context.NewPageAsync();
+        await page.GotoAsync(server.BareUrl + "/console/tenants");
+        await page.GetByLabel("Master password").FillAsync(WebServer.MasterPassword);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
+        await Assertions.Expect(page.Locator("table").First).ToBeVisibleAsync();
+        foreach (var (path, name) in new[]
+        {
+            ("/web/database/selector", "selector-360"), ("/web/database/manager", "manager-360"), ("/console/tenants", "operator-360"),
+        })
+        {
+            await page.GotoAsync(server.BareUrl + path);
+            Assert.True(await page.EvaluateAsync<bool>("() => document.documentElement.scrollWidth <= 360"),
+                $"{path} scrolls sideways at 360 px");
+            await PageChecks.AuditAsync(page, name);
+        }
+        await page.GotoAsync(server.TenantUrl("wsw-one") + "/web/login");
+        Assert.True(await page.EvaluateAsync<bool>("() => document.documentElement.scrollWidth <= 360"), "login scrolls sideways");
+        await PageChecks.AuditAsync(page, "login-360");
+    }
+
     private static async Task SignInAsync(IPage page, string login, string password)
     {
         await page.GetByLabel("Email or login").FillAsync(login);
