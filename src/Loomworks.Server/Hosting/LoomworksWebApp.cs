@@ -6,6 +6,7 @@ using Loomworks.Server.Tenancy;
 using Loomworks.Server.Operations;
 using Loomworks.Server.Rpc;
 using Loomworks.Server.Snapshots;
+using Loomworks.Server.Web;
 
 namespace Loomworks.Server.Hosting;
 
@@ -27,6 +28,7 @@ public static class LoomworksWebApp
         builder.Services.AddLoomworksCore(settings, postgres);
         builder.Services.AddLoomworksForwardedHeaders(settings);
         builder.Services.AddAdminApi();
+        builder.Services.AddWebConsole();
         configure?.Invoke(builder);
 
         var app = builder.Build();
@@ -34,6 +36,7 @@ public static class LoomworksWebApp
         app.UseLoomworksForwardedHeaders(settings);
         app.UseLoomworksTenancy();
         app.UseAdminApiRefusals();
+        app.MapWebConsole();
         app.MapHealth();
         app.MapTenantPages();
         app.MapDatabaseManager();

@@ -67,7 +67,7 @@ public static class WebSessionEndpoints
         {
             await WebSessionStore.DestroyAsync(database, previous, http.RequestAborted);
         }
-        http.Response.Cookies.Append(WebSessionCookie.Name, opened.Cookie.ToString(), CookieOptions(http, store.Options.IdleTimeout));
+        IssueCookie(http, opened.Cookie, store.Options.IdleTimeout);
         return await WebSessionStore.SessionInfoAsync(database, opened.Uid, http.RequestAborted);
     }
 
@@ -108,6 +108,10 @@ public static class WebSessionEndpoints
         http.Response.Headers.Location = target;
         return TypedResults.StatusCode(StatusCodes.Status303SeeOther);
     }
+
+    /// <summary>Gives the browser a newly opened session (the JSON route and the console's login page alike).</summary>
+    internal static void IssueCookie(HttpContext http, WebSessionCookie cookie, TimeSpan idleTimeout) =>
+        http.Response.Cookies.Append(WebSessionCookie.Name, cookie.ToString(), CookieOptions(http, idleTimeout));
 
     private static CookieOptions CookieOptions(HttpContext http, TimeSpan maxAge) => new()
     {

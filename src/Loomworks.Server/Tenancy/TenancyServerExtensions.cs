@@ -13,7 +13,7 @@ namespace Loomworks.Server.Tenancy;
 public static class TenancyServerExtensions
 {
     /// <summary>Paths served without a tenant.</summary>
-    private static readonly string[] TenantlessPrefixes = ["/web/health", "/api/v1", "/web/database"];
+    private static readonly string[] TenantlessPrefixes = ["/web/health", "/api/v1", "/web/database", "/web/assets", "/console/tenants"];
 
     /// <summary>
     /// Paths whose endpoints route themselves (the RPC layer routes by the body's db, web sessions by their own database).
@@ -72,12 +72,16 @@ public static class TenancyServerExtensions
                 context.Request.Host.Value ?? "",
                 options.TenantHeader is null ? null : context.Request.Headers[options.TenantHeader].FirstOrDefault(),
                 context.Request.Headers["X-Odoo-Database"].FirstOrDefault()), context.RequestAborted);
-            if (!outcome.IsRouted)
+            // The entry page on an address that names no tenant lists the tenants or says how they are reached.
+            if (!outcome.IsRouted && !(outcome.Tenant is null && path == "/"))
             {
                 await WriteRefusalAsync(context, outcome);
                 return;
             }
-            context.Features.Set(new TenantFeature(outcome.Tenant!, outcome.Message));
+            if (outcome.IsRouted)
+            {
+                context.Features.Set(new TenantFeature(outcome.Tenant!, outcome.Message));
+            }
             await next(context);
         });
     }
@@ -159,8 +163,8 @@ public sealed class TenancyStartup(
         {
             var port = settings.HttpPort;
             var url = options.BaseDomain is { Length: > 0 } domain
-                ? $"http://{DemoSubdomain}.{domain}:{port}/web/tenant/info"
-                : $"http://127.0.0.1:{port}/web/tenant/info (send X-Loomworks-Tenant: {DemoSubdomain} when other tenants exist)";
+                ? $"http://{DemoSubdomain}.{domain}:{port}/"
+                : $"http://127.0.0.1:{port}/ (the tenant list when other tenants exist)";
             logger.LogInformation("demo tenant '{Subdomain}' ({State}) at {Url}, login admin / admin", demo.Subdomain, demo.State, url);
         }
     }
