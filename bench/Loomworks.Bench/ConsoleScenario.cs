@@ -34,9 +34,11 @@ public sealed partial class ConsoleScenario : IScenario
 
     public async Task<IReadOnlyList<ScenarioResult>> RunAsync(int runs, CancellationToken cancellationToken)
     {
-        await using var cluster = await ThrowawayCluster.StartAsync(dir => new EmbeddedClusterOptions { DataDir = dir, Port = 55630 },
+        // Free ports, not fixed ones: other benches and test runs on the machine hold theirs.
+        await using var cluster = await ThrowawayCluster.StartAsync(
+            dir => new EmbeddedClusterOptions { DataDir = dir, Port = Scratch.FreePort() }, cancellationToken);
+        await using var server = await BenchRpcServer.StartAsync(cluster.Endpoint, Scratch.FreePort(), [Db], FillLogAsync,
             cancellationToken);
-        await using var server = await BenchRpcServer.StartAsync(cluster.Endpoint, 55631, [Db], FillLogAsync, cancellationToken);
         await SignInAsync(server.Http, cancellationToken);
         await using var dataSources = new TenantDataSources(cluster.Endpoint);
         var tenant = dataSources.For(Db);
@@ -47,6 +49,11 @@ public sealed partial class ConsoleScenario : IScenario
         }
         var first = new TimelineQuery();
         var deep = new TimelineQuery(Before: deepCursor);
+        var medians = new List<double>[4];
+        for (var k = 0; k < 4; k++)
+        {
+            medians[k] = [];
+        }
         var pageFirst = new List<double>();
         var pageDeep = new List<double>();
         var sqlFirst = new List<double>();
@@ -71,6 +78,10 @@ public sealed partial class ConsoleScenario : IScenario
             {
                 continue; // warm-up: JIT, pools, plans, the session cache
             }
+            for (var k = 0; k < 4; k++)
+            {
+                medians[k].Add(BenchRunner.Median(times[k]));
+            }
             pageFirst.Add(P99(times[0]));
             sqlFirst.Add(P99(times[1]));
             pageDeep.Add(P99(times[2]));
@@ -80,9 +91,11 @@ public sealed partial class ConsoleScenario : IScenario
         return
         [
             new ScenarioResult("console-operations-first-page-p99", pageFirst, sqlFirst, "the page's SQL, raw, p99",
-                $"p99 of {Requests} GETs per run, spread {Spread(pageFirst)}; raw spread {Spread(sqlFirst)}; goal <= 30 ms and <= 2x raw"),
+                $"p99 of {Requests} GETs per run, spread {Spread(pageFirst)}; raw spread {Spread(sqlFirst)}; p50 page "
+                + $"{Spread(medians[0])}, raw {Spread(medians[1])}; goal <= 30 ms and <= 2x raw"),
             new ScenarioResult("console-operations-deep-page-p99", pageDeep, sqlDeep, "the page's SQL, raw, p99",
-                $"cursor {deepCursor}; spread {Spread(pageDeep)}; raw spread {Spread(sqlDeep)}; goal <= 30 ms and <= 2x raw"),
+                $"cursor {deepCursor}; spread {Spread(pageDeep)}; raw spread {Spread(sqlDeep)}; p50 page {Spread(medians[2])}, "
+                + $"raw {Spread(medians[3])}; goal <= 30 ms and <= 2x raw"),
             .. sizes,
         ];
     }
