@@ -6,8 +6,9 @@ namespace Loomworks.Server.Web;
 /// </summary>
 public static class WebConsole
 {
-    /// <summary>Nothing but this host's own stylesheet, script and images; no inline code, no framing, no foreign forms.</summary>
+    /// <summary>Nothing but this host's own stylesheet, script, images and fetches; no inline code, no framing, no foreign forms.</summary>
     public const string ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+        + "connect-src 'self'; "
         + "form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
     public static IServiceCollection AddWebConsole(this IServiceCollection services)

@@ -104,6 +104,8 @@ public sealed class ConsoleOperations(
     /// <summary>How many segments lie between two WAL file names of one timeline (negative across timelines).</summary>
     private static long SegmentDistance(string archived, string writing)
     {
+        // The newest archived file may be a backup's history file (segment name, offset, ".backup"): its segment counts.
+        archived = archived.Length > 24 && archived[24] == '.' ? archived[..24] : archived;
         if (archived.Length != 24 || writing.Length != 24 || !string.Equals(archived[..8], writing[..8], StringComparison.Ordinal))
         {
             return -1;

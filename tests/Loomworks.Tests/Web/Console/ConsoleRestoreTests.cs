@@ -56,8 +56,9 @@ public sealed class ConsoleRestoreTests(PitrFixture pitr, BrowserFixture browser
         await Assertions.Expect(page.GetByRole(AriaRole.Status)).ToContainTextAsync("Snapshot 'before damage' was taken");
         var snapshot = (await pitr.Feature.Snapshots.ListAsync("wcp-main", Ct)).Single(s => s.Name == "before damage");
         Assert.Equal("ready", (await pitr.Feature.Snapshots.WaitReadyAsync(snapshot, TimeSpan.FromSeconds(60), Ct)).State);
-        await page.ReloadAsync();
-        await Assertions.Expect(page.GetByRole(AriaRole.Cell, new() { Name = "before damage" })).ToBeVisibleAsync();
+        // A fresh GET, not a reload: reloading the answer to a form post would post the form again.
+        await page.GotoAsync(server.TenantUrl("wcp-main") + "/console/snapshots");
+        await Assertions.Expect(page.GetByRole(AriaRole.Cell, new() { Name = "before damage" })).ToHaveCountAsync(1);
         await PageChecks.AuditAsync(page, "console-snapshots");
 
         var intruder = await CreatePartnerAsync(server, db, "Intruder");
