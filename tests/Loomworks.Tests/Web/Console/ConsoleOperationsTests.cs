@@ -197,7 +197,7 @@ public sealed partial class ConsoleOperationsTests(PostgresFixture postgres, Bro
         var uid = (await RpcAsync(server, db, "res.partner", "search_count", new object[] { Array.Empty<object>() }, password: key));
         Assert.True(uid.GetInt64() > 0);
         await page.GotoAsync(server.TenantUrl("wco-keys") + "/console/apikeys");
-        await Assertions.Expect(page.GetByRole(AriaRole.Cell, new() { Name = "reporting agent" })).ToBeVisibleAsync();
+        await Assertions.Expect(page.GetByRole(AriaRole.Cell, new() { Name = "reporting agent", Exact = true })).ToBeVisibleAsync();
         Assert.DoesNotContain(key, await page.ContentAsync(), StringComparison.Ordinal);
 
         page.Dialog += (_, dialog) => dialog.AcceptAsync();
