@@ -34,6 +34,7 @@ public static class BenchRunner
         new ManyTenantsScenario(),
         new SnapshotCreateScenario(),
         new TenantRestoreScenario(),
+        new ConsoleScenario(),
     ];
 
     /// <summary>--size N: megabytes of the tenant the database-manager scenario works on.</summary>

@@ -7,6 +7,7 @@ using Loomworks.Server.Operations;
 using Loomworks.Server.Rpc;
 using Loomworks.Server.Snapshots;
 using Loomworks.Server.Web;
+using Loomworks.Server.Web.Console;
 
 namespace Loomworks.Server.Hosting;
 
@@ -29,6 +30,7 @@ public static class LoomworksWebApp
         builder.Services.AddLoomworksForwardedHeaders(settings);
         builder.Services.AddAdminApi();
         builder.Services.AddWebConsole();
+        builder.Services.AddTenantConsole();
         configure?.Invoke(builder);
 
         var app = builder.Build();
@@ -37,6 +39,7 @@ public static class LoomworksWebApp
         app.UseLoomworksTenancy();
         app.UseAdminApiRefusals();
         app.MapWebConsole();
+        app.MapTenantConsole();
         app.MapHealth();
         app.MapTenantPages();
         app.MapDatabaseManager();

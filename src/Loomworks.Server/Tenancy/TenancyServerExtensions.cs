@@ -13,7 +13,8 @@ namespace Loomworks.Server.Tenancy;
 public static class TenancyServerExtensions
 {
     /// <summary>Paths served without a tenant.</summary>
-    private static readonly string[] TenantlessPrefixes = ["/web/health", "/api/v1", "/web/database", "/web/assets", "/console/tenants"];
+    private static readonly string[] TenantlessPrefixes = ["/web/health", "/api/v1", "/web/database", "/web/assets", "/console/tenants",
+        Web.Console.TenantConsoleEndpoints.ProgressPrefix];
 
     /// <summary>
     /// Paths whose endpoints route themselves (the RPC layer routes by the body's db, web sessions by their own database).

@@ -10,8 +10,8 @@ namespace Loomworks.Server.Web;
 public static class WebConsole
 {
     /// <summary>
-    /// Nothing but this host's own stylesheet, script and images; no inline code, no framing, no foreign forms. The one
-    /// connection a script makes is the restore form's upload to this host, sent by XMLHttpRequest to report progress.
+    /// Nothing but this host's own stylesheet, script and images; no inline code, no framing, no foreign forms. Scripts
+    /// connect only to this host: the restore form's upload and the restore progress poll.
     /// </summary>
     public const string ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
         + "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";

@@ -79,10 +79,12 @@ public sealed class MigrationHistoryTests
             "43e2999fe70d1ce011f8834e5a6fb5dc759f84d47d66467148cffca7b2df13d5"),
         new(2013, "change capture on the access rights a group's deletion removes",
             "97a265d5453177363426a172098b43c497141afcafc82f0f26049378ad2fcf19"),
+        new(2014, "the operation log found by user",
+            "1f880bd0abba7be224bffc2982596813f7ddaf07d15978c237e68c71c55463a6"),
     ];
 
     /// <summary>The operation log's own migrations, which need no ERP table; the others capture the ERP core's tables.</summary>
-    private static readonly int[] OperationLogVersions = [2000, 2003, 2005, 2006, 2008, 2009, 2010, 2011, 2012];
+    private static readonly int[] OperationLogVersions = [2000, 2003, 2005, 2006, 2008, 2009, 2010, 2011, 2012, 2014];
 
     [Fact]
     public void The_management_database_gets_the_released_migrations_byte_for_byte() =>
