@@ -43,10 +43,11 @@ public sealed partial class TenantRestore
         var run = Path.Combine(scratch, "run");
         var port = FreePort();
         var phaseWatch = Stopwatch.StartNew();
-        // Priority by need for the whole job, watching the other tenants from before the first step.
+        // Priority by need for the whole job, watching the other tenants from before the first step. The tenant's own
+        // sessions are not another tenant's work, under its name or, renamed by the swap, under the name set aside.
+        string[] ownDatabases = [job.NewDatabase, job.TargetDatabase, .. job.AsideDatabase is { } aside ? [aside] : Array.Empty<string>()];
         await using var priority = await RestorePriority.StartAsync(admin, new LoadPace(PacedBytesPerSecond), scratch,
-            LoadApplication(job), [job.NewDatabase, job.TargetDatabase, jobs.DatabaseName, "postgres"], logger, job.Id,
-            cancellationToken);
+            LoadApplication(job), [.. ownDatabases, jobs.DatabaseName, "postgres"], logger, job.Id, cancellationToken);
         var lowAtPhaseStart = TimeSpan.Zero;
         // Where a restore's time goes, phase by phase, and how much of it ran held back for other tenants: the figures
         // the restore bench is read against.
