@@ -15,6 +15,9 @@ public interface IScenario
     string Name { get; }
     string Description { get; }
     Task<IReadOnlyList<ScenarioResult>> RunAsync(int runs, CancellationToken cancellationToken);
+
+    /// <summary>The runs without --runs.</summary>
+    int DefaultRuns => 5;
 }
 
 public static class BenchRunner
@@ -42,7 +45,7 @@ public static class BenchRunner
 
     public static async Task<int> RunAsync(string[] args)
     {
-        var runs = 5;
+        int? runs = null;
         var names = new List<string>();
         for (var i = 0; i < args.Length; i++)
         {
@@ -86,8 +89,9 @@ public static class BenchRunner
         var results = new List<ScenarioResult>();
         foreach (var scenario in selected)
         {
-            await Console.Error.WriteLineAsync($"running {scenario.Name} ({runs} runs)…");
-            results.AddRange(await scenario.RunAsync(runs, CancellationToken.None));
+            var scenarioRuns = runs ?? scenario.DefaultRuns;
+            await Console.Error.WriteLineAsync($"running {scenario.Name} ({scenarioRuns} runs)…");
+            results.AddRange(await scenario.RunAsync(scenarioRuns, CancellationToken.None));
         }
         Console.WriteLine("| scenario | ours median (ms) | baseline | baseline median (ms) | ratio | runs |");
         Console.WriteLine("|---|---:|---|---:|---:|---:|");

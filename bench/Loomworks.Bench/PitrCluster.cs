@@ -26,6 +26,9 @@ public sealed class PitrCluster : IAsyncDisposable
     public SnapshotsFeature Feature { get; private set; } = null!;
     public string Path => _scratch.Path;
 
+    /// <summary>The restores' phase timings, as they log them.</summary>
+    public RestorePhases Phases { get; } = new();
+
     public static async Task<PitrCluster> StartAsync(int port)
     {
         var cluster = new PitrCluster();
@@ -44,6 +47,7 @@ public sealed class PitrCluster : IAsyncDisposable
         // The restore's phase timings go to the console: they say where a slow run spent its time.
         cluster._loggers = LoggerFactory.Create(logging => logging
             .AddSimpleConsole(console => console.SingleLine = true)
+            .AddProvider(cluster.Phases)
             .AddFilter((category, level) => level >= LogLevel.Warning
                 || (level >= LogLevel.Information && category == typeof(TenantRestore).FullName)));
         cluster.Feature = SnapshotsFeature.Create(cluster.Settings, cluster.Server, cluster.DataSources, cluster.Management,
@@ -78,5 +82,59 @@ public sealed class PitrCluster : IAsyncDisposable
         await Server.DisposeAsync();
         _loggers.Dispose();
         _scratch.Dispose();
+    }
+}
+
+/// <summary>
+/// Collects the phase timings each restore job logs ("Restore job {Job}: {Phase} took {Milliseconds} ms, {LowMilliseconds}
+/// ms of it at low priority"), read from the log's own fields, so the bench reports a restore's phases beside its total.
+/// </summary>
+public sealed class RestorePhases : ILoggerProvider
+{
+    private readonly Dictionary<long, List<(string Phase, double Milliseconds, double LowMilliseconds)>> _jobs = [];
+
+    /// <summary>The phases of <paramref name="job"/> in the order they ended.</summary>
+    public IReadOnlyList<(string Phase, double Milliseconds, double LowMilliseconds)> Of(long job)
+    {
+        lock (_jobs)
+        {
+            return _jobs.TryGetValue(job, out var phases) ? [.. phases] : [];
+        }
+    }
+
+    public ILogger CreateLogger(string categoryName) => new Recorder(this);
+
+    public void Dispose()
+    {
+    }
+
+    private sealed class Recorder(RestorePhases phases) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Information;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception,
+            Func<TState, Exception?, string> formatter)
+        {
+            if (state is not IReadOnlyList<KeyValuePair<string, object?>> fields)
+            {
+                return;
+            }
+            var values = fields.ToDictionary(f => f.Key, f => f.Value);
+            if (values.GetValueOrDefault("Job") is long job && values.GetValueOrDefault("Phase") is string phase
+                && values.GetValueOrDefault("Milliseconds") is long milliseconds
+                && values.GetValueOrDefault("LowMilliseconds") is long low)
+            {
+                lock (phases._jobs)
+                {
+                    if (!phases._jobs.TryGetValue(job, out var list))
+                    {
+                        phases._jobs[job] = list = [];
+                    }
+                    list.Add((phase, milliseconds, low));
+                }
+            }
+        }
     }
 }

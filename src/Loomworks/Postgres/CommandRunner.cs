@@ -44,7 +44,13 @@ public static partial class CommandRunner
     /// A process in our own session (runuser, which starts the low-priority command) is left alone: its group is ours,
     /// and lowering it would put this whole server, every tenant's requests included, behind the restore it runs.
     /// </summary>
-    public static bool LowerSessionGroup(int pid)
+    public static bool LowerSessionGroup(int pid) => SetSessionGroupNice(pid, 19);
+
+    /// <summary>
+    /// Gives the scheduling group of <paramref name="pid"/>'s session the nice value <paramref name="nice"/>, as
+    /// <see cref="LowerSessionGroup"/> does (raising it back takes root or CAP_SYS_NICE).
+    /// </summary>
+    public static bool SetSessionGroupNice(int pid, int nice)
     {
         if (!File.Exists("/proc/self/autogroup"))
         {
@@ -56,7 +62,7 @@ public static partial class CommandRunner
             {
                 return true;
             }
-            File.WriteAllText($"/proc/{pid}/autogroup", "19");
+            File.WriteAllText($"/proc/{pid}/autogroup", nice.ToString(CultureInfo.InvariantCulture));
             return true;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)

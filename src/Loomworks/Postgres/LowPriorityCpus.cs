@@ -15,8 +15,11 @@ public static partial class LowPriorityCpus
     /// <summary>Enough for 1024 CPUs, the kernel's cpu_set_t.</summary>
     private const int MaskWords = 16;
 
+    /// <summary>Every CPU this process may use: where restore work runs while no tenant needs the CPUs.</summary>
+    public static IReadOnlyList<int> All { get; } = Allowed();
+
     /// <summary>The CPUs, or none when this process may use only one.</summary>
-    public static IReadOnlyList<int> Cpus { get; } = Spare(Allowed());
+    public static IReadOnlyList<int> Cpus { get; } = Spare(All);
 
     /// <summary>The CPUs as taskset's list ("1,2,3"), or null when nothing is restricted.</summary>
     public static string? List { get; } = Cpus.Count == 0 ? null : string.Join(',', Cpus);
@@ -54,14 +57,15 @@ public static partial class LowPriorityCpus
     /// through <see cref="CommandRunner.LowPriority"/> are kept there from the start, with their children. False when
     /// refused or gone.
     /// </summary>
-    public static bool Restrict(int pid)
+    public static bool Restrict(int pid) => Cpus.Count == 0 || SetAffinity(pid, Cpus);
+
+    /// <summary>Lets a process kept to <see cref="Cpus"/> run on every CPU again (<see cref="All"/>); false when refused or gone.</summary>
+    public static bool Widen(int pid) => Cpus.Count == 0 || SetAffinity(pid, All);
+
+    private static bool SetAffinity(int pid, IReadOnlyList<int> cpus)
     {
-        if (Cpus.Count == 0)
-        {
-            return true;
-        }
         var mask = new ulong[MaskWords];
-        foreach (var cpu in Cpus)
+        foreach (var cpu in cpus)
         {
             mask[cpu / 64] |= 1UL << (cpu % 64);
         }

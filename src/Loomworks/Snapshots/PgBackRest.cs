@@ -267,11 +267,12 @@ public sealed class PgBackRest(PgBackRestOptions options, ILogger logger) : IDis
 
     /// <summary>
     /// Restores into <paramref name="pgData"/> with its own spool, lock and log paths and archiving off, so the
-    /// copy never touches the live cluster's spool or pushes WAL into this stanza. Runs at low CPU and IO priority.
+    /// copy never touches the live cluster's spool or pushes WAL into this stanza. <paramref name="lowPriority"/> starts it
+    /// at low CPU and IO priority, off the first CPU (the restore then changes it as the other tenants' work asks).
     /// <paramref name="prefetchWal"/> makes the copy's archive-get fetch segments ahead in parallel into the scratch spool.
     /// </summary>
     public async Task<CommandResult> RestoreAsync(string pgData, string scratchDir, string backupLabel, string targetType,
-        string target, string? includeDatabase, bool prefetchWal, CancellationToken cancellationToken)
+        string target, string? includeDatabase, bool prefetchWal, bool lowPriority, CancellationToken cancellationToken)
     {
         RequireConfigured();
         // An operator's configuration may name the server's host (pg1-host): the scratch copy is restored here.
@@ -306,7 +307,7 @@ public sealed class PgBackRest(PgBackRestOptions options, ILogger logger) : IDis
             arguments.Add("--db-include=" + includeDatabase);
         }
         arguments.Add("restore");
-        return await RunAsync(arguments, TimeSpan.FromHours(6), lowPriority: true, cancellationToken);
+        return await RunAsync(arguments, TimeSpan.FromHours(6), lowPriority, cancellationToken);
     }
 
     private string LogDir => Path.Combine(_options.HomeDir, "log");

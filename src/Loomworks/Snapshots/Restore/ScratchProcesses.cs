@@ -5,7 +5,7 @@ using Loomworks.Postgres;
 
 namespace Loomworks.Snapshots;
 
-/// <summary>The processes that work on a scratch folder: found by their command line, lowered in priority, killed.</summary>
+/// <summary>The processes that work on a scratch folder: found by their command line, lowered or raised in priority, killed.</summary>
 internal static class ScratchProcesses
 {
     /// <summary>
@@ -60,34 +60,15 @@ internal static class ScratchProcesses
     }
 
     /// <summary>
-    /// Keeps everything working on the scratch copy at the lowest CPU priority for the whole job, each process in its
-    /// own lowered scheduling group (<see cref="CommandRunner.LowerSessionGroup"/>): the copy's postmaster forks a session
-    /// per process (replay, the backends serving pg_dump) and pgBackRest's archive-get worker detaches into one.
+    /// Every process working on the scratch copy: those naming the folder (the copy's postmaster, pgBackRest and its
+    /// detached archive-get worker, pg_dump, pg_restore, psql) and their children, as the copy's own processes (replay,
+    /// the backends serving pg_dump) and the workers of pg_dump and pg_restore name no folder.
     /// </summary>
-    internal static async Task LowerScratchAsync(string scratch, CancellationToken cancellationToken)
+    internal static IEnumerable<int> Working(string scratch)
     {
-        var lowered = new HashSet<int>();
-        try
-        {
-            while (!cancellationToken.IsCancellationRequested)
-            {
-                // The copy's own processes (replay, backends) name no folder: they are the children of one that does.
-                var processes = Processes(scratch).ToList();
-                var working = processes.Where(p => p.MentionsScratch).Select(p => p.Pid).ToHashSet();
-                foreach (var (pid, parent, _) in processes)
-                {
-                    if ((working.Contains(pid) || working.Contains(parent)) && !lowered.Contains(pid) && Lower(pid))
-                    {
-                        lowered.Add(pid);
-                    }
-                }
-                await Task.Delay(200, cancellationToken);
-            }
-        }
-        catch (OperationCanceledException)
-        {
-            // the job is over
-        }
+        var processes = Processes(scratch).ToList();
+        var working = processes.Where(p => p.MentionsScratch).Select(p => p.Pid).ToHashSet();
+        return processes.Where(p => working.Contains(p.Pid) || working.Contains(p.Parent)).Select(p => p.Pid);
     }
 
     /// <summary>
@@ -102,6 +83,20 @@ internal static class ScratchProcesses
         }
         _ = Native.SetPriority(0, pid, 19);
         _ = LowPriorityCpus.Restrict(pid);
+        return true;
+    }
+
+    /// <summary>
+    /// Nice 0 for the process and its scheduling group, on every CPU this process may use; false when refused (lowering a
+    /// nice value takes root or CAP_SYS_NICE: without, the restore stays low, as it always was).
+    /// </summary>
+    internal static bool Raise(int pid)
+    {
+        if (!CommandRunner.SetSessionGroupNice(pid, 0) || Native.SetPriority(0, pid, 0) != 0)
+        {
+            return false;
+        }
+        _ = LowPriorityCpus.Widen(pid);
         return true;
     }
 }

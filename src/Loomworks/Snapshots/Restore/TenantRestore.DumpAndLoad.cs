@@ -37,65 +37,34 @@ public sealed partial class TenantRestore
     /// Copies the tenant from the scratch copy into the new database as a plain dump and load would: pg_dump -Fd -j2
     /// (uncompressed) into the scratch folder, then pg_restore -j2, with the tables' rows loaded frozen (see
     /// <see cref="LoadFrozenAsync"/>). Piping one into the other would overlap them but force a single job on each
-    /// side, which is slower. Both sides run idle; the live backends that serve the load are lowered too, as they
-    /// compete with the other tenants.
+    /// side, which is slower. Both sides, and the live backends that serve the load, run at the priority
+    /// <paramref name="priority"/> gives them, which follows the other tenants' work.
     /// </summary>
-    private async Task CopyAsync(RestoreJob job, string scratch, string run, int port, Action dumped, CancellationToken cancellationToken)
+    private async Task CopyAsync(RestoreJob job, string scratch, string run, int port, RestorePriority priority, Action dumped,
+        CancellationToken cancellationToken)
     {
-        // Watched from the dump on, so that the load knows from its first byte whether others are at work.
-        using var watching = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var pace = new LoadPace(PacedBytesPerSecond);
-        var watch = WatchOtherTenantsAsync(pace, [job.NewDatabase, job.TargetDatabase, jobs.DatabaseName, "postgres"], watching.Token);
+        var pace = priority.Pace;
+        var pacedBefore = pace.PacedFor;
         try
         {
-            await DumpAndLoadAsync(job, scratch, run, port, dumped, pace, cancellationToken);
+            await DumpAndLoadAsync(job, scratch, run, port, dumped, priority, cancellationToken);
         }
         finally
         {
-            await watching.CancelAsync();
-            await SettleAsync(watch);
-            LastLoadPacedFor = pace.PacedFor;
-            if (pace.PacedFor > TimeSpan.Zero)
+            LastLoadPacedFor = pace.PacedFor - pacedBefore;
+            if (LastLoadPacedFor > TimeSpan.Zero)
             {
                 logger.LogInformation(
                     "Restore job {Job}: the load waited {Seconds:F1} s in all to keep its pace beside other tenants' work",
-                    job.Id, pace.PacedFor.TotalSeconds);
+                    job.Id, LastLoadPacedFor.TotalSeconds);
             }
         }
     }
 
-    /// <summary>
-    /// Tells <paramref name="pace"/>, four times a second, when a client session of a database other than
-    /// <paramref name="excluded"/> (the restore's own, the management database, the admin connections') last started or
-    /// ended a statement: pg_stat_activity has it at once, where the databases' transaction counters lag up to a second.
-    /// </summary>
-    private async Task WatchOtherTenantsAsync(LoadPace pace, string[] excluded, CancellationToken cancellationToken)
-    {
-        try
-        {
-            while (!cancellationToken.IsCancellationRequested)
-            {
-                await using (var command = admin.CreateCommand("""
-                    SELECT extract(epoch FROM clock_timestamp()
-                        - max(CASE WHEN state = 'active' THEN clock_timestamp() ELSE state_change END))::float8
-                    FROM pg_stat_activity
-                    WHERE backend_type = 'client backend' AND datname <> ALL($1) AND pid <> pg_backend_pid()
-                    """))
-                {
-                    command.Parameters.AddWithValue(excluded);
-                    var seconds = await command.ExecuteScalarAsync(cancellationToken);
-                    pace.Observe(seconds is double since ? TimeSpan.FromSeconds(Math.Max(0, since)) : null);
-                }
-                await Task.Delay(250, cancellationToken);
-            }
-        }
-        catch (OperationCanceledException)
-        {
-            // the load is over
-        }
-    }
+    /// <summary>The application name of the load's sessions, by which the live backends serving it are found.</summary>
+    private static string LoadApplication(RestoreJob job) => "loomworks-restore-" + job.Id.ToString(CultureInfo.InvariantCulture);
 
-    private async Task DumpAndLoadAsync(RestoreJob job, string scratch, string run, int port, Action dumped, LoadPace pace,
+    private async Task DumpAndLoadAsync(RestoreJob job, string scratch, string run, int port, Action dumped, RestorePriority priority,
         CancellationToken cancellationToken)
     {
         var dump = Path.Combine(scratch, "dump");
@@ -104,14 +73,14 @@ public sealed partial class TenantRestore
             // A dump cut short by a crash is taken again: pg_dump -Fd refuses a folder that is not empty.
             Directory.Delete(dump, recursive: true);
         }
-        var (dumpProgram, dumpArguments) = Idle(binaries.Value["pg_dump"],
+        var (dumpProgram, dumpArguments) = priority.Wrap(binaries.Value["pg_dump"],
             ["-h", run, "-p", port.ToString(CultureInfo.InvariantCulture), "-U", EmbeddedCluster.Superuser,
              "-Fd", "-j", "2", "-Z0", "-f", dump, job.SourceDatabase]);
         Check(await CommandRunner.RunAsync(dumpProgram, dumpArguments, CommandRunner.ServerUser, TimeSpan.FromHours(6), cancellationToken),
             "pg_dump of the restored copy");
         dumped();
 
-        var application = "loomworks-restore-" + job.Id.ToString(CultureInfo.InvariantCulture);
+        var application = LoadApplication(job);
         var environment = new Dictionary<string, string>
         {
             ["PGAPPNAME"] = application,
@@ -120,46 +89,38 @@ public sealed partial class TenantRestore
             // what they write to the disk every 256 kB (backend_flush_after) instead of leaving it dirty in the page
             // cache: a gigabyte of it written back at once queues every other tenant's commit behind it.
             ["PGOPTIONS"] = "-c maintenance_work_mem=256MB -c synchronous_commit=off -c backend_flush_after=256kB" +
-                // Kept to one CPU, the load gains nothing from parallel index builds, whose workers start on any CPU
-                // until LowerBackendsAsync finds them.
+                // Two jobs already keep two CPUs busy, and kept to one CPU beside a working tenant the load gains
+                // nothing from parallel index builds, whose workers start on any CPU until the priority loop finds them.
                 (LowPriorityCpus.Cpus.Count == 1 ? " -c max_parallel_maintenance_workers=0" : ""),
         };
         if (liveEndpoint.Password is { } password)
         {
             environment["PGPASSWORD"] = password;
         }
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var lowering = LowerBackendsAsync(application, stop.Token);
-        try
+        var contents = await TableOfContentsAsync(dump, cancellationToken);
+        var frozen = await FrozenTablesAsync(job, dump, contents, run, port, cancellationToken);
+        if (frozen.Count == 0)
         {
-            var contents = await TableOfContentsAsync(dump, cancellationToken);
-            var frozen = await FrozenTablesAsync(job, dump, contents, run, port, cancellationToken);
-            if (frozen.Count == 0)
-            {
-                await RestoreDumpAsync(job, dump, environment, [], cancellationToken);
-                return;
-            }
-            await RestoreDumpAsync(job, dump, environment, ["--section=pre-data"], cancellationToken);
-            await LoadFrozenAsync(job, scratch, frozen, environment, pace, cancellationToken);
-            // Everything else of the data section (sequence values, large objects) and all of post-data.
-            var list = Path.Combine(scratch, "rest.list");
-            var handled = frozen.Select(t => t.DumpId).ToHashSet();
-            await File.WriteAllLinesAsync(list,
-                contents.Select(line => TocDumpId(line) is { } id && handled.Contains(id) ? ";" + line : line), cancellationToken);
-            CommandRunner.GiveToServerUser(list);
-            await RestoreDumpAsync(job, dump, environment, ["--section=data", "--section=post-data", "-L", list], cancellationToken);
+            await RestoreDumpAsync(job, dump, environment, priority, [], cancellationToken);
+            return;
         }
-        finally
-        {
-            await stop.CancelAsync();
-            await SettleAsync(lowering);
-        }
+        await RestoreDumpAsync(job, dump, environment, priority, ["--section=pre-data"], cancellationToken);
+        await LoadFrozenAsync(job, scratch, frozen, environment, priority, cancellationToken);
+        // Everything else of the data section (sequence values, large objects) and all of post-data.
+        var list = Path.Combine(scratch, "rest.list");
+        var handled = frozen.Select(t => t.DumpId).ToHashSet();
+        await File.WriteAllLinesAsync(list,
+            contents.Select(line => TocDumpId(line) is { } id && handled.Contains(id) ? ";" + line : line), cancellationToken);
+        CommandRunner.GiveToServerUser(list);
+        await RestoreDumpAsync(job, dump, environment, priority, ["--section=data", "--section=post-data", "-L", list],
+            cancellationToken);
     }
 
-    private async Task RestoreDumpAsync(RestoreJob job, string dump, Dictionary<string, string> environment, IEnumerable<string> options,
-        CancellationToken cancellationToken)
+    private async Task RestoreDumpAsync(RestoreJob job, string dump, Dictionary<string, string> environment, RestorePriority priority,
+        IEnumerable<string> options, CancellationToken cancellationToken)
     {
-        var (program, arguments) = Idle(binaries.Value["pg_restore"], [.. LiveConnection(job.NewDatabase), "-j", "2", .. options, dump]);
+        var (program, arguments) = priority.Wrap(binaries.Value["pg_restore"],
+            [.. LiveConnection(job.NewDatabase), "-j", "2", .. options, dump]);
         Check(await CommandRunner.RunAsync(program, arguments, CommandRunner.ServerUser, TimeSpan.FromHours(6), environment,
             cancellationToken), $"pg_restore into {job.NewDatabase}");
     }
@@ -184,48 +145,6 @@ public sealed partial class TenantRestore
         {
             throw new SnapshotException(SnapshotErrorKind.Unavailable,
                 $"{what} failed (exit {result.ExitCode}): {Shorten(result.Diagnostic, 2000)}");
-        }
-    }
-
-    /// <summary>
-    /// Gives the live backends serving the load (found by their application name) the lowest CPU and IO priority, each in
-    /// its own lowered scheduling group, so the other tenants' sessions go first; PostgreSQL forks them, so nice on
-    /// pg_restore alone does not reach them.
-    /// A lowering that is refused (not root, process gone) only costs the neighbours some latency.
-    /// </summary>
-    private async Task LowerBackendsAsync(string application, CancellationToken cancellationToken)
-    {
-        var lowered = new HashSet<int>();
-        try
-        {
-            while (!cancellationToken.IsCancellationRequested)
-            {
-                // With the parallel workers their index builds start.
-                await using (var command = admin.CreateCommand("""
-                    SELECT pid FROM pg_stat_activity WHERE application_name = $1
-                        OR leader_pid IN (SELECT pid FROM pg_stat_activity WHERE application_name = $1)
-                    """))
-                {
-                    command.Parameters.AddWithValue(application);
-                    await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-                    while (await reader.ReadAsync(cancellationToken))
-                    {
-                        var pid = reader.GetInt32(0);
-                        if (!lowered.Contains(pid) && ScratchProcesses.Lower(pid))
-                        {
-                            lowered.Add(pid);
-                            _ = await CommandRunner.RunAsync("/usr/bin/ionice",
-                                ["-c", "3", "-p", pid.ToString(CultureInfo.InvariantCulture)], null, TimeSpan.FromSeconds(10),
-                                CancellationToken.None);
-                        }
-                    }
-                }
-                await Task.Delay(100, cancellationToken);
-            }
-        }
-        catch (OperationCanceledException)
-        {
-            // the load is over
         }
     }
 

@@ -79,11 +79,11 @@ public sealed partial class TenantRestore
     /// loads them unfrozen, so the index builds that follow set a hint bit on every heap page, writing each page a
     /// second time and, with data checksums, a full-page image of it into WAL when a checkpoint came between (the
     /// load's own WAL brings one). Frozen rows need no hint bits and later vacuums skip their pages. Two psql scripts share the tables,
-    /// largest first; each reads its tables' rows from its standard input, which this process writes at the pace <paramref name="pace"/>
-    /// sets.
+    /// largest first; each reads its tables' rows from its standard input, which this process writes at the pace
+    /// <paramref name="priority"/> sets.
     /// </summary>
     private async Task LoadFrozenAsync(RestoreJob job, string scratch, IReadOnlyList<FrozenTable> tables,
-        Dictionary<string, string> environment, LoadPace pace, CancellationToken cancellationToken)
+        Dictionary<string, string> environment, RestorePriority priority, CancellationToken cancellationToken)
     {
         var workers = new[] { new List<FrozenTable>(), new List<FrozenTable>() };
         var sizes = new long[2];
@@ -111,11 +111,11 @@ public sealed partial class TenantRestore
             var path = Path.Combine(scratch, $"load-{i}.sql");
             await File.WriteAllTextAsync(path, script.ToString(), cancellationToken);
             CommandRunner.GiveToServerUser(path);
-            var (program, arguments) = Idle(binaries.Value["psql"],
+            var (program, arguments) = priority.Wrap(binaries.Value["psql"],
                 ["-X", "-q", "-v", "ON_ERROR_STOP=1", .. LiveConnection(job.NewDatabase), "-f", path]);
             var feed = workers[i];
             runs.Add(CommandRunner.RunAsync(program, arguments, CommandRunner.ServerUser, TimeSpan.FromHours(6), clientEnvironment,
-                cancellationToken, (stdin, token) => FeedTablesAsync(feed, stdin, pace, token)));
+                cancellationToken, (stdin, token) => FeedTablesAsync(feed, stdin, priority.Pace, token)));
         }
         foreach (var result in await Task.WhenAll(runs))
         {

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Net.Sockets;
 using Loomworks.Postgres;
+using Microsoft.Extensions.Logging;
 using Npgsql;
 
 namespace Loomworks.Snapshots;
@@ -24,22 +25,32 @@ public sealed partial class TenantRestore
 
     /// <summary>
     /// Settings of the throwaway copy, given on the command line so they beat the restored configuration files: no TCP,
-    /// its own socket, never archiving. Nothing of it survives a crash (the copy is always rebuilt), so it never syncs to
-    /// disk, and restartpoints are pushed out of the way of replay.
+    /// its own socket, never archiving. Nothing of it survives a crash (the copy is always rebuilt from the backup, and a
+    /// failed job deletes it), so it never syncs to disk, writes no full-page images and pushes checkpoints out of the way
+    /// of replay. Memory for replay is sized from what the machine has free (<see cref="RecoveryMemory"/>). Hot standby
+    /// stays on: replay pauses at the target only with it, and pg_dump reads the paused copy.
     /// </summary>
-    internal static IReadOnlyList<string> ScratchSettings(string run, int port) =>
-    [
-        $"-p {port}", $"-k {run}", "-c listen_addresses=''", "-c archive_mode=off", "-c archive_command=/bin/false",
-        "-c logging_collector=off", "-c autovacuum=off", "-c fsync=off", "-c full_page_writes=off",
-        "-c synchronous_commit=off", "-c shared_buffers=512MB", "-c max_wal_size=64GB", "-c checkpoint_timeout=1d",
-        "-c recovery_prefetch=try", "-c maintenance_io_concurrency=32", "-c hot_standby=on",
-    ];
-
-    private async Task StartScratchAsync(string scratch, string pgData, string run, int port, CancellationToken cancellationToken)
+    internal static IReadOnlyList<string> ScratchSettings(string run, int port, long memoryAvailable)
     {
-        var (program, arguments) = Idle(binaries.Value["pg_ctl"],
+        var memory = RecoveryMemory.For(memoryAvailable);
+        return
+        [
+            $"-p {port}", $"-k {run}", "-c listen_addresses=''", "-c archive_mode=off", "-c archive_command=/bin/false",
+            "-c logging_collector=off", "-c autovacuum=off", "-c fsync=off", "-c full_page_writes=off",
+            "-c synchronous_commit=off", "-c max_wal_size=64GB", "-c checkpoint_timeout=1d",
+            $"-c shared_buffers={memory.SharedBuffersMb}MB", $"-c maintenance_work_mem={memory.MaintenanceWorkMemMb}MB",
+            $"-c wal_decode_buffer_size={memory.WalDecodeBufferKb}kB", "-c recovery_prefetch=try",
+            "-c maintenance_io_concurrency=64", "-c effective_io_concurrency=64", "-c hot_standby=on",
+            "-c log_checkpoints=on", "-c log_startup_progress_interval=10s",
+        ];
+    }
+
+    private async Task StartScratchAsync(string scratch, string pgData, string run, int port, RestorePriority priority,
+        CancellationToken cancellationToken)
+    {
+        var (program, arguments) = priority.Wrap(binaries.Value["pg_ctl"],
             ["start", "-D", pgData, "-l", Path.Combine(scratch, "log", "postgresql.log"), "-W", "-s",
-             "-o", string.Join(' ', ScratchSettings(run, port))]);
+             "-o", string.Join(' ', ScratchSettings(run, port, MemoryAvailable()))]);
         var result = await CommandRunner.RunAsync(program, arguments, CommandRunner.ServerUser, TimeSpan.FromMinutes(2), cancellationToken);
         if (!result.Succeeded)
         {
@@ -60,18 +71,26 @@ public sealed partial class TenantRestore
     /// reads set, while a promoted copy (data checksums on) writes every page pg_dump reads for the first time after
     /// promotion's checkpoint, a full-page image of it into WAL and the page itself.
     /// </remarks>
-    private static async Task<bool> WaitForTargetAsync(string scratch, string pgData, string run, int port, string database,
+    private async Task<bool> WaitForTargetAsync(long job, string scratch, string pgData, string run, int port, string database,
         CancellationToken cancellationToken)
     {
         var endpoint = new PostgresEndpoint(run, port, EmbeddedCluster.Superuser, null);
         var log = Path.Combine(scratch, "log", "postgresql.log");
         var watch = Stopwatch.StartNew();
-        await using var dataSource = NpgsqlDataSource.Create(endpoint.ConnectionString("postgres") + ";Pooling=false;Timeout=3");
+        // One connection, kept: a connection per poll is a backend forked and torn down fifty times a second beside replay.
+        await using var dataSource = NpgsqlDataSource.Create(endpoint.ConnectionString("postgres") + ";Maximum Pool Size=1;Timeout=3");
+        var pidFile = Path.Combine(pgData, "postmaster.pid");
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
             try
             {
+                // Until hot standby opens, every attempt would be refused ("starting up") after a fork: the status line
+                // of postmaster.pid says when connections are taken.
+                if (!AcceptsConnections(pidFile))
+                {
+                    throw new NpgsqlException("the scratch copy does not take connections yet");
+                }
                 await using var command = dataSource.CreateCommand(
                     "SELECT pg_is_in_recovery(), CASE WHEN pg_is_in_recovery() THEN pg_get_wal_replay_pause_state() ELSE '' END");
                 await using var reader = await command.ExecuteReaderAsync(cancellationToken);
@@ -83,6 +102,7 @@ public sealed partial class TenantRestore
                 if (reader.GetString(1) == "paused")
                 {
                     await reader.DisposeAsync();
+                    await LogReplayAsync(job, dataSource, cancellationToken);
                     // Paused replay can hold the lock of a transaction that was open at the target (a DROP TABLE
                     // replayed but not committed), which would block pg_dump for ever. Replay holds no other locks
                     // and, paused, takes none, so without such a lock the paused copy is dumped as it is. With one,
@@ -107,7 +127,7 @@ public sealed partial class TenantRestore
             catch (Exception e) when (e is NpgsqlException or SocketException
                 && (e is not PostgresException pe || pe.SqlState == PostgresErrorCodes.CannotConnectNow))
             {
-                if (watch.Elapsed > TimeSpan.FromSeconds(2) && !File.Exists(Path.Combine(pgData, "postmaster.pid")))
+                if (watch.Elapsed > TimeSpan.FromSeconds(2) && !File.Exists(pidFile))
                 {
                     var lines = File.Exists(log) ? File.ReadLines(log).ToList() : [];
                     var problems = lines.Where(l =>
@@ -126,6 +146,48 @@ public sealed partial class TenantRestore
             }
             // Short: every poll is a local query, and the wait after the pause is pure delay of the whole restore.
             await Task.Delay(20, cancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// Logs what replay did, beside the phase timings: the WAL it replayed and what its prefetcher found
+    /// (pg_stat_recovery_prefetch): blocks prefetched, already in shared buffers, or skipped as a full-page image, new or
+    /// initialised block, or repeat.
+    /// </summary>
+    private async Task LogReplayAsync(long job, NpgsqlDataSource dataSource, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var command = dataSource.CreateCommand("""
+                SELECT pg_wal_lsn_diff(pg_last_wal_replay_lsn(), (SELECT redo_lsn FROM pg_control_checkpoint()))::bigint,
+                       prefetch, hit, skip_fpw, skip_init, skip_new, skip_rep
+                FROM pg_stat_recovery_prefetch
+                """);
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            if (await reader.ReadAsync(cancellationToken))
+            {
+                logger.LogInformation("Restore job {Job}: replayed {WalMegabytes} MB of WAL; recovery prefetch: {Prefetch} blocks " +
+                    "prefetched, {Hit} in shared buffers, skipped {SkipFpw} as full-page images, {SkipInit} initialised, " +
+                    "{SkipNew} new, {SkipRepeat} repeats", job, reader.GetInt64(0) >> 20, reader.GetInt64(1), reader.GetInt64(2),
+                    reader.GetInt64(3), reader.GetInt64(4), reader.GetInt64(5), reader.GetInt64(6));
+            }
+        }
+        catch (NpgsqlException e)
+        {
+            logger.LogDebug(e, "Restore job {Job}: replay's statistics could not be read", job);
+        }
+    }
+
+    /// <summary>Whether the postmaster.pid's status line says the copy takes connections ("standby" or "ready").</summary>
+    private static bool AcceptsConnections(string pidFile)
+    {
+        try
+        {
+            return File.ReadLines(pidFile).ElementAtOrDefault(7)?.Trim() is "standby" or "ready";
+        }
+        catch (IOException)
+        {
+            return false;
         }
     }
 

@@ -43,10 +43,20 @@ public sealed partial class TenantRestore
         var run = Path.Combine(scratch, "run");
         var port = FreePort();
         var phaseWatch = Stopwatch.StartNew();
-        // Where a restore's time goes, phase by phase: the figures the restore bench is read against.
+        // Priority by need for the whole job, watching the other tenants from before the first step. The tenant's own
+        // sessions are not another tenant's work, under its name or, renamed by the swap, under the name set aside.
+        string[] ownDatabases = [job.NewDatabase, job.TargetDatabase, .. job.AsideDatabase is { } aside ? [aside] : Array.Empty<string>()];
+        await using var priority = await RestorePriority.StartAsync(admin, new LoadPace(PacedBytesPerSecond), scratch,
+            LoadApplication(job), [.. ownDatabases, jobs.DatabaseName, "postgres"], logger, job.Id, cancellationToken);
+        var lowAtPhaseStart = TimeSpan.Zero;
+        // Where a restore's time goes, phase by phase, and how much of it ran held back for other tenants: the figures
+        // the restore bench is read against.
         void Phase(string name)
         {
-            logger.LogInformation("Restore job {Job}: {Phase} took {Milliseconds} ms", job.Id, name, phaseWatch.ElapsedMilliseconds);
+            var low = priority.LowFor;
+            logger.LogInformation("Restore job {Job}: {Phase} took {Milliseconds} ms, {LowMilliseconds} ms of it at low priority",
+                job.Id, name, phaseWatch.ElapsedMilliseconds, (long)(low - lowAtPhaseStart).TotalMilliseconds);
+            lowAtPhaseStart = low;
             phaseWatch.Restart();
         }
         async Task<RestoreJob> Step(int step)
@@ -62,8 +72,6 @@ public sealed partial class TenantRestore
         // Work overlapped with the critical path; always awaited before leaving, so a rollback never races it.
         Task? created = null;
         Task? scratchRemoved = null;
-        using var stopLowering = new CancellationTokenSource();
-        var lowering = ScratchProcesses.LowerScratchAsync(scratch, stopLowering.Token);
         try
         {
             if (job.Step < RestoreSteps.FilesRestored)
@@ -73,7 +81,7 @@ public sealed partial class TenantRestore
                 PrepareScratch(scratch);
                 var include = job.IncludeOnly ? job.SourceDatabase : null;
                 var result = await snapshots.BackRest.RestoreAsync(pgData, scratch, job.BackupSet!, job.TargetType, job.Target,
-                    include, prefetchWal: true, cancellationToken);
+                    include, prefetchWal: true, priority.Low, cancellationToken);
                 if (!result.Succeeded && include is not null && result.Diagnostic.Contains("database to include", StringComparison.Ordinal))
                 {
                     // The database is newer than the backup's manifest: restore the whole cluster instead.
@@ -82,7 +90,7 @@ public sealed partial class TenantRestore
                     Directory.Delete(pgData, recursive: true);
                     PrepareScratch(scratch);
                     result = await snapshots.BackRest.RestoreAsync(pgData, scratch, job.BackupSet!, job.TargetType, job.Target,
-                        null, prefetchWal: true, cancellationToken);
+                        null, prefetchWal: true, priority.Low, cancellationToken);
                 }
                 if (!result.Succeeded)
                 {
@@ -95,9 +103,9 @@ public sealed partial class TenantRestore
             {
                 // The empty database the copy is loaded into is made while the copy replays.
                 created = CreateNewDatabaseAsync(job, cancellationToken);
-                await StartScratchAsync(scratch, pgData, run, port, cancellationToken);
+                await StartScratchAsync(scratch, pgData, run, port, priority, cancellationToken);
                 Phase("scratch start");
-                var promoted = await WaitForTargetAsync(scratch, pgData, run, port, job.SourceDatabase, cancellationToken);
+                var promoted = await WaitForTargetAsync(job.Id, scratch, pgData, run, port, job.SourceDatabase, cancellationToken);
                 Phase(promoted ? "replay to target and promote" : "replay to target");
                 job = await Step(RestoreSteps.TargetReached);
             }
@@ -105,10 +113,11 @@ public sealed partial class TenantRestore
             {
                 await (created ?? CreateNewDatabaseAsync(job, cancellationToken));
                 Phase("create database (rest of)");
-                await CopyAsync(job, scratch, run, port, () => Phase("pg_dump -j2"), cancellationToken);
+                await CopyAsync(job, scratch, run, port, priority, () => Phase("pg_dump -j2"), cancellationToken);
                 Phase("pg_restore -j2");
                 job = await Step(RestoreSteps.Dumped);
                 // The copy is no longer needed: it stops and goes while the rest runs.
+                priority.ScratchDone();
                 scratchRemoved = Task.Run(() => CleanScratchAsync(scratch, CancellationToken.None), CancellationToken.None);
                 await databases.CopyGrantsAndSettingsAsync(job.SourceDatabase, job.NewDatabase, cancellationToken);
                 await UpgradeSchemaAsync(job.NewDatabase, job.TargetDatabase, cancellationToken);
@@ -130,8 +139,6 @@ public sealed partial class TenantRestore
         }
         finally
         {
-            await stopLowering.CancelAsync();
-            await SettleAsync(lowering);
             await SettleAsync(created);
             await SettleAsync(scratchRemoved);
         }
