@@ -116,7 +116,8 @@ public static class AgentEndpoints
                 _ => ("invalid_token", "the API key is not valid for this tenant: it is wrong, revoked, expired, or belongs to "
                     + "another tenant"),
             };
-            context.Response.Headers.WWWAuthenticate = $"Bearer realm=\"loomworks\", error=\"{code}\", error_description=\"{message}\"";
+            // The challenge names the error only: a quoted description may not hold the quotes the message has.
+            context.Response.Headers.WWWAuthenticate = $"Bearer realm=\"loomworks\", error=\"{code}\"";
             await RefuseAsync(context, StatusCodes.Status401Unauthorized, code, message);
             return;
         }

@@ -1,9 +1,13 @@
 using System.Globalization;
+using System.Text.Json.Serialization;
 
 namespace Loomworks.Tenancy;
 
 /// <summary>Where a tenant stands against max_ai_operations_daily: operations counted today (UTC), the limit, the reset.</summary>
-public sealed record AiQuotaUsage(int Used, int Limit, DateTimeOffset ResetsAt)
+public sealed record AiQuotaUsage(
+    [property: JsonPropertyName("used")] int Used,
+    [property: JsonPropertyName("limit")] int Limit,
+    [property: JsonPropertyName("resets_at")] DateTimeOffset ResetsAt)
 {
     /// <summary>The refusal an agent reads: the count, the limit, when it resets and what to do meanwhile.</summary>
     public string RefusalMessage(string subdomain) =>

@@ -17,6 +17,7 @@ namespace Loomworks.Tests.Ai;
 public sealed class McpServer(LoomworksHost host, string management) : ServerUnderTest(host)
 {
     public const string BaseDomain = "mcp.test";
+    public const string MasterPassword = "mcp-master-secret";
 
     public string Management { get; } = management;
 
@@ -24,7 +25,7 @@ public sealed class McpServer(LoomworksHost host, string management) : ServerUnd
     {
         var (host, management) = await StartWithManagementAsync(fixture, name, (options, _) =>
         {
-            options.Set("loomworks_base_domain", BaseDomain);
+            options.Set("loomworks_base_domain", BaseDomain).Set("admin_passwd", MasterPassword);
             options.BeforeStart = async services =>
             {
                 var provisioner = (TenantProvisioner)services.GetService(typeof(TenantProvisioner))!;
