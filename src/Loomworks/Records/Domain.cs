@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 
 namespace Loomworks.Records;
 
@@ -27,9 +28,24 @@ public static class Domain
         domain is IList<object?> items && items.Any(i => i is IList<object?> { Count: 3 } t && t[0] is string p
             && (p == field || p.StartsWith(field + ".", StringComparison.Ordinal)));
 
+    /// <summary>
+    /// The most elements (terms and operators) one domain may have: far beyond any screen's filters, and well inside the
+    /// statement's parameter limit. Many values of one field belong in a single <c>in</c> term.
+    /// </summary>
+    public const int MaxElements = 10_000;
+
     /// <summary>Compiles <paramref name="domain"/> over <paramref name="model"/> (rows aliased <paramref name="alias"/>).</summary>
-    public static string Compile(ModelDef model, object? domain, string alias, SqlBuilder sql) =>
-        Emit(model, Parse(domain), alias, sql);
+    public static string Compile(ModelDef model, object? domain, string alias, SqlBuilder sql)
+    {
+        try
+        {
+            return Emit(model, Parse(domain), alias, sql);
+        }
+        catch (InsufficientExecutionStackException)
+        {
+            throw OdooException.Value($"Invalid domain {Show(domain)}: it is nested too deeply; write it with fewer nested operators");
+        }
+    }
 
     private static Node Parse(object? domain)
     {
@@ -41,51 +57,105 @@ public static class Domain
         {
             throw OdooException.Value($"Invalid domain {Show(domain)}: a domain is a list of terms");
         }
-        var position = 0;
-        var nodes = new List<Node>();
-        while (position < items.Count)
+        if (items.Count > MaxElements)
         {
-            nodes.Add(ParseOne(items, ref position, domain));
+            throw OdooException.Value($"Invalid domain {Show(domain)}: it has {items.Count} elements, at most {MaxElements} are "
+                + "accepted; put the values of one field in a single 'in' term");
         }
-        return nodes.Count == 0 ? new Constant(true) : nodes.Aggregate((a, b) => new And(a, b));
+        // Read from the right, as a stack machine: no recursion, however long a chain of operators is.
+        var stack = new Stack<Node>();
+        for (var i = items.Count - 1; i >= 0; i--)
+        {
+            switch (items[i])
+            {
+                case "&" or "|":
+                    if (stack.Count < 2)
+                    {
+                        throw OdooException.Value($"Domain {Show(domain)} is syntactically not correct.");
+                    }
+                    var left = stack.Pop();
+                    var right = stack.Pop();
+                    stack.Push(items[i] is "&" ? new And(left, right) : new Or(left, right));
+                    break;
+                case "!":
+                    if (stack.Count < 1)
+                    {
+                        throw OdooException.Value($"Domain {Show(domain)} is syntactically not correct.");
+                    }
+                    stack.Push(new Not(stack.Pop()));
+                    break;
+                case IList<object?> { Count: 3 } term:
+                    // Odoo's TRUE_LEAF (1, '=', 1) and FALSE_LEAF (0, '=', 1).
+                    stack.Push(term[0] is long l && term[1] is "=" && term[2] is long r && r == 1 && l is 0 or 1
+                        ? new Constant(l == 1)
+                        : new Leaf(term[0], term[1], term[2], term));
+                    break;
+                default:
+                    throw OdooException.Value($"Invalid leaf {Show(items[i])} in domain {Show(domain)}");
+            }
+        }
+        var nodes = new List<Node>(stack);
+        return nodes.Count == 0 ? new Constant(true) : Conjunction(nodes, 0, nodes.Count);
     }
 
-    private static Node ParseOne(IList<object?> items, ref int position, object domain)
+    /// <summary>The implicit and of consecutive terms as a balanced tree, so that compiling it never recurses deeply.</summary>
+    private static Node Conjunction(List<Node> nodes, int start, int end)
     {
-        if (position >= items.Count)
+        if (end - start == 1)
         {
-            throw OdooException.Value($"Domain {Show(domain)} is syntactically not correct.");
+            return nodes[start];
         }
-        var item = items[position++];
-        switch (item)
-        {
-            case "&":
-                return new And(ParseOne(items, ref position, domain), ParseOne(items, ref position, domain));
-            case "|":
-                return new Or(ParseOne(items, ref position, domain), ParseOne(items, ref position, domain));
-            case "!":
-                return new Not(ParseOne(items, ref position, domain));
-            case IList<object?> { Count: 3 } term:
-                // Odoo's TRUE_LEAF (1, '=', 1) and FALSE_LEAF (0, '=', 1).
-                if (term[0] is long l && term[1] is "=" && term[2] is long r && r == 1 && l is 0 or 1)
-                {
-                    return new Constant(l == 1);
-                }
-                return new Leaf(term[0], term[1], term[2], term);
-            default:
-                throw OdooException.Value($"Invalid leaf {Show(item)} in domain {Show(domain)}");
-        }
+        var middle = start + (end - start) / 2;
+        return new And(Conjunction(nodes, start, middle), Conjunction(nodes, middle, end));
     }
 
-    private static string Emit(ModelDef model, Node node, string alias, SqlBuilder sql) => node switch
+    /// <summary>
+    /// The deepest nesting of different operators (a run of ands or of ors counts once) a domain may have: PostgreSQL's
+    /// parser gives up on deeper expressions, and no filter needs them.
+    /// </summary>
+    public const int MaxNesting = 100;
+
+    private static string Emit(ModelDef model, Node node, string alias, SqlBuilder sql, int depth = 0)
     {
-        Constant c => c.Value ? "TRUE" : "FALSE",
-        And a => $"({Emit(model, a.Left, alias, sql)} AND {Emit(model, a.Right, alias, sql)})",
-        Or o => $"({Emit(model, o.Left, alias, sql)} OR {Emit(model, o.Right, alias, sql)})",
-        Not n => $"(NOT {Emit(model, n.Inner, alias, sql)})",
-        Leaf leaf => EmitLeaf(model, leaf, alias, sql),
-        _ => throw new InvalidOperationException("unknown domain node"),
-    };
+        RuntimeHelpers.EnsureSufficientExecutionStack();
+        if (depth > MaxNesting)
+        {
+            throw OdooException.Value(
+                $"Invalid domain: its operators are nested more than {MaxNesting} levels deep; write it with fewer nested operators");
+        }
+        return node switch
+        {
+            Constant c => c.Value ? "TRUE" : "FALSE",
+            And or Or => "(" + string.Join(node is And ? " AND " : " OR ",
+                Operands(node).Select(o => Emit(model, o, alias, sql, depth + 1))) + ")",
+            Not n => $"(NOT {Emit(model, n.Inner, alias, sql, depth + 1)})",
+            Leaf leaf => EmitLeaf(model, leaf, alias, sql),
+            _ => throw new InvalidOperationException("unknown domain node"),
+        };
+    }
+
+    /// <summary>The operands of a run of ands (or of ors) in their order: (a and (b and c)) is one level of a, b, c.</summary>
+    private static List<Node> Operands(Node root)
+    {
+        var operands = new List<Node>();
+        var pending = new Stack<Node>();
+        pending.Push(root);
+        while (pending.Count > 0)
+        {
+            var node = pending.Pop();
+            if (node.GetType() == root.GetType() && node is And or Or)
+            {
+                var (left, right) = node is And a ? (a.Left, a.Right) : (((Or)node).Left, ((Or)node).Right);
+                pending.Push(right);
+                pending.Push(left);
+            }
+            else
+            {
+                operands.Add(node);
+            }
+        }
+        return operands;
+    }
 
     private static string EmitLeaf(ModelDef model, Leaf leaf, string alias, SqlBuilder sql)
     {

@@ -25,6 +25,16 @@ public static class RecordMethods
             [new("domain", false), new("fields", false), new("offset", false, 0L), new("limit", false), new("order", false),
                 new("load", false)],
             async (env, m, _, a, ct) => await env.SearchReadAsync(m, a["domain"], Names(a, "fields"), Offset(a), Limit(a), Order(a), ct)),
+        ["read_group"] = new(false,
+            [new("domain", true), new("fields", true), new("groupby", true), new("offset", false, 0L), new("limit", false),
+                new("orderby", false), new("lazy", false, true)],
+            async (env, m, _, a, ct) => await env.ReadGroupAsync(m, a["domain"], Names(a, "fields") ?? [], Names(a, "groupby") ?? [],
+                Offset(a), Limit(a), a["orderby"] switch
+                {
+                    null or false or "" => null,
+                    string s => s,
+                    var v => throw OdooException.Type($"orderby must be a string, not {Domain.Show(v)}"),
+                }, Values.Truthy(a["lazy"]), ct)),
         ["read"] = new(true, [new("fields", false), new("load", false)],
             async (env, m, ids, a, ct) => await env.ReadAsync(m, ids, Names(a, "fields"), ct)),
         ["create"] = new(false, [new("vals_list", true, null, "vals")],
@@ -69,7 +79,7 @@ public static class RecordMethods
     /// <summary>Methods that never write: they need no write guard and may share the transaction the credential check used.</summary>
     private static readonly HashSet<string> ReadOnly = new(StringComparer.Ordinal)
     {
-        "search", "search_count", "read", "search_read", "fields_get", "name_search", "default_get", "check_access_rights",
+        "search", "search_count", "read", "search_read", "read_group", "fields_get", "name_search", "default_get", "check_access_rights",
     };
 
     public static bool IsReadOnly(string method) => ReadOnly.Contains(method);
