@@ -135,7 +135,8 @@ public sealed class McpAccessTests(McpAccessTests.Fixture fixture) : IClassFixtu
             ["model"] = "res.partner", ["ids"] = Enumerable.Range(1, 100_000).ToArray(),
         });
         Assert.Contains("holds 100000 ids", ids, StringComparison.Ordinal);
-        var unknown = await client.RefusedAsync("read_records", new() { ["model"] = "res.partner", ["ids"] = new List<long> { 1 }, ["sql"] = "x" });
+        var unknown = await client.RefusedAsync("read_records",
+            new() { ["model"] = "res.partner", ["ids"] = new List<long> { 1 }, ["sql"] = "x" });
         Assert.Contains("has no argument 'sql'", unknown, StringComparison.Ordinal);
 
         var huge = new StringBuilder("""{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"create_records","arguments":""")

@@ -85,6 +85,9 @@ public sealed class McpServer(LoomworksHost host, string management) : ServerUnd
         return await McpClient.CreateAsync(transport, new McpClientOptions
         {
             ClientInfo = new Implementation { Name = clientName, Version = "1.2.3" },
+            // The 2026-07-28 revision sends the client's name with every request; left to probe, a slow first answer
+            // would make the client fall back to the initialize handshake, after which a stateless server knows no name.
+            ProtocolVersion = "2026-07-28",
         });
     }
 

@@ -210,6 +210,35 @@ public sealed class McpToolTests(McpToolTests.Fixture fixture) : IClassFixture<M
     }
 
     [Fact]
+    public async Task Aggregate_records_groups_and_sums_through_read_group()
+    {
+        await using var client = await Server.ClientAsync(Tenant, fixture.Key);
+        await client.OkAsync("create_records", new()
+        {
+            ["model"] = "res.partner",
+            ["values"] = new[]
+            {
+                new Dictionary<string, object?> { ["name"] = "Agg Co", ["is_company"] = true, ["color"] = 5 },
+                new() { ["name"] = "Agg One", ["color"] = 2 }, new() { ["name"] = "Agg Two", ["color"] = 3 },
+            },
+        });
+        var groups = (await client.OkAsync("aggregate_records", new()
+        {
+            ["model"] = "res.partner", ["domain"] = new object[] { new object[] { "name", "=like", "Agg %" } },
+            ["groupby"] = new List<string> { "is_company" }, ["fields"] = new List<string> { "color:sum", "id:count" },
+            ["orderby"] = "is_company",
+        })).GetProperty("groups").EnumerateArray().ToList();
+        Assert.Equal(2, groups.Count);
+        Assert.Equal([5L, 5L], groups.Select(g => g.GetProperty("color").GetInt64()));
+        Assert.Equal([2L, 1L], groups.Select(g => g.GetProperty("__count").GetInt64()));
+        var refusal = await client.RefusedAsync("aggregate_records", new()
+        {
+            ["model"] = "res.partner", ["groupby"] = new List<string> { "no_such_field" }, ["fields"] = new List<string> { "id:count" },
+        });
+        Assert.Contains("no_such_field", refusal, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Snapshots_are_listed_and_without_PITR_create_snapshot_says_why_it_cannot()
     {
         await using var client = await Server.ClientAsync(Tenant, fixture.Key);
