@@ -61,6 +61,7 @@ case "${1:-}" in
     infrastructure/tools/install.sh
     # The RPC compatibility tests drive the npm clients odoo-await and odoo-xmlrpc.
     npm ci --prefix tests/Loomworks.Tests/Rpc/clients --no-audit --no-fund --silent >&2
+    npm ci --prefix tests/Loomworks.Tests/Ai/clients --no-audit --no-fund --silent >&2
     results=$(mktemp -d)
     status=0
     dotnet test --solution Loomworks.slnx -c Release --report-trx --results-directory "$results" "$@" || status=$?

@@ -247,6 +247,46 @@ public sealed class McpToolTests(McpToolTests.Fixture fixture) : IClassFixture<M
         Assert.Contains("pgBackRest", refusal, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task The_TypeScript_SDK_lists_and_calls_every_tool_over_the_2025_11_25_handshake()
+    {
+        var folder = Path.Combine(SourceFolder(), "clients");
+        if (!Directory.Exists(Path.Combine(folder, "node_modules")))
+        {
+            var (npmExit, npmOutput) = await RunAsync("npm", folder, "ci", "--no-audit", "--no-fund");
+            Assert.True(npmExit == 0, npmOutput);
+        }
+        var key = await Server.ApiKeyAsync(Tenant, "typescript agent");
+        var (exitCode, output) = await RunAsync("node", folder, "mcp_client.mjs", Server.Url, (await Server.TenantAsync(Tenant)).DatabaseName,
+            key);
+        Assert.True(exitCode == 0, output);
+        Assert.Contains("OK", output, StringComparison.Ordinal);
+        var agents = await Server.RpcAsync(Tenant, "loomworks.ai.operation.log", "search_read",
+            [new List<object?> { new List<object?> { "tool_name", "=", "create_records" }, new List<object?> { "agent_id", "ilike",
+                "typescript agent" } }], new() { ["fields"] = new List<object?> { "agent_id" } });
+        Assert.NotEmpty((List<object?>)agents!);
+    }
+
+    private static string SourceFolder([System.Runtime.CompilerServices.CallerFilePath] string path = "") => Path.GetDirectoryName(path)!;
+
+    private static async Task<(int ExitCode, string Output)> RunAsync(string program, string workingDirectory, params string[] arguments)
+    {
+        var info = new System.Diagnostics.ProcessStartInfo(program)
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = workingDirectory,
+        };
+        foreach (var argument in arguments)
+        {
+            info.ArgumentList.Add(argument);
+        }
+        using var process = System.Diagnostics.Process.Start(info)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(3));
+        await process.WaitForExitAsync(timeout.Token);
+        return (process.ExitCode, await stdout + await stderr);
+    }
+
     /// <summary>Every column of the partners involved (and their children), as the database holds them.</summary>
     private async Task<string> StateAsync(long first, long second)
     {
