@@ -72,10 +72,16 @@ public sealed class McpServer(LoomworksHost host, string management) : ServerUnd
     public Task<McpClient> ClientAsync(string subdomain, string key, string clientName = "loomworks-tests") =>
         ConnectAsync(Url, HostOf(subdomain), key, clientName);
 
-    public static async Task<McpClient> ConnectAsync(string url, string host, string key, string clientName = "loomworks-tests")
+    /// <summary>An MCP client on <paramref name="url"/>: routed by <paramref name="host"/>, or by database when it is null.</summary>
+    public static async Task<McpClient> ConnectAsync(string url, string? host, string key, string clientName = "loomworks-tests",
+        string? database = null)
     {
         var http = new HttpClient { Timeout = TimeSpan.FromMinutes(2) };
         http.DefaultRequestHeaders.Host = host;
+        if (database is not null)
+        {
+            http.DefaultRequestHeaders.Add("X-Odoo-Database", database);
+        }
         var transport = new HttpClientTransport(new HttpClientTransportOptions
         {
             Endpoint = new Uri(url + "/mcp"),

@@ -257,7 +257,8 @@ public sealed class McpToolTests(McpToolTests.Fixture fixture) : IClassFixture<M
             Assert.True(npmExit == 0, npmOutput);
         }
         var key = await Server.ApiKeyAsync(Tenant, "typescript agent");
-        var (exitCode, output) = await RunAsync("node", folder, "mcp_client.mjs", Server.Url, (await Server.TenantAsync(Tenant)).DatabaseName,
+        var database = (await Server.TenantAsync(Tenant)).DatabaseName;
+        var (exitCode, output) = await RunAsync("node", folder, "mcp_client.mjs", Server.Url, database,
             key);
         Assert.True(exitCode == 0, output);
         Assert.Contains("OK", output, StringComparison.Ordinal);
