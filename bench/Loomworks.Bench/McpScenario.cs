@@ -41,6 +41,9 @@ public sealed class McpScenario : IScenario
             await seed.ExecuteNonQueryAsync(ct);
         }, cancellationToken);
         var ct = cancellationToken;
+        // The runs make tens of thousands of changes: the tenant gets the largest daily quota there is.
+        await ((TenantLifecycle)server.Host.Services.GetService(typeof(TenantLifecycle))!).SetLimitsAsync(
+            BenchRpcServer.Subdomain(Db), new TenantLimitsChange(MaxAiOperationsDaily: TenantRules.MaxLimit), "bench", ct);
         var http = server.Http;
         var key = JsonDocument.Parse(await PostJsonAsync(http, Call("res.users.apikeys", "generate", "[\"bench\"]", "{}"), ct))
             .RootElement.GetProperty("result").GetString()!;
