@@ -228,9 +228,10 @@ public sealed partial class AgentToolRunner(AiOperationQuota quota, AgentSession
     {
         await using var connection = await caller.Database.OpenConnectionAsync(ct);
         await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, ct);
-        var env = new RecordEnvironment(connection, transaction, caller.Key.Rights, null, caller.Attachments);
+        // A read that needs one statement sends COMMIT with it: one round trip to PostgreSQL, as JSON-RPC's reads.
+        var env = new RecordEnvironment(connection, transaction, caller.Key.Rights, null, caller.Attachments) { CommitsWithRead = true };
         var result = await read(env);
-        await transaction.CommitAsync(ct);
+        await env.CommitAsync(ct);
         return result;
     }
 
