@@ -72,6 +72,8 @@ case "${1:-}" in
     npm ci --prefix tests/Loomworks.Tests/Rpc/clients --no-audit --no-fund --silent >&2
     # The browser tests inject axe-core into every console page.
     npm ci --prefix tests/Loomworks.Tests/Web/clients --no-audit --no-fund --silent >&2
+    # The MCP tests drive the TypeScript SDK's client as well as the C# one.
+    npm ci --prefix tests/Loomworks.Tests/Ai/clients --no-audit --no-fund --silent >&2
     results=$(mktemp -d)
     status=0
     dotnet test --solution Loomworks.slnx -c Release --report-trx --results-directory "$results" "$@" || status=$?

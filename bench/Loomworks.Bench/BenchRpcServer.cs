@@ -23,6 +23,9 @@ public sealed class BenchRpcServer : IAsyncDisposable
 
     public HttpClient Http { get; }
 
+    /// <summary>The host, for scenarios that time one of its services directly.</summary>
+    public LoomworksHost Host => _host;
+
     /// <summary>The subdomain a tenant database is registered under (its name with dashes), for X-Loomworks-Tenant.</summary>
     public static string Subdomain(string database) => database.Replace('_', '-');
 

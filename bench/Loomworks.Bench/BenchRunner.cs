@@ -33,6 +33,7 @@ public static class BenchRunner
         new OperationsScenario(),
         new OperationsRpcScenario(),
         new RpcSearchReadScenario(),
+        new McpScenario(),
         new RpcBodiesScenario(),
         new ManyTenantsScenario(),
         new SnapshotCreateScenario(),

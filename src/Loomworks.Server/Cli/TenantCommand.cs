@@ -67,9 +67,15 @@ public static class TenantCommand
         var showSubdomain = subdomain();
         var show = new Command("show", "Show one tenant.") { showSubdomain };
         show.SetAction((p, ct) => RunAsync(new Invocation(config, p, ct), async (s, ct2) =>
-            Print(await s.Store.FindBySubdomainAsync(p.GetValue(showSubdomain)!, ct2)
+        {
+            var tenant = await s.Store.FindBySubdomainAsync(p.GetValue(showSubdomain)!, ct2)
                 ?? throw new TenantStateException(
-                    $"no tenant has the subdomain '{TenantRules.Printable(p.GetValue(showSubdomain)!)}'", true))));
+                    $"no tenant has the subdomain '{TenantRules.Printable(p.GetValue(showSubdomain)!)}'", true);
+            Print(tenant);
+            var usage = await s.AiQuota.UsageAsync(tenant, ct2);
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"ai_operations_today: {usage.Used} of {usage.Limit} (resets {usage.ResetsAt:yyyy-MM-dd'T'HH:mm:ss'Z'})"));
+        }));
 
         Command StateCommand(string verb, string description, Func<TenantLifecycle, string, CancellationToken, Task<Tenant>> change)
         {
@@ -126,7 +132,7 @@ public static class TenantCommand
     private static (Option<int?> MaxUsers, Option<int?> MaxStorageGb, Option<int?> MaxAiOperationsDaily) LimitOptions() =>
         (new Option<int?>("--max-users"), new Option<int?>("--max-storage-gb"), new Option<int?>("--max-ai-operations-daily"));
 
-    private sealed record Services(TenantStore Store, TenantProvisioner Provisioner, TenantLifecycle Lifecycle);
+    private sealed record Services(TenantStore Store, TenantProvisioner Provisioner, TenantLifecycle Lifecycle, AiOperationQuota AiQuota);
 
     private sealed record Invocation(ConfigOptions Config, ParseResult ParseResult, CancellationToken Cancellation);
 
@@ -145,7 +151,7 @@ public static class TenantCommand
             // A provisioning interrupted by a crash is settled before anything else is done.
             await provisioner.RecoverAsync(ct);
             await action(new Services(services.GetRequiredService<TenantStore>(), provisioner,
-                services.GetRequiredService<TenantLifecycle>()), ct);
+                services.GetRequiredService<TenantLifecycle>(), services.GetRequiredService<AiOperationQuota>()), ct);
             return 0;
         }
         catch (TenantValidationException e)

@@ -1,5 +1,6 @@
 using Loomworks.Configuration;
 using Loomworks.Postgres;
+using Loomworks.Server.Ai;
 using Loomworks.Server.Backups;
 using Loomworks.Server.Operations;
 using Loomworks.Server.Rpc;
@@ -25,6 +26,7 @@ public static class LoomworksCore
         services.AddRpc(settings);
         services.AddWebSessions(settings);
         services.AddSnapshots(settings);
+        services.AddAgents(settings);
         return services;
     }
 }

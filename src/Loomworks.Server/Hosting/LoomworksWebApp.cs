@@ -1,5 +1,6 @@
 using Loomworks.Configuration;
 using Loomworks.Postgres;
+using Loomworks.Server.Ai;
 using Loomworks.Server.Backups;
 using Loomworks.Server.Health;
 using Loomworks.Server.Tenancy;
@@ -45,6 +46,7 @@ public static class LoomworksWebApp
         app.MapDatabaseManager();
         app.MapRpc();
         app.MapWebSessions();
+        app.MapAgents();
         var adminApi = app.MapAdminApi();
         adminApi.MapTenantAdminApi();
         adminApi.MapSnapshots();

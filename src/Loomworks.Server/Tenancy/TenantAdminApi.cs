@@ -39,6 +39,11 @@ public static class TenantAdminApi
         [property: JsonPropertyName("created_at")] DateTimeOffset CreatedAt,
         [property: JsonPropertyName("updated_at")] DateTimeOffset UpdatedAt)
     {
+        /// <summary>Today's AI operations against max_ai_operations_daily; shown for one tenant, not in lists.</summary>
+        [JsonPropertyName("ai_usage")]
+        [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+        public AiQuotaUsage? AiUsage { get; init; }
+
         public static TenantDto From(Tenant t) => new(t.Id, t.Name, t.Subdomain, t.DatabaseName, t.State, t.Tier, t.MaxUsers,
             t.MaxStorageGb, t.MaxAiOperationsDaily, t.SubscriptionExpires, t.DatabaseServer, t.CreatedAt, t.UpdatedAt);
     }
@@ -76,9 +81,9 @@ public static class TenantAdminApi
             .Accepts<CreateBody>("application/json")
             .ProducesProblem(StatusCodes.Status400BadRequest).ProducesProblem(StatusCodes.Status409Conflict)
             .ProducesProblem(StatusCodes.Status413PayloadTooLarge).ProducesProblem(StatusCodes.Status415UnsupportedMediaType);
-        tenants.MapGet("/{subdomain}", async (string subdomain, TenantStore store, CancellationToken ct) =>
+        tenants.MapGet("/{subdomain}", async (string subdomain, TenantStore store, AiOperationQuota quota, CancellationToken ct) =>
             await store.FindBySubdomainAsync(subdomain, ct) is { } tenant
-                ? TypedResults.Ok(TenantDto.From(tenant))
+                ? TypedResults.Ok(TenantDto.From(tenant) with { AiUsage = await quota.UsageAsync(tenant, ct) })
                 : throw new TenantStateException($"no tenant has the subdomain '{TenantRules.Printable(subdomain)}'", notFound: true))
             .WithName("GetTenant").WithSummary("Show a tenant").ProducesProblem(StatusCodes.Status404NotFound);
         tenants.MapPatch("/{subdomain}", PatchAsync).WithName("ChangeTenant")

@@ -2,6 +2,7 @@ using System.Data;
 using System.Diagnostics;
 using Loomworks.Operations;
 using Loomworks.Records;
+using Loomworks.Tenancy;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using Npgsql;
@@ -13,7 +14,8 @@ namespace Loomworks.Rpc;
 /// call runs in one REPEATABLE READ transaction, retried up to 5 times on serialization failures and deadlocks as Odoo does.
 /// </summary>
 public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager manager, RpcAuthenticator authenticator,
-    RpcOptions options, ILogger<RpcDispatcher> logger, IRpcWriteGuard? writeGuard = null)
+    RpcOptions options, ILogger<RpcDispatcher> logger, IRpcWriteGuard? writeGuard = null, AiOperationQuota? aiQuota = null,
+    TenantCache? tenants = null)
 {
     public const int MaxTries = 5;
 
@@ -166,6 +168,12 @@ public sealed class RpcDispatcher(IRpcDatabases databases, IRpcDatabaseManager m
         // A mutating call is one operation: begun inside the transaction (so a retry's rollback takes its log row
         // with it), completed before the commit, and logged as failed after the rollback when it fails for good.
         var operation = OperationCalls.Describe(definition, method, uid, context);
+        if (operation?.AgentId is not null && aiQuota is not null && tenants is not null
+            && await tenants.ByDatabaseAsync(database.Name, ct) is { } tenant && await aiQuota.TryConsumeAsync(tenant, ct) is { } usage)
+        {
+            // An agent's call over RPC counts against the same daily quota as its MCP calls; past it, it is refused.
+            throw OdooException.User(usage.RefusalMessage(tenant.Subdomain));
+        }
         var started = Stopwatch.GetTimestamp();
         for (var attempt = 1; ; attempt++)
         {

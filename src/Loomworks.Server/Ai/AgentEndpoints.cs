@@ -1,0 +1,138 @@
+using System.Text.Json.Serialization;
+using Loomworks.Ai;
+using Loomworks.Configuration;
+using Loomworks.Filestore;
+using Loomworks.Postgres;
+using Loomworks.Records;
+using Loomworks.Tenancy;
+using Loomworks.Tenancy.Routing;
+using Microsoft.AspNetCore.Http.Features;
+using ModelContextProtocol.Protocol;
+using ModelContextProtocol.Server;
+
+namespace Loomworks.Server.Ai;
+
+/// <summary>
+/// The MCP endpoint <c>/mcp</c> for AI agents: the official SDK's streamable HTTP transport, stateless so that any
+/// instance serves any call, behind a gate that routes the request to its tenant (as every request is), checks the
+/// bearer API key and refuses a key used on another tenant's host.
+/// </summary>
+public static class AgentEndpoints
+{
+    public const string Path = "/mcp";
+
+    /// <summary>The largest MCP request body: tool arguments are values and ids, never files.</summary>
+    public const long MaxBodyBytes = 4L * 1024 * 1024;
+
+    public static IServiceCollection AddAgents(this IServiceCollection services, LoomworksSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(settings);
+        services.AddSingleton<AiOperationQuota>();
+        services.AddSingleton<AgentKeys>();
+        services.AddSingleton<AgentSessions>();
+        services.AddSingleton<AgentToolRunner>();
+        services.AddHttpContextAccessor();
+        services.AddMcpServer(options =>
+            {
+                options.ServerInfo = new Implementation { Name = "loomworks", Version = LoomworksVersion.Version };
+                options.ServerInstructions = "Loomworks is an ERP speaking Odoo's models. Every change you make is logged and can be "
+                    + "undone (undo_operation, undo_session); pass dry_run: true to see what a change would do first, and reuse the "
+                    + "session_id a change returns for the rest of the same task.";
+            })
+            .WithHttpTransport(options => options.Stateless = true)
+            .WithListToolsHandler((_, _) => ValueTask.FromResult(new ListToolsResult { Tools = [.. AgentTools.All] }))
+            .WithCallToolHandler(CallToolAsync);
+        return services;
+    }
+
+    public static IEndpointRouteBuilder MapAgents(this IEndpointRouteBuilder app)
+    {
+        // The gate wraps the SDK's own handlers, so nothing of MCP runs before the key is checked.
+        app.MapMcp(Path).Add(endpoint =>
+        {
+            var inner = endpoint.RequestDelegate!;
+            endpoint.RequestDelegate = context => GateAsync(context, inner);
+        });
+        return app;
+    }
+
+    private static async ValueTask<CallToolResult> CallToolAsync(RequestContext<CallToolRequestParams> request, CancellationToken ct)
+    {
+        var services = request.Services ?? request.Server.Services!;
+        var http = services.GetRequiredService<IHttpContextAccessor>().HttpContext
+            ?? throw new InvalidOperationException("an MCP tool call outside an HTTP request");
+        var caller = http.Features.GetRequiredFeature<AgentCaller>();
+        var client = request.Server.ClientInfo;
+        var agentId = AgentCaller.AgentId(client?.Name, client?.Version, http.Request.Headers.UserAgent.ToString(), caller.Key.Description);
+        return await services.GetRequiredService<AgentToolRunner>()
+            .CallAsync(caller, agentId, request.Params?.Name ?? "", request.Params?.Arguments, ct);
+    }
+
+    /// <summary>The refusal body of the gate: what failed and what to do, never a stack.</summary>
+    public sealed record GateRefusal(
+        [property: JsonPropertyName("error")] string Error,
+        [property: JsonPropertyName("message")] string Message);
+
+    private static async Task GateAsync(HttpContext context, RequestDelegate inner)
+    {
+        if (context.Request.ContentLength > MaxBodyBytes)
+        {
+            await RefuseAsync(context, StatusCodes.Status413PayloadTooLarge, "request_too_large",
+                $"the MCP request body is {context.Request.ContentLength} bytes; at most {MaxBodyBytes} are accepted. "
+                + "Send fewer records or smaller values per call");
+            return;
+        }
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } bodySize)
+        {
+            bodySize.MaxRequestBodySize = MaxBodyBytes;
+        }
+        var tenant = context.Features.GetRequiredFeature<TenantFeature>().Tenant;
+        var services = context.RequestServices;
+        if (context.Request.Headers["X-Odoo-Database"].FirstOrDefault() is { Length: > 0 } named
+            && !string.Equals(named, tenant.DatabaseName, StringComparison.Ordinal))
+        {
+            var decision = await services.GetRequiredService<CrossTenantAudit>().CheckAsync(new CredentialUse(named,
+                tenant.DatabaseName, "MCP API key", ClientAddress: context.Connection.RemoteIpAddress?.ToString(),
+                Path: context.Request.Path.Value), context.RequestAborted);
+            if (decision.Refused)
+            {
+                await RefuseAsync(context, StatusCodes.Status403Forbidden, "cross_tenant", decision.Message!);
+                return;
+            }
+        }
+        var authorization = context.Request.Headers.Authorization.ToString();
+        var key = authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? authorization[7..].Trim() : "";
+        var database = services.GetRequiredService<TenantDataSources>().For(tenant.DatabaseName);
+        var (found, refusal) = await services.GetRequiredService<AgentKeys>().CheckAsync(database, key,
+            context.Connection.RemoteIpAddress?.ToString(), context.RequestAborted);
+        if (found is null)
+        {
+            var (code, message) = refusal switch
+            {
+                AgentKeyRefusal.Missing => ("invalid_request",
+                    "send the API key of a user of this tenant as \"Authorization: Bearer <key>\" (Preferences > Account Security, "
+                    + "or res.users.apikeys generate)"),
+                AgentKeyRefusal.CoolingDown => ("invalid_token", LoginCoolingMessage),
+                _ => ("invalid_token", "the API key is not valid for this tenant: it is wrong, revoked, expired, or belongs to "
+                    + "another tenant"),
+            };
+            // The challenge names the error only: a quoted description may not hold the quotes the message has.
+            context.Response.Headers.WWWAuthenticate = $"Bearer realm=\"loomworks\", error=\"{code}\"";
+            await RefuseAsync(context, StatusCodes.Status401Unauthorized, code, message);
+            return;
+        }
+        var files = services.GetService<FileStore>();
+        var attachments = services.GetService<AttachmentOptions>();
+        context.Features.Set(new AgentCaller(tenant, database, found,
+            files is null || attachments is null ? null : new AttachmentStorage(files, tenant.DatabaseName, attachments.MaxBytes)));
+        await inner(context);
+    }
+
+    private const string LoginCoolingMessage = "too many wrong keys from this address; wait a minute before trying again";
+
+    private static Task RefuseAsync(HttpContext context, int status, string error, string message)
+    {
+        context.Response.StatusCode = status;
+        return context.Response.WriteAsJsonAsync(new GateRefusal(error, message), context.RequestAborted);
+    }
+}

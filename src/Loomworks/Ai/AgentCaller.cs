@@ -1,0 +1,25 @@
+using Loomworks.Postgres;
+using Loomworks.Records;
+using Loomworks.Tenancy;
+
+namespace Loomworks.Ai;
+
+/// <summary>
+/// An authenticated MCP request: the tenant it was routed to, that tenant's database, the key's owner and where
+/// attachment files go. The endpoint sets it on the request before the MCP server reads the body.
+/// </summary>
+public sealed record AgentCaller(Tenant Tenant, PooledDatabase Database, AgentKey Key, AttachmentStorage? Attachments)
+{
+    /// <summary>
+    /// The log's agent_id: the client's name and version as it introduced itself (or its User-Agent), and the key's
+    /// description, so an operation names both the program and the key that made it.
+    /// </summary>
+    public static string AgentId(string? clientName, string? clientVersion, string? userAgent, string keyDescription)
+    {
+        var client = !string.IsNullOrWhiteSpace(clientName)
+            ? clientName + (string.IsNullOrWhiteSpace(clientVersion) ? "" : " " + clientVersion)
+            : string.IsNullOrWhiteSpace(userAgent) ? "unknown client" : userAgent;
+        var id = $"{client} (key: {keyDescription})";
+        return id.Length <= 200 ? id : id[..200];
+    }
+}
