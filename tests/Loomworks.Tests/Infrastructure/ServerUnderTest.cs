@@ -1,4 +1,5 @@
 using Loomworks.Postgres;
+using Loomworks.Tenancy;
 using Microsoft.AspNetCore.Builder;
 
 namespace Loomworks.Tests.Infrastructure;
@@ -31,6 +32,25 @@ public abstract class ServerUnderTest(LoomworksHost host) : IAsyncDisposable
         });
         return (host, management);
     }
+
+    /// <summary>
+    /// <see cref="StartWithManagementAsync"/> with a master password and a base domain, the tenants
+    /// <paramref name="tenants"/> (login admin/admin) provisioned before the host serves, and <paramref name="extra"/> keys.
+    /// </summary>
+    protected static Task<(LoomworksHost Host, string Management)> StartWithTenantsAsync(PostgresFixture fixture, string name,
+        string masterPassword, string baseDomain, Dictionary<string, string>? extra, IReadOnlyList<string> tenants) =>
+        StartWithManagementAsync(fixture, name, (options, _) =>
+        {
+            options.Set("admin_passwd", masterPassword).Set("loomworks_base_domain", baseDomain).Set(extra);
+            options.BeforeStart = async services =>
+            {
+                var provisioner = (TenantProvisioner)services.GetService(typeof(TenantProvisioner))!;
+                foreach (var tenant in tenants)
+                {
+                    await provisioner.CreateAsync(new TenantRequest(tenant, tenant, "admin", "admin"), CancellationToken.None);
+                }
+            };
+        });
 
     public async ValueTask DisposeAsync()
     {

@@ -1,4 +1,3 @@
-using Loomworks.Tenancy;
 using Loomworks.Tests.Infrastructure;
 
 namespace Loomworks.Tests.Rpc;
@@ -19,18 +18,7 @@ public sealed class TenantRpcServer(LoomworksHost host, string management) : Ser
     public static async Task<TenantRpcServer> StartAsync(PostgresFixture fixture, string name, Dictionary<string, string>? extra = null,
         params string[] tenants)
     {
-        var (host, management) = await StartWithManagementAsync(fixture, name, (options, _) =>
-        {
-            options.Set("admin_passwd", MasterPassword).Set("loomworks_base_domain", BaseDomain).Set(extra);
-            options.BeforeStart = async services =>
-            {
-                var provisioner = (TenantProvisioner)services.GetService(typeof(TenantProvisioner))!;
-                foreach (var tenant in tenants)
-                {
-                    await provisioner.CreateAsync(new TenantRequest(tenant, tenant, "admin", "admin"), CancellationToken.None);
-                }
-            };
-        });
+        var (host, management) = await StartWithTenantsAsync(fixture, name, MasterPassword, BaseDomain, extra, tenants);
         return new TenantRpcServer(host, management);
     }
 }

@@ -1,4 +1,3 @@
-using Loomworks.Tenancy;
 using Loomworks.Tests.Infrastructure;
 
 namespace Loomworks.Tests.Web;
@@ -25,18 +24,7 @@ public sealed class WebServer(LoomworksHost host, string management) : ServerUnd
     public static async Task<WebServer> StartAsync(PostgresFixture fixture, string name, Dictionary<string, string>? extra = null,
         params string[] tenants)
     {
-        var (host, management) = await StartWithManagementAsync(fixture, name, (options, _) =>
-        {
-            options.Set("admin_passwd", MasterPassword).Set("loomworks_base_domain", BaseDomain).Set(extra);
-            options.BeforeStart = async services =>
-            {
-                var provisioner = (TenantProvisioner)services.GetService(typeof(TenantProvisioner))!;
-                foreach (var tenant in tenants)
-                {
-                    await provisioner.CreateAsync(new TenantRequest(tenant, tenant, "admin", "admin"), CancellationToken.None);
-                }
-            };
-        });
+        var (host, management) = await StartWithTenantsAsync(fixture, name, MasterPassword, BaseDomain, extra, tenants);
         return new WebServer(host, management);
     }
 }
