@@ -59,6 +59,13 @@ public sealed class McpScenario : IScenario
         var searchBody = Call("res.partner", "search_read", """[[["email","!=",false]]]""",
             """{"fields":["name","email","phone"],"limit":80}""");
         async Task McpSearch() => Check(await client.CallToolAsync("search_records", searchArgs, cancellationToken: ct));
+        // The same call as the bytes a client sends, posted as the JSON-RPC baseline posts its own: the server's cost
+        // beside the server's cost, without the SDK client's share of the two cores.
+        const string rawSearchBody = """
+            {"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search_records","arguments":{"model":"res.partner",
+            "domain":[["email","!=",false]],"fields":["name","email","phone"],"limit":80}}}
+            """;
+        async Task McpRawSearch() => await PostMcpAsync(http, key, rawSearchBody, ct);
         async Task RpcSearch() => await PostJsonAsync(http, searchBody, ct);
         var session = "bench-" + Guid.NewGuid().ToString("N");
         var next = 0;
@@ -75,10 +82,12 @@ public sealed class McpScenario : IScenario
         {
             await RoundAsync(RpcSearch, RequestsPerRound);
             await RoundAsync(McpSearch, RequestsPerRound);
+            await RoundAsync(McpRawSearch, RequestsPerRound);
             await RoundAsync(RpcWrite, RequestsPerRound / 2);
             await RoundAsync(McpUpdate, RequestsPerRound / 2);
         }
         var (mcpSearch, rpcSearch, mcpUpdate, rpcWrite) = (new List<double>(), new List<double>(), new List<double>(), new List<double>());
+        var mcpRawSearch = new List<double>();
         var (firstChange, laterChange, quotaCheck, baselineQuery) = (new List<double>(), new List<double>(), new List<double>(),
             new List<double>());
         var tenant = (await ((TenantCache)server.Host.Services.GetService(typeof(TenantCache))!).ByDatabaseAsync(Db, ct))!;
@@ -88,6 +97,7 @@ public sealed class McpScenario : IScenario
         {
             rpcSearch.AddRange(await RoundAsync(RpcSearch, RequestsPerRound));
             mcpSearch.AddRange(await RoundAsync(McpSearch, RequestsPerRound));
+            mcpRawSearch.AddRange(await RoundAsync(McpRawSearch, RequestsPerRound));
             rpcWrite.AddRange(await RoundAsync(RpcWrite, RequestsPerRound / 2));
             mcpUpdate.AddRange(await RoundAsync(McpUpdate, RequestsPerRound / 2));
             for (var s = 0; s < 100; s++)
@@ -111,6 +121,8 @@ public sealed class McpScenario : IScenario
         [
             new ScenarioResult("mcp search_records 80 p50", mcpSearch, rpcSearch, "JSON-RPC search_read p50",
                 Summary(mcpSearch, rpcSearch)),
+            new ScenarioResult("mcp search_records 80, raw HTTP p50", mcpRawSearch, rpcSearch, "JSON-RPC search_read p50",
+                Summary(mcpRawSearch, rpcSearch)),
             new ScenarioResult("mcp update_records 1 row p50", mcpUpdate, rpcWrite, "JSON-RPC write p50", Summary(mcpUpdate, rpcWrite)),
             new ScenarioResult("mcp first change of a session p50", firstChange, laterChange, "later change p50",
                 string.Create(CultureInfo.InvariantCulture,
@@ -151,6 +163,24 @@ public sealed class McpScenario : IScenario
         using var response = await http.PostAsync("/jsonrpc", content, ct);
         var text = await response.Content.ReadAsStringAsync(ct);
         return text.Contains("\"result\"", StringComparison.Ordinal) ? text : throw new InvalidOperationException(text);
+    }
+
+    private static async Task PostMcpAsync(HttpClient http, string key, string body, CancellationToken ct)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, "/mcp") { Content = new StringContent(body, Encoding.UTF8) };
+        request.Content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        request.Headers.Accept.ParseAdd("application/json");
+        request.Headers.Accept.ParseAdd("text/event-stream");
+        request.Headers.TryAddWithoutValidation("Authorization", "Bearer " + key);
+        request.Headers.TryAddWithoutValidation("MCP-Protocol-Version", "2025-11-25");
+        request.Headers.TryAddWithoutValidation("X-Odoo-Database", Db);
+        using var response = await http.SendAsync(request, ct);
+        var text = await response.Content.ReadAsStringAsync(ct);
+        if (!response.IsSuccessStatusCode || !text.Contains("\"structuredContent\"", StringComparison.Ordinal)
+            || text.Contains("\"isError\":true", StringComparison.Ordinal))
+        {
+            throw new InvalidOperationException($"{(int)response.StatusCode}: {text[..Math.Min(text.Length, 500)]}");
+        }
     }
 
     private static async Task<McpClient> ConnectAsync(string url, string key, CancellationToken ct)

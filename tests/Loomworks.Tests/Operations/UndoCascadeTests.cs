@@ -21,6 +21,7 @@ public sealed class UndoCascadeTests(PostgresFixture postgres)
     {
         [ModelRegistry.ApiKeys.Table] = "a revoked key stays revoked",
         [WebSessionSchema.Table] = "a session ended by its user's deletion stays ended",
+        ["ir_model_fields"] = "read-only introspection, rebuilt from the model registry when next read",
     };
 
     /// <summary>
