@@ -9,11 +9,10 @@ public sealed class TenantLimitException(string limit, string message) : Excepti
 }
 
 /// <summary>
-/// The tenant limits: max_users (counted by the tenant schema), max_storage_gb (database size plus filestore) and
-/// the daily counter of AI operations that the AI feature consumes.
+/// The tenant limits: max_users (counted by the tenant schema) and max_storage_gb (database size plus filestore);
+/// max_ai_operations_daily is counted by <see cref="AiOperationQuota"/>.
 /// </summary>
 public sealed class TenantLimits(
-    ManagementDatabase management,
     TenantDataSources dataSources,
     ITenantDatabaseSetup setup,
     TenancyOptions options)
@@ -62,30 +61,5 @@ public sealed class TenantLimits(
                 $"tenant '{tenant.Subdomain}' uses {used / (1024.0 * 1024):F1} MB of storage (database and files) and its limit " +
                 $"max_storage_gb is {tenant.MaxStorageGb}; free space or raise the limit before writing");
         }
-    }
-
-    /// <summary>Counts one AI operation for today; false (nothing counted) when max_ai_operations_daily is reached.</summary>
-    public async Task<bool> TryConsumeAiOperationAsync(Tenant tenant, CancellationToken ct)
-    {
-        ArgumentNullException.ThrowIfNull(tenant);
-        await using var command = management.DataSource.CreateCommand("""
-            INSERT INTO loomworks_tenant_ai_usage AS u (tenant_id, day, operations)
-            SELECT $1, (now() AT TIME ZONE 'UTC')::date, 1 WHERE $2 > 0
-            ON CONFLICT (tenant_id, day) DO UPDATE SET operations = u.operations + 1 WHERE u.operations < $2
-            RETURNING operations
-            """);
-        command.Parameters.AddWithValue(tenant.Id);
-        command.Parameters.AddWithValue(tenant.MaxAiOperationsDaily);
-        return await command.ExecuteScalarAsync(ct) is not null;
-    }
-
-    /// <summary>AI operations counted today (UTC).</summary>
-    public async Task<int> AiOperationsTodayAsync(Tenant tenant, CancellationToken ct)
-    {
-        ArgumentNullException.ThrowIfNull(tenant);
-        await using var command = management.DataSource.CreateCommand(
-            "SELECT operations FROM loomworks_tenant_ai_usage WHERE tenant_id = $1 AND day = (now() AT TIME ZONE 'UTC')::date");
-        command.Parameters.AddWithValue(tenant.Id);
-        return await command.ExecuteScalarAsync(ct) as int? ?? 0;
     }
 }

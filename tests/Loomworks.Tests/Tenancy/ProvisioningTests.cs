@@ -206,10 +206,11 @@ public sealed class ProvisioningTests(PostgresFixture postgres)
         await Assert.ThrowsAsync<TenantValidationException>(() =>
             host.Get<TenantLifecycle>().SetLimitsAsync(tenant.Subdomain, new TenantLimitsChange(MaxUsers: -5), "test", Ct));
 
-        Assert.True(await limits.TryConsumeAiOperationAsync(tenant, Ct));
-        Assert.True(await limits.TryConsumeAiOperationAsync(tenant, Ct));
-        Assert.False(await limits.TryConsumeAiOperationAsync(tenant, Ct));
-        Assert.Equal(2, await limits.AiOperationsTodayAsync(tenant, Ct));
+        var quota = host.Get<AiOperationQuota>();
+        Assert.Null(await quota.TryConsumeAsync(tenant, Ct));
+        Assert.Null(await quota.TryConsumeAsync(tenant, Ct));
+        Assert.Equal(2, (await quota.TryConsumeAsync(tenant, Ct))?.Used);
+        Assert.Equal(2, (await quota.UsageAsync(tenant, Ct)).Used);
         await host.Get<TenantLifecycle>().DeleteAsync(tenant.Subdomain, force: true, "test", Ct);
     }
 

@@ -47,26 +47,26 @@ public sealed class ShellTests(PostgresFixture postgres, BrowserFixture browsers
     [Fact]
     public async Task A_console_page_without_a_session_goes_to_login_and_comes_back_after_sign_in()
     {
-        await using var server = await WebServer.StartAsync(postgres, "webshell_back", null, "wsb-one");
+        await using var server = await WebServer.StartAsync(postgres, "webshell_back", null, "wshb-one");
         await using var context = await browsers.NewContextAsync();
         var page = await context.NewPageAsync();
-        await page.GotoAsync(server.TenantUrl("wsb-one") + "/console?tab=x");
+        await page.GotoAsync(server.TenantUrl("wshb-one") + "/console?tab=x");
         Assert.Contains("/web/login?redirect=%2Fconsole%3Ftab%3Dx", page.Url, StringComparison.Ordinal);
         await SignInAsync(page, "admin", "admin");
         await page.WaitForURLAsync("**/console?tab=x");
 
         // A redirect to another host is not followed: it would make the login page an open redirect.
-        await page.GotoAsync(server.TenantUrl("wsb-one") + "/web/login?redirect=//evil.example/");
+        await page.GotoAsync(server.TenantUrl("wshb-one") + "/web/login?redirect=//evil.example/");
         Assert.EndsWith("/console", page.Url, StringComparison.Ordinal);
     }
 
     [Fact]
     public async Task A_session_of_one_tenant_is_refused_on_another_tenants_host()
     {
-        await using var server = await WebServer.StartAsync(postgres, "webshell_iso", null, "wsi-aaa", "wsi-bbb");
+        await using var server = await WebServer.StartAsync(postgres, "webshell_iso", null, "wshi-aaa", "wshi-bbb");
         await using var context = await browsers.NewContextAsync();
         var page = await context.NewPageAsync();
-        await page.GotoAsync(server.TenantUrl("wsi-aaa") + "/web/login");
+        await page.GotoAsync(server.TenantUrl("wshi-aaa") + "/web/login");
         await SignInAsync(page, "admin", "admin");
         await page.WaitForURLAsync("**/console");
 
@@ -74,13 +74,13 @@ public sealed class ShellTests(PostgresFixture postgres, BrowserFixture browsers
         var cookie = (await context.CookiesAsync()).Single(c => c.Name == "session_id");
         await context.AddCookiesAsync([new Microsoft.Playwright.Cookie
         {
-            Name = cookie.Name, Value = cookie.Value, Domain = $"wsi-bbb.{WebServer.BaseDomain}", Path = "/",
+            Name = cookie.Name, Value = cookie.Value, Domain = $"wshi-bbb.{WebServer.BaseDomain}", Path = "/",
         }]);
-        var answer = await page.GotoAsync(server.TenantUrl("wsi-bbb") + "/console");
+        var answer = await page.GotoAsync(server.TenantUrl("wshi-bbb") + "/console");
         Assert.EndsWith("/web/login", page.Url, StringComparison.Ordinal);
         var html = await answer!.TextAsync();
-        Assert.DoesNotContain("wsi-aaa", html, StringComparison.Ordinal);
-        Assert.Contains("wsi-bbb", html, StringComparison.Ordinal);
+        Assert.DoesNotContain("wshi-aaa", html, StringComparison.Ordinal);
+        Assert.Contains("wshi-bbb", html, StringComparison.Ordinal);
         Assert.True(await Sql.ScalarAsync<long>(server.Postgres.Endpoint, server.Management,
             "SELECT count(*) FROM loomworks_audit_cross_tenant WHERE credential_kind = 'web session' AND path = '/console'") >= 1);
     }

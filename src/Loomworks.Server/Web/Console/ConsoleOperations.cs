@@ -34,6 +34,7 @@ public sealed record OperationView(OperationRecord Operation, IReadOnlyList<RowC
 public sealed class ConsoleOperations(
     RpcDispatcher dispatcher,
     TenantLimits limits,
+    AiOperationQuota quota,
     ITenantDatabaseSetup setup,
     SnapshotsFeature snapshots,
     ManagementDatabase management)
@@ -51,7 +52,7 @@ public sealed class ConsoleOperations(
             users = await setup.CountUsersAsync(connection, ct);
         }
         var storage = await limits.StorageBytesAsync(tenant, ct);
-        var counted = await limits.AiOperationsTodayAsync(tenant, ct);
+        var counted = (await quota.UsageAsync(tenant, ct)).Used;
         var today = new DateTimeOffset(DateTime.UtcNow.Date, TimeSpan.Zero);
         var logged = await new OperationTimeline(access.User.Database.DataSource).AgentOperationsSinceAsync(today, ct);
         Snapshot? last = null;

@@ -15,8 +15,8 @@ public sealed record JobRow(string Kind, string Database, string Step, string St
 /// What the server-wide pages read: every tenant with its storage, users, AI operations today and last ready snapshot,
 /// and the latest jobs. Reads only; every change goes through Tenancy, the database manager or the restore service.
 /// </summary>
-public sealed class ServerInventory(TenantStore tenants, TenantLimits limits, TenantDataSources dataSources,
-    ManagementDatabase management, ITenantDatabaseSetup setup)
+public sealed class ServerInventory(TenantStore tenants, TenantLimits limits, AiOperationQuota quota,
+    TenantDataSources dataSources, ManagementDatabase management, ITenantDatabaseSetup setup)
 {
     public const int JobCount = 20;
 
@@ -30,7 +30,7 @@ public sealed class ServerInventory(TenantStore tenants, TenantLimits limits, Te
             rows.Add(new TenantRow(tenant,
                 served ? await limits.StorageBytesAsync(tenant, ct) : 0,
                 served ? await ActiveUsersAsync(tenant, ct) : 0,
-                await limits.AiOperationsTodayAsync(tenant, ct),
+                (await quota.UsageAsync(tenant, ct)).Used,
                 snapshots.TryGetValue(tenant.Id, out var last) ? last : null));
         }
         return rows;
