@@ -42,7 +42,16 @@ public sealed class WebSessionGate(
         {
             throw await CrossTenantAsync(http, cookie, routed.DatabaseName, ct);
         }
-        await RequireServedAsync(cookie.Database, ct);
+        // The management database's answer and the session's own travel side by side: one round trip of waiting, not
+        // two. WhenAll rethrows the first task's refusal first, so a tenant not served is said as such.
+        var served = RequireServedAsync(cookie.Database, ct);
+        var resolved = ResolveAsync(http, cookie, ct);
+        await Task.WhenAll(served, resolved);
+        return await resolved;
+    }
+
+    private async Task<WebSession> ResolveAsync(HttpContext http, WebSessionCookie cookie, CancellationToken ct)
+    {
         var database = await databases.OpenAsync(http, cookie.Database, ct);
         var user = await store.ResolveAsync(database.DataSource, database.Name, cookie, touch: true, ct)
             ?? throw SessionErrors.Expired("unknown, logged out, idle too long, or its user's password changed");

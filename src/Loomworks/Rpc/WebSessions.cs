@@ -56,8 +56,11 @@ public readonly record struct WebSessionCookie(string Database, string Token)
     public override string ToString() => Database + "." + Token;
 }
 
-/// <summary>The user behind a live session.</summary>
-public sealed record WebSessionUser(long Uid, string Login);
+/// <summary>
+/// The user behind a live session, and the tenant's <see cref="SecurityStamp"/> as the session check read it: what a
+/// page remembers about the user's rights holds while the stamp reads the same.
+/// </summary>
+public sealed record WebSessionUser(long Uid, string Login, Guid Stamp);
 
 /// <summary>How long sessions live and how often their last use is written down.</summary>
 public sealed class WebSessionOptions
@@ -165,7 +168,7 @@ public sealed class WebSessionStore(WebSessionOptions options, PasswordGate gate
         WebSessionUser user;
         bool stale;
         await using (var command = new NpgsqlCommand($"""
-            SELECT s.uid, u.login, s.last_seen < now() - $4::interval
+            SELECT s.uid, u.login, s.last_seen < now() - $4::interval, (SELECT stamp FROM {SecurityStamp.Table})
             FROM {WebSessionSchema.Table} s JOIN res_users u ON u.id = s.uid
             WHERE s.token_hash = $1 AND s.database_name = $2 AND u.active
               AND s.auth_fingerprint = {WebSessionSchema.FingerprintSql} AND s.last_seen > now() - $3::interval
@@ -180,7 +183,7 @@ public sealed class WebSessionStore(WebSessionOptions options, PasswordGate gate
             {
                 return null;
             }
-            user = new WebSessionUser(reader.GetInt32(0), reader.GetString(1));
+            user = new WebSessionUser(reader.GetInt32(0), reader.GetString(1), reader.GetGuid(3));
             stale = reader.GetBoolean(2);
         }
         if (touch && stale)

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Loomworks.Operations;
 using Loomworks.Records;
 using Loomworks.Snapshots;
@@ -14,15 +15,6 @@ public sealed record ConsoleAccess(ConsoleUser User, bool IsAdmin)
     public Tenant Tenant => User.Tenant;
     public long Uid => User.Uid;
 
-    /// <summary>The user's rights read from the tenant database, as every RPC call of theirs reads them.</summary>
-    public static async Task<ConsoleAccess> LoadAsync(ConsoleUser user, CancellationToken ct)
-    {
-        ArgumentNullException.ThrowIfNull(user);
-        await using var connection = await user.Database.DataSource.OpenConnectionAsync(ct);
-        var rights = await AccessRights.LoadAsync(connection, null, user.Uid, ct);
-        return new ConsoleAccess(user, rights.IsAdmin);
-    }
-
     /// <summary>Refuses a database action (snapshot, restore) to a user who is not a tenant administrator.</summary>
     public void RequireAdmin(string action)
     {
@@ -30,6 +22,38 @@ public sealed record ConsoleAccess(ConsoleUser User, bool IsAdmin)
         {
             throw new ConsoleRefusalException($"Only a tenant administrator may {action}.");
         }
+    }
+}
+
+/// <summary>
+/// Whether each console user is a tenant administrator, remembered with the tenant's security stamp that the page's
+/// session check read: while the stamp reads the same no group or right has changed, so a page asks the database
+/// nothing more for it (as <see cref="Ai.AgentKeys"/> remembers agents' rights).
+/// </summary>
+public sealed class ConsoleRights
+{
+    private const int MaxEntries = 10_000;
+    private readonly ConcurrentDictionary<(string Db, long Uid), (Guid Stamp, bool IsAdmin)> _known = new();
+
+    public async Task<ConsoleAccess> LoadAsync(ConsoleUser user, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(user);
+        var key = (user.Database.Name, user.Uid);
+        // The stamp was read before the rights below: a change committed in between leaves newer rights under an older
+        // stamp, which the next page's session check no longer reads, so nothing stale is ever served from here.
+        var stamp = user.Session.User.Stamp;
+        if (_known.TryGetValue(key, out var known) && known.Stamp == stamp)
+        {
+            return new ConsoleAccess(user, known.IsAdmin);
+        }
+        await using var connection = await user.Database.DataSource.OpenConnectionAsync(ct);
+        var rights = await AccessRights.LoadAsync(connection, null, user.Uid, ct);
+        if (_known.Count >= MaxEntries)
+        {
+            _known.Clear();
+        }
+        _known[key] = (stamp, rights.IsAdmin);
+        return new ConsoleAccess(user, rights.IsAdmin);
     }
 }
 

@@ -27,6 +27,7 @@ public static class TenantConsoleEndpoints
 
     public static IServiceCollection AddTenantConsole(this IServiceCollection services)
     {
+        services.AddSingleton<ConsoleRights>();
         services.AddSingleton<ConsoleOperations>();
         services.AddSingleton<ConsoleSnapshots>();
         services.AddSingleton<ConsoleRecords>();

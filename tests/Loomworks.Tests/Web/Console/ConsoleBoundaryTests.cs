@@ -54,6 +54,39 @@ public sealed class ConsoleBoundaryTests(PostgresFixture postgres, BrowserFixtur
     }
 
     [Fact]
+    public async Task A_users_new_or_lost_administrator_group_shows_on_the_very_next_page()
+    {
+        await using var server = await WebServer.StartAsync(postgres, "webcon_promote", null, "wcb-promote");
+        var db = await DatabaseAsync(server, "wcb-promote");
+        var clerk = await CreateClerkAsync(server, db, "clerk", "clerk-pass");
+        await CreatePartnerAsync(server, db, "Made by the admin");
+        var adminOperation = await NewestOperationAsync(server, db);
+        var settings = await ScalarAsync<int>(server, db, "SELECT id FROM res_groups WHERE xml_id = 'base.group_system'");
+
+        await using var context = await browsers.NewContextAsync();
+        var page = await context.NewPageAsync();
+        await SignInAsync(page, server.TenantUrl("wcb-promote"), "clerk", "clerk-pass");
+        var operations = server.TenantUrl("wcb-promote") + "/console/operations";
+        await page.GotoAsync(operations);
+        await Assertions.Expect(page.GetByText("Your own changes")).ToBeVisibleAsync();
+        Assert.DoesNotContain($"#{adminOperation}", await page.Locator("tbody tr td:first-child a").AllTextContentsAsync());
+
+        // The rights a page remembers are the ones its session check's security stamp vouches for: a group given or
+        // taken away moves the stamp, so the next page already sees it.
+        await RpcAsync(server, db, "res.users", "write",
+            new object[] { new[] { clerk }, new Dictionary<string, object> { ["groups_id"] = new object[] { new object[] { 4, settings } } } });
+        await page.GotoAsync(operations);
+        await Assertions.Expect(page.GetByText("Every change made in this tenant")).ToBeVisibleAsync();
+        Assert.Contains($"#{adminOperation}", await page.Locator("tbody tr td:first-child a").AllTextContentsAsync());
+
+        await RpcAsync(server, db, "res.users", "write",
+            new object[] { new[] { clerk }, new Dictionary<string, object> { ["groups_id"] = new object[] { new object[] { 3, settings } } } });
+        await page.GotoAsync(operations);
+        await Assertions.Expect(page.GetByText("Your own changes")).ToBeVisibleAsync();
+        Assert.DoesNotContain($"#{adminOperation}", await page.Locator("tbody tr td:first-child a").AllTextContentsAsync());
+    }
+
+    [Fact]
     public async Task Bogus_and_foreign_operation_ids_and_malformed_filters_are_answered_clearly()
     {
         await using var server = await WebServer.StartAsync(postgres, "webcon_ids", null, "wcb-aaa", "wcb-bbb");
