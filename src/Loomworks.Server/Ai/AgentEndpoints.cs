@@ -103,8 +103,16 @@ public static class AgentEndpoints
         var authorization = context.Request.Headers.Authorization.ToString();
         var key = authorization.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? authorization[7..].Trim() : "";
         var database = services.GetRequiredService<TenantDataSources>().For(tenant.DatabaseName);
-        var (found, refusal) = await services.GetRequiredService<AgentKeys>().CheckAsync(database, key,
-            context.Connection.RemoteIpAddress?.ToString(), context.RequestAborted);
+        var keys = services.GetRequiredService<AgentKeys>();
+        if (keys.Remembered(database, key) is { } remembered
+            && await ServeRememberedAsync(context, inner, Caller(context, tenant, database, remembered.Key) with
+            {
+                Pending = new PendingStampCheck(remembered.Stamp),
+            }))
+        {
+            return;
+        }
+        var (found, refusal) = await keys.CheckAsync(database, key, context.Connection.RemoteIpAddress?.ToString(), context.RequestAborted);
         if (found is null)
         {
             var (code, message) = refusal switch
@@ -121,11 +129,64 @@ public static class AgentEndpoints
             await RefuseAsync(context, StatusCodes.Status401Unauthorized, code, message);
             return;
         }
-        var files = services.GetService<FileStore>();
-        var attachments = services.GetService<AttachmentOptions>();
-        context.Features.Set(new AgentCaller(tenant, database, found,
-            files is null || attachments is null ? null : new AttachmentStorage(files, tenant.DatabaseName, attachments.MaxBytes)));
+        context.Features.Set(Caller(context, tenant, database, found));
         await inner(context);
+    }
+
+    private static AgentCaller Caller(HttpContext context, Tenant tenant, PooledDatabase database, AgentKey key)
+    {
+        var files = context.RequestServices.GetService<FileStore>();
+        var attachments = context.RequestServices.GetService<AttachmentOptions>();
+        return new AgentCaller(tenant, database, key,
+            files is null || attachments is null ? null : new AttachmentStorage(files, tenant.DatabaseName, attachments.MaxBytes));
+    }
+
+    /// <summary>
+    /// Serves a request under a remembered key whose security stamp is read by the call itself: the answer is held
+    /// until the stamp is confirmed (by the tool's first statement, or here for calls that read nothing), so a key
+    /// revoked a moment ago still gets its 401. False when the stamp moved: nothing was done, nothing was sent, and the
+    /// request's body (at most <see cref="MaxBodyBytes"/>, Kestrel refuses more) is there again for the full check and a
+    /// second run.
+    /// </summary>
+    private static async Task<bool> ServeRememberedAsync(HttpContext context, RequestDelegate inner, AgentCaller caller)
+    {
+        byte[] request;
+        using (var read = new MemoryStream())
+        {
+            try
+            {
+                await context.Request.Body.CopyToAsync(read, context.RequestAborted);
+            }
+            catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+            {
+                await RefuseAsync(context, e.StatusCode, "request_too_large",
+                    $"the MCP request body is over {MaxBodyBytes} bytes. Send fewer records or smaller values per call");
+                return true;
+            }
+            request = read.ToArray();
+        }
+        context.Request.Body = new MemoryStream(request, writable: false);
+        var body = context.Response.Body;
+        using var held = new MemoryStream();
+        context.Response.Body = held;
+        context.Features.Set(caller);
+        try
+        {
+            await inner(context);
+        }
+        finally
+        {
+            context.Response.Body = body;
+        }
+        if (await caller.ConfirmKeyAsync(context.RequestAborted))
+        {
+            held.Position = 0;
+            await held.CopyToAsync(body, context.RequestAborted);
+            return true;
+        }
+        context.Response.Clear();
+        context.Request.Body = new MemoryStream(request, writable: false);
+        return false;
     }
 
     private const string LoginCoolingMessage = "too many wrong keys from this address; wait a minute before trying again";

@@ -22,14 +22,27 @@ public enum AgentKeyRefusal
 /// <summary>
 /// Checks the bearer API keys of MCP requests against the routed tenant's <c>res_users_apikeys</c>. A key found valid is
 /// remembered with the tenant's <see cref="SecurityStamp"/>: while the stamp reads the same, nothing that decides the
-/// answer has changed (a revoked key, a deactivated user or a changed group moves it), so a call costs one small query
-/// instead of PBKDF2. Unknown keys go through the <see cref="PasswordGate"/>, whose cooldown slows guessing.
+/// answer has changed (a revoked key, a deactivated user or a changed group moves it), so a call costs no PBKDF2, and
+/// the stamp is read with the call's own first statement (see <see cref="AgentCaller.Pending"/>). Unknown keys go through
+/// the <see cref="PasswordGate"/>, whose cooldown slows guessing.
 /// </summary>
 public sealed class AgentKeys(PasswordGate gate)
 {
     private const int MaxEntries = 10_000;
     private const int MaxKeyLength = 200;
     private readonly ConcurrentDictionary<(string Db, string Digest), (Guid Stamp, AgentKey Key)> _known = new();
+
+    /// <summary>
+    /// A key remembered for this database, answered without a query: the stamp it was found valid under comes with it,
+    /// and nothing the key asks for may stand until the stamp is read unchanged. Null when the key is not remembered.
+    /// </summary>
+    public (AgentKey Key, Guid Stamp)? Remembered(PooledDatabase database, string key)
+    {
+        ArgumentNullException.ThrowIfNull(database);
+        return key.Length is >= ApiKeys.IndexLength and <= MaxKeyLength && _known.TryGetValue((database.Name, Digest(key)), out var known)
+            ? (known.Key, known.Stamp)
+            : null;
+    }
 
     /// <summary>The key's owner, or the reason it is refused; <paramref name="client"/> is the address the cooldown counts.</summary>
     public async Task<(AgentKey? Key, AgentKeyRefusal Refusal)> CheckAsync(PooledDatabase database, string key, string? client,

@@ -35,6 +35,11 @@ public sealed partial class AgentToolRunner(AiOperationQuota quota, AgentSession
                 throw new AgentRefusalException($"there is no tool '{AgentArguments.Show(tool ?? "")}'; tools/list names the tools");
             }
             var args = new AgentArguments(tool, arguments);
+            // A remembered key is confirmed by the reads' first statement; anything else confirms it before it starts.
+            if (!ReadsConfirmKey.Contains(tool) && !await caller.ConfirmKeyAsync(ct))
+            {
+                throw new SecurityStampChangedException();
+            }
             var result = tool switch
             {
                 "list_models" => await ReadAsync(caller, env => Task.FromResult(ListModels(env)), ct),
@@ -57,6 +62,12 @@ public sealed partial class AgentToolRunner(AiOperationQuota quota, AgentSession
         }
     }
 
+    /// <summary>The tools that run in <see cref="ReadAsync"/>, whose first statement reads the pending security stamp.</summary>
+    private static readonly HashSet<string> ReadsConfirmKey = new(StringComparer.Ordinal)
+    {
+        "list_models", "describe_model", "search_records", "count_records", "read_records", "aggregate_records",
+    };
+
     /// <summary>The result as structuredContent and as the same JSON in a text block, for clients that read only text.</summary>
     private static CallToolResult Answer(JsonObject result, bool isError) => new()
     {
@@ -73,6 +84,7 @@ public sealed partial class AgentToolRunner(AiOperationQuota quota, AgentSession
         OperationException o => o.Message + (o.Kind == OperationErrorKind.Conflict
             ? " (pass force: true to undo anyway, or undo the later operation first)" : ""),
         SnapshotException s => s.Message,
+        SecurityStampChangedException => "the API key's user, groups or keys changed while the call ran; nothing was done: call again",
         PostgresException p when p.SqlState.StartsWith("22", StringComparison.Ordinal) =>
             $"a value was refused by the database: {p.MessageText}; check the values against describe_model",
         PostgresException p when p.SqlState.StartsWith("23", StringComparison.Ordinal) => ConstraintMessage(p),
@@ -229,7 +241,11 @@ public sealed partial class AgentToolRunner(AiOperationQuota quota, AgentSession
         await using var connection = await caller.Database.OpenConnectionAsync(ct);
         await using var transaction = await connection.BeginTransactionAsync(IsolationLevel.RepeatableRead, ct);
         // A read that needs one statement sends COMMIT with it: one round trip to PostgreSQL, as JSON-RPC's reads.
-        var env = new RecordEnvironment(connection, transaction, caller.Key.Rights, null, caller.Attachments) { CommitsWithRead = true };
+        var env = new RecordEnvironment(connection, transaction, caller.Key.Rights, null, caller.Attachments)
+        {
+            CommitsWithRead = true,
+            PendingStamp = caller.Pending,
+        };
         var result = await read(env);
         await env.CommitAsync(ct);
         return result;

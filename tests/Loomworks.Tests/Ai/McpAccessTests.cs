@@ -58,6 +58,49 @@ public sealed class McpAccessTests(McpAccessTests.Fixture fixture) : IClassFixtu
         Assert.Contains("invalid_token", challenge, StringComparison.Ordinal);
     }
 
+    private const string SearchBody = """
+        {"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"search_records","arguments":{"model":"res.partner","limit":1}}}
+        """;
+
+    private static string CreateBody(string name) =>
+        "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"tools/call\",\"params\":{\"name\":\"create_records\",\"arguments\":"
+        + "{\"model\":\"res.partner\",\"values\":{\"name\":" + JsonSerializer.Serialize(name) + "}}}}";
+
+    [Fact]
+    public async Task A_remembered_key_is_refused_the_moment_it_is_revoked_and_still_served_when_only_other_rights_moved()
+    {
+        var host = McpServer.HostOf(A);
+        var key = await Server.ApiKeyAsync(A, "remembered");
+        // The first call checks the key in full and remembers it; the later ones confirm it with their own statement.
+        for (var i = 0; i < 2; i++)
+        {
+            var (status, _, body) = await Server.RawAsync(host, "Bearer " + key, SearchBody);
+            Assert.Equal(200, status);
+            Assert.Contains("\"structuredContent\":{\"records\":", body, StringComparison.Ordinal);
+        }
+
+        // Another key moves the tenant's security stamp without touching this one: the call runs again, checked in full.
+        await Server.ApiKeyAsync(A, "another");
+        var (moved, _, movedBody) = await Server.RawAsync(host, "Bearer " + key, CreateBody("After the stamp moved"));
+        Assert.Equal(200, moved);
+        Assert.Contains("operation_id", movedBody, StringComparison.Ordinal);
+        Assert.Equal(1L, await PartnersNamedAsync("After the stamp moved"));
+
+        var keyId = (long)((List<object?>)(await Server.RpcAsync(A, "res.users.apikeys", "search",
+            [new List<object?> { new List<object?> { "name", "=", "remembered" } }]))!)[0]!;
+        await Server.RpcAsync(A, "res.users.apikeys", "revoke", [new List<object?> { keyId }]);
+        var (read, readChallenge, _) = await Server.RawAsync(host, "Bearer " + key, SearchBody);
+        Assert.Equal(401, read);
+        Assert.Contains("invalid_token", readChallenge, StringComparison.Ordinal);
+        var (change, _, _) = await Server.RawAsync(host, "Bearer " + key, CreateBody("After the revocation"));
+        Assert.Equal(401, change);
+        Assert.Equal(0L, await PartnersNamedAsync("After the revocation"));
+    }
+
+    private async Task<long> PartnersNamedAsync(string name) =>
+        ((List<object?>)(await Server.RpcAsync(A, "res.partner", "search",
+            [new List<object?> { new List<object?> { "name", "=", name } }]))!).Count;
+
     [Fact]
     public async Task Tenant_As_key_on_Bs_host_is_refused_and_naming_A_there_is_audited()
     {
