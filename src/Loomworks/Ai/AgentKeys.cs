@@ -64,6 +64,8 @@ public sealed class AgentKeys(PasswordGate gate)
         {
             return (known.Key, default);
         }
+        // Remembered under another stamp: checked afresh below, and not taken from memory again unless found valid.
+        _known.TryRemove(cacheKey, out _);
         if (gate.CoolingFor(database.Name, client) is not null)
         {
             return (null, AgentKeyRefusal.CoolingDown);

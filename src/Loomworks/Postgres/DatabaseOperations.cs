@@ -55,6 +55,25 @@ public sealed partial class DatabaseOperations(PooledDatabase admin, Func<string
     }
 
     /// <summary>
+    /// Ends what can end without failing anyone's work on <paramref name="database"/>: this process's idle pooled
+    /// connections, other idle sessions and autovacuum workers. Run before a database is taken away, it lets the slow
+    /// closes happen while the database still answers.
+    /// </summary>
+    public async Task EndIdleSessionsAsync(string database, CancellationToken cancellationToken)
+    {
+        if (evictDatabase is not null)
+        {
+            await evictDatabase(database);
+        }
+        await using var terminate = admin.CreateCommand("""
+            SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+            WHERE datname = $1 AND pid <> pg_backend_pid() AND (state = 'idle' OR backend_type = 'autovacuum worker')
+            """);
+        terminate.Parameters.AddWithValue(database);
+        await terminate.ExecuteScalarAsync(cancellationToken);
+    }
+
+    /// <summary>
     /// Ends every session on <paramref name="database"/> and waits until they are gone. A rename that still finds one
     /// waits on its own in steps of 100 ms; this wait polls every 2 ms, for at most 5 s, after which the rename's own
     /// wait and the retries of <see cref="RenameAsync(IReadOnlyList{ValueTuple{string, string}}, CancellationToken)"/> take over.
