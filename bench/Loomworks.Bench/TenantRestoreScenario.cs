@@ -154,6 +154,9 @@ public sealed class TenantRestoreScenario : IScenario
                     load.Quiet.Add(await quiet.StopAsync());
                 }
             }
+            // The next run's restore is timed alone: it starts once the neighbour's last statement is older than the time
+            // a restore keeps its low priority after another tenant's work (it began its first 2 s at low priority).
+            await Task.Delay(LoadPace.QuietAfter + TimeSpan.FromSeconds(1), cancellationToken);
         }
         PrintColumns(megabytes, ours, phases, fullCluster, dumpLoad, sum, loadBefore, Load());
         var results = new List<ScenarioResult>
