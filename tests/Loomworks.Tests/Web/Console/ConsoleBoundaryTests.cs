@@ -73,14 +73,18 @@ public sealed class ConsoleBoundaryTests(PostgresFixture postgres, BrowserFixtur
 
         // The rights a page remembers are the ones its session check's security stamp vouches for: a group given or
         // taken away moves the stamp, so the next page already sees it.
-        await RpcAsync(server, db, "res.users", "write",
-            new object[] { new[] { clerk }, new Dictionary<string, object> { ["groups_id"] = new object[] { new object[] { 4, settings } } } });
+        await RpcAsync(server, db, "res.users", "write", new object[]
+        {
+            new[] { clerk }, new Dictionary<string, object> { ["groups_id"] = new object[] { new object[] { 4, settings } } },
+        });
         await page.GotoAsync(operations);
         await Assertions.Expect(page.GetByText("Every change made in this tenant")).ToBeVisibleAsync();
         Assert.Contains($"#{adminOperation}", await page.Locator("tbody tr td:first-child a").AllTextContentsAsync());
 
-        await RpcAsync(server, db, "res.users", "write",
-            new object[] { new[] { clerk }, new Dictionary<string, object> { ["groups_id"] = new object[] { new object[] { 3, settings } } } });
+        await RpcAsync(server, db, "res.users", "write", new object[]
+        {
+            new[] { clerk }, new Dictionary<string, object> { ["groups_id"] = new object[] { new object[] { 3, settings } } },
+        });
         await page.GotoAsync(operations);
         await Assertions.Expect(page.GetByText("Your own changes")).ToBeVisibleAsync();
         Assert.DoesNotContain($"#{adminOperation}", await page.Locator("tbody tr td:first-child a").AllTextContentsAsync());
