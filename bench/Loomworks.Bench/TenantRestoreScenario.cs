@@ -103,13 +103,18 @@ public sealed class TenantRestoreScenario : IScenario
             await BenchRunner.SettleAsync(cluster.DataSources.For("postgres"));
         }
 
+        async Task SettledAndArchivedAsync()
+        {
+            await BenchRunner.SettleAsync(cluster.DataSources.For("postgres"));
+            await WaitArchivedAsync(cluster, cancellationToken);
+        }
+
         for (var run = 0; run < runs; run++)
         {
             // Timed as B and C are, with nothing else running; the tenant's own availability is probed throughout. Each of
             // the three starts settled: without it ours, measured first, ran while the kernel still wrote back the
             // gigabytes the setup had just written (89 s, against 78 s for the same restore run second).
-            await BenchRunner.SettleAsync(cluster.DataSources.For("postgres"));
-            await WaitArchivedAsync(cluster, cancellationToken);
+            await SettledAndArchivedAsync();
             var nearSwap = false;
             using (var probe = new AvailabilityProbe(cluster.Server.Endpoint.ConnectionString("bench-big"),
                 () => Volatile.Read(ref nearSwap)))
@@ -123,8 +128,7 @@ public sealed class TenantRestoreScenario : IScenario
                 unavailable.Add(await probe.StopAsync());
                 await DropAsideAsync(aside);
             }
-            await BenchRunner.SettleAsync(cluster.DataSources.For("postgres"));
-            await WaitArchivedAsync(cluster, cancellationToken);
+            await SettledAndArchivedAsync();
             var b = await FullClusterRestoreAsync(cluster, snapshot, cancellationToken);
             await BenchRunner.SettleAsync(cluster.DataSources.For("postgres"));
             var c = await DumpAndLoadAsync(cluster, cancellationToken);
@@ -139,6 +143,9 @@ public sealed class TenantRestoreScenario : IScenario
             // once with the light load the goal names, once with the scan load (a whole-table count every cycle).
             foreach (var load in neighbourLoads.Where(l => measured.Contains(l.Name)))
             {
+                // Both halves start settled, as ours, B and C do: C's gigabyte of WAL still being archived, or B's and
+                // C's dirty pages still being written back, would land on whichever half came first.
+                await SettledAndArchivedAsync();
                 string beside;
                 using (var during = new NeighbourLoad(cluster.DataSources.For("bench-n1"), load.Sql))
                 {
@@ -148,6 +155,7 @@ public sealed class TenantRestoreScenario : IScenario
                     beside = restore.Aside;
                 }
                 await DropAsideAsync(beside);
+                await SettledAndArchivedAsync();
                 using (var quiet = new NeighbourLoad(cluster.DataSources.For("bench-n1"), load.Sql))
                 {
                     await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(load.RestoreBeside[^1], 30_000)), cancellationToken);

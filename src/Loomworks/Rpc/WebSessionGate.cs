@@ -43,11 +43,33 @@ public sealed class WebSessionGate(
             throw await CrossTenantAsync(http, cookie, routed.DatabaseName, ct);
         }
         // The management database's answer and the session's own travel side by side: one round trip of waiting, not
-        // two. WhenAll rethrows the first task's refusal first, so a tenant not served is said as such.
+        // two. The tenant's state is awaited first, so that a tenant not served is refused as such whatever the session's
+        // own lookup found (a suspended tenant's database may still answer, or already refuse with another error).
         var served = RequireServedAsync(cookie.Database, ct);
         var resolved = ResolveAsync(http, cookie, ct);
-        await Task.WhenAll(served, resolved);
+        try
+        {
+            await served;
+        }
+        catch
+        {
+            await ObserveAsync(resolved);
+            throw;
+        }
         return await resolved;
+    }
+
+    /// <summary>Waits for a lookup whose answer no longer matters, so that its failure is not left unobserved.</summary>
+    private static async Task ObserveAsync(Task task)
+    {
+        try
+        {
+            await task;
+        }
+        catch (Exception e) when (e is Records.OdooException or NpgsqlException or OperationCanceledException)
+        {
+            // The refusal already decided is the answer.
+        }
     }
 
     private async Task<WebSession> ResolveAsync(HttpContext http, WebSessionCookie cookie, CancellationToken ct)
